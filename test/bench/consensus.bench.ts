@@ -1,15 +1,9 @@
 // npm run bench:consensus — certificate cost for 4/16/64/100 validators (blst, noble, and the n-individual-signatures
 // baseline), then simulated heights per wall-clock second of the real state machine on the deterministic simulator,
 // with the fast test signature scheme and with real BLS side by side (same seeds, same machine, same run).
-import { blstScheme, createBlstSigner, generateBlsSecretKey } from "../../src/crypto/blst.ts";
-import { insecureKeys, type KeyMaterial, scenario, seedKeyMaterial } from "../sim/scenario.ts";
+import { blsKeys, insecureKeys, type KeyMaterial, scenario } from "../sim/scenario.ts";
 import { type SimConfig, simulate } from "../sim/simulator.ts";
 import { benchCertificates } from "./consensus-crypto.ts";
-
-const blsKeys: KeyMaterial = {
-  scheme: blstScheme,
-  signerFor: (seed, index) => createBlstSigner(generateBlsSecretKey(seedKeyMaterial(seed, index))),
-};
 
 /** A fault-free run: no Byzantine nodes, loss, partitions or crashes; 1-5 ms delays; stops after `heights`. */
 function cleanRun(seed: number, validators: number, keys: KeyMaterial, heights: number): SimConfig {

@@ -2,15 +2,9 @@
 //   [--double-voter] (force one Byzantine double voter) [--forget-safety-data] (crashed nodes lose their signing mark: must fail)
 // Ends with "N seeds, 0 violations" and exit 0, or prints each failing seed with the command that replays it and exits 1.
 import { parseArgs } from "node:util";
-import { blstScheme, createBlstSigner, generateBlsSecretKey } from "../../src/crypto/blst.ts";
 import { sweep } from "./run.ts";
-import { type KeyMaterial, scenario, seedKeyMaterial } from "./scenario.ts";
+import { blsKeys, scenario } from "./scenario.ts";
 import { simulate } from "./simulator.ts";
-
-const blsKeys: KeyMaterial = {
-  scheme: blstScheme,
-  signerFor: (seed, index) => createBlstSigner(generateBlsSecretKey(seedKeyMaterial(seed, index))),
-};
 
 function parsePositive(name: string, raw: string): number {
   const n = Number(raw);

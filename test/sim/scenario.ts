@@ -3,6 +3,7 @@
 import { concatBytes, keccak256, uintBytes } from "../../consensus/bytes.ts";
 import type { TimeoutParams } from "../../consensus/machine.ts";
 import type { SignatureScheme, Signer } from "../../consensus/types.ts";
+import { blstScheme, createBlstSigner, generateBlsSecretKey } from "../../src/crypto/blst.ts";
 import { insecureHashScheme, insecurePublicKey, insecureSigner } from "./insecure-scheme.ts";
 import { Prng } from "./prng.ts";
 import type { ByzantineKind, Crash, Partition, SimConfig } from "./simulator.ts";
@@ -26,6 +27,12 @@ export interface KeyMaterial {
 export const insecureKeys: KeyMaterial = {
   scheme: insecureHashScheme,
   signerFor: (seed, index) => insecureSigner(insecurePublicKey(seed, index)),
+};
+
+/** Real BLS12-381 keys (native blst), derived deterministically from (seed, index). */
+export const blsKeys: KeyMaterial = {
+  scheme: blstScheme,
+  signerFor: (seed, index) => createBlstSigner(generateBlsSecretKey(seedKeyMaterial(seed, index))),
 };
 
 export interface ScenarioOptions {

@@ -1,9 +1,8 @@
 // The simulator in CI: many seeds of random faults with no violation, a few with real BLS signatures, and proof that
 // the checker catches a deliberately broken safety rule.
 import { describe, expect, it } from "vitest";
-import { blstScheme, createBlstSigner, generateBlsSecretKey } from "../../src/crypto/blst.ts";
 import { sweep } from "./run.ts";
-import { type KeyMaterial, scenario, seedKeyMaterial } from "./scenario.ts";
+import { blsKeys, scenario } from "./scenario.ts";
 import { simulate } from "./simulator.ts";
 
 const SEEDS = Number(process.env.SIM_SEEDS ?? 240);
@@ -27,11 +26,7 @@ describe("consensus simulator", () => {
   });
 
   it("with real BLS signatures (blst) and certificates: no violation", () => {
-    const keys: KeyMaterial = {
-      scheme: blstScheme,
-      signerFor: (seed, index) => createBlstSigner(generateBlsSecretKey(seedKeyMaterial(seed, index))),
-    };
-    const report = sweep({ seeds: 4, firstSeed: 1, validators: [4], keys });
+    const report = sweep({ seeds: 4, firstSeed: 1, validators: [4], keys: blsKeys });
     expect(describeFailures(report)).toBe("");
     expect(report.heights).toBeGreaterThan(4 * 3);
   });

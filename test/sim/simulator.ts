@@ -7,7 +7,12 @@
 // evidence only ever names Byzantine validators); after GST the run checks liveness: every honest node commits
 // `livenessHeights` heights past the highest height any honest node had at GST, within `livenessWindowMs`.
 import { concatBytes, type Hex, keccak256, toHex, uintBytes } from "../../consensus/bytes.ts";
-import { buildCertificate, type Certificate, verifyCertificate } from "../../consensus/certificate.ts";
+import {
+  buildCertificate,
+  type Certificate,
+  type CertificateVerdict,
+  verifyCertificate,
+} from "../../consensus/certificate.ts";
 import {
   type Action,
   type ConsensusState,
@@ -646,7 +651,7 @@ export class Simulation {
     const verdict = verifyCertificate(c.certificate, set, { scheme: this.cfg.scheme, chainId: this.cfg.chainId });
     if (!verdict.ok || c.certificate.blockHash !== c.value || c.certificate.height !== height) return;
     this.synced++;
-    this.commit(node, c);
+    this.commit(node, c, verdict);
     this.startHeight(node, height + 1);
   }
 
@@ -701,7 +706,8 @@ export class Simulation {
         const set = this.setAt(action.height);
         const certificate = buildCertificate(this.cfg.chainId, set, action.precommits, this.cfg.scheme);
         const c: Commit = { height: action.height, value: action.value, certificate };
-        this.commit(node, c);
+        const verdict = verifyCertificate(certificate, set, { scheme: this.cfg.scheme, chainId: this.cfg.chainId });
+        this.commit(node, c, verdict);
         if (node.byzantine === undefined) this.broadcast(node, { kind: "commit", commit: c });
         this.queue.push(this.now + this.cfg.commitDelayMs, {
           kind: "startHeight",
@@ -818,15 +824,11 @@ export class Simulation {
     return null;
   }
 
-  /** Persists a decided block and checks agreement and validity. */
-  private commit(node: SimNode, c: Commit): void {
+  /** Persists a block with the verdict on its certificate; checks the certificate, agreement and validity. */
+  private commit(node: SimNode, c: Commit, verdict: CertificateVerdict): void {
     if (node.disk.chain.length !== c.height - 1) return;
     node.disk.chain.push(c);
     if (node.byzantine !== undefined) return;
-    const verdict = verifyCertificate(c.certificate, this.setAt(c.height), {
-      scheme: this.cfg.scheme,
-      chainId: this.cfg.chainId,
-    });
     if (!verdict.ok)
       this.violate("certificate", `node ${node.id} height ${c.height}: ${verdict.code} ${verdict.message}`);
     const info = this.values.get(c.value);
