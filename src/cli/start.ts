@@ -1,0 +1,63 @@
+// `dcn start --config FILE`: loads and validates the config and genesis, decrypts the keys, runs the node until
+// SIGINT/SIGTERM (clean stop, exit 0) or a fatal error (exit 1).
+import { basename, dirname, join, resolve } from "node:path";
+import { loadConfig, readKeyPassword } from "../config/config.ts";
+import { loadGenesis } from "../config/genesis.ts";
+import { loadKeystore } from "../keys/keystore.ts";
+import { createLogger } from "../node/log.ts";
+import { DcnNode } from "../node/node.ts";
+
+export interface StartOptions {
+  readonly config: string;
+  /** Exit when this process id disappears (set by `dcn devnet` so that no node outlives it). */
+  readonly parentPid?: number;
+}
+
+export async function startCommand(opts: StartOptions): Promise<number> {
+  const config = await loadConfig(opts.config);
+  const log = createLogger({ level: config.log.level, base: { node: basename(dirname(resolve(opts.config))) } });
+  const genesis = await loadGenesis(config.genesis);
+  const pw = await readKeyPassword(config);
+  const peer = await loadKeystore(join(config.keys.dir, "peer.json"), "peer", pw);
+  const consensus =
+    config.role === "validator" ? await loadKeystore(join(config.keys.dir, "consensus.json"), "consensus", pw) : null;
+  if (peer.insecure || consensus?.insecure === true) {
+    log.warn({ keys: config.keys.dir }, "keys are stored unencrypted (--insecure): acceptable for a devnet only");
+  }
+  const node = await DcnNode.create(config, genesis, { consensus: consensus?.secret ?? null, peer: peer.secret }, log);
+  let finish: (code: number) => void = () => {};
+  const exited = new Promise<number>((r) => {
+    finish = r;
+  });
+  const stop = (code: number) => {
+    node.stop().then(
+      () => finish(code),
+      (err: unknown) => {
+        log.error({ err }, "error while stopping");
+        finish(1);
+      },
+    );
+  };
+  process.once("SIGINT", () => stop(0));
+  process.once("SIGTERM", () => stop(0));
+  await node.start((err) => {
+    log.fatal({ err }, "fatal error: stopping");
+    stop(1);
+  });
+  let watch: ReturnType<typeof setInterval> | undefined;
+  if (opts.parentPid !== undefined) {
+    const parent = opts.parentPid;
+    watch = setInterval(() => {
+      try {
+        process.kill(parent, 0);
+      } catch {
+        log.warn({ parent }, "parent process is gone: stopping");
+        stop(0);
+      }
+    }, 1_000);
+  }
+  const code = await exited;
+  if (watch !== undefined) clearInterval(watch);
+  log.flush();
+  return code;
+}

@@ -1,0 +1,432 @@
+// The node config file (JSON). One zod schema gives the defaults, the validation and the JSON Schema
+// (`configJsonSchema()`) for the generated reference. Objects are strict: a misspelt key is an error with a
+// suggestion, never silently ignored. Paths are relative to the config file's directory and come out absolute.
+import { readFile, stat } from "node:fs/promises";
+import { basename, dirname, resolve } from "node:path";
+import { peerIdFromString } from "@libp2p/peer-id";
+import { multiaddr } from "@multiformats/multiaddr";
+import { z } from "zod";
+import type { TimeoutParams } from "../../consensus/machine.ts";
+import { addIssue, type FileErrorCode, FileIssuesError, type Issue, issuesFromZod, readJsonFile } from "./issues.ts";
+
+/** The node config (or the key password it points to) is missing, unreadable or invalid. */
+export class ConfigError extends FileIssuesError {
+  override readonly name = "ConfigError";
+  constructor(code: FileErrorCode, file: string, issues: readonly Issue[], options?: { cause?: unknown }) {
+    super(code, file, issues, options);
+  }
+}
+
+export const CONFIG_MAX_BYTES = 1024 * 1024;
+export const PASSWORD_FILE_MAX_BYTES = 4096;
+/** Environment variable holding the key password; it takes precedence over keys.passwordFile. */
+export const KEY_PASSWORD_ENV = "DCN_KEY_PASSWORD";
+
+export const CONFIG_LIMITS = {
+  maxListen: 16,
+  maxPeers: 256,
+  maxReplicas: 1024,
+  maxTimeoutMs: 600_000,
+  minRebroadcastMs: 10,
+  maxBlockIntervalMs: 3_600_000,
+  minBlockBytes: 1024,
+  /** gossipsub drops messages above 4 MiB without a word; a block must fit in one with room for its envelope. */
+  maxBlockBytes: 4_000_000,
+  maxBlockTransactions: 100_000,
+} as const;
+
+const LISTEN_EXAMPLE = "/ip4/0.0.0.0/tcp/26656";
+const PEER_EXAMPLE = "/ip4/10.0.0.2/tcp/26656/p2p/12D3KooW...";
+const PEER_ID_FIX = "copy the peerId from the node's identity.json (written by `dcn init`; it starts with 12D3KooW)";
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Field checks
+
+type Checked = { readonly message: string; readonly fix: string } | null;
+
+function parseMultiaddr(text: string): { names: string[]; values: (string | undefined)[] } | string {
+  try {
+    const components = multiaddr(text).getComponents();
+    return { names: components.map((c) => c.name), values: components.map((c) => c.value) };
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+function listenProblem(text: string): Checked {
+  const parsed = parseMultiaddr(text);
+  if (typeof parsed === "string") {
+    return {
+      message: `${JSON.stringify(text)} is not a multiaddr (${parsed})`,
+      fix: `use a form like /ip4/127.0.0.1/tcp/26656`,
+    };
+  }
+  if (parsed.names.includes("p2p")) {
+    return {
+      message: `${JSON.stringify(text)} names a peer id, which a listen address cannot`,
+      fix: "remove the /p2p/... part: the node listens under its own peer id",
+    };
+  }
+  const [network, transport] = parsed.names;
+  if ((network !== "ip4" && network !== "ip6") || transport !== "tcp" || parsed.names.length !== 2) {
+    return {
+      message: `${JSON.stringify(text)} is not an /ip4 or /ip6 TCP address`,
+      fix: `the node listens on TCP only: use a form like ${LISTEN_EXAMPLE} (or /ip6/::/tcp/26656)`,
+    };
+  }
+  return null;
+}
+
+/** The peer id at the end of a dialable peer multiaddr, or the problem. */
+function peerAddressProblem(text: string): Checked {
+  const parsed = parseMultiaddr(text);
+  if (typeof parsed === "string") {
+    return {
+      message: `${JSON.stringify(text)} is not a multiaddr (${parsed})`,
+      fix: `use a form like ${PEER_EXAMPLE}`,
+    };
+  }
+  if (parsed.names[parsed.names.length - 1] !== "p2p") {
+    return {
+      message: `${JSON.stringify(text)} does not end in /p2p/<peerId>`,
+      fix: `append the peer's id, e.g. ${text.replace(/\/$/, "")}/p2p/12D3KooW...; ${PEER_ID_FIX}`,
+    };
+  }
+  const [network, transport] = parsed.names;
+  if (!["ip4", "ip6", "dns", "dns4", "dns6"].includes(network ?? "") || transport !== "tcp") {
+    return {
+      message: `${JSON.stringify(text)} is not a TCP address`,
+      fix: `the node dials TCP only: use a form like ${PEER_EXAMPLE}`,
+    };
+  }
+  return peerIdProblem(parsed.values[parsed.values.length - 1] ?? "");
+}
+
+function peerIdProblem(text: string): Checked {
+  try {
+    peerIdFromString(text);
+    return null;
+  } catch (error) {
+    return {
+      message: `${JSON.stringify(text)} is not a libp2p peer id (${(error as Error).message})`,
+      fix: PEER_ID_FIX,
+    };
+  }
+}
+
+function checked(check: (text: string) => Checked) {
+  return (text: string, ctx: z.RefinementCtx): void => {
+    const problem = check(text);
+    if (problem !== null) addIssue(ctx, problem.message, problem.fix);
+  };
+}
+
+function noDuplicates(key: (item: string) => string, what: string) {
+  return (items: readonly string[], ctx: z.RefinementCtx): void => {
+    const seen = new Map<string, number>();
+    items.forEach((item, i) => {
+      let k: string;
+      try {
+        k = key(item);
+      } catch {
+        return; // the item's own check reports it
+      }
+      const first = seen.get(k);
+      if (first === undefined) seen.set(k, i);
+      else addIssue(ctx, `${what} ${JSON.stringify(k)} is listed again (first at [${first}])`, "list it once", [i]);
+    });
+  };
+}
+
+const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]+$/;
+
+function hostProblem(text: string): Checked {
+  return text.length <= 253 && HOST_RE.test(text)
+    ? null
+    : {
+        message: `${JSON.stringify(text)} is not a host name or IP address`,
+        fix: "use an address like 127.0.0.1 (local only) or 0.0.0.0 (all interfaces), without scheme or port",
+      };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Schema
+
+function ms(min: number, max: number, fallback: number, description: string) {
+  return z
+    .number()
+    .int()
+    .min(min)
+    .max(max)
+    .default(fallback)
+    .meta({ description, examples: [fallback] });
+}
+
+const T = CONFIG_LIMITS.maxTimeoutMs;
+
+export const configSchema = z
+  .strictObject({
+    role: z
+      .enum(["validator", "replica"])
+      .default("validator")
+      .meta({ description: "validator: votes with the consensus key; replica: follows and serves, never votes" }),
+    dataDir: z
+      .string()
+      .min(1)
+      .meta({ description: "Database directory, relative to this file", examples: ["data"] }),
+    genesis: z
+      .string()
+      .min(1)
+      .meta({ description: "Path of genesis.json, relative to this file", examples: ["genesis.json"] }),
+    keys: z
+      .strictObject({
+        dir: z
+          .string()
+          .min(1)
+          .default("keys")
+          .meta({ description: "Directory with consensus.json, peer.json, operator.json", examples: ["keys"] }),
+        passwordFile: z
+          .string()
+          .min(1)
+          .optional()
+          .meta({
+            description: `File holding the key password (one trailing newline ignored); ${KEY_PASSWORD_ENV} overrides it`,
+            examples: ["password.txt"],
+          }),
+      })
+      .prefault({}),
+    p2p: z
+      .strictObject({
+        listen: z
+          .array(z.string().superRefine(checked(listenProblem)))
+          .max(CONFIG_LIMITS.maxListen)
+          .superRefine(noDuplicates((s) => s, "address"))
+          .default([LISTEN_EXAMPLE])
+          .meta({ description: "TCP multiaddrs to listen on", examples: [[LISTEN_EXAMPLE]] }),
+        peers: z
+          .array(z.string().superRefine(checked(peerAddressProblem)))
+          .max(CONFIG_LIMITS.maxPeers)
+          .superRefine(noDuplicates(peerIdOfAddress, "peer id"))
+          .default([])
+          .meta({ description: "Peers to dial: multiaddrs ending in /p2p/<peerId>", examples: [[PEER_EXAMPLE]] }),
+        replicas: z
+          .array(z.string().superRefine(checked(peerIdProblem)))
+          .max(CONFIG_LIMITS.maxReplicas)
+          .superRefine(noDuplicates((s) => s, "peer id"))
+          .default([])
+          .meta({ description: "Peer ids admitted besides the active validators (read-only replicas)" }),
+      })
+      .prefault({}),
+    consensus: z
+      .strictObject({
+        timeoutProposeMs: ms(1, T, 1000, "Wait for a proposal in round 0"),
+        timeoutProposeDeltaMs: ms(0, T, 500, "Added to the propose timeout per round"),
+        timeoutPrevoteMs: ms(1, T, 500, "Wait for more prevotes after +2/3 of any in round 0"),
+        timeoutPrevoteDeltaMs: ms(0, T, 250, "Added to the prevote timeout per round"),
+        timeoutPrecommitMs: ms(1, T, 500, "Wait for more precommits after +2/3 of any in round 0"),
+        timeoutPrecommitDeltaMs: ms(0, T, 250, "Added to the precommit timeout per round"),
+        rebroadcastMs: ms(CONFIG_LIMITS.minRebroadcastMs, T, 1000, "Re-send own votes while a round is stuck"),
+        blockIntervalMs: ms(
+          0,
+          CONFIG_LIMITS.maxBlockIntervalMs,
+          0,
+          "Minimum time between blocks; 0 = as fast as consensus",
+        ),
+        maxBlockBytes: z
+          .number()
+          .int()
+          .min(CONFIG_LIMITS.minBlockBytes)
+          .max(CONFIG_LIMITS.maxBlockBytes)
+          .default(2_000_000)
+          .meta({
+            description: "Largest encoded block a proposer builds or a validator accepts",
+            examples: [2_000_000],
+          }),
+        maxBlockTransactions: z
+          .number()
+          .int()
+          .min(1)
+          .max(CONFIG_LIMITS.maxBlockTransactions)
+          .default(10_000)
+          .meta({ description: "Most transactions in one block", examples: [10_000] }),
+      })
+      .prefault({}),
+    metrics: z
+      .strictObject({
+        enabled: z.boolean().default(true).meta({ description: "Serve Prometheus metrics" }),
+        host: z
+          .string()
+          .superRefine(checked(hostProblem))
+          .default("127.0.0.1")
+          .meta({ description: "Metrics bind address", examples: ["127.0.0.1"] }),
+        port: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .default(9100)
+          .meta({ description: "Metrics TCP port (0 = any free port)", examples: [9100] }),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
+        format: z.enum(["json", "pretty"]).default("json"),
+      })
+      .prefault({}),
+  })
+  .meta({ title: "Lumia DCN node config" });
+
+/** The config file as written (relative paths, defaults filled in). */
+export type ConfigFile = z.output<typeof configSchema>;
+
+export type LogLevel = ConfigFile["log"]["level"];
+
+export interface PeerAddress {
+  /** Full multiaddr, ending in /p2p/<peerId>. */
+  readonly multiaddr: string;
+  readonly peerId: string;
+}
+
+/** The validated config: every default filled in, every path absolute, timeouts in the state machine's terms. */
+export interface NodeConfig {
+  /** Label of the source in messages (the config file's name). */
+  readonly source: string;
+  /** Absolute directory that relative paths were resolved against. */
+  readonly baseDir: string;
+  readonly role: "validator" | "replica";
+  readonly dataDir: string;
+  readonly genesis: string;
+  readonly keys: { readonly dir: string; readonly passwordFile: string | null };
+  readonly p2p: {
+    readonly listen: readonly string[];
+    readonly peers: readonly PeerAddress[];
+    readonly replicas: readonly string[];
+  };
+  readonly consensus: {
+    readonly timeouts: TimeoutParams;
+    readonly rebroadcastMs: number;
+    readonly blockIntervalMs: number;
+    readonly maxBlockBytes: number;
+    readonly maxBlockTransactions: number;
+  };
+  readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
+  readonly log: { readonly level: LogLevel; readonly format: "json" | "pretty" };
+}
+
+/** The peer id at the end of a peer multiaddr (throws on anything else; callers pass checked addresses). */
+function peerIdOfAddress(address: string): string {
+  const last = multiaddr(address).getComponents().at(-1);
+  if (last?.name !== "p2p" || last.value === undefined) throw new RangeError(`${address} does not end in /p2p/<id>`);
+  return last.value;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Parsing and loading
+
+/** Validates `json` and resolves its paths against `baseDir`. Throws ConfigError listing every issue. */
+export function parseConfig(json: unknown, baseDir: string, source = "config"): NodeConfig {
+  const result = configSchema.safeParse(json);
+  if (!result.success) throw new ConfigError("invalid", source, issuesFromZod(configSchema, json, result.error));
+  const c = result.data;
+  const base = resolve(baseDir);
+  return {
+    source,
+    baseDir: base,
+    role: c.role,
+    dataDir: resolve(base, c.dataDir),
+    genesis: resolve(base, c.genesis),
+    keys: {
+      dir: resolve(base, c.keys.dir),
+      passwordFile: c.keys.passwordFile === undefined ? null : resolve(base, c.keys.passwordFile),
+    },
+    p2p: {
+      listen: c.p2p.listen,
+      peers: c.p2p.peers.map((address) => ({ multiaddr: address, peerId: peerIdOfAddress(address) })),
+      replicas: c.p2p.replicas,
+    },
+    consensus: {
+      timeouts: {
+        proposeMs: c.consensus.timeoutProposeMs,
+        proposeDeltaMs: c.consensus.timeoutProposeDeltaMs,
+        prevoteMs: c.consensus.timeoutPrevoteMs,
+        prevoteDeltaMs: c.consensus.timeoutPrevoteDeltaMs,
+        precommitMs: c.consensus.timeoutPrecommitMs,
+        precommitDeltaMs: c.consensus.timeoutPrecommitDeltaMs,
+      },
+      rebroadcastMs: c.consensus.rebroadcastMs,
+      blockIntervalMs: c.consensus.blockIntervalMs,
+      maxBlockBytes: c.consensus.maxBlockBytes,
+      maxBlockTransactions: c.consensus.maxBlockTransactions,
+    },
+    metrics: c.metrics,
+    log: c.log,
+  };
+}
+
+/** Reads and validates the config file at `path`; relative paths in it are resolved against its directory. */
+export async function loadConfig(path: string): Promise<NodeConfig> {
+  const absolute = resolve(path);
+  const source = basename(absolute);
+  const json = await readJsonFile(
+    absolute,
+    CONFIG_MAX_BYTES,
+    "node config",
+    (code, issue, cause) => new ConfigError(code, source, [issue], cause === null ? undefined : { cause }),
+  );
+  return parseConfig(json, dirname(absolute), source);
+}
+
+/**
+ * The key password: `DCN_KEY_PASSWORD` if set and non-empty, else the content of keys.passwordFile (one trailing
+ * newline removed, since editors add one), else undefined (only insecure key files then load).
+ */
+export async function readKeyPassword(
+  config: NodeConfig,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<string | undefined> {
+  const fromEnv = env[KEY_PASSWORD_ENV];
+  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
+  const file = config.keys.passwordFile;
+  if (file === null) return undefined;
+  const text = await readTextFile(file, PASSWORD_FILE_MAX_BYTES, config.source);
+  const password = text.replace(/\r?\n$/, "");
+  if (password === "") {
+    throw new ConfigError("invalid", config.source, [
+      { path: "keys.passwordFile", message: `${file} is empty`, fix: "write the key password into it" },
+    ]);
+  }
+  return password;
+}
+
+async function readTextFile(file: string, maxBytes: number, source: string): Promise<string> {
+  const fail = (code: FileErrorCode, message: string, fix: string, cause?: unknown): ConfigError =>
+    new ConfigError(
+      code,
+      source,
+      [{ path: "keys.passwordFile", message, fix }],
+      cause === undefined ? undefined : { cause },
+    );
+  try {
+    const info = await stat(file);
+    if (info.size > maxBytes)
+      throw fail("too_large", `${file} has ${info.size} bytes`, "it should hold only the password");
+    return await readFile(file, "utf8");
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      throw fail("not_found", `${file} does not exist`, `create it, or set ${KEY_PASSWORD_ENV} instead`, error);
+    }
+    throw fail("unreadable", `cannot read ${file}: ${(error as Error).message}`, "check its permissions", error);
+  }
+}
+
+/** JSON Schema (draft 2020-12) of the config file as written, defaults included: the source of the config reference. */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, { io: "input", target: "draft-2020-12" }) as Record<string, unknown>;
+}
+
+/** A complete config file with every default spelled out, for `dcn init` to write next to the keys. */
+export function configTemplate(paths: { dataDir: string; genesis: string }): ConfigFile {
+  return configSchema.parse({ dataDir: paths.dataDir, genesis: paths.genesis });
+}

@@ -1,0 +1,783 @@
+// The consensus driver: one serial loop feeds the pure state machine (consensus/machine.ts) with verified messages,
+// timer events and the answers to its requests, and carries out its actions with real I/O: building blocks, signing
+// through the safety guard, persisting safety data with sync before a vote or proposal leaves the process,
+// broadcasting, committing blocks with their certificates, scheduling timeouts.
+//
+// The driver contract (docs/consensus.md) is the one the simulator (test/sim/simulator.ts) checks over thousands of
+// seeds: persist mark + lock + proof-of-lock + the signed vote before it leaves; after a restart resume the height at
+// the persisted round with the persisted lock and feed back the own proposal, the proof-of-lock and the own votes;
+// when stalled, fetch what peers hold for this height (the relay rules); buffer the next height; sync when further behind.
+//
+// Signatures are verified before messages reach the loop (in the gossip validators, see verifier.ts), so the loop
+// only orders and applies them.
+import type { Hex } from "../../consensus/bytes.ts";
+import { buildCertificate, type Certificate, verifyCertificate } from "../../consensus/certificate.ts";
+import {
+  type Action,
+  type ConsensusState,
+  type Input,
+  initialState,
+  type LockState,
+  NO_LOCK,
+  proposalsOf,
+  step,
+  type TimeoutParams,
+  type TimeoutStep,
+  votesFor,
+  votesOf,
+} from "../../consensus/machine.ts";
+import { checkSign, type SigningMark } from "../../consensus/safety.ts";
+import { proposalDigest, voteDigestOf } from "../../consensus/signing.ts";
+import type {
+  Evidence,
+  Proposal,
+  SignatureScheme,
+  SignedProposal,
+  SignedVote,
+  Signer,
+  ValidatorSet,
+  Vote,
+} from "../../consensus/types.ts";
+import { indexOfAddress, nextHeightValidatorSet, validatorAddress } from "../../consensus/validator-set.ts";
+import {
+  type Block,
+  blockHash,
+  checkBlock,
+  decodeBlock,
+  encodeBlock,
+  transactionsRoot,
+  ZERO_HASH,
+} from "../chain/block.ts";
+import type { ChainStore, SafetyRecord } from "../storage/chain-store.ts";
+import type { Logger } from "./log.ts";
+import type { HeightStateResponse } from "./messages.ts";
+import type { NodeMetrics } from "./metrics.ts";
+
+/** Where blocks get their transactions; the execution core's mempool replaces the opaque pool. */
+export interface PayloadSource {
+  take(maxBytes: number, maxCount: number): Uint8Array[];
+  committed(transactions: readonly Uint8Array[]): void;
+}
+
+/** The driver's outputs to the network; the node wires them to gossip topics and sync requests. */
+export interface Outbox {
+  publishProposal(proposal: SignedProposal, block: Uint8Array): void;
+  publishVote(vote: SignedVote): void;
+  publishCertificate(certificate: Certificate): void;
+  publishEvidence(evidence: Evidence): void;
+  /** The driver makes no progress at `height`: ask peers for their head and the height's messages. */
+  stalled(height: number, round: number): void;
+  /** The subnet has committed `height` (a certificate or a peer's status says so): catch up, from `peer` if given. */
+  behind(height: number, peer: string | undefined): void;
+  committed(height: number, hash: Hex): void;
+}
+
+export interface Clock {
+  nowMs(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const realClock: Clock = {
+  nowMs: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+export interface DriverParams {
+  readonly chainId: bigint;
+  readonly genesisHash: Hex;
+  readonly genesisTimeMs: number;
+  readonly timeouts: TimeoutParams;
+  /** No progress for this long: fetch the height's messages from peers. */
+  readonly rebroadcastMs: number;
+  /** Minimum time between the starts of two heights (CometBFT's timeout_commit); 0 = as fast as consensus. */
+  readonly blockIntervalMs: number;
+  readonly maxBlockBytes: number;
+  readonly maxBlockTransactions: number;
+  readonly maxClockDriftMs: number;
+  readonly maxRoundsAhead: number;
+  readonly maxBufferedMessages: number;
+  readonly maxQueuedEvents: number;
+}
+
+export interface DriverModules {
+  readonly store: ChainStore;
+  /** Null for a read-only replica. */
+  readonly signer: Signer | null;
+  readonly scheme: SignatureScheme;
+  readonly outbox: Outbox;
+  readonly payloads: PayloadSource;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly metrics: NodeMetrics;
+}
+
+/** A verified commit: block bytes whose hash the certificate certifies, for the next height. */
+export interface CommitCandidate {
+  readonly block: Uint8Array;
+  readonly certificate: Certificate;
+}
+
+type Event =
+  | { readonly kind: "proposal"; readonly proposal: SignedProposal; readonly block: Block; readonly bytes: Uint8Array }
+  | { readonly kind: "vote"; readonly vote: SignedVote }
+  | { readonly kind: "certificate"; readonly certificate: Certificate; readonly from: string | undefined }
+  | { readonly kind: "commits"; readonly commits: readonly CommitCandidate[]; readonly done: (n: number) => void }
+  | { readonly kind: "timeout"; readonly height: number; readonly round: number; readonly step: TimeoutStep }
+  | { readonly kind: "startHeight"; readonly height: number }
+  | { readonly kind: "tick" };
+
+/** Events the loop never drops: losing one would stall the node. */
+const ESSENTIAL: ReadonlySet<Event["kind"]> = new Set(["timeout", "startHeight", "commits", "tick"]);
+
+export class DriverError extends Error {
+  override readonly name = "DriverError";
+  constructor(
+    readonly code: "not_started" | "stopped" | "persist_failed" | "invariant",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+interface KnownBlock {
+  readonly block: Block;
+  readonly bytes: Uint8Array;
+  readonly valid: boolean;
+}
+
+export interface DriverStatus {
+  readonly height: number;
+  readonly round: number;
+  readonly step: string;
+  readonly headHeight: number;
+  readonly headHash: Hex | null;
+  readonly validator: boolean;
+  readonly address: Hex | null;
+  readonly lastCommitMs: number | null;
+}
+
+export class ConsensusDriver {
+  private cs: ConsensusState;
+  private readonly address: Hex | null;
+  private readonly queue: Event[] = [];
+  private draining = false;
+  private stopped = false;
+  private started = false;
+  private readonly timers = new Set<unknown>();
+  /** Blocks seen at the current height, by hash (bounded by maxProposalsPerRound x rounds). */
+  private blocks = new Map<Hex, KnownBlock>();
+  /** Verified proposals and votes of the next height, replayed when it starts. */
+  private buffered: Event[] = [];
+  private safety: SafetyRecord;
+  private nextSetCache: { forHeight: number; set: ValidatorSet } | null = null;
+  private pendingDecision: { height: number; round: number; value: Hex; precommits: readonly SignedVote[] } | null =
+    null;
+  private heightStartedMs = 0;
+  private lastCommitMs: number | null = null;
+  private lastProgress = "";
+  private tickHandle: unknown = null;
+  private fatal: ((error: Error) => void) | null = null;
+
+  constructor(
+    private readonly params: DriverParams,
+    private readonly m: DriverModules,
+  ) {
+    this.address = m.signer === null ? null : validatorAddress(m.signer.publicKey);
+    this.cs = initialState({
+      chainId: params.chainId,
+      self: this.address,
+      timeouts: params.timeouts,
+      maxRoundsAhead: params.maxRoundsAhead,
+      maxProposalsPerRound: 4,
+    });
+    this.safety = emptySafety();
+  }
+
+  /** Loads the head and the safety record and starts (or resumes) the next height. `onFatal` gets broken invariants and disk failures. */
+  async start(onFatal: (error: Error) => void): Promise<void> {
+    this.fatal = onFatal;
+    const store = this.m.store;
+    const saved = await store.loadSafety();
+    const height = store.headHeight + 1;
+    if (saved !== null) this.safety = saved;
+    const mark = this.safety.mark;
+    const resume = mark !== null && mark.height === height && this.safety.height === height;
+    this.started = true;
+    if (resume) {
+      for (const b of this.safety.blocks) this.rememberBlock(b.block, true);
+      this.m.log.info(
+        { height, round: mark.round, step: mark.step, locked: this.safety.lock.lockedValue },
+        "resuming height from persisted safety data",
+      );
+      await this.startHeight(height, { round: mark.round, lock: this.safety.lock });
+      const own = this.safety.ownProposal;
+      if (own !== null && own.height === height) await this.feed({ kind: "proposal", proposal: own, valid: true });
+      for (const v of this.safety.proofOfLock) await this.feed({ kind: "vote", vote: v });
+      for (const v of this.safety.ownVotes) if (v.height === height) await this.feed({ kind: "vote", vote: v });
+    } else {
+      await this.startHeight(height);
+    }
+    this.scheduleTick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) this.m.clock.clearTimeout(t);
+    this.timers.clear();
+    if (this.tickHandle !== null) this.m.clock.clearTimeout(this.tickHandle);
+    // Let an event in progress (possibly a synced write) finish before the store closes.
+    while (this.draining) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  // ---- inputs from the network (already signature-checked) ----
+
+  onProposal(proposal: SignedProposal, block: Block, bytes: Uint8Array): void {
+    this.enqueue({ kind: "proposal", proposal, block, bytes });
+  }
+
+  onVote(vote: SignedVote): void {
+    this.enqueue({ kind: "vote", vote });
+  }
+
+  onCertificate(certificate: Certificate, from: string | undefined): void {
+    this.enqueue({ kind: "certificate", certificate, from });
+  }
+
+  /** Applies synced commits in order; resolves with how many were committed. Each must be for the next height. */
+  applyCommits(commits: readonly CommitCandidate[]): Promise<number> {
+    return new Promise((resolve) => this.enqueue({ kind: "commits", commits, done: resolve }));
+  }
+
+  // ---- reads for peers and operators ----
+
+  /** The validator set that signs `height`, for heights this node can check now: the current and the next one. */
+  validatorSetFor(height: number): ValidatorSet | undefined {
+    const head = this.m.store.headHeight;
+    if (height === head + 1) return this.m.store.validatorSetFor(height);
+    if (height === head + 2) {
+      if (this.nextSetCache?.forHeight !== height) {
+        this.nextSetCache = { forHeight: height, set: nextHeightValidatorSet(this.m.store.validatorSetFor(head + 1)) };
+      }
+      return this.nextSetCache.set;
+    }
+    return undefined;
+  }
+
+  get headHeight(): number {
+    return this.m.store.headHeight;
+  }
+
+  status(): DriverStatus {
+    return {
+      height: this.cs.height,
+      round: this.cs.round,
+      step: this.cs.step,
+      headHeight: this.m.store.headHeight,
+      headHash: this.m.store.headHash(),
+      validator: this.cs.selfIndex >= 0,
+      address: this.address,
+      lastCommitMs: this.lastCommitMs,
+    };
+  }
+
+  /** What this node holds at `height` for a stalled peer: proposals with blocks and votes of recent and POL rounds. */
+  heightState(height: number, maxBytes: number): HeightStateResponse {
+    const cs = this.cs;
+    if (height !== cs.height) return { proposals: [], votes: [] };
+    const rounds = new Set<number>();
+    for (const r of [cs.round, cs.round - 1, cs.lock.validRound, cs.lock.lockedRound]) if (r >= 0) rounds.add(r);
+    const proposals: { proposal: SignedProposal; block: Uint8Array }[] = [];
+    const votes: SignedVote[] = [];
+    let bytes = 0;
+    for (const r of rounds) {
+      for (const type of ["prevote", "precommit"] as const) {
+        for (const v of votesOf(cs, r, type)) {
+          if (bytes + 145 > maxBytes) return { proposals, votes };
+          votes.push(v);
+          bytes += 145;
+        }
+      }
+    }
+    for (const r of rounds) {
+      for (const p of proposalsOf(cs, r)) {
+        const known = this.blocks.get(p.value);
+        if (known === undefined || bytes + known.bytes.length + 160 > maxBytes || proposals.length >= 16) continue;
+        proposals.push({ proposal: p, block: known.bytes });
+        bytes += known.bytes.length + 160;
+      }
+    }
+    return { proposals, votes };
+  }
+
+  // ---- the loop ----
+
+  private enqueue(e: Event): void {
+    if (this.stopped) return;
+    if (this.queue.length >= this.params.maxQueuedEvents && !ESSENTIAL.has(e.kind)) {
+      this.m.metrics.droppedEvents.inc({ kind: e.kind });
+      return;
+    }
+    this.queue.push(e);
+    if (!this.draining) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      for (let e = this.queue.shift(); e !== undefined && !this.stopped; e = this.queue.shift()) {
+        await this.handle(e);
+      }
+    } catch (error) {
+      this.stopped = true;
+      const err = error instanceof Error ? error : new Error(String(error));
+      this.m.log.fatal({ err }, "consensus driver stopped");
+      this.fatal?.(err);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async handle(e: Event): Promise<void> {
+    if (!this.started) throw new DriverError("not_started", "event before start()");
+    switch (e.kind) {
+      case "proposal":
+        return this.handleProposal(e.proposal, e.block, e.bytes);
+      case "vote":
+        return this.handleVote(e.vote);
+      case "certificate":
+        return this.handleCertificate(e.certificate, e.from);
+      case "commits": {
+        let n = 0;
+        for (const c of e.commits) {
+          if (!(await this.applyCommit(c))) break;
+          n++;
+        }
+        e.done(n);
+        return;
+      }
+      case "timeout":
+        this.m.log.debug({ height: e.height, round: e.round, step: e.step, at: this.cs.step }, "timeout");
+        if (e.height === this.cs.height)
+          await this.feed({ kind: "timeout", height: e.height, round: e.round, step: e.step });
+        return;
+      case "startHeight":
+        if (e.height === this.m.store.headHeight + 1 && this.cs.height < e.height) await this.startHeight(e.height);
+        return;
+      case "tick":
+        this.onTick();
+        return;
+      default: {
+        const never: never = e;
+        throw new DriverError("invariant", `unhandled event ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private onTick(): void {
+    this.scheduleTick();
+    const cs = this.cs;
+    const progress = `${cs.height}/${cs.round}/${cs.step}`;
+    const stalled = progress === this.lastProgress;
+    this.lastProgress = progress;
+    if (stalled) this.m.outbox.stalled(cs.height, cs.round);
+  }
+
+  private scheduleTick(): void {
+    if (this.stopped) return;
+    this.tickHandle = this.m.clock.setTimeout(() => this.enqueue({ kind: "tick" }), this.params.rebroadcastMs);
+  }
+
+  private async handleProposal(proposal: SignedProposal, block: Block, bytes: Uint8Array): Promise<void> {
+    const current = this.m.store.headHeight + 1;
+    if (proposal.height < current) return;
+    const pending = this.pendingDecision;
+    if (pending !== null && pending.height === proposal.height && pending.value === proposal.value) {
+      // The body of a block +2/3 already precommitted: commit it now.
+      this.rememberBlock(bytes, true);
+      await this.decide(pending.height, pending.round, pending.value, pending.precommits);
+      return;
+    }
+    if (proposal.height > current || this.cs.step === "commit" || this.cs.height !== current) {
+      this.buffer({ kind: "proposal", proposal, block, bytes });
+      return;
+    }
+    const known = this.blocks.get(proposal.value) ?? this.rememberBlock(bytes, this.isValidBlock(block, bytes));
+    this.m.log.debug(
+      { height: proposal.height, round: proposal.round, proposer: proposal.proposerIndex, valid: known.valid },
+      "proposal",
+    );
+    await this.feed({ kind: "proposal", proposal, valid: known.valid });
+  }
+
+  private async handleVote(vote: SignedVote): Promise<void> {
+    const current = this.m.store.headHeight + 1;
+    if (vote.height < current) return;
+    if (vote.height > current || this.cs.step === "commit" || this.cs.height !== current) {
+      this.buffer({ kind: "vote", vote });
+      return;
+    }
+    await this.feed({ kind: "vote", vote });
+  }
+
+  private buffer(e: Event): void {
+    if (this.buffered.length >= this.params.maxBufferedMessages) {
+      this.m.metrics.droppedEvents.inc({ kind: "buffer_full" });
+      return;
+    }
+    this.buffered.push(e);
+  }
+
+  private async handleCertificate(certificate: Certificate, from: string | undefined): Promise<void> {
+    const head = this.m.store.headHeight;
+    if (certificate.height <= head) return;
+    if (certificate.height > head + 1) {
+      this.m.outbox.behind(certificate.height, from);
+      return;
+    }
+    // The next height is certified: commit it now if this node has the block (it missed the precommits), else sync.
+    const known = this.blocks.get(certificate.blockHash);
+    if (known === undefined) {
+      this.m.outbox.behind(certificate.height, from);
+      return;
+    }
+    await this.applyCommit({ block: known.bytes, certificate });
+  }
+
+  /** Commits a certified block for the next height without running consensus for it (catch-up). */
+  private async applyCommit(c: CommitCandidate): Promise<boolean> {
+    const height = this.m.store.headHeight + 1;
+    const cert = c.certificate;
+    if (cert.height !== height) return false;
+    const set = this.m.store.validatorSetFor(height);
+    const verdict = verifyCertificate(cert, set, { scheme: this.m.scheme, chainId: this.params.chainId });
+    if (!verdict.ok) {
+      this.m.log.warn({ height, code: verdict.code, reason: verdict.message }, "refused a certificate");
+      return false;
+    }
+    let block: Block;
+    try {
+      block = decodeBlock(c.block);
+    } catch (error) {
+      this.m.log.warn({ height, err: error }, "refused a certified block that does not decode");
+      return false;
+    }
+    if (blockHash(block.header) !== cert.blockHash) {
+      this.m.log.warn({ height }, "refused a block whose hash the certificate does not certify");
+      return false;
+    }
+    // A certificate of more than 2/3 of the stake outweighs this node's own view: only structural checks remain.
+    const problem = checkBlock(block, c.block.length, {
+      ...this.blockContext(height, set),
+      nowMs: Number.MAX_SAFE_INTEGER,
+    });
+    if (problem !== null) {
+      this.m.log.error({ height, code: problem.code, reason: problem.message }, "certified block fails checks");
+      return false;
+    }
+    this.m.metrics.syncedBlocks.inc();
+    await this.commit(height, block, c.block, cert, set);
+    await this.startHeight(height + 1);
+    return true;
+  }
+
+  // ---- feeding the state machine and carrying out its actions ----
+
+  private async feed(first: Input): Promise<void> {
+    const inputs: Input[] = [first];
+    for (let input = inputs.shift(); input !== undefined; input = inputs.shift()) {
+      if (this.stopped) return;
+      const t = step(this.cs, input);
+      this.cs = t.state;
+      for (const action of t.actions) {
+        if (this.stopped) return;
+        await this.act(action, inputs);
+      }
+    }
+    this.m.metrics.round.set(this.cs.round);
+  }
+
+  private async act(action: Action, inputs: Input[]): Promise<void> {
+    switch (action.kind) {
+      case "getValue": {
+        const value = this.buildBlock(action.height);
+        inputs.push({ kind: "proposeValue", height: action.height, round: action.round, value });
+        return;
+      }
+      case "propose":
+        return this.propose(action.proposal, inputs);
+      case "vote":
+        return this.vote(action.vote, action.lock, action.proofOfLock, inputs);
+      case "scheduleTimeout": {
+        const { height, round, step: s } = action;
+        const handle = this.m.clock.setTimeout(() => {
+          this.timers.delete(handle);
+          this.enqueue({ kind: "timeout", height, round, step: s });
+        }, action.durationMs);
+        this.timers.add(handle);
+        return;
+      }
+      case "decide":
+        return this.decide(action.height, action.round, action.value, action.precommits);
+      case "evidence": {
+        const e = action.evidence;
+        this.m.metrics.evidence.inc({ kind: e.kind });
+        if (await this.m.store.saveEvidence(e)) this.m.outbox.publishEvidence(e);
+        this.m.log.warn({ kind: e.kind, height: e.first.height, round: e.first.round }, "equivocation evidence");
+        return;
+      }
+      default: {
+        const never: never = action;
+        throw new DriverError("invariant", `unhandled action ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  private buildBlock(height: number): Hex {
+    const set = this.m.store.validatorSetFor(height);
+    const parentTs = this.parentTimestampMs();
+    // Leave room for the header and the length prefixes within the block limit.
+    const transactions = this.m.payloads.take(this.params.maxBlockBytes - 1024, this.params.maxBlockTransactions);
+    const block: Block = {
+      header: {
+        chainId: this.params.chainId,
+        height,
+        timestampMs: Math.max(this.m.clock.nowMs(), parentTs + 1),
+        parentHash: this.m.store.headHash() ?? this.params.genesisHash,
+        proposer: this.address ?? (ZERO_HASH.slice(0, 42) as Hex),
+        validatorSetId: set.id,
+        transactionsRoot: transactionsRoot(transactions),
+        stateRoot: ZERO_HASH,
+      },
+      transactions,
+    };
+    const bytes = encodeBlock(block);
+    const known = this.rememberBlock(bytes, true);
+    return blockHash(known.block.header);
+  }
+
+  private async propose(proposal: Proposal, inputs: Input[]): Promise<void> {
+    const signer = this.m.signer;
+    if (signer === null) return;
+    const known = this.blocks.get(proposal.value);
+    if (known === undefined) {
+      // Re-proposing a validValue whose body this node lost: proposing it would only earn nil prevotes.
+      this.m.log.warn(
+        { height: proposal.height, round: proposal.round, value: proposal.value },
+        "no body for the value to propose",
+      );
+      return;
+    }
+    const digest = proposalDigest(this.params.chainId, proposal);
+    const mark = this.checkSign(proposal.height, proposal.round, "proposal", digest);
+    if (mark === null) return;
+    const signed: SignedProposal = { ...proposal, signature: signer.sign(digest) };
+    await this.persist({ ...this.safety, mark, height: proposal.height, ownProposal: signed }, proposal.height);
+    this.m.outbox.publishProposal(signed, known.bytes);
+    this.m.log.debug({ height: proposal.height, round: proposal.round, value: proposal.value }, "proposed");
+    this.m.metrics.proposals.inc();
+    inputs.push({ kind: "proposal", proposal: signed, valid: true });
+  }
+
+  private async vote(vote: Vote, lock: LockState, proofOfLock: readonly SignedVote[], inputs: Input[]): Promise<void> {
+    const signer = this.m.signer;
+    if (signer === null) return;
+    const digest = voteDigestOf(this.params.chainId, vote);
+    const mark = this.checkSign(vote.height, vote.round, vote.type, digest);
+    if (mark === null) return;
+    const signed: SignedVote = { ...vote, signature: signer.sign(digest) };
+    const sameHeight = this.safety.height === vote.height;
+    const ownVotes = [...(sameHeight ? this.safety.ownVotes.filter((v) => v.round >= vote.round - 1) : []), signed];
+    await this.persist(
+      {
+        mark,
+        height: vote.height,
+        lock,
+        proofOfLock,
+        ownVotes,
+        ownProposal: sameHeight ? this.safety.ownProposal : null,
+        blocks: [],
+      },
+      vote.height,
+    );
+    this.m.outbox.publishVote(signed);
+    this.m.metrics.votes.inc({ type: vote.type });
+    inputs.push({ kind: "vote", vote: signed });
+  }
+
+  /** Null (and counted) when signing would be unsafe; the state machine never asks for that unless state was lost. */
+  private checkSign(
+    height: number,
+    round: number,
+    s: "proposal" | "prevote" | "precommit",
+    digest: Uint8Array,
+  ): SigningMark | null {
+    const check = checkSign(this.safety.mark, height, round, s, digest);
+    if (check.ok) return check.mark;
+    this.m.metrics.signingRefusals.inc({ code: check.refusal.code });
+    // Expected after a restart (the machine resumes a step it had already signed); anything else is a bug upstream.
+    this.m.log.warn({ height, round, step: s, refusal: check.refusal.code }, "refused to sign");
+    return null;
+  }
+
+  /** Writes the safety record with sync; the message it guards leaves only after this resolves. */
+  private async persist(rec: SafetyRecord, height: number): Promise<void> {
+    const keep = new Set<Hex>();
+    for (const v of [rec.lock.lockedValue, rec.lock.validValue, rec.ownProposal?.value ?? null])
+      if (v !== null) keep.add(v);
+    const blocks: { hash: Hex; block: Uint8Array }[] = [];
+    for (const hash of keep) {
+      const known = this.blocks.get(hash);
+      if (known !== undefined) blocks.push({ hash, block: known.bytes });
+    }
+    const full: SafetyRecord = { ...rec, height, blocks };
+    const started = performance.now();
+    try {
+      await this.m.store.saveSafety(full);
+    } catch (cause) {
+      throw new DriverError("persist_failed", "cannot persist consensus safety data: refusing to sign on", { cause });
+    }
+    this.m.metrics.persistSeconds.observe((performance.now() - started) / 1000);
+    this.safety = full;
+  }
+
+  private async decide(height: number, round: number, value: Hex, precommits: readonly SignedVote[]): Promise<void> {
+    const known = this.blocks.get(value);
+    if (known === undefined) {
+      // +2/3 precommitted a block this node never received: fetch it by height from a peer that committed it.
+      this.pendingDecision = { height, round, value, precommits };
+      this.m.outbox.behind(height, undefined);
+      return;
+    }
+    const set = this.m.store.validatorSetFor(height);
+    const certificate = buildCertificate(this.params.chainId, set, precommits, this.m.scheme);
+    await this.commit(height, known.block, known.bytes, certificate, set);
+    this.m.outbox.publishCertificate(certificate);
+    const wait = Math.max(0, this.params.blockIntervalMs - (this.m.clock.nowMs() - this.heightStartedMs));
+    if (wait === 0) {
+      await this.startHeight(height + 1);
+    } else {
+      const handle = this.m.clock.setTimeout(() => {
+        this.timers.delete(handle);
+        this.enqueue({ kind: "startHeight", height: height + 1 });
+      }, wait);
+      this.timers.add(handle);
+    }
+  }
+
+  private async commit(
+    height: number,
+    block: Block,
+    bytes: Uint8Array,
+    certificate: Certificate,
+    set: ValidatorSet,
+  ): Promise<void> {
+    const hash = certificate.blockHash;
+    await this.m.store.commit({
+      height,
+      blockHash: hash,
+      block: bytes,
+      certificate,
+      nextValidatorSet: nextHeightValidatorSet(set),
+    });
+    this.pendingDecision = null;
+    this.headTimestampMs = block.header.timestampMs;
+    this.m.payloads.committed(block.transactions);
+    const now = this.m.clock.nowMs();
+    this.lastCommitMs = now;
+    this.m.metrics.height.set(height);
+    this.m.metrics.commits.inc();
+    this.m.metrics.commitRounds.observe(certificate.round);
+    this.m.metrics.heightSeconds.observe(Math.max(0, now - this.heightStartedMs) / 1000);
+    this.m.metrics.blockTransactions.observe(block.transactions.length);
+    this.m.log.info(
+      { height, round: certificate.round, hash, txs: block.transactions.length, proposer: block.header.proposer },
+      "committed",
+    );
+    this.m.outbox.committed(height, hash);
+  }
+
+  private async startHeight(height: number, recovered?: { round: number; lock: LockState }): Promise<void> {
+    for (const t of this.timers) this.m.clock.clearTimeout(t);
+    this.timers.clear();
+    this.blocks = new Map();
+    this.nextSetCache = null;
+    this.heightStartedMs = this.m.clock.nowMs();
+    this.m.log.debug({ height, buffered: this.buffered.length }, "start height");
+    const validatorSet = this.m.store.validatorSetFor(height);
+    await this.feed(
+      recovered === undefined
+        ? { kind: "startHeight", height, validatorSet }
+        : { kind: "startHeight", height, validatorSet, recovered },
+    );
+    this.m.metrics.validator.set(indexOfAddress(validatorSet, this.address ?? "0x") >= 0 ? 1 : 0);
+    const replay = this.buffered.filter((e) => eventHeight(e) === height);
+    this.buffered = this.buffered.filter((e) => eventHeight(e) > height);
+    for (const e of replay) await this.handle(e);
+  }
+
+  // ---- blocks ----
+
+  private rememberBlock(bytes: Uint8Array, valid: boolean): KnownBlock {
+    const block = decodeBlock(bytes);
+    const known = { block, bytes, valid };
+    this.blocks.set(blockHash(block.header), known);
+    return known;
+  }
+
+  private parentTimestampMs(): number {
+    return this.headTimestampMs ?? this.params.genesisTimeMs;
+  }
+
+  private headTimestampMs: number | null = null;
+
+  private blockContext(height: number, set: ValidatorSet) {
+    return {
+      chainId: this.params.chainId,
+      height,
+      parentHash: this.m.store.headHash() ?? this.params.genesisHash,
+      parentTimestampMs: this.parentTimestampMs(),
+      validatorSetId: set.id,
+      isValidator: (address: Hex) => indexOfAddress(set, address) >= 0,
+      nowMs: this.m.clock.nowMs(),
+      maxClockDriftMs: this.params.maxClockDriftMs,
+      maxBlockBytes: this.params.maxBlockBytes,
+      maxBlockTransactions: this.params.maxBlockTransactions,
+    };
+  }
+
+  private isValidBlock(block: Block, bytes: Uint8Array): boolean {
+    const height = this.m.store.headHeight + 1;
+    const problem = checkBlock(block, bytes.length, this.blockContext(height, this.m.store.validatorSetFor(height)));
+    if (problem === null) return true;
+    this.m.metrics.invalidBlocks.inc({ code: problem.code });
+    this.m.log.warn({ height, code: problem.code, reason: problem.message }, "invalid block proposed");
+    return false;
+  }
+
+  /** Must be called once after open, before start: the parent timestamp of the next block. */
+  async loadHead(): Promise<void> {
+    const head = this.m.store.headHeight;
+    if (head === 0) return;
+    const bytes = await this.m.store.getBlock(head);
+    if (bytes === undefined) throw new DriverError("invariant", `head block ${head} missing from the store`);
+    this.headTimestampMs = decodeBlock(bytes).header.timestampMs;
+  }
+
+  /** Votes (any round) this driver holds for the current height, for tests and status. */
+  votes(round: number, type: "prevote" | "precommit", value: Hex | null): SignedVote[] {
+    return votesFor(this.cs, round, type, value);
+  }
+}
+
+function eventHeight(e: Event): number {
+  if (e.kind === "vote") return e.vote.height;
+  if (e.kind === "proposal") return e.proposal.height;
+  return 0;
+}
+
+function emptySafety(): SafetyRecord {
+  return { mark: null, height: 0, lock: NO_LOCK, proofOfLock: [], ownVotes: [], ownProposal: null, blocks: [] };
+}

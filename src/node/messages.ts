@@ -1,0 +1,112 @@
+// Gossip payloads and request/response bodies of the node, built from consensus/codec.ts schemas. Layouts are
+// documented in docs/protocol.md ("Node messages"). Every decoder throws only DecodeError.
+import { certificateSchema } from "../../consensus/certificate.ts";
+import {
+  decode,
+  encode,
+  hex32,
+  type Infer,
+  list,
+  struct,
+  u16,
+  u64Number,
+  varBytes,
+  versioned,
+} from "../../consensus/codec.ts";
+import { signedProposalSchema, signedVoteSchema } from "../../consensus/wire.ts";
+import { MAX_BLOCK_BYTES } from "../chain/block.ts";
+
+export const MESSAGE_VERSION = 1;
+
+/** Topic names and request protocols, per chain so that two subnets never exchange messages. */
+export function topics(chainId: bigint) {
+  const base = `/lumia/dcn/${chainId}`;
+  return {
+    proposals: `${base}/proposals/1`,
+    votes: `${base}/votes/1`,
+    certificates: `${base}/certificates/1`,
+    evidence: `${base}/evidence/1`,
+    transactions: `${base}/transactions/1`,
+  } as const;
+}
+
+export function protocols(chainId: bigint) {
+  const base = `/lumia/dcn/${chainId}`;
+  return {
+    status: `${base}/sync/status/1`,
+    blocks: `${base}/sync/blocks/1`,
+    heightState: `${base}/sync/height-state/1`,
+  } as const;
+}
+
+/** A proposal with the body of the block it proposes: validators need both to prevote. */
+export const proposalMessageSchema = versioned(
+  MESSAGE_VERSION,
+  struct({ proposal: signedProposalSchema, block: varBytes(MAX_BLOCK_BYTES) }),
+);
+export type ProposalMessage = Infer<typeof proposalMessageSchema>;
+
+/** Announces a commit: the certificate alone; a node without the block fetches it by height. */
+export const certificateMessageSchema = versioned(MESSAGE_VERSION, struct({ certificate: certificateSchema }));
+
+/** Status: the responder's committed head. Request body is empty. */
+export const statusSchema = versioned(MESSAGE_VERSION, struct({ headHeight: u64Number, headHash: hex32 }));
+export type Status = Infer<typeof statusSchema>;
+
+export const MAX_BLOCKS_PER_REQUEST = 256;
+
+export const blocksRequestSchema = versioned(MESSAGE_VERSION, struct({ fromHeight: u64Number, maxCount: u16 }));
+export type BlocksRequest = Infer<typeof blocksRequestSchema>;
+
+export const blocksResponseSchema = versioned(
+  MESSAGE_VERSION,
+  list(struct({ block: varBytes(MAX_BLOCK_BYTES), certificate: certificateSchema }), MAX_BLOCKS_PER_REQUEST),
+);
+export type BlocksResponse = Infer<typeof blocksResponseSchema>;
+
+/**
+ * Height-state pull: a node that makes no progress asks peers for what they hold at its height (proposals with
+ * blocks, prevotes and precommits of recent rounds and of the proof-of-lock round) or, when they are past it, the
+ * certificate. It replaces Tendermint's periodic re-gossip, which gossipsub's duplicate filter would swallow.
+ */
+export const heightStateRequestSchema = versioned(MESSAGE_VERSION, struct({ height: u64Number, round: u64Number }));
+export type HeightStateRequest = Infer<typeof heightStateRequestSchema>;
+
+export const MAX_HEIGHT_STATE_VOTES = 4096;
+export const MAX_HEIGHT_STATE_PROPOSALS = 16;
+
+export const heightStateResponseSchema = versioned(
+  MESSAGE_VERSION,
+  struct({
+    proposals: list(
+      struct({ proposal: signedProposalSchema, block: varBytes(MAX_BLOCK_BYTES) }),
+      MAX_HEIGHT_STATE_PROPOSALS,
+    ),
+    votes: list(signedVoteSchema, MAX_HEIGHT_STATE_VOTES),
+  }),
+);
+export type HeightStateResponse = Infer<typeof heightStateResponseSchema>;
+
+export const encodeProposalMessage = (m: ProposalMessage): Uint8Array => encode(proposalMessageSchema, m, "proposal");
+export const decodeProposalMessage = (b: Uint8Array): ProposalMessage => decode(proposalMessageSchema, b, "proposal");
+export const encodeStatus = (s: Status): Uint8Array => encode(statusSchema, s, "status");
+export const decodeStatus = (b: Uint8Array): Status => decode(statusSchema, b, "status");
+export const encodeBlocksRequest = (r: BlocksRequest): Uint8Array => encode(blocksRequestSchema, r, "blocksRequest");
+export const decodeBlocksRequest = (b: Uint8Array): BlocksRequest => decode(blocksRequestSchema, b, "blocksRequest");
+export const encodeBlocksResponse = (r: BlocksResponse): Uint8Array => encode(blocksResponseSchema, r, "blocks");
+export const decodeBlocksResponse = (b: Uint8Array): BlocksResponse => decode(blocksResponseSchema, b, "blocks");
+export const encodeHeightStateRequest = (r: HeightStateRequest): Uint8Array =>
+  encode(heightStateRequestSchema, r, "heightStateRequest");
+export const decodeHeightStateRequest = (b: Uint8Array): HeightStateRequest =>
+  decode(heightStateRequestSchema, b, "heightStateRequest");
+export const encodeHeightStateResponse = (r: HeightStateResponse): Uint8Array =>
+  encode(heightStateResponseSchema, r, "heightState");
+export const decodeHeightStateResponse = (b: Uint8Array): HeightStateResponse =>
+  decode(heightStateResponseSchema, b, "heightState");
+
+export function encodeCertificateMessage(certificate: Infer<typeof certificateSchema>): Uint8Array {
+  return encode(certificateMessageSchema, { certificate }, "certificateMessage");
+}
+export function decodeCertificateMessage(b: Uint8Array): Infer<typeof certificateSchema> {
+  return decode(certificateMessageSchema, b, "certificateMessage").certificate;
+}

@@ -1,0 +1,100 @@
+// Prometheus metrics of the node, one Registry per node (tests run several nodes in one process). Names carry their
+// unit (`_seconds`, `_total`, `_bytes`); the list is documented in docs/operations.md.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+export interface NodeMetrics {
+  readonly registry: Registry;
+  readonly height: Gauge;
+  readonly round: Gauge;
+  readonly validator: Gauge;
+  readonly commits: Counter;
+  readonly commitRounds: Histogram;
+  readonly heightSeconds: Histogram;
+  readonly blockTransactions: Histogram;
+  readonly persistSeconds: Histogram;
+  readonly proposals: Counter;
+  readonly votes: Counter<"type">;
+  readonly signingRefusals: Counter<"code">;
+  readonly invalidBlocks: Counter<"code">;
+  readonly evidence: Counter<"kind">;
+  readonly syncedBlocks: Counter;
+  readonly droppedEvents: Counter<"kind">;
+  readonly peerHeight: Gauge;
+}
+
+export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: "dcn_" });
+  const r = [registry];
+  return {
+    registry,
+    height: new Gauge({ name: "dcn_consensus_height", help: "Last committed height", registers: r }),
+    round: new Gauge({ name: "dcn_consensus_round", help: "Current round of the height being decided", registers: r }),
+    validator: new Gauge({
+      name: "dcn_consensus_validator",
+      help: "1 when this node votes at the current height, 0 for a replica or a node outside the set",
+      registers: r,
+    }),
+    commits: new Counter({ name: "dcn_consensus_commits_total", help: "Blocks committed", registers: r }),
+    commitRounds: new Histogram({
+      name: "dcn_consensus_commit_round",
+      help: "Round in which each committed block was decided (0 = first proposal)",
+      buckets: [0, 1, 2, 3, 5, 8],
+      registers: r,
+    }),
+    heightSeconds: new Histogram({
+      name: "dcn_consensus_height_duration_seconds",
+      help: "Time from the start of a height to its commit on this node",
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    }),
+    blockTransactions: new Histogram({
+      name: "dcn_block_transactions",
+      help: "Transactions per committed block",
+      buckets: [0, 1, 10, 100, 1000, 10000],
+      registers: r,
+    }),
+    persistSeconds: new Histogram({
+      name: "dcn_safety_persist_duration_seconds",
+      help: "Synced write of the safety record before a vote or proposal leaves",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers: r,
+    }),
+    proposals: new Counter({ name: "dcn_consensus_proposals_total", help: "Proposals signed", registers: r }),
+    votes: new Counter({ name: "dcn_consensus_votes_total", help: "Votes signed", labelNames: ["type"], registers: r }),
+    signingRefusals: new Counter({
+      name: "dcn_consensus_signing_refusals_total",
+      help: "Signatures refused by the safety guard (a conflicting or regressing signature was asked for)",
+      labelNames: ["code"],
+      registers: r,
+    }),
+    invalidBlocks: new Counter({
+      name: "dcn_consensus_invalid_blocks_total",
+      help: "Proposed blocks that failed validation",
+      labelNames: ["code"],
+      registers: r,
+    }),
+    evidence: new Counter({
+      name: "dcn_consensus_evidence_total",
+      help: "Equivocation evidence produced",
+      labelNames: ["kind"],
+      registers: r,
+    }),
+    syncedBlocks: new Counter({
+      name: "dcn_sync_blocks_total",
+      help: "Blocks committed through catch-up sync (certificate verified)",
+      registers: r,
+    }),
+    droppedEvents: new Counter({
+      name: "dcn_driver_dropped_events_total",
+      help: "Events dropped by the bounded driver queue or next-height buffer",
+      labelNames: ["kind"],
+      registers: r,
+    }),
+    peerHeight: new Gauge({
+      name: "dcn_sync_best_peer_height",
+      help: "Highest head height reported by a peer",
+      registers: r,
+    }),
+  };
+}

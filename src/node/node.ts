@@ -1,0 +1,275 @@
+// A sequencer node: the libp2p network, the level store, the consensus driver and catch-up sync, the opaque
+// transaction pool, and the operator HTTP endpoint (metrics, health, status). Constructed from a validated config,
+// the genesis and the decrypted keys; `start` and `stop` are its whole lifecycle.
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { Hex } from "../../consensus/bytes.ts";
+import { encodeSignedVote } from "../../consensus/wire.ts";
+import { Network } from "../../p2p/index.ts";
+import { MAX_BLOCK_BYTES, MAX_TRANSACTION_BYTES } from "../chain/block.ts";
+import type { NodeConfig } from "../config/config.ts";
+import type { Genesis } from "../config/genesis.ts";
+import { blstScheme, createBlstSigner } from "../crypto/blst.ts";
+import { ChainStore } from "../storage/chain-store.ts";
+import { encodeEvidence } from "../storage/evidence.ts";
+import { ConsensusDriver, type DriverParams, realClock } from "./driver.ts";
+import { type HttpServer, startHttpServer } from "./http.ts";
+import type { Logger } from "./log.ts";
+import { encodeCertificateMessage, encodeProposalMessage, protocols, topics } from "./messages.ts";
+import { createMetrics, type NodeMetrics } from "./metrics.ts";
+import { OpaquePool } from "./pool.ts";
+import { SyncManager } from "./sync.ts";
+import {
+  type VerifierContext,
+  verifyCertificateMessage,
+  verifyEvidenceMessage,
+  verifyProposalMessage,
+  verifyVoteMessage,
+} from "./verifier.ts";
+
+export interface NodeKeys {
+  /** BLS secret key; null for a replica that has none. */
+  readonly consensus: Uint8Array | null;
+  readonly peer: Uint8Array;
+}
+
+export interface NodeStatus {
+  readonly chainId: string;
+  readonly role: "validator" | "replica";
+  readonly peerId: string;
+  readonly address: Hex | null;
+  readonly height: number;
+  readonly round: number;
+  readonly step: string;
+  readonly headHeight: number;
+  readonly headHash: Hex | null;
+  readonly votingNow: boolean;
+  readonly peers: readonly string[];
+  readonly lastCommitAgoMs: number | null;
+  readonly pool: { readonly count: number; readonly bytes: number };
+  readonly listen: readonly string[];
+}
+
+const POOL_LIMITS = { maxCount: 50_000, maxBytes: 64 * 1024 * 1024, maxTransactionBytes: MAX_TRANSACTION_BYTES };
+
+export class DcnNode {
+  private http: HttpServer | null = null;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly config: NodeConfig,
+    readonly genesis: Genesis,
+    readonly network: Network,
+    readonly store: ChainStore,
+    readonly driver: ConsensusDriver,
+    readonly sync: SyncManager,
+    readonly pool: OpaquePool,
+    readonly metrics: NodeMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  static async create(config: NodeConfig, genesis: Genesis, keys: NodeKeys, log: Logger): Promise<DcnNode> {
+    const chainId = genesis.chainId;
+    const metrics = createMetrics({ defaultMetrics: true });
+    await mkdir(config.dataDir, { recursive: true });
+    const store = await ChainStore.open(join(config.dataDir, "chain"), {
+      genesisHash: genesis.hash,
+      genesisValidatorSet: genesis.validatorSet,
+    });
+    const signer = config.role === "validator" && keys.consensus !== null ? createBlstSigner(keys.consensus) : null;
+    const admitted = [...genesis.validators.map((v) => v.peerId), ...config.p2p.replicas];
+    const network = await Network.create({
+      privateKey: keys.peer,
+      listen: config.p2p.listen,
+      peers: config.p2p.peers.map((p) => p.multiaddr),
+      allowedPeers: admitted,
+      registry: metrics.registry,
+      log: (level, msg, fields) => log.child({ component: "p2p" })[level](fields ?? {}, msg),
+    });
+    const pool = new OpaquePool(POOL_LIMITS);
+    const c = config.consensus;
+    const params: DriverParams = {
+      chainId,
+      genesisHash: genesis.hash,
+      genesisTimeMs: genesis.genesisTimeMs,
+      timeouts: c.timeouts,
+      rebroadcastMs: c.rebroadcastMs,
+      blockIntervalMs: c.blockIntervalMs,
+      maxBlockBytes: Math.min(c.maxBlockBytes, MAX_BLOCK_BYTES),
+      maxBlockTransactions: c.maxBlockTransactions,
+      maxClockDriftMs: 5_000,
+      maxRoundsAhead: 64,
+      maxBufferedMessages: 4096,
+      maxQueuedEvents: 16_384,
+    };
+    // The driver and sync refer to each other through the outbox; `sync` is assigned before anything runs.
+    let sync: SyncManager | null = null;
+    const t = topics(chainId);
+    const publish = (topic: string, data: Uint8Array) => {
+      network.publish(topic, data).catch((err: unknown) => log.debug({ err, topic }, "publish failed"));
+    };
+    const driver = new ConsensusDriver(params, {
+      store,
+      signer,
+      scheme: blstScheme,
+      payloads: pool,
+      clock: realClock,
+      log: log.child({ component: "consensus" }),
+      metrics,
+      outbox: {
+        publishProposal: (proposal, block) => publish(t.proposals, encodeProposalMessage({ proposal, block })),
+        publishVote: (vote) => publish(t.votes, encodeSignedVote(vote)),
+        publishCertificate: (cert) => publish(t.certificates, encodeCertificateMessage(cert)),
+        publishEvidence: (e) => publish(t.evidence, encodeEvidence(e)),
+        stalled: (height, round) => sync?.stalled(height, round),
+        behind: (height, peer) => sync?.behind(height, peer),
+        committed: () => {},
+      },
+    });
+    const verifier: VerifierContext = {
+      chainId,
+      scheme: blstScheme,
+      headHeight: () => store.headHeight,
+      validatorSetFor: (h) => driver.validatorSetFor(h),
+      committedValidatorSet: async (h) => {
+        const id = await store.validatorSetIdAt(h);
+        return id === undefined ? undefined : store.getValidatorSet(id);
+      },
+      behind: (h, peer) => sync?.behind(h, peer),
+    };
+    sync = new SyncManager(
+      { chainId, blocksPerRequest: 64, maxResponseBytes: 16 * 1024 * 1024, requestTimeoutMs: 5_000, fanout: 3 },
+      { network, driver, store, verifier, log: log.child({ component: "sync" }), metrics },
+    );
+    sync.register();
+    const QUEUE = 1024;
+    network.subscribe({
+      name: t.proposals,
+      maxBytes: MAX_BLOCK_BYTES + 512,
+      queueLength: 64,
+      dropPolicy: "drop-oldest",
+      validate: (data, from) => verifyProposalMessage(verifier, data, from),
+      onMessage: (v) => driver.onProposal(v.proposal, v.block, v.bytes),
+    });
+    network.subscribe({
+      name: t.votes,
+      maxBytes: 256,
+      queueLength: QUEUE,
+      dropPolicy: "drop-oldest",
+      validate: (data, from) => verifyVoteMessage(verifier, data, from),
+      onMessage: (vote) => driver.onVote(vote),
+    });
+    network.subscribe({
+      name: t.certificates,
+      maxBytes: 16 * 1024,
+      queueLength: 256,
+      dropPolicy: "drop-oldest",
+      validate: (data, from) => verifyCertificateMessage(verifier, data, from),
+      onMessage: (cert, from) => driver.onCertificate(cert, from),
+    });
+    network.subscribe({
+      name: t.evidence,
+      maxBytes: 2048,
+      queueLength: 256,
+      dropPolicy: "drop-newest",
+      validate: (data, from) => verifyEvidenceMessage(verifier, data, from),
+      onMessage: (e) => {
+        store.saveEvidence(e).catch((err: unknown) => log.warn({ err }, "cannot store evidence"));
+      },
+    });
+    network.subscribe<Uint8Array>({
+      name: t.transactions,
+      maxBytes: MAX_TRANSACTION_BYTES,
+      queueLength: QUEUE,
+      dropPolicy: "drop-newest",
+      validate: (data) => {
+        const added = pool.add(data);
+        if (added.ok) return { kind: "accept", value: data };
+        return added.code === "too_large"
+          ? { kind: "reject", code: "tx_too_large" }
+          : { kind: "ignore", code: `tx_${added.code}` };
+      },
+      onMessage: () => {},
+    });
+    return new DcnNode(config, genesis, network, store, driver, sync, pool, metrics, log);
+  }
+
+  /** Starts the network, the HTTP endpoint and consensus. `onFatal` gets errors after which the node must exit. */
+  async start(onFatal: (error: Error) => void): Promise<void> {
+    await this.network.start();
+    const m = this.config.metrics;
+    if (m.enabled) {
+      this.http = await startHttpServer(
+        { host: m.host, port: m.port },
+        {
+          registry: this.metrics.registry,
+          status: () => this.status(),
+          ready: () => this.ready(),
+        },
+      );
+    }
+    await this.driver.loadHead();
+    await this.driver.start(onFatal);
+    this.log.info(
+      {
+        role: this.config.role,
+        peerId: this.network.peerId,
+        head: this.store.headHeight,
+        listen: this.network.addresses(),
+      },
+      "node started",
+    );
+  }
+
+  /** Submits an opaque transaction: pooled here and gossiped to every node. */
+  async submitTransaction(tx: Uint8Array): Promise<{ ok: boolean; code?: string }> {
+    const added = this.pool.add(tx);
+    if (!added.ok) return { ok: false, code: added.code };
+    await this.network.publish(topics(this.genesis.chainId).transactions, tx).catch(() => ({ recipients: 0 }));
+    return { ok: true };
+  }
+
+  status(): NodeStatus {
+    const d = this.driver.status();
+    return {
+      chainId: this.genesis.chainId.toString(),
+      role: this.config.role,
+      peerId: this.network.peerId,
+      address: d.address,
+      height: d.height,
+      round: d.round,
+      step: d.step,
+      headHeight: d.headHeight,
+      headHash: d.headHash,
+      votingNow: d.validator,
+      peers: this.network.connectedPeers(),
+      lastCommitAgoMs: d.lastCommitMs === null ? null : Date.now() - d.lastCommitMs,
+      pool: { count: this.pool.size, bytes: this.pool.sizeBytes },
+      listen: this.network.addresses(),
+    };
+  }
+
+  /** Ready: connected to someone and committed recently (or nothing to follow yet). */
+  private ready(): boolean {
+    const d = this.driver.status();
+    return (
+      this.network.connectedPeers().length > 0 && (d.lastCommitMs === null || Date.now() - d.lastCommitMs < 30_000)
+    );
+  }
+
+  stop(): Promise<void> {
+    if (this.stopping === null) {
+      this.stopping = (async () => {
+        this.sync.stop();
+        await this.driver.stop();
+        await this.http?.close();
+        await this.network.stop();
+        await this.store.close();
+        this.log.info("node stopped");
+      })();
+    }
+    return this.stopping;
+  }
+}
+
+export { protocols };
