@@ -46,6 +46,24 @@ export async function main(argv: readonly string[]): Promise<number> {
     });
 
   program
+    .command("genesis")
+    .description("build a genesis file from the validators' identity.json files (proofs of possession verified)")
+    .requiredOption("--chain-id <id>", "L2 chain id", chainId)
+    .requiredOption(
+      "--validator <identity...>",
+      "identity.json of each validator as PATH or PATH:POWER (voting power, default 100)",
+    )
+    .option("--out <file>", "where to write the genesis", "genesis.json")
+    .option("--genesis-time <ms>", "genesis time, ms since the epoch (default: now)", int(0, Number.MAX_SAFE_INTEGER))
+    .action(async (o: { chainId: bigint; validator: string[]; out: string; genesisTime?: number }) => {
+      const { genesisCommand } = await import("./genesis.ts");
+      code = await genesisCommand(
+        { chainId: o.chainId, validators: o.validator, out: o.out, genesisTimeMs: o.genesisTime ?? Date.now() },
+        out,
+      );
+    });
+
+  program
     .command("start")
     .description("run a node")
     .requiredOption("--config <file>", "node config (JSON); see docs/operations.md")

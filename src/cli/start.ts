@@ -15,7 +15,11 @@ export interface StartOptions {
 
 export async function startCommand(opts: StartOptions): Promise<number> {
   const config = await loadConfig(opts.config);
-  const log = createLogger({ level: config.log.level, base: { node: basename(dirname(resolve(opts.config))) } });
+  const log = createLogger({
+    level: config.log.level,
+    format: config.log.format,
+    base: { node: basename(dirname(resolve(opts.config))) },
+  });
   const genesis = await loadGenesis(config.genesis);
   const pw = await readKeyPassword(config);
   const peer = await loadKeystore(join(config.keys.dir, "peer.json"), "peer", pw);

@@ -1,6 +1,7 @@
 // Structured logs with pino: JSON lines by default (one object per event, fields not prose), a pretty form for
 // humans at a terminal. Every component gets a child logger with its name.
 import { pino } from "pino";
+import pretty from "pino-pretty";
 
 export type Logger = pino.Logger;
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -11,6 +12,8 @@ export interface LogOptions {
   readonly base?: Record<string, unknown>;
   /** Where lines go: a file descriptor (default 1, stdout). */
   readonly fd?: number;
+  /** "pretty": human-readable lines (pino-pretty) instead of JSON. */
+  readonly format?: "json" | "pretty";
 }
 
 export function createLogger(opts: LogOptions): Logger {
@@ -22,7 +25,9 @@ export function createLogger(opts: LogOptions): Logger {
       serializers: { err: pino.stdSerializers.err },
       formatters: { level: (label) => ({ level: label }) },
     },
-    pino.destination({ fd: opts.fd ?? 1, sync: false }),
+    opts.format === "pretty"
+      ? pretty({ destination: opts.fd ?? 1, colorize: false, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname" })
+      : pino.destination({ fd: opts.fd ?? 1, sync: false }),
   );
 }
 

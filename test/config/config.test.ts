@@ -341,3 +341,12 @@ describe("configJsonSchema", () => {
     expect(schema.properties.metrics?.properties?.port?.default).toBe(9100);
   });
 });
+
+describe("config/example.json", () => {
+  it("is a valid config (the documented example stays true)", async () => {
+    const { loadConfig } = await import("../../src/config/config.ts");
+    const config = await loadConfig(new URL("../../config/example.json", import.meta.url).pathname);
+    expect(config.role).toBe("validator");
+    expect(config.p2p.peers).toHaveLength(1);
+  });
+});

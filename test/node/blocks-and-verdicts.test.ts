@@ -1,0 +1,180 @@
+// Block format and validity, node message decoders under hostile bytes, and the gossip verdicts of verifier.ts with
+// real BLS signatures.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { DecodeError } from "../../consensus/codec.ts";
+import { voteDigestOf } from "../../consensus/signing.ts";
+import type { SignedVote, Vote } from "../../consensus/types.ts";
+import { createValidatorSet, nextHeightValidatorSet, validatorAddress } from "../../consensus/validator-set.ts";
+import { encodeSignedVote } from "../../consensus/wire.ts";
+import {
+  type Block,
+  type BlockContext,
+  blockHash,
+  blockHashOfEncoded,
+  checkBlock,
+  decodeBlock,
+  encodeBlock,
+  transactionsRoot,
+  ZERO_HASH,
+} from "../../src/chain/block.ts";
+import { blstScheme, createBlstSigner, generateBlsSecretKey } from "../../src/crypto/blst.ts";
+import {
+  decodeBlocksRequest,
+  decodeBlocksResponse,
+  decodeCertificateMessage,
+  decodeHeightStateResponse,
+  decodeProposalMessage,
+  decodeStatus,
+} from "../../src/node/messages.ts";
+import { type VerifierContext, verifyVoteMessage } from "../../src/node/verifier.ts";
+
+const CHAIN = 777n;
+const signers = [1, 2, 3, 4].map((i) => createBlstSigner(generateBlsSecretKey(new Uint8Array(32).fill(i))));
+const set = createValidatorSet(signers.map((s) => ({ publicKey: s.publicKey, votingPower: 10n })));
+const parentHash = `0x${"ab".repeat(32)}` as const;
+
+function block(
+  overrides: Partial<Block["header"]> = {},
+  transactions: Uint8Array[] = [new Uint8Array([1, 2, 3])],
+): Block {
+  return {
+    header: {
+      chainId: CHAIN,
+      height: 5,
+      timestampMs: 1_000_100,
+      parentHash,
+      proposer: validatorAddress(signers[0]?.publicKey ?? new Uint8Array()),
+      validatorSetId: set.id,
+      transactionsRoot: transactionsRoot(transactions),
+      stateRoot: ZERO_HASH,
+      ...overrides,
+    },
+    transactions,
+  };
+}
+
+const ctx: BlockContext = {
+  chainId: CHAIN,
+  height: 5,
+  parentHash,
+  parentTimestampMs: 1_000_000,
+  validatorSetId: set.id,
+  isValidator: (a) => set.validators.some((v) => v.address === a),
+  nowMs: 1_000_200,
+  maxClockDriftMs: 5_000,
+  maxBlockBytes: 10_000,
+  maxBlockTransactions: 10,
+};
+
+describe("blocks", () => {
+  it("round-trips, and the hash of the encoded block is the hash of its header", () => {
+    const b = block();
+    const bytes = encodeBlock(b);
+    expect(decodeBlock(bytes)).toEqual(b);
+    expect(blockHashOfEncoded(bytes)).toBe(blockHash(b.header));
+    expect(checkBlock(b, bytes.length, ctx)).toBeNull();
+  });
+
+  it.each([
+    ["wrong_chain", block({ chainId: 1n })],
+    ["wrong_height", block({ height: 6 })],
+    ["wrong_parent", block({ parentHash: ZERO_HASH })],
+    ["wrong_validator_set", block({ validatorSetId: ZERO_HASH })],
+    ["unknown_proposer", block({ proposer: `0x${"11".repeat(20)}` })],
+    ["timestamp_not_after_parent", block({ timestampMs: 1_000_000 })],
+    ["timestamp_in_future", block({ timestampMs: 1_000_200 + 5_001 })],
+    ["transactions_root", block({ transactionsRoot: ZERO_HASH })],
+    ["state_root", block({ stateRoot: parentHash })],
+    [
+      "too_many_transactions",
+      block(
+        {},
+        Array.from({ length: 11 }, (_, i) => new Uint8Array([i])),
+      ),
+    ],
+  ])("refuses a block with %s", (code, b) => {
+    const fixed =
+      code === "too_many_transactions"
+        ? { ...b, header: { ...b.header, transactionsRoot: transactionsRoot(b.transactions) } }
+        : b;
+    expect(checkBlock(fixed, encodeBlock(fixed).length, ctx)?.code).toBe(code);
+  });
+
+  it("decoders of every node message throw only DecodeError on arbitrary bytes", () => {
+    const decoders = [
+      decodeBlock,
+      decodeProposalMessage,
+      decodeCertificateMessage,
+      decodeStatus,
+      decodeBlocksRequest,
+      decodeBlocksResponse,
+      decodeHeightStateResponse,
+    ];
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), fc.integer({ min: 0, max: decoders.length - 1 }), (bytes, i) => {
+        try {
+          decoders[i]?.(bytes);
+        } catch (error) {
+          if (!(error instanceof DecodeError)) throw error;
+        }
+      }),
+      { numRuns: 3000 },
+    );
+    // Truncations of a valid block are refused with DecodeError, never accepted.
+    const bytes = encodeBlock(block());
+    for (let n = 0; n < bytes.length; n++) expect(() => decodeBlock(bytes.subarray(0, n))).toThrow(DecodeError);
+  });
+});
+
+describe("vote verdicts", () => {
+  const behind: number[] = [];
+  const vctx: VerifierContext = {
+    chainId: CHAIN,
+    scheme: blstScheme,
+    headHeight: () => 4,
+    validatorSetFor: (h) => (h === 5 ? set : h === 6 ? nextHeightValidatorSet(set) : undefined),
+    committedValidatorSet: async () => undefined,
+    behind: (h) => behind.push(h),
+  };
+  // The set orders validators by power then address: find the signer behind index i.
+  const signerAt = (i: number) =>
+    signers.find((s) => validatorAddress(s.publicKey) === set.validators[i]?.address) ??
+    (signers[0] as (typeof signers)[0]);
+  const sign = (vote: Vote, signerIndex = vote.validatorIndex): SignedVote => ({
+    ...vote,
+    signature: signerAt(signerIndex).sign(voteDigestOf(CHAIN, vote)),
+  });
+  const vote: Vote = { type: "prevote", height: 5, round: 0, value: null, validatorIndex: 0 };
+
+  it("accepts a correctly signed vote of the next two heights", () => {
+    expect(verifyVoteMessage(vctx, encodeSignedVote(sign(vote)), "p").kind).toBe("accept");
+    expect(verifyVoteMessage(vctx, encodeSignedVote(sign({ ...vote, height: 6 })), "p").kind).toBe("accept");
+  });
+
+  it("rejects a bad signature, a signature by another validator, an unknown index and malformed bytes", () => {
+    const forged = { ...sign(vote), signature: new Uint8Array(96).fill(3) };
+    expect(verifyVoteMessage(vctx, encodeSignedVote(forged), "p")).toEqual({ kind: "reject", code: "bad_signature" });
+    expect(verifyVoteMessage(vctx, encodeSignedVote(sign(vote, 1)), "p")).toEqual({
+      kind: "reject",
+      code: "bad_signature",
+    });
+    expect(verifyVoteMessage(vctx, encodeSignedVote(sign({ ...vote, validatorIndex: 9 })), "p")).toEqual({
+      kind: "reject",
+      code: "unknown_validator",
+    });
+    expect(verifyVoteMessage(vctx, new Uint8Array(10), "p").kind).toBe("reject");
+  });
+
+  it("ignores stale heights and starts a catch-up for heights beyond the next two", () => {
+    expect(verifyVoteMessage(vctx, encodeSignedVote(sign({ ...vote, height: 4 })), "p")).toEqual({
+      kind: "ignore",
+      code: "stale_height",
+    });
+    expect(verifyVoteMessage(vctx, encodeSignedVote(sign({ ...vote, height: 9 })), "p")).toEqual({
+      kind: "ignore",
+      code: "future_height",
+    });
+    expect(behind).toEqual([8]);
+  });
+});
