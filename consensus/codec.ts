@@ -255,6 +255,22 @@ export function hexBytes(n: number): Codec<Hex> {
 
 export const hex32: Codec<Hex> = hexBytes(32);
 
+/** 32-byte big-endian unsigned integer (EVM balances and prices). */
+export const u256: Codec<bigint> = {
+  fixedSize: 32,
+  describe: "u256 (32 bytes, big-endian)",
+  encodeInto(writer, value, path) {
+    if (typeof value !== "bigint" || value < 0n || value >= 1n << 256n)
+      throw new EncodeError(path, `${value} is not a u256`);
+    writer.uint(value, 32);
+  },
+  decodeFrom(reader, path) {
+    let v = 0n;
+    for (const b of reader.take(32, path)) v = (v << 8n) | BigInt(b);
+    return v;
+  },
+};
+
 /** u32 length prefix then the bytes; longer than `maxLen` is `too_long`. */
 export function varBytes(maxLen: number): Codec<Uint8Array> {
   return {

@@ -1,16 +1,17 @@
 // Blocks: the value consensus decides on. The block hash is keccak256 of the encoded header, and it is the value id
 // precommitted and certified, so a certificate commits to everything the header commits to: the parent (the chain),
-// the transactions and the post-execution state root.
+// the transactions, the receipts and the post-execution state root of every VM.
 //
-// Header, 1 + 8 + 8 + 8 + 32 + 20 + 32 + 32 + 32 = 173 bytes:
-//   version u8 (= 1) | chainId u64 | height u64 | timestampMs u64 | parentHash bytes32 | proposer bytes20 |
-//   validatorSetId bytes32 | transactionsRoot bytes32 | stateRoot bytes32
-// Block: header | u32 count | (u32 length | transaction bytes)*
+// Header (version 2), layout in docs/protocol.md "Blocks":
+//   version u8 | chainId u64 | height u64 | timestampMs u64 | parentHash bytes32 | proposer bytes20 |
+//   validatorSetId bytes32 | transactionsRoot bytes32 | receiptsRoot bytes32 | stateRoot bytes32 | gasLimit u64 |
+//   gasUsed u64 | baseFeePerGas u64 | logsBloom bytes256 | vmRoots: u32 count | (vm u8 | root bytes32)*
+// Block: header | u32 count | (u32 length | raw signed Ethereum transaction)*
 //
-// parentHash of height 1 is the genesis hash, so chains of different genesis never mix. Until the execution core lands,
-// transactions are opaque payloads and stateRoot is the zero hash; transactionsRoot = keccak256 of the concatenated
-// keccak256 of each transaction (the execution core replaces it with a trie root, with a header version bump).
-import { concatBytes, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
+// parentHash of height 1 is the genesis hash, so chains of different genesis never mix. stateRoot is the global root
+// over vmRoots (src/execution: keccak256 of the sorted (vm id || root) list); transactionsRoot and receiptsRoot are
+// Ethereum ordered-trie roots, so receipt proofs verify with standard tools.
+import { type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import {
   DecodeError,
   decode,
@@ -19,14 +20,17 @@ import {
   hexBytes,
   type Infer,
   list,
+  Reader,
   struct,
+  u8,
   u64,
   u64Number,
   varBytes,
   versioned,
 } from "../../consensus/codec.ts";
 
-export const BLOCK_VERSION = 1;
+export const BLOCK_VERSION = 2;
+export const MAX_VMS = 8;
 export const ZERO_HASH: Hex = `0x${"00".repeat(32)}`;
 /** Hard caps of the wire format; the configured limits (consensus.maxBlockBytes, ...) are lower. */
 export const MAX_TRANSACTION_BYTES = 128 * 1024;
@@ -43,7 +47,13 @@ export const headerSchema = versioned(
     proposer: hexBytes(20),
     validatorSetId: hex32,
     transactionsRoot: hex32,
+    receiptsRoot: hex32,
     stateRoot: hex32,
+    gasLimit: u64,
+    gasUsed: u64,
+    baseFeePerGas: u64,
+    logsBloom: hexBytes(256),
+    vmRoots: list(struct({ vm: u8, root: hex32 }), MAX_VMS),
   }),
 );
 
@@ -55,8 +65,6 @@ export const blockSchema = struct({
 });
 
 export type Block = Infer<typeof blockSchema>;
-
-export const HEADER_LENGTH = headerSchema.fixedSize ?? 0;
 
 export function encodeHeader(header: BlockHeader): Uint8Array {
   return encode(headerSchema, header, "header");
@@ -78,15 +86,14 @@ export function blockHash(header: BlockHeader): Hex {
   return toHex(keccak256(encodeHeader(header)));
 }
 
-/** Hash of an encoded block without decoding the body: the header is its first HEADER_LENGTH bytes. */
+/** Hash of an encoded block without decoding the transactions: the header is its prefix. Throws DecodeError. */
 export function blockHashOfEncoded(bytes: Uint8Array): Hex {
-  return toHex(keccak256(bytes.subarray(0, HEADER_LENGTH)));
+  const reader = new Reader(bytes);
+  headerSchema.decodeFrom(reader, "header", {});
+  return toHex(keccak256(bytes.subarray(0, reader.offset)));
 }
 
-export function transactionsRoot(transactions: readonly Uint8Array[]): Hex {
-  if (transactions.length === 0) return toHex(keccak256(new Uint8Array(0)));
-  return toHex(keccak256(concatBytes(...transactions.map((tx) => keccak256(tx)))));
-}
+export const EMPTY_BLOOM: Hex = `0x${"00".repeat(256)}`;
 
 export type BlockProblemCode =
   | "wrong_chain"
@@ -96,10 +103,13 @@ export type BlockProblemCode =
   | "unknown_proposer"
   | "timestamp_not_after_parent"
   | "timestamp_in_future"
-  | "transactions_root"
-  | "state_root"
+  | "wrong_gas_limit"
+  | "wrong_base_fee"
+  | "gas_used_above_limit"
   | "too_large"
-  | "too_many_transactions";
+  | "too_many_transactions"
+  | "invalid_transaction"
+  | "execution_mismatch";
 
 export interface BlockProblem {
   readonly code: BlockProblemCode;
@@ -112,6 +122,8 @@ export interface BlockContext {
   readonly parentHash: Hex;
   readonly parentTimestampMs: number;
   readonly validatorSetId: Hex;
+  readonly gasLimit: bigint;
+  readonly baseFeePerGas: bigint;
   readonly isValidator: (address: Hex) => boolean;
   readonly nowMs: number;
   /** How far ahead of the local clock a proposer's timestamp may be. */
@@ -121,8 +133,9 @@ export interface BlockContext {
 }
 
 /**
- * The checks a validator makes before prevoting a block (the paper's valid(v)), short of execution. Returns null when
- * valid. Everything here is deterministic except the future-timestamp bound, which only delays a block that is early.
+ * The checks a validator makes on a block before executing it (execution then checks the roots, gas used and bloom).
+ * Returns null when valid. Everything here is deterministic except the future-timestamp bound, which only delays a
+ * block that is early.
  */
 export function checkBlock(block: Block, encodedLength: number, ctx: BlockContext): BlockProblem | null {
   const h = block.header;
@@ -150,12 +163,15 @@ export function checkBlock(block: Block, encodedLength: number, ctx: BlockContex
       `${block.transactions.length} transactions exceed the limit ${ctx.maxBlockTransactions}`,
     );
   }
-  const root = transactionsRoot(block.transactions);
-  if (h.transactionsRoot !== root) return problem("transactions_root", `root ${h.transactionsRoot}, computed ${root}`);
-  if (h.stateRoot !== ZERO_HASH) return problem("state_root", `state root ${h.stateRoot} before execution exists`);
+  if (h.gasLimit !== ctx.gasLimit)
+    return problem("wrong_gas_limit", `gas limit ${h.gasLimit}, expected ${ctx.gasLimit}`);
+  if (h.baseFeePerGas !== ctx.baseFeePerGas) {
+    return problem("wrong_base_fee", `base fee ${h.baseFeePerGas}, expected ${ctx.baseFeePerGas}`);
+  }
+  if (h.gasUsed > h.gasLimit) return problem("gas_used_above_limit", `gas used ${h.gasUsed} > limit ${h.gasLimit}`);
   return null;
 }
 
-function problem(code: BlockProblemCode, message: string): BlockProblem {
+export function problem(code: BlockProblemCode, message: string): BlockProblem {
   return { code, message };
 }

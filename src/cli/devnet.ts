@@ -7,11 +7,23 @@ import { existsSync, openSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { fromHex, type Hex, keccak256, toHex, utf8 } from "../../consensus/bytes.ts";
 import { buildGenesis } from "../config/genesis.ts";
 import { initNode } from "../keys/init.ts";
-import type { PublicIdentity } from "../keys/keys.ts";
+import { operatorAddressOf, type PublicIdentity } from "../keys/keys.ts";
 
 export const DEFAULT_CHAIN_ID = 994_873_017n;
+/** Dev accounts funded in a devnet genesis (keys are public: never use them elsewhere). */
+export const DEVNET_FUNDED_ACCOUNTS = 10;
+export const DEVNET_FUNDED_BALANCE = 1_000_000n * 10n ** 18n;
+
+/** Deterministic dev keys: keccak256("lumia-dcn devnet account <i>"). */
+export function devnetAccounts(): { address: Hex; privateKey: Hex }[] {
+  return Array.from({ length: DEVNET_FUNDED_ACCOUNTS }, (_, i) => {
+    const privateKey = toHex(keccak256(utf8(`lumia-dcn devnet account ${i}`)));
+    return { address: operatorAddressOf(fromHex(privateKey)), privateKey };
+  });
+}
 
 export interface DevnetOptions {
   readonly dir: string;
@@ -19,11 +31,14 @@ export interface DevnetOptions {
   readonly replicas: number;
   readonly basePort: number;
   readonly metricsBasePort: number;
+  readonly rpcBasePort: number;
   readonly fresh: boolean;
   readonly chainId: bigint;
   /** Overrides of the consensus section of every node's config. */
   readonly consensus?: Readonly<Record<string, number>>;
   readonly logLevel?: string;
+  /** Base fee of height 1 (default: the genesis default, 1 gwei). */
+  readonly baseFeePerGas?: bigint;
 }
 
 export interface DevnetNode {
@@ -33,6 +48,7 @@ export interface DevnetNode {
   readonly configPath: string;
   readonly p2p: string;
   readonly metrics: string;
+  readonly rpc: string;
   readonly identity: PublicIdentity;
 }
 
@@ -49,6 +65,7 @@ interface SavedPlan {
   readonly replicas: number;
   readonly basePort: number;
   readonly metricsBasePort: number;
+  readonly rpcBasePort: number;
 }
 
 const PLAN_FILE = "plan.json";
@@ -65,6 +82,7 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
     replicas: opts.replicas,
     basePort: opts.basePort,
     metricsBasePort: opts.metricsBasePort,
+    rpcBasePort: opts.rpcBasePort,
   };
   if (existsSync(planPath)) {
     const saved = JSON.parse(await readFile(planPath, "utf8")) as SavedPlan;
@@ -92,6 +110,7 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
       configPath: join(nodeDir, "config.json"),
       p2p: `/ip4/127.0.0.1/tcp/${opts.basePort + i}/p2p/${identity.peerId}`,
       metrics: `http://127.0.0.1:${opts.metricsBasePort + i}`,
+      rpc: `http://127.0.0.1:${opts.rpcBasePort + i}`,
       identity,
     });
   }
@@ -103,6 +122,10 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
       validators: nodes
         .filter((n) => n.role === "validator")
         .map((n) => ({ name: n.name, votingPower: 100n, identity: n.identity })),
+      execution: {
+        ...(opts.baseFeePerGas === undefined ? {} : { baseFeePerGas: opts.baseFeePerGas.toString() }),
+        alloc: devnetAccounts().map((a) => ({ address: a.address, balance: DEVNET_FUNDED_BALANCE.toString() })),
+      },
     });
     await writeFile(genesisPath, `${JSON.stringify(genesis, null, 2)}\n`);
   }
@@ -120,6 +143,7 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
       },
       consensus: { ...(opts.consensus ?? {}) },
       metrics: { enabled: true, host: "127.0.0.1", port: opts.metricsBasePort + i },
+      rpc: { enabled: true, host: "127.0.0.1", port: opts.rpcBasePort + i },
       log: { level: opts.logLevel ?? "info" },
     };
     await writeFile(n.configPath, `${JSON.stringify(config, null, 2)}\n`);
@@ -130,16 +154,16 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
   return plan;
 }
 
-/** `<dir>/devnet.json`: the shape DESIGN.md fixes; rpc/ws/l1 are null until the JSON-RPC and the embedded L1 exist. */
+/** `<dir>/devnet.json`: the shape DESIGN.md fixes; ws and l1 are null until WebSocket RPC and the embedded L1 exist. */
 async function writeDevnetJson(plan: DevnetPlan): Promise<void> {
   const json = {
     chainId: plan.chainId.toString(),
     l1: null,
-    funded: [],
+    funded: devnetAccounts(),
     nodes: plan.nodes.map((n) => ({
       name: n.name,
       role: n.role,
-      rpc: null,
+      rpc: n.rpc,
       ws: null,
       p2p: n.p2p,
       metrics: n.metrics,

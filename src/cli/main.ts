@@ -84,6 +84,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--fresh", "wipe the data dir first")
     .option("--base-port <port>", "p2p port of the first node (then +1 per node)", int(1024, 65000), 26656)
     .option("--metrics-base-port <port>", "metrics/status port of the first node", int(1024, 65000), 9100)
+    .option("--rpc-base-port <port>", "JSON-RPC port of the first node", int(1024, 65000), 8545)
     .option("--chain-id <id>", "L2 chain id", chainId)
     .option("--log-level <level>", "log level of the nodes (fatal, error, warn, info, debug, trace)", "info")
     .action(
@@ -94,6 +95,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         fresh?: boolean;
         basePort: number;
         metricsBasePort: number;
+        rpcBasePort: number;
         chainId?: bigint;
         logLevel: string;
       }) => {
@@ -105,6 +107,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             replicas: o.replicas,
             basePort: o.basePort,
             metricsBasePort: o.metricsBasePort,
+            rpcBasePort: o.rpcBasePort,
             fresh: o.fresh === true,
             chainId: o.chainId ?? DEFAULT_CHAIN_ID,
             logLevel: o.logLevel,

@@ -268,6 +268,28 @@ export const configSchema = z
           .meta({ description: "Metrics TCP port (0 = any free port)", examples: [9100] }),
       })
       .prefault({}),
+    rpc: z
+      .strictObject({
+        enabled: z.boolean().default(true).meta({ description: "Serve the Ethereum JSON-RPC (HTTP)" }),
+        host: z
+          .string()
+          .superRefine(checked(hostProblem))
+          .default("127.0.0.1")
+          .meta({ description: "JSON-RPC bind address", examples: ["127.0.0.1"] }),
+        port: z
+          .number()
+          .int()
+          .min(0)
+          .max(65535)
+          .default(8545)
+          .meta({ description: "JSON-RPC TCP port (0 = any free port)", examples: [8545] }),
+        cors: z
+          .array(z.string())
+          .max(64)
+          .default([])
+          .meta({ description: "Origins allowed by CORS (empty: CORS off)", examples: [["https://app.example"]] }),
+      })
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info"),
@@ -311,6 +333,12 @@ export interface NodeConfig {
     readonly maxBlockTransactions: number;
   };
   readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
+  readonly rpc: {
+    readonly enabled: boolean;
+    readonly host: string;
+    readonly port: number;
+    readonly cors: readonly string[];
+  };
   readonly log: { readonly level: LogLevel; readonly format: "json" | "pretty" };
 }
 
@@ -360,6 +388,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
       maxBlockTransactions: c.consensus.maxBlockTransactions,
     },
     metrics: c.metrics,
+    rpc: c.rpc,
     log: c.log,
   };
 }

@@ -18,6 +18,7 @@ import {
   struct,
   u64,
   u64Number,
+  u256,
   varBytes,
   versioned,
 } from "../../consensus/codec.ts";
@@ -53,7 +54,13 @@ export const MAX_PEER_ID_BYTES = 64;
 export const GENESIS_MAX_BYTES = 4 * 1024 * 1024;
 /** Chain ids are EVM chain ids: JavaScript numbers in wallets, so at most 2^53 - 1. */
 export const MAX_CHAIN_ID = BigInt(Number.MAX_SAFE_INTEGER);
-export const GENESIS_VERSION = 1;
+export const GENESIS_VERSION = 2;
+/** Defaults of the execution section: a 30M gas block limit and a 1 gwei initial base fee (LUMIA has 18 decimals). */
+export const DEFAULT_GAS_LIMIT = 30_000_000n;
+export const DEFAULT_BASE_FEE_PER_GAS = 1_000_000_000n;
+export const MAX_ALLOC_ACCOUNTS = 100_000;
+export const MAX_ALLOC_STORAGE_SLOTS = 4096;
+export const MAX_CODE_BYTES = 24_576;
 /** keccak256("lumia.dcn.v1.genesis"): prefix of the hashed preimage, so no other signed or hashed format collides. */
 export const GENESIS_DOMAIN: Uint8Array = keccak256(utf8("lumia.dcn.v1.genesis"));
 
@@ -69,9 +76,29 @@ export interface GenesisValidator {
   readonly address: Hex;
 }
 
+/** A pre-funded (or pre-deployed) account of the genesis state. */
+export interface GenesisAccount {
+  /** Lowercase. */
+  readonly address: Hex;
+  readonly balance: bigint;
+  readonly nonce: bigint;
+  readonly code: Hex | null;
+  /** slot -> value, both 32-byte hex, lowercase. */
+  readonly storage: ReadonlyMap<Hex, Hex>;
+}
+
+export interface GenesisExecution {
+  readonly gasLimit: bigint;
+  /** Base fee of height 1 (EIP-1559 moves it from there). */
+  readonly baseFeePerGas: bigint;
+  /** Sorted by address. */
+  readonly alloc: readonly GenesisAccount[];
+}
+
 export interface Genesis {
   readonly chainId: bigint;
   readonly genesisTimeMs: number;
+  readonly execution: GenesisExecution;
   /** In file order. */
   readonly validators: readonly GenesisValidator[];
   /** The height-1 validator set (CometBFT order and priorities). */
@@ -80,9 +107,22 @@ export interface Genesis {
 }
 
 /** The file as JSON (what `buildGenesis` returns and `parseGenesis` reads). */
+export interface GenesisAccountJson {
+  readonly address: Hex;
+  readonly balance: string;
+  readonly nonce?: string;
+  readonly code?: Hex;
+  readonly storage?: Readonly<Record<string, Hex>>;
+}
+
 export interface GenesisJson {
   readonly chainId: string;
   readonly genesisTimeMs: number;
+  readonly execution?: {
+    readonly gasLimit?: string;
+    readonly baseFeePerGas?: string;
+    readonly alloc?: readonly GenesisAccountJson[];
+  };
   readonly validators: readonly {
     readonly name: string;
     readonly blsPublicKey: Hex;
@@ -212,9 +252,50 @@ export const genesisSchema = z
       .min(0)
       .max(Number.MAX_SAFE_INTEGER)
       .meta({ examples: [1_767_225_600_000] }),
+    execution: z
+      .strictObject({
+        gasLimit: decimalString("gas limit", 21_000n, 2n ** 63n - 1n).optional(),
+        baseFeePerGas: decimalString("base fee per gas (wei)", 0n, 2n ** 63n - 1n).optional(),
+        alloc: z
+          .array(
+            z.strictObject({
+              address: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "a 20-byte 0x address"),
+              balance: decimalString("balance (wei)", 0n, 2n ** 256n - 1n),
+              nonce: decimalString("nonce", 0n, 2n ** 63n - 1n).optional(),
+              code: z
+                .string()
+                .regex(/^0x([0-9a-fA-F]{2})*$/, "0x-prefixed hex bytes")
+                .refine((c) => (c.length - 2) / 2 <= MAX_CODE_BYTES, `at most ${MAX_CODE_BYTES} bytes of code`)
+                .optional(),
+              storage: z
+                .record(
+                  z.string().regex(/^0x[0-9a-fA-F]{64}$/, "a 32-byte slot"),
+                  z.string().regex(/^0x[0-9a-fA-F]{64}$/),
+                )
+                .optional(),
+            }),
+          )
+          .max(MAX_ALLOC_ACCOUNTS)
+          .optional(),
+      })
+      .optional(),
     validators: z.array(validatorSchema).min(1).max(MAX_GENESIS_VALIDATORS),
   })
   .meta({ title: "Lumia DCN genesis" });
+
+function decimalString(what: string, min: bigint, max: bigint) {
+  return z.string().superRefine((value, ctx) => {
+    if (!DECIMAL_RE.test(value)) {
+      addIssue(
+        ctx,
+        `${JSON.stringify(value)} is not a decimal integer string`,
+        `write the ${what} as a decimal string`,
+      );
+    } else if (BigInt(value) < min || BigInt(value) > max) {
+      addIssue(ctx, `${value} is out of range`, `the ${what} must be in [${min}, ${max}]`);
+    }
+  });
+}
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Canonical encoding
@@ -249,12 +330,24 @@ export const genesisEncoding = versioned(
       }),
       MAX_GENESIS_VALIDATORS,
     ),
+    gasLimit: u64,
+    baseFeePerGas: u64,
+    alloc: list(
+      struct({
+        address: hexBytes(20),
+        balance: u256,
+        nonce: u64,
+        code: varBytes(MAX_CODE_BYTES),
+        storage: list(struct({ slot: hexBytes(32), value: hexBytes(32) }), MAX_ALLOC_STORAGE_SLOTS),
+      }),
+      MAX_ALLOC_ACCOUNTS,
+    ),
   }),
 );
 
 /** The canonical bytes of a genesis (without the domain prefix). */
 export function encodeGenesis(
-  genesis: Pick<Genesis, "chainId" | "genesisTimeMs" | "validators" | "validatorSet">,
+  genesis: Pick<Genesis, "chainId" | "genesisTimeMs" | "validators" | "validatorSet" | "execution">,
 ): Uint8Array {
   const byAddress = new Map(genesis.validators.map((v) => [v.address.toLowerCase(), v]));
   const ordered = genesis.validatorSet.validators.map((member) => {
@@ -271,13 +364,30 @@ export function encodeGenesis(
   });
   return encode(
     genesisEncoding,
-    { chainId: genesis.chainId, genesisTimeMs: genesis.genesisTimeMs, validators: ordered },
+    {
+      chainId: genesis.chainId,
+      genesisTimeMs: genesis.genesisTimeMs,
+      validators: ordered,
+      gasLimit: genesis.execution.gasLimit,
+      baseFeePerGas: genesis.execution.baseFeePerGas,
+      alloc: genesis.execution.alloc.map((a) => ({
+        address: a.address,
+        balance: a.balance,
+        nonce: a.nonce,
+        code: a.code === null ? new Uint8Array(0) : fromHex(a.code),
+        storage: [...a.storage]
+          .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+          .map(([slot, value]) => ({ slot, value })),
+      })),
+    },
     "genesis",
   );
 }
 
 /** keccak256(GENESIS_DOMAIN || encodeGenesis(genesis)). */
-export function genesisHash(genesis: Pick<Genesis, "chainId" | "genesisTimeMs" | "validators" | "validatorSet">): Hex {
+export function genesisHash(
+  genesis: Pick<Genesis, "chainId" | "genesisTimeMs" | "validators" | "validatorSet" | "execution">,
+): Hex {
   return toHex(keccak256(concatBytes(GENESIS_DOMAIN, encodeGenesis(genesis))));
 }
 
@@ -397,7 +507,34 @@ export function parseGenesis(json: unknown, source = "genesis"): Genesis {
       { cause: error },
     );
   }
-  const partial = { chainId: BigInt(g.chainId), genesisTimeMs: g.genesisTimeMs, validators, validatorSet };
+  const alloc: GenesisAccount[] = (g.execution?.alloc ?? [])
+    .map((a) => ({
+      address: a.address.toLowerCase() as Hex,
+      balance: BigInt(a.balance),
+      nonce: BigInt(a.nonce ?? "0"),
+      code: a.code === undefined || a.code === "0x" ? null : (a.code.toLowerCase() as Hex),
+      storage: new Map(
+        Object.entries(a.storage ?? {}).map(([k, v]) => [k.toLowerCase() as Hex, v.toLowerCase() as Hex] as const),
+      ),
+    }))
+    .sort((x, y) => (x.address < y.address ? -1 : x.address > y.address ? 1 : 0));
+  firstSeen(
+    alloc,
+    (a) => a.address,
+    (first, i) =>
+      issues.push({
+        path: `execution.alloc[${i}]`,
+        message: `the same address as execution.alloc[${first}]`,
+        fix: "list each account once",
+      }),
+  );
+  if (issues.length > 0) throw new GenesisError("invalid", source, issues);
+  const execution: GenesisExecution = {
+    gasLimit: BigInt(g.execution?.gasLimit ?? DEFAULT_GAS_LIMIT),
+    baseFeePerGas: BigInt(g.execution?.baseFeePerGas ?? DEFAULT_BASE_FEE_PER_GAS),
+    alloc,
+  };
+  const partial = { chainId: BigInt(g.chainId), genesisTimeMs: g.genesisTimeMs, execution, validators, validatorSet };
   return { ...partial, hash: genesisHash(partial) };
 }
 
@@ -430,6 +567,7 @@ export interface BuildGenesisParameters {
     readonly votingPower: bigint;
     readonly identity: PublicIdentity;
   }[];
+  readonly execution?: GenesisJson["execution"];
 }
 
 /** A genesis document for devnet tooling, validated like a loaded one (throws GenesisError). */
@@ -445,6 +583,7 @@ export function buildGenesis(params: BuildGenesisParameters): GenesisJson {
       peerId: v.identity.peerId,
       operator: v.identity.operator,
     })),
+    ...(params.execution === undefined ? {} : { execution: params.execution }),
   };
   parseGenesis(json, "built genesis");
   return json;

@@ -39,25 +39,12 @@ import type {
   Vote,
 } from "../../consensus/types.ts";
 import { indexOfAddress, nextHeightValidatorSet, validatorAddress } from "../../consensus/validator-set.ts";
-import {
-  type Block,
-  blockHash,
-  checkBlock,
-  decodeBlock,
-  encodeBlock,
-  transactionsRoot,
-  ZERO_HASH,
-} from "../chain/block.ts";
+import { type Block, blockHash, decodeBlock } from "../chain/block.ts";
 import type { ChainStore, SafetyRecord } from "../storage/chain-store.ts";
+import type { BlockExecutor } from "./executor.ts";
 import type { Logger } from "./log.ts";
 import type { HeightStateResponse } from "./messages.ts";
 import type { NodeMetrics } from "./metrics.ts";
-
-/** Where blocks get their transactions; the execution core's mempool replaces the opaque pool. */
-export interface PayloadSource {
-  take(maxBytes: number, maxCount: number): Uint8Array[];
-  committed(transactions: readonly Uint8Array[]): void;
-}
 
 /** The driver's outputs to the network; the node wires them to gossip topics and sync requests. */
 export interface Outbox {
@@ -93,9 +80,6 @@ export interface DriverParams {
   readonly rebroadcastMs: number;
   /** Minimum time between the starts of two heights (CometBFT's timeout_commit); 0 = as fast as consensus. */
   readonly blockIntervalMs: number;
-  readonly maxBlockBytes: number;
-  readonly maxBlockTransactions: number;
-  readonly maxClockDriftMs: number;
   readonly maxRoundsAhead: number;
   readonly maxBufferedMessages: number;
   readonly maxQueuedEvents: number;
@@ -107,7 +91,7 @@ export interface DriverModules {
   readonly signer: Signer | null;
   readonly scheme: SignatureScheme;
   readonly outbox: Outbox;
-  readonly payloads: PayloadSource;
+  readonly executor: BlockExecutor;
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: NodeMetrics;
@@ -207,12 +191,18 @@ export class ConsensusDriver {
     const resume = mark !== null && mark.height === height && this.safety.height === height;
     this.started = true;
     if (resume) {
-      for (const b of this.safety.blocks) this.rememberBlock(b.block, true);
+      // Re-execute the bodies kept with the safety record: a decision on one of them needs its state writes.
+      const preload: KnownBlock[] = [];
+      for (const b of this.safety.blocks) {
+        const block = decodeBlock(b.block);
+        const problem = await this.m.executor.validate(block, b.block, store.validatorSetFor(height), true);
+        preload.push({ block, bytes: b.block, valid: problem === null });
+      }
       this.m.log.info(
         { height, round: mark.round, step: mark.step, locked: this.safety.lock.lockedValue },
         "resuming height from persisted safety data",
       );
-      await this.startHeight(height, { round: mark.round, lock: this.safety.lock });
+      await this.startHeight(height, { round: mark.round, lock: this.safety.lock }, preload);
       const own = this.safety.ownProposal;
       if (own !== null && own.height === height) await this.feed({ kind: "proposal", proposal: own, valid: true });
       for (const v of this.safety.proofOfLock) await this.feed({ kind: "vote", vote: v });
@@ -395,7 +385,15 @@ export class ConsensusDriver {
     if (proposal.height < current) return;
     const pending = this.pendingDecision;
     if (pending !== null && pending.height === proposal.height && pending.value === proposal.value) {
-      // The body of a block +2/3 already precommitted: commit it now.
+      // The body of a block +2/3 already precommitted: execute it (the state comes from it) and commit it now.
+      const problem = await this.m.executor.validate(block, bytes, this.m.store.validatorSetFor(proposal.height), true);
+      if (problem !== null) {
+        this.m.log.error(
+          { height: proposal.height, code: problem.code, reason: problem.message },
+          "decided block fails validation here",
+        );
+        return;
+      }
       this.rememberBlock(bytes, true);
       await this.decide(pending.height, pending.round, pending.value, pending.precommits);
       return;
@@ -404,7 +402,7 @@ export class ConsensusDriver {
       this.buffer({ kind: "proposal", proposal, block, bytes });
       return;
     }
-    const known = this.blocks.get(proposal.value) ?? this.rememberBlock(bytes, this.isValidBlock(block, bytes));
+    const known = this.blocks.get(proposal.value) ?? this.rememberBlock(bytes, await this.isValidBlock(block, bytes));
     this.m.log.debug(
       { height: proposal.height, round: proposal.round, proposer: proposal.proposerIndex, valid: known.valid },
       "proposal",
@@ -468,13 +466,15 @@ export class ConsensusDriver {
       this.m.log.warn({ height }, "refused a block whose hash the certificate does not certify");
       return false;
     }
-    // A certificate of more than 2/3 of the stake outweighs this node's own view: only structural checks remain.
-    const problem = checkBlock(block, c.block.length, {
-      ...this.blockContext(height, set),
-      nowMs: Number.MAX_SAFE_INTEGER,
-    });
+    // Executed like any block (the state comes from it); only the clock bound is waived: +2/3 accepted it already.
+    const problem = await this.m.executor.validate(block, c.block, set, true);
     if (problem !== null) {
-      this.m.log.error({ height, code: problem.code, reason: problem.message }, "certified block fails checks");
+      // More than 2/3 of the stake certified a block this node computes differently: a local fault (or a subnet
+      // one). Never commit state it did not compute; say why.
+      this.m.log.error(
+        { height, code: problem.code, reason: problem.message },
+        "certified block fails validation here",
+      );
       return false;
     }
     this.m.metrics.syncedBlocks.inc();
@@ -502,7 +502,7 @@ export class ConsensusDriver {
   private async act(action: Action, inputs: Input[]): Promise<void> {
     switch (action.kind) {
       case "getValue": {
-        const value = this.buildBlock(action.height);
+        const value = await this.buildBlock(action.height);
         inputs.push({ kind: "proposeValue", height: action.height, round: action.round, value });
         return;
       }
@@ -535,25 +535,10 @@ export class ConsensusDriver {
     }
   }
 
-  private buildBlock(height: number): Hex {
+  private async buildBlock(height: number): Promise<Hex> {
     const set = this.m.store.validatorSetFor(height);
-    const parentTs = this.parentTimestampMs();
-    // Leave room for the header and the length prefixes within the block limit.
-    const transactions = this.m.payloads.take(this.params.maxBlockBytes - 1024, this.params.maxBlockTransactions);
-    const block: Block = {
-      header: {
-        chainId: this.params.chainId,
-        height,
-        timestampMs: Math.max(this.m.clock.nowMs(), parentTs + 1),
-        parentHash: this.m.store.headHash() ?? this.params.genesisHash,
-        proposer: this.address ?? (ZERO_HASH.slice(0, 42) as Hex),
-        validatorSetId: set.id,
-        transactionsRoot: transactionsRoot(transactions),
-        stateRoot: ZERO_HASH,
-      },
-      transactions,
-    };
-    const bytes = encodeBlock(block);
+    const proposer = this.address ?? (`0x${"00".repeat(20)}` as Hex);
+    const { bytes } = await this.m.executor.build(height, proposer, set);
     const known = this.rememberBlock(bytes, true);
     return blockHash(known.block.header);
   }
@@ -675,16 +660,19 @@ export class ConsensusDriver {
     set: ValidatorSet,
   ): Promise<void> {
     const hash = certificate.blockHash;
+    const extras = this.m.executor.commitExtras(hash);
     await this.m.store.commit({
       height,
       blockHash: hash,
       block: bytes,
       certificate,
       nextValidatorSet: nextHeightValidatorSet(set),
+      stateWrites: extras.stateWrites,
+      receipts: extras.receipts,
+      transactionHashes: extras.transactionHashes,
     });
     this.pendingDecision = null;
-    this.headTimestampMs = block.header.timestampMs;
-    this.m.payloads.committed(block.transactions);
+    await this.m.executor.committed(block, hash);
     const now = this.m.clock.nowMs();
     this.lastCommitMs = now;
     this.m.metrics.height.set(height);
@@ -699,10 +687,14 @@ export class ConsensusDriver {
     this.m.outbox.committed(height, hash);
   }
 
-  private async startHeight(height: number, recovered?: { round: number; lock: LockState }): Promise<void> {
+  private async startHeight(
+    height: number,
+    recovered?: { round: number; lock: LockState },
+    preload: readonly KnownBlock[] = [],
+  ): Promise<void> {
     for (const t of this.timers) this.m.clock.clearTimeout(t);
     this.timers.clear();
-    this.blocks = new Map();
+    this.blocks = new Map(preload.map((k) => [blockHash(k.block.header), k]));
     this.nextSetCache = null;
     this.heightStartedMs = this.m.clock.nowMs();
     this.m.log.debug({ height, buffered: this.buffered.length }, "start height");
@@ -727,43 +719,13 @@ export class ConsensusDriver {
     return known;
   }
 
-  private parentTimestampMs(): number {
-    return this.headTimestampMs ?? this.params.genesisTimeMs;
-  }
-
-  private headTimestampMs: number | null = null;
-
-  private blockContext(height: number, set: ValidatorSet) {
-    return {
-      chainId: this.params.chainId,
-      height,
-      parentHash: this.m.store.headHash() ?? this.params.genesisHash,
-      parentTimestampMs: this.parentTimestampMs(),
-      validatorSetId: set.id,
-      isValidator: (address: Hex) => indexOfAddress(set, address) >= 0,
-      nowMs: this.m.clock.nowMs(),
-      maxClockDriftMs: this.params.maxClockDriftMs,
-      maxBlockBytes: this.params.maxBlockBytes,
-      maxBlockTransactions: this.params.maxBlockTransactions,
-    };
-  }
-
-  private isValidBlock(block: Block, bytes: Uint8Array): boolean {
+  private async isValidBlock(block: Block, bytes: Uint8Array): Promise<boolean> {
     const height = this.m.store.headHeight + 1;
-    const problem = checkBlock(block, bytes.length, this.blockContext(height, this.m.store.validatorSetFor(height)));
+    const problem = await this.m.executor.validate(block, bytes, this.m.store.validatorSetFor(height), false);
     if (problem === null) return true;
     this.m.metrics.invalidBlocks.inc({ code: problem.code });
     this.m.log.warn({ height, code: problem.code, reason: problem.message }, "invalid block proposed");
     return false;
-  }
-
-  /** Must be called once after open, before start: the parent timestamp of the next block. */
-  async loadHead(): Promise<void> {
-    const head = this.m.store.headHeight;
-    if (head === 0) return;
-    const bytes = await this.m.store.getBlock(head);
-    if (bytes === undefined) throw new DriverError("invariant", `head block ${head} missing from the store`);
-    this.headTimestampMs = decodeBlock(bytes).header.timestampMs;
   }
 
   /** Votes (any round) this driver holds for the current height, for tests and status. */

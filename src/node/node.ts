@@ -10,14 +10,18 @@ import { MAX_BLOCK_BYTES, MAX_TRANSACTION_BYTES } from "../chain/block.ts";
 import type { NodeConfig } from "../config/config.ts";
 import type { Genesis } from "../config/genesis.ts";
 import { blstScheme, createBlstSigner } from "../crypto/blst.ts";
+import { ExecutionCore } from "../execution/core.ts";
+import { type AddResult, Mempool } from "../mempool/mempool.ts";
+import { type RpcServer, startRpcServer } from "../rpc/server.ts";
 import { ChainStore } from "../storage/chain-store.ts";
 import { encodeEvidence } from "../storage/evidence.ts";
 import { ConsensusDriver, type DriverParams, realClock } from "./driver.ts";
+import { BlockExecutor } from "./executor.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import type { Logger } from "./log.ts";
 import { encodeCertificateMessage, encodeProposalMessage, protocols, topics } from "./messages.ts";
 import { createMetrics, type NodeMetrics } from "./metrics.ts";
-import { OpaquePool } from "./pool.ts";
+import { createRpcBackend } from "./rpc-backend.ts";
 import { SyncManager } from "./sync.ts";
 import {
   type VerifierContext,
@@ -26,6 +30,17 @@ import {
   verifyProposalMessage,
   verifyVoteMessage,
 } from "./verifier.ts";
+
+const NODE_VERSION = "0.1.0";
+
+const REJECTED_TX_CODES: ReadonlySet<string> = new Set([
+  "malformed",
+  "unsupported_type",
+  "bad_signature",
+  "wrong_chain",
+  "too_large",
+  "intrinsic_gas",
+]);
 
 export interface NodeKeys {
   /** BLS secret key; null for a replica that has none. */
@@ -48,12 +63,23 @@ export interface NodeStatus {
   readonly lastCommitAgoMs: number | null;
   readonly pool: { readonly count: number; readonly bytes: number };
   readonly listen: readonly string[];
+  readonly rpc: string | null;
 }
 
-const POOL_LIMITS = { maxCount: 50_000, maxBytes: 64 * 1024 * 1024, maxTransactionBytes: MAX_TRANSACTION_BYTES };
+/** Mempool limits (docs/mempool.md). */
+const MEMPOOL_LIMITS = {
+  maxCount: 50_000,
+  maxBytes: 64 * 1024 * 1024,
+  maxPerSender: 256,
+  maxTxBytes: MAX_TRANSACTION_BYTES,
+  minReplacementBumpPercent: 10,
+  maxNonceGap: 64,
+  peerRatePerSecond: 2_000,
+};
 
 export class DcnNode {
   private http: HttpServer | null = null;
+  private rpc: RpcServer | null = null;
   private stopping: Promise<void> | null = null;
 
   private constructor(
@@ -63,7 +89,9 @@ export class DcnNode {
     readonly store: ChainStore,
     readonly driver: ConsensusDriver,
     readonly sync: SyncManager,
-    readonly pool: OpaquePool,
+    readonly mempool: Mempool,
+    readonly executor: BlockExecutor,
+    readonly core: ExecutionCore,
     readonly metrics: NodeMetrics,
     private readonly log: Logger,
   ) {}
@@ -86,8 +114,43 @@ export class DcnNode {
       registry: metrics.registry,
       log: (level, msg, fields) => log.child({ component: "p2p" })[level](fields ?? {}, msg),
     });
-    const pool = new OpaquePool(POOL_LIMITS);
     const c = config.consensus;
+    const core = await ExecutionCore.create({
+      chainId,
+      db: store.stateReader(),
+      alloc: genesis.execution.alloc.map((a) => ({
+        address: a.address,
+        balance: a.balance,
+        nonce: a.nonce,
+        ...(a.code === null ? {} : { code: a.code }),
+        storage: Object.fromEntries(a.storage),
+      })),
+    });
+    const parent = await BlockExecutor.loadParent(genesis, core, store);
+    // The mempool checks against the committed head; `executor` is assigned right below, before anything runs.
+    let executor: BlockExecutor | null = null;
+    const mempool = new Mempool(
+      { ...MEMPOOL_LIMITS, blockGasLimit: genesis.execution.gasLimit },
+      {
+        chainId,
+        accounts: {
+          nonce: (a) => (executor as BlockExecutor).accounts().nonce(a),
+          balance: (a) => (executor as BlockExecutor).accounts().balance(a),
+        },
+        baseFee: () => (executor === null ? core.nextBaseFee(parent) : executor.nextBaseFee()),
+        nowMs: () => Date.now(),
+      },
+    );
+    executor = new BlockExecutor(
+      {
+        maxBlockBytes: Math.min(c.maxBlockBytes, MAX_BLOCK_BYTES),
+        maxBlockTransactions: c.maxBlockTransactions,
+        maxClockDriftMs: 5_000,
+      },
+      { genesis, core, mempool, store, nowMs: () => Date.now() },
+      parent,
+    );
+    await executor.loadRecentHashes();
     const params: DriverParams = {
       chainId,
       genesisHash: genesis.hash,
@@ -95,9 +158,6 @@ export class DcnNode {
       timeouts: c.timeouts,
       rebroadcastMs: c.rebroadcastMs,
       blockIntervalMs: c.blockIntervalMs,
-      maxBlockBytes: Math.min(c.maxBlockBytes, MAX_BLOCK_BYTES),
-      maxBlockTransactions: c.maxBlockTransactions,
-      maxClockDriftMs: 5_000,
       maxRoundsAhead: 64,
       maxBufferedMessages: 4096,
       maxQueuedEvents: 16_384,
@@ -112,7 +172,7 @@ export class DcnNode {
       store,
       signer,
       scheme: blstScheme,
-      payloads: pool,
+      executor,
       clock: realClock,
       log: log.child({ component: "consensus" }),
       metrics,
@@ -182,16 +242,18 @@ export class DcnNode {
       maxBytes: MAX_TRANSACTION_BYTES,
       queueLength: QUEUE,
       dropPolicy: "drop-newest",
-      validate: (data) => {
-        const added = pool.add(data);
+      validate: async (data, from) => {
+        const added = await mempool.add(data, { kind: "peer", peer: from });
         if (added.ok) return { kind: "accept", value: data };
-        return added.code === "too_large"
-          ? { kind: "reject", code: "tx_too_large" }
+        // Invalid whoever relays it: malformed, bad signature, wrong chain. State-dependent refusals (nonce, funds,
+        // fees, a full pool) can differ between honest nodes: no penalty.
+        return REJECTED_TX_CODES.has(added.code)
+          ? { kind: "reject", code: `tx_${added.code}` }
           : { kind: "ignore", code: `tx_${added.code}` };
       },
       onMessage: () => {},
     });
-    return new DcnNode(config, genesis, network, store, driver, sync, pool, metrics, log);
+    return new DcnNode(config, genesis, network, store, driver, sync, mempool, executor, core, metrics, log);
   }
 
   /** Starts the network, the HTTP endpoint and consensus. `onFatal` gets errors after which the node must exit. */
@@ -208,8 +270,25 @@ export class DcnNode {
         },
       );
     }
-    await this.driver.loadHead();
     await this.driver.start(onFatal);
+    const r = this.config.rpc;
+    if (r.enabled) {
+      this.rpc = await startRpcServer(
+        { host: r.host, port: r.port, cors: [...r.cors] },
+        createRpcBackend({
+          chainId: this.genesis.chainId,
+          version: NODE_VERSION,
+          store: this.store,
+          core: this.core,
+          executor: this.executor,
+          mempool: this.mempool,
+          submit: async (raw) => {
+            const added = await this.submitTransaction(raw);
+            return added.ok ? { ok: true, hash: added.hash } : { ok: false, code: added.code, message: added.message };
+          },
+        }),
+      );
+    }
     this.log.info(
       {
         role: this.config.role,
@@ -221,12 +300,13 @@ export class DcnNode {
     );
   }
 
-  /** Submits an opaque transaction: pooled here and gossiped to every node. */
-  async submitTransaction(tx: Uint8Array): Promise<{ ok: boolean; code?: string }> {
-    const added = this.pool.add(tx);
-    if (!added.ok) return { ok: false, code: added.code };
-    await this.network.publish(topics(this.genesis.chainId).transactions, tx).catch(() => ({ recipients: 0 }));
-    return { ok: true };
+  /** Submits a raw signed transaction (JSON-RPC eth_sendRawTransaction): pooled here and gossiped to every node. */
+  async submitTransaction(raw: Uint8Array): Promise<AddResult> {
+    const added = await this.mempool.add(raw, { kind: "local" });
+    if (added.ok) {
+      await this.network.publish(topics(this.genesis.chainId).transactions, raw).catch(() => ({ recipients: 0 }));
+    }
+    return added;
   }
 
   status(): NodeStatus {
@@ -244,8 +324,9 @@ export class DcnNode {
       votingNow: d.validator,
       peers: this.network.connectedPeers(),
       lastCommitAgoMs: d.lastCommitMs === null ? null : Date.now() - d.lastCommitMs,
-      pool: { count: this.pool.size, bytes: this.pool.sizeBytes },
+      pool: { count: this.mempool.size, bytes: this.mempool.sizeBytes },
       listen: this.network.addresses(),
+      rpc: this.rpc?.url ?? null,
     };
   }
 
@@ -262,6 +343,7 @@ export class DcnNode {
       this.stopping = (async () => {
         this.sync.stop();
         await this.driver.stop();
+        await this.rpc?.close();
         await this.http?.close();
         await this.network.stop();
         await this.store.close();

@@ -26,6 +26,13 @@ export const Bucket = {
   safety: 0x08,
   /** key: bucket || height u64 BE || round u32 BE || kind u8 || validator index u16 BE; value: the evidence (./evidence.ts). */
   evidence: 0x09,
+  /** key: bucket || node key (trie node hash, or code hash prefixed as the execution core wants); value: node bytes.
+   * Content-addressed: written in the commit batch of the block that created them (and once for genesis). */
+  state: 0x0a,
+  /** key: bucket || height u64 BE; value: the block's receipts (execution core encoding). */
+  receiptsByHeight: 0x0b,
+  /** key: bucket || transaction hash (32 bytes); value: height u64 BE || index u32 BE. */
+  transactionByHash: 0x0c,
 } as const;
 
 export type BucketName = keyof typeof Bucket;

@@ -7,7 +7,7 @@
 // concurrent writes in no guaranteed order, and an older safety record landing after a newer one would let a
 // restarted node sign twice.
 import { Level } from "level";
-import { fromHex, type Hex, isHex, toHex } from "../../consensus/bytes.ts";
+import { concatBytes, fromHex, type Hex, isHex, readUint, toHex, uintBytes } from "../../consensus/bytes.ts";
 import { type Certificate, decodeCertificate, encodeCertificate } from "../../consensus/certificate.ts";
 import { decode, EncodeError, encode } from "../../consensus/codec.ts";
 import type { LockState } from "../../consensus/machine.ts";
@@ -49,6 +49,18 @@ export interface CommitRecord {
   readonly certificate: Certificate;
   /** The set (with proposer priorities) for height + 1. */
   readonly nextValidatorSet: ValidatorSet;
+  /** State nodes created by executing the block (key hex -> value), applied in the same batch. */
+  readonly stateWrites?: ReadonlyMap<string, Uint8Array>;
+  /** The block's receipts, encoded by the execution core. */
+  readonly receipts?: Uint8Array;
+  /** Hashes of the block's transactions in order, for the transaction index. */
+  readonly transactionHashes?: readonly Hex[];
+}
+
+/** Where a committed transaction is. */
+export interface TransactionLocation {
+  readonly height: number;
+  readonly index: number;
 }
 
 export interface SafetyRecord {
@@ -193,6 +205,16 @@ export class ChainStore {
           ),
         ),
       ];
+      for (const [key, value] of rec.stateWrites ?? []) ops.push(put(bucketKey(Bucket.state, fromHex(key)), value));
+      if (rec.receipts !== undefined) ops.push(put(heightKey(Bucket.receiptsByHeight, rec.height), rec.receipts));
+      for (const [index, txHash] of (rec.transactionHashes ?? []).entries()) {
+        ops.push(
+          put(
+            bucketKey(Bucket.transactionByHash, fromHex(txHash)),
+            concatBytes(uintBytes(rec.height, 8), uintBytes(index, 4)),
+          ),
+        );
+      }
       if (signingSet.id !== this.lastIndexedSetId) {
         ops.push(put(heightKey(Bucket.validatorSetIdFromHeight, rec.height), encode(setIdSchema, signingSet.id)));
       }
@@ -207,6 +229,29 @@ export class ChainStore {
       this.nextSet = rec.nextValidatorSet;
       this.lastIndexedSetId = signingSet.id;
     });
+  }
+
+  /** Read access to committed state nodes, for the execution core. */
+  stateReader(): { get(key: Uint8Array): Promise<Uint8Array | undefined> } {
+    return { get: (key) => this.read(bucketKey(Bucket.state, key)) };
+  }
+
+  /** Writes state nodes outside a commit (the genesis state), synced. Content-addressed, so rewriting is harmless. */
+  putState(writes: ReadonlyMap<string, Uint8Array>): Promise<void> {
+    const ops = [...writes].map(([key, value]) => put(bucketKey(Bucket.state, fromHex(key)), value));
+    return this.enqueueWrite(() => this.io("state write", () => this.db.batch(ops, { sync: true })));
+  }
+
+  async getReceipts(height: number): Promise<Uint8Array | undefined> {
+    if (!isStoredHeight(height)) return undefined;
+    return this.read(heightKey(Bucket.receiptsByHeight, height));
+  }
+
+  async getTransactionLocation(hash: Hex): Promise<TransactionLocation | undefined> {
+    if (!isHex(hash, 32)) return undefined;
+    const value = await this.read(bucketKey(Bucket.transactionByHash, fromHex(hash)));
+    if (value === undefined || value.length !== 12) return undefined;
+    return { height: Number(readUint(value, 0, 8)), index: Number(readUint(value, 8, 4)) };
   }
 
   async getBlock(height: number): Promise<Uint8Array | undefined> {

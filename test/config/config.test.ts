@@ -54,6 +54,7 @@ describe("parseConfig", () => {
         maxBlockTransactions: 10_000,
       },
       metrics: { enabled: true, host: "127.0.0.1", port: 9100 },
+      rpc: { enabled: true, host: "127.0.0.1", port: 8545, cors: [] },
       log: { level: "info", format: "json" },
     });
   });
@@ -132,10 +133,10 @@ describe("parseConfig", () => {
     },
     {
       name: "an unrelated unknown key lists the allowed ones",
-      json: { ...MINIMAL, rpc: {} },
-      path: "rpc",
-      message: /unknown key "rpc"/,
-      fix: /remove it; the keys allowed here are role, dataDir, genesis, keys, p2p, consensus, metrics, log/,
+      json: { ...MINIMAL, webui: {} },
+      path: "webui",
+      message: /unknown key "webui"/,
+      fix: /remove it; the keys allowed here are role, dataDir, genesis, keys, p2p, consensus, metrics, rpc, log/,
     },
     {
       name: "a bad multiaddr",

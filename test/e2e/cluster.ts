@@ -32,7 +32,7 @@ export class Cluster {
 
   private constructor(readonly plan: DevnetPlan) {}
 
-  static async create(opts: { validators: number; replicas: number }): Promise<Cluster> {
+  static async create(opts: { validators: number; replicas: number; baseFeePerGas?: bigint }): Promise<Cluster> {
     const dir = mkdtempSync(join(tmpdir(), "dcn-e2e-"));
     // Ports from the pid spread parallel test files apart.
     const base = 20_000 + ((process.pid * 37) % 400) * 20;
@@ -42,10 +42,12 @@ export class Cluster {
       replicas: opts.replicas,
       basePort: base,
       metricsBasePort: base + 10,
+      rpcBasePort: base + 15,
       fresh: true,
       chainId: 31_337_001n,
       consensus: TEST_CONSENSUS,
       logLevel: "debug",
+      ...(opts.baseFeePerGas === undefined ? {} : { baseFeePerGas: opts.baseFeePerGas }),
     });
     return new Cluster(plan);
   }

@@ -1,0 +1,88 @@
+// Stored receipts of a committed block (bucket receiptsByHeight): what eth_getTransactionReceipt and eth_getLogs
+// answer from, plus the typed RLP receipt the receipts trie commits to (for receipt proofs).
+//
+// Layout: version u8 (= 1) | u32 count | receipt*, receipt = txHash bytes32 | type u8 | from bytes20 |
+//   to (u8 flag | bytes20) | contractAddress (u8 flag | bytes20) | status u8 | gasUsed u64 | cumulativeGasUsed u64 |
+//   effectiveGasPrice bytes32 | logs: u32 count | (address bytes20 | topics: u32 count | bytes32* | data u32 len | bytes)* |
+//   revertReason u32 len | utf8 | encoded u32 len | typed RLP receipt
+import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
+import {
+  type Codec,
+  decode,
+  encode,
+  hex32,
+  hexBytes,
+  type Infer,
+  list,
+  mapped,
+  nullable,
+  struct,
+  u8,
+  u64,
+  u256,
+  varBytes,
+  versioned,
+} from "../../consensus/codec.ts";
+import type { ExecutedReceipt } from "../execution/core.ts";
+
+const MAX_RECEIPTS = 100_000;
+const MAX_LOGS = 10_000;
+const MAX_LOG_DATA = 1024 * 1024;
+
+const hexData: Codec<Hex> = mapped(
+  varBytes(MAX_LOG_DATA),
+  "u32 length || bytes",
+  (wire) => toHex(wire),
+  (value) => fromHex(value),
+);
+
+const text: Codec<string> = mapped(
+  varBytes(64 * 1024),
+  "u32 length || utf8",
+  (wire) => new TextDecoder().decode(wire),
+  (value) => new TextEncoder().encode(value),
+);
+
+const receiptSchema = struct({
+  transactionHash: hex32,
+  type: u8,
+  from: hexBytes(20),
+  to: nullable(hexBytes(20)),
+  contractAddress: nullable(hexBytes(20)),
+  status: u8,
+  gasUsed: u64,
+  cumulativeGasUsed: u64,
+  effectiveGasPrice: u256,
+  logs: list(struct({ address: hexBytes(20), topics: list(hex32, 4), data: hexData }), MAX_LOGS),
+  revertReason: text,
+  encoded: varBytes(MAX_LOG_DATA * 4),
+});
+
+export const receiptsSchema = versioned(1, list(receiptSchema, MAX_RECEIPTS));
+export type StoredReceipt = Infer<typeof receiptSchema>;
+
+export function encodeReceipts(receipts: readonly ExecutedReceipt[]): Uint8Array {
+  return encode(
+    receiptsSchema,
+    receipts.map((r) => ({
+      transactionHash: r.transactionHash,
+      type: r.type,
+      from: r.from,
+      to: r.to,
+      contractAddress: r.contractAddress,
+      status: r.status,
+      gasUsed: r.gasUsed,
+      cumulativeGasUsed: r.cumulativeGasUsed,
+      effectiveGasPrice: r.effectiveGasPrice,
+      logs: r.logs.map((l) => ({ address: l.address, topics: l.topics, data: l.data })),
+      revertReason: r.revertReason ?? "",
+      encoded: r.encoded,
+    })),
+    "receipts",
+  );
+}
+
+/** Throws DecodeError. */
+export function decodeReceipts(bytes: Uint8Array): readonly StoredReceipt[] {
+  return decode(receiptsSchema, bytes, "receipts");
+}

@@ -1,0 +1,701 @@
+// The EVM execution core: runs a block's transactions on the parent state with @ethereumjs/vm (Prague) and returns
+// every root a header commits to plus the new state nodes, without writing anything: the node puts `writes` in the
+// same synced batch as the block (docs/execution.md).
+//
+// State: a secure Merkle-Patricia trie (keys hashed, as Ethereum, so eth_getProof proofs verify with standard tools)
+// behind MerkleStateManager with Caches and one checkpoint per block; trie nodes come from an overlay (./overlay.ts)
+// that reads the committed store and keeps new nodes private to this execution.
+//
+// Fees: runTx burns the base fee and pays the priority fee to the coinbase, like Ethereum; after the last transaction
+// the core credits sum(gasUsed * baseFee) to REWARD_POOL_ADDRESS, so on this chain the base fee is not burned.
+import { createBlock, type Block as EthBlock } from "@ethereumjs/block";
+import type { Common } from "@ethereumjs/common";
+import { MerklePatriciaTrie } from "@ethereumjs/mpt";
+import { Caches, getMerkleStateProof, MerkleStateManager } from "@ethereumjs/statemanager";
+import { createFeeMarket1559Tx } from "@ethereumjs/tx";
+import {
+  Account,
+  type Address,
+  bigIntToUnpaddedBytes,
+  createAddressFromString,
+  equalsBytes,
+  generateAddress,
+  KECCAK256_NULL,
+  setLengthLeft,
+  ValueEncoding,
+} from "@ethereumjs/util";
+import { createVM, encodeReceipt, runTx, type VM } from "@ethereumjs/vm";
+import { fromHex, type Hex, isHex, toHex } from "../../consensus/bytes.ts";
+import { ExecutionError } from "./errors.ts";
+import { type KeyValueReader, NodeCache, OverlayDB } from "./overlay.ts";
+import { reachableWrites } from "./reachable.ts";
+import { BLOOM_BYTES, decodeRevertReason, orBloom, orderedTrieRoot } from "./receipts.ts";
+import { commonFor, type DecodedTx } from "./tx.ts";
+import { EMPTY_TRIE_ROOT, EVM_VM, globalStateRoot, type VmRoot, vmRootsProblem } from "./vm.ts";
+
+export { ExecutionError, type ExecutionErrorCode } from "./errors.ts";
+export type { KeyValueReader } from "./overlay.ts";
+export type { VmModule, VmRoot } from "./vm.ts";
+export { EVM_VM, globalStateRoot } from "./vm.ts";
+
+/**
+ * Receives the base fee of every transaction ("Lu" 0x4c75, 01), instead of it being burned. Not a precompile, no
+ * code, no known private key: what happens to the pool is the reward mechanism's business (docs/execution.md).
+ */
+export const REWARD_POOL_ADDRESS: Hex = "0x00000000000000000000000000000000004c7501";
+/** Shared node cache budget (nodes of the last blocks are what the next block reads). */
+export const DEFAULT_NODE_CACHE_BYTES = 64 * 1024 * 1024;
+/** Candidates a block may be asked to consider; beyond this the caller is broken. */
+export const MAX_CANDIDATE_TRANSACTIONS = 100_000;
+/** Smallest gas any transaction uses: once less is left the builder stops looking. */
+const MIN_TX_GAS = 21_000n;
+const MAX_CODE_BYTES = 24_576;
+
+export interface GenesisAccount {
+  readonly address: Hex;
+  readonly balance: bigint;
+  readonly nonce?: bigint;
+  readonly code?: Hex | null;
+  /** slot -> value, 32-byte hex each (a shorter value is left-padded). */
+  readonly storage?: Readonly<Record<Hex, Hex>> | ReadonlyMap<Hex, Hex>;
+}
+
+export interface BlockEnv {
+  readonly chainId: bigint;
+  readonly height: number;
+  readonly timestampMs: number;
+  /** Receives priority fees (the proposer's operator address). */
+  readonly coinbase: Hex;
+  readonly gasLimit: bigint;
+  readonly baseFeePerGas: bigint;
+  /** The parent block hash (PREVRANDAO). */
+  readonly prevRandao: Hex;
+  /**
+   * BLOCKHASH source: the hash of an earlier height (the EVM asks only for the 256 before `height`), null if unknown.
+   * Without it BLOCKHASH is 0. Every node must answer the same, so only committed blocks qualify.
+   */
+  readonly blockHash?: (height: number) => Hex | null;
+}
+
+export interface ExecutedLog {
+  readonly address: Hex;
+  readonly topics: readonly Hex[];
+  readonly data: Hex;
+  /** Index within the block. */
+  readonly logIndex: number;
+}
+
+export interface ExecutedReceipt {
+  readonly transactionHash: Hex;
+  readonly transactionIndex: number;
+  readonly type: 0 | 1 | 2;
+  readonly from: Hex;
+  readonly to: Hex | null;
+  readonly status: 0 | 1;
+  readonly gasUsed: bigint;
+  readonly cumulativeGasUsed: bigint;
+  readonly effectiveGasPrice: bigint;
+  /** Set for every creation transaction, failed ones included (as Ethereum clients report it). */
+  readonly contractAddress: Hex | null;
+  readonly logs: readonly ExecutedLog[];
+  readonly logsBloom: Hex;
+  /** Error(string) text or Panic(code) of a reverted transaction, else null. */
+  readonly revertReason: string | null;
+  /** Typed RLP receipt, as in the receipts trie. */
+  readonly encoded: Uint8Array;
+}
+
+/** Why a candidate was left out ("build") or a block is invalid ("validate"). */
+export type InapplicableCode =
+  | "wrong_chain"
+  | "block_gas_limit"
+  | "fee_below_base_fee"
+  | "nonce_too_low"
+  | "nonce_gap"
+  | "insufficient_balance"
+  | "sender_not_eoa"
+  | "rejected";
+
+export interface SkippedTx {
+  readonly hash: Hex;
+  readonly code: InapplicableCode;
+  readonly reason: string;
+}
+
+export interface ExecutionResult {
+  /** Global root: keccak256 over (vm id u8 || root) of `vmRoots` (./vm.ts). */
+  readonly stateRoot: Hex;
+  readonly vmRoots: readonly VmRoot[];
+  readonly transactionsRoot: Hex;
+  readonly receiptsRoot: Hex;
+  readonly logsBloom: Hex;
+  readonly gasUsed: bigint;
+  /** Base fees credited to REWARD_POOL_ADDRESS by this block. */
+  readonly rewardPoolCredit: bigint;
+  readonly included: readonly DecodedTx[];
+  readonly skipped: readonly SkippedTx[];
+  readonly receipts: readonly ExecutedReceipt[];
+  /** New state nodes and code, "0x" key hex -> value, for the commit batch. */
+  readonly writes: ReadonlyMap<string, Uint8Array>;
+}
+
+export interface GenesisState {
+  readonly stateRoot: Hex;
+  readonly vmRoots: readonly VmRoot[];
+  readonly writes: ReadonlyMap<string, Uint8Array>;
+}
+
+export interface AccountState {
+  readonly nonce: bigint;
+  readonly balance: bigint;
+  readonly codeHash: Hex;
+  readonly storageRoot: Hex;
+}
+
+/** EIP-1186 (eth_getProof) result. */
+export interface AccountProof {
+  readonly address: Hex;
+  readonly balance: Hex;
+  readonly codeHash: Hex;
+  readonly nonce: Hex;
+  readonly storageHash: Hex;
+  readonly accountProof: readonly Hex[];
+  readonly storageProof: readonly { readonly key: Hex; readonly value: Hex; readonly proof: readonly Hex[] }[];
+}
+
+export interface StateReader {
+  getAccount(address: Hex): Promise<AccountState | null>;
+  /** Empty ("0x") for accounts without code. */
+  getCode(address: Hex): Promise<Hex>;
+  /** The 32-byte value at `slot` (a 32-byte hex key). */
+  getStorageAt(address: Hex, slot: Hex): Promise<Hex>;
+  getProof(address: Hex, slots: readonly Hex[]): Promise<AccountProof>;
+}
+
+export interface CallRequest {
+  readonly from?: Hex;
+  readonly to?: Hex | null;
+  readonly data?: Hex;
+  readonly value?: bigint;
+  readonly gas?: bigint;
+}
+
+export interface CallResult {
+  readonly status: 0 | 1;
+  readonly returnData: Hex;
+  /** Includes intrinsic gas (the basis of eth_estimateGas). */
+  readonly gasUsed: bigint;
+  readonly revertReason: string | null;
+  /** Set when the call could not start (intrinsic gas above `gas`, creation code too large...): nothing ran. */
+  readonly error: string | null;
+}
+
+/** Bounds on eth_getProof arguments. */
+export const MAX_PROOF_SLOTS = 1024;
+/** Gas cap of one call (geth's default RPC gas cap): bounds the CPU an eth_call can take. */
+export const MAX_CALL_GAS = 50_000_000n;
+
+interface Session {
+  readonly overlay: OverlayDB;
+  readonly stateManager: MerkleStateManager;
+}
+
+function addressOf(hex: Hex, what: string): Address {
+  if (!isHex(hex, 20)) throw new ExecutionError("invalid_argument", `${what} is not a 20-byte address: ${hex}`);
+  return createAddressFromString(hex);
+}
+
+function slotBytes(hex: Hex, what: string): Uint8Array {
+  if (!isHex(hex) || hex.length > 66) throw new ExecutionError("invalid_argument", `${what} is not a 32-byte word`);
+  return setLengthLeft(fromHex(hex), 32);
+}
+
+function lower(address: Address): Hex {
+  return address.toString().toLowerCase() as Hex;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function evmRootOf(roots: readonly VmRoot[]): Hex {
+  const problem = vmRootsProblem(roots);
+  if (problem !== null) throw new ExecutionError("invalid_argument", problem);
+  const evm = roots.find((r) => r.vm === EVM_VM.id);
+  if (evm === undefined) throw new ExecutionError("invalid_argument", "no EVM root in the VM root list");
+  return evm.root.toLowerCase() as Hex;
+}
+
+function isMissingNode(error: unknown): boolean {
+  const message = messageOf(error);
+  return message.includes("Missing node") || message.includes("does not contain state root");
+}
+
+/** Turns ethereumjs' "node not found" into a typed missing_state error; passes everything else through. */
+async function withState<T>(root: Hex, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof ExecutionError) throw error;
+    if (isMissingNode(error)) {
+      throw new ExecutionError(
+        "missing_state",
+        `state under root ${root} is not in the database`,
+        { root },
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+export class ExecutionCore {
+  readonly chainId: bigint;
+  private readonly common: Common;
+  private readonly cache: NodeCache;
+
+  private constructor(
+    chainId: bigint,
+    private readonly db: KeyValueReader,
+    cacheBytes: number,
+    private genesis: GenesisState | null,
+  ) {
+    this.chainId = chainId;
+    this.common = commonFor(chainId);
+    this.cache = new NodeCache(cacheBytes);
+  }
+
+  static async create(opts: {
+    readonly chainId: bigint;
+    readonly db: KeyValueReader;
+    readonly alloc: readonly GenesisAccount[];
+    readonly nodeCacheBytes?: number;
+  }): Promise<ExecutionCore> {
+    if (opts.chainId <= 0n || opts.chainId > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new ExecutionError("invalid_argument", `chain id ${opts.chainId} outside [1, 2^53 - 1]`);
+    }
+    const core = new ExecutionCore(opts.chainId, opts.db, opts.nodeCacheBytes ?? DEFAULT_NODE_CACHE_BYTES, null);
+    core.genesis = await core.buildGenesis(opts.alloc);
+    return core;
+  }
+
+  /** The state of the genesis allocation; its writes are what the node stores before height 1. */
+  async genesisStateRoot(): Promise<GenesisState> {
+    if (this.genesis === null) throw new Error("ExecutionCore used before create() finished");
+    return this.genesis;
+  }
+
+  /**
+   * Executes `txs` on the state `parentVmRoots` (whose global root must be `parentStateRoot`). "build" leaves out
+   * transactions that cannot apply and reports them in `skipped`; "validate" throws ExecutionError
+   * "invalid_transaction" on the first one. Missing parent state throws "missing_state".
+   */
+  async execute(
+    parentStateRoot: Hex,
+    parentVmRoots: readonly VmRoot[],
+    env: BlockEnv,
+    txs: readonly DecodedTx[],
+    mode: "build" | "validate",
+  ): Promise<ExecutionResult> {
+    const parentEvmRoot = evmRootOf(parentVmRoots);
+    if (globalStateRoot(parentVmRoots) !== parentStateRoot.toLowerCase()) {
+      throw new ExecutionError("root_mismatch", "parent state root does not commit to the parent VM roots", {
+        parentStateRoot,
+        parentVmRoots,
+      });
+    }
+    this.checkEnv(env);
+    if (txs.length > MAX_CANDIDATE_TRANSACTIONS) {
+      throw new ExecutionError("invalid_argument", `${txs.length} candidates exceed ${MAX_CANDIDATE_TRANSACTIONS}`);
+    }
+    await this.requireCommitted(parentEvmRoot);
+    const session = await this.open(parentEvmRoot, null);
+    const sm = session.stateManager;
+    const vm = await this.vmFor(sm, env);
+    const block = this.blockFor(env);
+    const baseFee = env.baseFeePerGas;
+
+    const included: DecodedTx[] = [];
+    const skipped: SkippedTx[] = [];
+    const receipts: ExecutedReceipt[] = [];
+    const logsBloom = new Uint8Array(BLOOM_BYTES);
+    let gasUsed = 0n;
+    let rewardPoolCredit = 0n;
+    let logIndex = 0;
+
+    await withState(parentEvmRoot, async () => {
+      await sm.checkpoint();
+      for (const [index, tx] of txs.entries()) {
+        if (mode === "build" && env.gasLimit - gasUsed < MIN_TX_GAS) break;
+        let problem = await this.inapplicable(sm, tx, env, gasUsed);
+        let result: Awaited<ReturnType<typeof runTx>> | null = null;
+        if (problem === null) {
+          try {
+            result = await runTx(vm, { tx: tx.tx, block, blockGasUsed: gasUsed });
+          } catch (error) {
+            if (error instanceof ExecutionError || isMissingNode(error)) throw error;
+            problem = { code: "rejected", reason: messageOf(error) };
+          }
+        }
+        if (problem !== null || result === null) {
+          const p = problem ?? { code: "rejected" as const, reason: "no result" };
+          if (mode === "validate") {
+            throw new ExecutionError(
+              "invalid_transaction",
+              `transaction ${index} (${tx.hash}): ${p.code}: ${p.reason}`,
+              {
+                index,
+                hash: tx.hash,
+                code: p.code,
+              },
+            );
+          }
+          skipped.push({ hash: tx.hash, code: p.code, reason: p.reason });
+          continue;
+        }
+        const spent = result.totalGasSpent;
+        gasUsed += spent;
+        rewardPoolCredit += spent * baseFee;
+        const receipt = this.receiptOf(tx, included.length, result, gasUsed, baseFee, logIndex);
+        logIndex += receipt.logs.length;
+        orBloom(logsBloom, result.bloom.bitvector);
+        included.push(tx);
+        receipts.push(receipt);
+      }
+      if (rewardPoolCredit > 0n) {
+        const pool = createAddressFromString(REWARD_POOL_ADDRESS);
+        const account = (await sm.getAccount(pool)) ?? new Account();
+        account.balance += rewardPoolCredit;
+        await sm.putAccount(pool, account);
+      }
+      await sm.commit();
+    });
+    const evmRoot = toHex(await withState(parentEvmRoot, () => sm.getStateRoot()));
+    const vmRoots = this.replaceEvmRoot(parentVmRoots, evmRoot);
+    const transactionsRoot = orderedTrieRoot(included.map((t) => t.raw));
+    const receiptsRoot = orderedTrieRoot(receipts.map((r) => r.encoded));
+    const writes = reachableWrites(evmRoot, session.overlay.writes);
+    this.publish(writes);
+    return {
+      stateRoot: globalStateRoot(vmRoots),
+      vmRoots,
+      transactionsRoot,
+      receiptsRoot,
+      logsBloom: toHex(logsBloom),
+      gasUsed,
+      rewardPoolCredit,
+      included,
+      skipped,
+      receipts,
+      writes,
+    };
+  }
+
+  /**
+   * Reads the state `vmRoots` commits to: committed state, or an uncommitted result's state when its `writes` are
+   * given. Methods throw ExecutionError "missing_state" when the root is unknown.
+   */
+  reader(vmRoots: readonly VmRoot[], pendingWrites?: ReadonlyMap<string, Uint8Array>): StateReader {
+    const root = evmRootOf(vmRoots);
+    let session: Promise<Session> | null = null;
+    const sm = (): Promise<MerkleStateManager> => {
+      session ??= this.open(root, pendingWrites ?? null, false);
+      return session.then((s) => s.stateManager);
+    };
+    return {
+      getAccount: (address) =>
+        withState(root, async () => {
+          const account = await (await sm()).getAccount(addressOf(address, "address"));
+          if (account === undefined) return null;
+          return {
+            nonce: account.nonce,
+            balance: account.balance,
+            codeHash: toHex(account.codeHash),
+            storageRoot: toHex(account.storageRoot),
+          };
+        }),
+      getCode: (address) =>
+        withState(root, async () => toHex(await (await sm()).getCode(addressOf(address, "address")))),
+      getStorageAt: (address, slot) =>
+        withState(root, async () => {
+          const value = await (await sm()).getStorage(addressOf(address, "address"), slotBytes(slot, "slot"));
+          return toHex(setLengthLeft(value, 32));
+        }),
+      getProof: (address, slots) =>
+        withState(root, async () => {
+          if (slots.length > MAX_PROOF_SLOTS) {
+            throw new ExecutionError("invalid_argument", `${slots.length} storage keys exceed ${MAX_PROOF_SLOTS}`);
+          }
+          const keys = slots.map((s) => slotBytes(s, "storage key"));
+          const proof = await getMerkleStateProof(await sm(), addressOf(address, "address"), keys);
+          return proof as AccountProof;
+        }),
+    };
+  }
+
+  /** Runs a call on `vmRoots` without keeping any state change (eth_call, eth_estimateGas). */
+  async call(vmRoots: readonly VmRoot[], env: BlockEnv, request: CallRequest): Promise<CallResult> {
+    const root = evmRootOf(vmRoots);
+    this.checkEnv(env);
+    const session = await this.open(root, null, false);
+    const vm = await this.vmFor(session.stateManager, env);
+    const block = this.blockFor(env);
+    const from = addressOf(request.from ?? `0x${"00".repeat(20)}`, "from");
+    const gasLimit = request.gas ?? (env.gasLimit < MAX_CALL_GAS ? env.gasLimit : MAX_CALL_GAS);
+    if (gasLimit <= 0n || gasLimit > MAX_CALL_GAS) {
+      throw new ExecutionError("invalid_argument", `call gas ${gasLimit} outside (0, ${MAX_CALL_GAS}]`);
+    }
+    let tx: ReturnType<typeof createFeeMarket1559Tx>;
+    try {
+      tx = createFeeMarket1559Tx(
+        {
+          ...(request.to === undefined || request.to === null ? {} : { to: request.to }),
+          data: request.data ?? "0x",
+          value: request.value ?? 0n,
+          gasLimit,
+          maxFeePerGas: env.baseFeePerGas,
+          maxPriorityFeePerGas: 0n,
+        },
+        { common: this.common, freeze: false },
+      );
+    } catch (error) {
+      return { status: 0, returnData: "0x", gasUsed: 0n, revertReason: null, error: messageOf(error) };
+    }
+    // Unsigned: runTx asks the transaction for its sender, so the call's `from` is answered directly.
+    Object.defineProperty(tx, "getSenderAddress", { value: () => from });
+    return withState(root, async () => {
+      try {
+        const result = await runTx(vm, {
+          tx,
+          block,
+          skipNonce: true,
+          skipBalance: true,
+          skipBlockGasLimitValidation: true,
+        });
+        const failed = result.execResult.exceptionError !== undefined;
+        const returnValue = result.execResult.returnValue;
+        return {
+          status: failed ? 0 : 1,
+          returnData: toHex(returnValue),
+          gasUsed: result.totalGasSpent,
+          revertReason: failed ? decodeRevertReason(returnValue) : null,
+          error: null,
+        };
+      } catch (error) {
+        if (error instanceof ExecutionError || isMissingNode(error)) throw error;
+        return { status: 0, returnData: "0x", gasUsed: 0n, revertReason: null, error: messageOf(error) };
+      }
+    });
+  }
+
+  /** EIP-1559: the base fee moves by at most 1/8 towards keeping blocks at half the gas limit. */
+  nextBaseFee(parent: { readonly gasLimit: bigint; readonly gasUsed: bigint; readonly baseFeePerGas: bigint }): bigint {
+    const target = parent.gasLimit / 2n;
+    const base = parent.baseFeePerGas;
+    if (target === 0n || parent.gasUsed === target) return base;
+    if (parent.gasUsed > target) {
+      const delta = (base * (parent.gasUsed - target)) / target / 8n;
+      return base + (delta > 1n ? delta : 1n);
+    }
+    return base - (base * (target - parent.gasUsed)) / target / 8n;
+  }
+
+  private checkEnv(env: BlockEnv): void {
+    if (env.chainId !== this.chainId) {
+      throw new ExecutionError("invalid_argument", `block env chain ${env.chainId}, core chain ${this.chainId}`);
+    }
+    if (!Number.isSafeInteger(env.height) || env.height < 0 || !Number.isSafeInteger(env.timestampMs)) {
+      throw new ExecutionError("invalid_argument", "block env height/timestamp out of range");
+    }
+    if (env.gasLimit <= 0n || env.baseFeePerGas < 0n || !isHex(env.prevRandao, 32) || !isHex(env.coinbase, 20)) {
+      throw new ExecutionError("invalid_argument", "block env gas limit, base fee, prevRandao or coinbase malformed");
+    }
+  }
+
+  /**
+   * Executions build on committed state only: `writes` leaves out nodes read from below (./overlay.ts), which is
+   * sound only if everything under the parent root is in the store. Commits are atomic, so the root node suffices.
+   */
+  private async requireCommitted(evmRoot: Hex): Promise<void> {
+    if (evmRoot === EMPTY_TRIE_ROOT) return;
+    let node: Uint8Array | undefined;
+    try {
+      node = await this.db.get(fromHex(evmRoot));
+    } catch (cause) {
+      throw new ExecutionError("storage", "reading the parent state root failed", { evmRoot }, { cause });
+    }
+    if (node === undefined) {
+      throw new ExecutionError("missing_state", `parent state root ${evmRoot} is not committed`, { evmRoot });
+    }
+  }
+
+  /** A private state view of `evmRoot`. `caches` batch account/storage writes (executions); reads skip them. */
+  private async open(evmRoot: Hex, pending: ReadonlyMap<string, Uint8Array> | null, caches = true): Promise<Session> {
+    const overlay = new OverlayDB(this.db, this.cache, pending);
+    const trie = new MerklePatriciaTrie({
+      db: overlay,
+      valueEncoding: ValueEncoding.Bytes,
+      useKeyHashing: true,
+      common: this.common,
+    });
+    const stateManager = new MerkleStateManager({
+      common: this.common,
+      trie,
+      ...(caches ? { caches: new Caches() } : {}),
+    });
+    if (evmRoot !== EMPTY_TRIE_ROOT) {
+      const found = await trie.checkRoot(fromHex(evmRoot));
+      if (!found)
+        throw new ExecutionError("missing_state", `state root ${evmRoot} is not in the database`, { evmRoot });
+    }
+    trie.root(fromHex(evmRoot));
+    return { overlay, stateManager };
+  }
+
+  private async vmFor(stateManager: MerkleStateManager, env: BlockEnv): Promise<VM> {
+    const lookup = env.blockHash;
+    const zero = new Uint8Array(32);
+    // What the EVM needs of a blockchain: BLOCKHASH asks for a block by number and uses its hash.
+    const blockchain = {
+      getBlock: async (height: number) => {
+        const hash = lookup?.(height) ?? null;
+        const bytes = hash !== null && isHex(hash, 32) ? fromHex(hash) : zero;
+        return { hash: () => bytes };
+      },
+      putBlock: async () => {},
+      shallowCopy() {
+        return this;
+      },
+    };
+    // A copy per VM: the EVM subscribes to its common's events, which would pile up on a shared instance.
+    return createVM({ common: this.common.copy(), stateManager, blockchain });
+  }
+
+  private blockFor(env: BlockEnv): EthBlock {
+    return createBlock(
+      {
+        header: {
+          number: BigInt(env.height),
+          timestamp: BigInt(Math.floor(env.timestampMs / 1000)),
+          coinbase: env.coinbase,
+          gasLimit: env.gasLimit,
+          baseFeePerGas: env.baseFeePerGas,
+          mixHash: env.prevRandao,
+        },
+      },
+      { common: this.common },
+    );
+  }
+
+  /** The stateless and account checks that decide whether a transaction can apply now. */
+  private async inapplicable(
+    sm: MerkleStateManager,
+    tx: DecodedTx,
+    env: BlockEnv,
+    gasUsed: bigint,
+  ): Promise<{ code: InapplicableCode; reason: string } | null> {
+    if (tx.chainId !== this.chainId) return { code: "wrong_chain", reason: `transaction chain ${tx.chainId}` };
+    if (tx.gasLimit > env.gasLimit - gasUsed) {
+      return {
+        code: "block_gas_limit",
+        reason: `gas limit ${tx.gasLimit}, ${env.gasLimit - gasUsed} left in the block`,
+      };
+    }
+    if (tx.maxFeePerGas < env.baseFeePerGas) {
+      return { code: "fee_below_base_fee", reason: `max fee ${tx.maxFeePerGas} < base fee ${env.baseFeePerGas}` };
+    }
+    const account = await sm.getAccount(tx.tx.getSenderAddress());
+    const nonce = account?.nonce ?? 0n;
+    if (tx.nonce < nonce)
+      return { code: "nonce_too_low", reason: `account nonce ${nonce}, transaction nonce ${tx.nonce}` };
+    if (tx.nonce > nonce) return { code: "nonce_gap", reason: `account nonce ${nonce}, transaction nonce ${tx.nonce}` };
+    const balance = account?.balance ?? 0n;
+    const maxCost = tx.gasLimit * tx.maxFeePerGas + tx.value;
+    if (balance < maxCost) return { code: "insufficient_balance", reason: `balance ${balance}, needs ${maxCost}` };
+    if (account !== undefined && !equalsBytes(account.codeHash, KECCAK256_NULL)) {
+      return { code: "sender_not_eoa", reason: "the sender has code (EIP-3607)" };
+    }
+    return null;
+  }
+
+  private receiptOf(
+    tx: DecodedTx,
+    transactionIndex: number,
+    result: Awaited<ReturnType<typeof runTx>>,
+    cumulativeGasUsed: bigint,
+    baseFee: bigint,
+    firstLogIndex: number,
+  ): ExecutedReceipt {
+    const failed = result.execResult.exceptionError !== undefined;
+    const tip =
+      tx.maxFeePerGas - baseFee < tx.maxPriorityFeePerGas ? tx.maxFeePerGas - baseFee : tx.maxPriorityFeePerGas;
+    const logs = (result.execResult.logs ?? []).map(([address, topics, data], i) => ({
+      address: toHex(address),
+      topics: topics.map((t) => toHex(t)),
+      data: toHex(data),
+      logIndex: firstLogIndex + i,
+    }));
+    const isRevert = failed && result.execResult.exceptionError?.error === "revert";
+    return {
+      transactionHash: tx.hash,
+      transactionIndex,
+      type: tx.type,
+      from: tx.from,
+      to: tx.to,
+      status: failed ? 0 : 1,
+      gasUsed: result.totalGasSpent,
+      cumulativeGasUsed,
+      effectiveGasPrice: baseFee + tip,
+      contractAddress:
+        tx.to === null ? toHex(generateAddress(tx.tx.getSenderAddress().bytes, bigIntToUnpaddedBytes(tx.nonce))) : null,
+      logs,
+      logsBloom: toHex(result.bloom.bitvector),
+      revertReason: isRevert ? decodeRevertReason(result.execResult.returnValue) : null,
+      encoded: encodeReceipt(result.receipt, tx.type),
+    };
+  }
+
+  /** Offers a result's nodes to the shared cache: the next block usually reads them. */
+  private publish(writes: ReadonlyMap<string, Uint8Array>): void {
+    for (const [key, value] of writes) this.cache.set(key, value);
+  }
+
+  private replaceEvmRoot(parent: readonly VmRoot[], evmRoot: Hex): VmRoot[] {
+    return parent.map((r) => (r.vm === EVM_VM.id ? { vm: r.vm, root: evmRoot } : r));
+  }
+
+  private async buildGenesis(alloc: readonly GenesisAccount[]): Promise<GenesisState> {
+    const session = await this.open(EMPTY_TRIE_ROOT, null);
+    const sm = session.stateManager;
+    const seen = new Set<string>();
+    await sm.checkpoint();
+    for (const [i, entry] of alloc.entries()) {
+      const address = addressOf(entry.address, `alloc[${i}].address`);
+      const key = lower(address);
+      if (seen.has(key)) throw new ExecutionError("invalid_argument", `alloc[${i}]: duplicate address ${key}`);
+      seen.add(key);
+      const nonce = entry.nonce ?? 0n;
+      if (entry.balance < 0n || nonce < 0n) {
+        throw new ExecutionError("invalid_argument", `alloc[${i}]: negative balance or nonce`);
+      }
+      await sm.putAccount(address, new Account(nonce, entry.balance));
+      if (entry.code !== undefined && entry.code !== null && entry.code !== "0x") {
+        if (!isHex(entry.code) || entry.code.length > 2 + 2 * MAX_CODE_BYTES) {
+          throw new ExecutionError(
+            "invalid_argument",
+            `alloc[${i}].code is not hex of at most ${MAX_CODE_BYTES} bytes`,
+          );
+        }
+        await sm.putCode(address, fromHex(entry.code));
+      }
+      const storage = entry.storage instanceof Map ? [...entry.storage] : Object.entries(entry.storage ?? {});
+      for (const [slot, value] of storage) {
+        await sm.putStorage(address, slotBytes(slot as Hex, `alloc[${i}] slot`), slotBytes(value as Hex, "value"));
+      }
+    }
+    await sm.commit();
+    const evmRoot = toHex(await sm.getStateRoot());
+    const vmRoots = [{ vm: EVM_VM.id, root: evmRoot }];
+    return { stateRoot: globalStateRoot(vmRoots), vmRoots, writes: reachableWrites(evmRoot, session.overlay.writes) };
+  }
+}

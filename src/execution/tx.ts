@@ -1,0 +1,241 @@
+// Raw Ethereum transaction decoding and admission checks shared by the mempool and the execution core.
+// Accepted: legacy with EIP-155 replay protection, EIP-2930 and EIP-1559. Blob (3) and set-code (4) transactions are
+// refused, as are legacy transactions without a chain id (they could be replayed from any other chain).
+// Every peer-supplied byte string gets a typed result; nothing here throws on bad input.
+import { type Common, createCustomCommon, Hardfork, Mainnet } from "@ethereumjs/common";
+import { RLP } from "@ethereumjs/rlp";
+import {
+  type AccessList2930Tx,
+  create1559FeeMarketTxFromBytesArray,
+  createAccessList2930TxFromBytesArray,
+  createLegacyTxFromBytesArray,
+  type FeeMarket1559Tx,
+  getMinimumGasLimit,
+  type LegacyTx,
+} from "@ethereumjs/tx";
+import { bytesEqual, concatBytes, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
+import { recoverPublicKey } from "./secp256k1.ts";
+
+/** Hard cap on one encoded transaction (same as the block wire format's MAX_TRANSACTION_BYTES). */
+export const MAX_TX_BYTES = 128 * 1024;
+
+/** The ethereumjs transaction classes this chain accepts. */
+export type SupportedTransaction = LegacyTx | AccessList2930Tx | FeeMarket1559Tx;
+
+export interface DecodedTx {
+  readonly raw: Uint8Array;
+  /** keccak256(raw), the Ethereum transaction hash. */
+  readonly hash: Hex;
+  readonly type: 0 | 1 | 2;
+  /** Recovered sender, lowercase. */
+  readonly from: Hex;
+  /** Lowercase; null for contract creation. */
+  readonly to: Hex | null;
+  readonly nonce: bigint;
+  readonly gasLimit: bigint;
+  readonly value: bigint;
+  readonly data: Uint8Array;
+  /** Always set: chain-id-less (pre-EIP-155) legacy transactions are refused. */
+  readonly chainId: bigint | null;
+  /** For legacy and EIP-2930 transactions both fee fields equal gasPrice. */
+  readonly maxFeePerGas: bigint;
+  readonly maxPriorityFeePerGas: bigint;
+  /** Minimum gas limit the transaction needs: max(intrinsic gas, EIP-7623 calldata floor) under Prague. */
+  readonly intrinsicGas: bigint;
+  /** The ethereumjs object, handed to runTx. Its sender is cached, so runTx does not recover it again. */
+  readonly tx: SupportedTransaction;
+}
+
+export type TxDecodeErrorCode =
+  | "malformed"
+  | "unsupported_type"
+  | "bad_signature"
+  | "wrong_chain"
+  | "too_large"
+  | "intrinsic_gas";
+
+export type TxDecodeResult =
+  | { readonly ok: true; readonly tx: DecodedTx }
+  | { readonly ok: false; readonly code: TxDecodeErrorCode; readonly message: string };
+
+// ethereumjs asks for a number; chain ids above 2^53 would silently round.
+const MAX_CHAIN_ID = BigInt(Number.MAX_SAFE_INTEGER);
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+const SECP256K1_N_HALF = SECP256K1_N / 2n;
+// A node serves one chain, tests a handful: the cache stays tiny, the bound is a guard.
+const MAX_CACHED_COMMONS = 16;
+const commons = new Map<bigint, Common>();
+
+function fail(code: TxDecodeErrorCode, message: string): TxDecodeResult {
+  return { ok: false, code, message };
+}
+
+function bigintOf(bytes: Uint8Array): bigint {
+  return bytes.length === 0 ? 0n : BigInt(toHex(bytes));
+}
+
+function leftPad32(bytes: Uint8Array): Uint8Array {
+  if (bytes.length > 32) throw new RangeError("signature component longer than 32 bytes");
+  const out = new Uint8Array(32);
+  out.set(bytes, 32 - bytes.length);
+  return out;
+}
+
+/**
+ * ethereumjs `customCrypto.ecrecover`: same contract as @ethereumjs/util `ecrecover` (v is 0/1 for typed
+ * transactions, 27/28 or chainId*2+35/36 for legacy ones; returns the 64-byte public key), native when available.
+ */
+export function ecrecover(msgHash: Uint8Array, v: bigint, r: Uint8Array, s: Uint8Array, chainId?: bigint): Uint8Array {
+  let recovery = v;
+  if (v !== 0n && v !== 1n) recovery = chainId === undefined ? v - 27n : v - (chainId * 2n + 35n);
+  if (recovery !== 0n && recovery !== 1n) throw new RangeError(`invalid signature v value ${v}`);
+  return recoverPublicKey(msgHash, concatBytes(leftPad32(r), leftPad32(s)), recovery === 0n ? 0 : 1);
+}
+
+/** The Prague common for `chainId`, with native sender recovery. Shared by the execution core. */
+export function commonFor(chainId: bigint): Common {
+  const cached = commons.get(chainId);
+  if (cached !== undefined) return cached;
+  if (chainId <= 0n || chainId > MAX_CHAIN_ID) throw new RangeError(`chain id ${chainId} outside [1, 2^53 - 1]`);
+  const common = createCustomCommon({ chainId: Number(chainId) }, Mainnet, {
+    hardfork: Hardfork.Prague,
+    customCrypto: { ecrecover },
+  });
+  if (commons.size >= MAX_CACHED_COMMONS) commons.clear();
+  commons.set(chainId, common);
+  return common;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Decodes a raw signed transaction, checks it belongs to `chainId`, is canonical, signed with a low-s signature,
+ * and has a gas limit covering its intrinsic gas; recovers the sender. Stateless: nonce and balance are not checked.
+ * Throws only if `chainId` itself is unusable (a configuration error).
+ */
+export function decodeTransaction(raw: Uint8Array, chainId: bigint): TxDecodeResult {
+  const common = commonFor(chainId);
+  if (raw.length > MAX_TX_BYTES) return fail("too_large", `${raw.length} bytes exceed the maximum ${MAX_TX_BYTES}`);
+  if (raw.length === 0) return fail("malformed", "empty transaction");
+  const first = raw[0] as number;
+  let type: 0 | 1 | 2;
+  let payload: Uint8Array;
+  if (first >= 0xc0) {
+    type = 0;
+    payload = raw;
+  } else if (first === 1 || first === 2) {
+    type = first;
+    payload = raw.subarray(1);
+  } else if (first < 0x80) {
+    return fail("unsupported_type", `transaction type ${first} is not accepted (only 0, 1 and 2)`);
+  } else {
+    return fail("malformed", "not an RLP list nor a typed transaction envelope");
+  }
+
+  let fields: Uint8Array[];
+  try {
+    const decoded = RLP.decode(payload);
+    if (!Array.isArray(decoded)) return fail("malformed", "transaction payload is not an RLP list");
+    fields = decoded as Uint8Array[];
+  } catch (error) {
+    return fail("malformed", `invalid RLP: ${messageOf(error)}`);
+  }
+  const expectedFields = type === 0 ? 9 : type === 1 ? 11 : 12;
+  if (fields.length !== expectedFields) {
+    return fail("malformed", `type ${type} transaction needs ${expectedFields} signed fields, got ${fields.length}`);
+  }
+  for (const [index, field] of fields.entries()) {
+    // Only the access list (typed index 7 or 8) is itself a list.
+    const isAccessList = (type === 1 && index === 7) || (type === 2 && index === 8);
+    if (isAccessList !== Array.isArray(field)) return fail("malformed", `field ${index} has the wrong RLP kind`);
+  }
+
+  // Chain checks come before construction so that they get their own code instead of an ethereumjs message.
+  if (type === 0) {
+    const v = bigintOf(fields[6] as Uint8Array);
+    if (v === 27n || v === 28n) return fail("wrong_chain", "legacy transaction without EIP-155 replay protection");
+    if (v < 37n) return fail("bad_signature", `legacy v = ${v} is neither 27/28 nor EIP-155`);
+    const txChainId = (v - 35n) / 2n;
+    if (txChainId !== chainId)
+      return fail("wrong_chain", `transaction for chain ${txChainId}, this chain is ${chainId}`);
+  } else {
+    const txChainId = bigintOf(fields[0] as Uint8Array);
+    if (txChainId !== chainId)
+      return fail("wrong_chain", `transaction for chain ${txChainId}, this chain is ${chainId}`);
+  }
+
+  // Signature shape checks also precede construction (ethereumjs throws on them with generic errors).
+  const v = bigintOf(fields[fields.length - 3] as Uint8Array);
+  const r = bigintOf(fields[fields.length - 2] as Uint8Array);
+  const s = bigintOf(fields[fields.length - 1] as Uint8Array);
+  if (type !== 0 && v !== 0n && v !== 1n) return fail("bad_signature", `y parity ${v} is not 0 or 1`);
+  if (r === 0n || r >= SECP256K1_N || s === 0n) return fail("bad_signature", "r or s out of range");
+  if (s > SECP256K1_N_HALF) return fail("bad_signature", "s value above secp256k1n/2 (EIP-2)");
+
+  let tx: SupportedTransaction;
+  try {
+    // Field counts and kinds were checked above, which is what ethereumjs' per-type tuple types describe.
+    tx =
+      type === 0
+        ? createLegacyTxFromBytesArray(fields as Parameters<typeof createLegacyTxFromBytesArray>[0], { common })
+        : type === 1
+          ? createAccessList2930TxFromBytesArray(fields as Parameters<typeof createAccessList2930TxFromBytesArray>[0], {
+              common,
+            })
+          : create1559FeeMarketTxFromBytesArray(fields as Parameters<typeof create1559FeeMarketTxFromBytesArray>[0], {
+              common,
+            });
+  } catch (error) {
+    return fail("malformed", messageOf(error));
+  }
+  // The hash and the transactions trie use `raw`; a non-canonical encoding would give the same transaction two ids.
+  if (!bytesEqual(tx.serialize(), raw)) return fail("malformed", "non-canonical encoding");
+
+  let intrinsicGas: bigint;
+  try {
+    intrinsicGas = getMinimumGasLimit(tx);
+  } catch (error) {
+    return fail("malformed", messageOf(error));
+  }
+  if (tx.gasLimit < intrinsicGas) {
+    return fail("intrinsic_gas", `gas limit ${tx.gasLimit} is below the intrinsic gas ${intrinsicGas}`);
+  }
+
+  let from: Hex;
+  try {
+    from = tx.getSenderAddress().toString() as Hex;
+  } catch (error) {
+    return fail("bad_signature", messageOf(error));
+  }
+
+  const fee = type === 0 || type === 1 ? (tx as LegacyTx | AccessList2930Tx).gasPrice : undefined;
+  const maxFeePerGas = fee ?? (tx as FeeMarket1559Tx).maxFeePerGas;
+  const maxPriorityFeePerGas = fee ?? (tx as FeeMarket1559Tx).maxPriorityFeePerGas;
+  return {
+    ok: true,
+    tx: {
+      raw,
+      hash: toHex(keccak256(raw)),
+      type,
+      from: from.toLowerCase() as Hex,
+      to: tx.to === undefined ? null : (tx.to.toString().toLowerCase() as Hex),
+      nonce: tx.nonce,
+      gasLimit: tx.gasLimit,
+      value: tx.value,
+      data: tx.data,
+      chainId,
+      maxFeePerGas,
+      maxPriorityFeePerGas,
+      intrinsicGas,
+      tx,
+    },
+  };
+}
+
+/** Priority fee per gas the block producer receives: min(maxPriority, maxFee - baseFee); negative if maxFee < baseFee. */
+export function effectiveTip(tx: DecodedTx, baseFee: bigint): bigint {
+  const headroom = tx.maxFeePerGas - baseFee;
+  return tx.maxPriorityFeePerGas < headroom ? tx.maxPriorityFeePerGas : headroom;
+}

@@ -1,0 +1,290 @@
+// The driver's view of execution: builds blocks from the mempool on top of the head, executes proposed and synced
+// blocks and checks that every result the header claims (transactions and receipts roots, state roots of every VM,
+// gas used, logs bloom) matches, and hands the state writes, receipts and transaction index to the commit batch.
+// Execution results are kept per block hash for the height being decided, so a block is executed once per node.
+import type { Hex } from "../../consensus/bytes.ts";
+import type { ValidatorSet } from "../../consensus/types.ts";
+import { indexOfAddress } from "../../consensus/validator-set.ts";
+import {
+  type Block,
+  type BlockHeader,
+  type BlockProblem,
+  blockHash,
+  checkBlock,
+  decodeBlock,
+  encodeBlock,
+  problem,
+} from "../chain/block.ts";
+import { encodeReceipts } from "../chain/receipts.ts";
+import type { Genesis } from "../config/genesis.ts";
+import type { ExecutionCore, ExecutionResult } from "../execution/core.ts";
+import { type DecodedTx, decodeTransaction } from "../execution/tx.ts";
+import type { Mempool } from "../mempool/mempool.ts";
+import type { ChainStore } from "../storage/chain-store.ts";
+
+/** What the next block is built on: the head's header fields that the next header depends on. */
+export interface ParentInfo {
+  readonly hash: Hex;
+  readonly height: number;
+  readonly timestampMs: number;
+  readonly gasLimit: bigint;
+  readonly gasUsed: bigint;
+  readonly baseFeePerGas: bigint;
+  readonly stateRoot: Hex;
+  readonly vmRoots: readonly { readonly vm: number; readonly root: Hex }[];
+}
+
+export interface ExecutorParams {
+  readonly maxBlockBytes: number;
+  readonly maxBlockTransactions: number;
+  readonly maxClockDriftMs: number;
+}
+
+export interface CommitExtras {
+  readonly stateWrites: ReadonlyMap<string, Uint8Array>;
+  readonly receipts: Uint8Array;
+  readonly transactionHashes: readonly Hex[];
+}
+
+/** Keeps at most this many executed candidates (a few proposals per round, a few rounds). */
+const MAX_CANDIDATES = 64;
+
+export class BlockExecutor {
+  private parent: ParentInfo;
+  private candidates = new Map<Hex, { result: ExecutionResult; txs: readonly DecodedTx[] }>();
+  private readonly operators: ReadonlyMap<Hex, Hex>;
+  /** Hashes of the last 256 committed blocks (and the genesis as height 0): what BLOCKHASH can see. */
+  private readonly recent = new Map<number, Hex>();
+
+  constructor(
+    private readonly params: ExecutorParams,
+    private readonly m: {
+      readonly genesis: Genesis;
+      readonly core: ExecutionCore;
+      readonly mempool: Mempool;
+      readonly store: ChainStore;
+      readonly nowMs: () => number;
+    },
+    parent: ParentInfo,
+  ) {
+    this.parent = parent;
+    this.operators = new Map(m.genesis.validators.map((v) => [v.address.toLowerCase() as Hex, v.operator]));
+  }
+
+  /** The parent of the next block after a restart: the head header, or the genesis (whose state it writes once). */
+  static async loadParent(genesis: Genesis, core: ExecutionCore, store: ChainStore): Promise<ParentInfo> {
+    if (store.headHeight === 0) {
+      const g = await core.genesisStateRoot();
+      await store.putState(g.writes);
+      return {
+        hash: genesis.hash,
+        height: 0,
+        timestampMs: genesis.genesisTimeMs,
+        gasLimit: genesis.execution.gasLimit,
+        gasUsed: genesis.execution.gasLimit / 2n, // at target: the base fee of height 1 is the genesis base fee
+        baseFeePerGas: genesis.execution.baseFeePerGas,
+        stateRoot: g.stateRoot,
+        vmRoots: g.vmRoots,
+      };
+    }
+    const bytes = await store.getBlock(store.headHeight);
+    const hash = store.headHash();
+    if (bytes === undefined || hash === null)
+      throw new Error(`head block ${store.headHeight} is missing from the store`);
+    return parentOf(decodeBlock(bytes).header, hash);
+  }
+
+  /** Loads the hashes BLOCKHASH may ask for; call once after construction. */
+  async loadRecentHashes(): Promise<void> {
+    this.recent.set(0, this.m.genesis.hash);
+    const head = this.m.store.headHeight;
+    for (let h = Math.max(1, head - 255); h <= head; h++) {
+      const cert = await this.m.store.getCertificate(h);
+      if (cert !== undefined) this.recent.set(h, cert.blockHash);
+    }
+  }
+
+  /** BLOCKHASH lookup for execution at the next height (and for calls). */
+  readonly blockHashLookup = (height: number): Hex | null => this.recent.get(height) ?? null;
+
+  get head(): ParentInfo {
+    return this.parent;
+  }
+
+  nextBaseFee(): bigint {
+    return this.m.core.nextBaseFee(this.parent);
+  }
+
+  /** Builds a block for `height` on the head from the mempool and executes it. */
+  async build(height: number, proposer: Hex, set: ValidatorSet): Promise<{ block: Block; bytes: Uint8Array }> {
+    const parent = this.parent;
+    const baseFee = this.nextBaseFee();
+    const timestampMs = Math.max(this.m.nowMs(), parent.timestampMs + 1);
+    const candidates = this.m.mempool.pending({
+      gasLimit: parent.gasLimit,
+      maxBytes: this.params.maxBlockBytes - 64 * 1024,
+      maxCount: this.params.maxBlockTransactions,
+      baseFee,
+    });
+    const result = await this.m.core.execute(
+      parent.stateRoot,
+      parent.vmRoots,
+      this.env(height, timestampMs, proposer, baseFee),
+      candidates,
+      "build",
+    );
+    const header: BlockHeader = {
+      chainId: this.m.genesis.chainId,
+      height,
+      timestampMs,
+      parentHash: parent.hash,
+      proposer,
+      validatorSetId: set.id,
+      transactionsRoot: result.transactionsRoot,
+      receiptsRoot: result.receiptsRoot,
+      stateRoot: result.stateRoot,
+      gasLimit: parent.gasLimit,
+      gasUsed: result.gasUsed,
+      baseFeePerGas: baseFee,
+      logsBloom: result.logsBloom,
+      vmRoots: result.vmRoots,
+    };
+    const block: Block = { header, transactions: result.included.map((t) => t.raw) };
+    const bytes = encodeBlock(block);
+    this.remember(blockHashOf(block), result, result.included);
+    return { block, bytes };
+  }
+
+  /**
+   * Checks a block for the next height: header rules, then execution on the head, then every claimed result. A
+   * `certified` block (synced with a certificate) skips the clock bound: +2/3 of the stake already accepted it.
+   */
+  async validate(block: Block, bytes: Uint8Array, set: ValidatorSet, certified: boolean): Promise<BlockProblem | null> {
+    const parent = this.parent;
+    const h = block.header;
+    const structural = checkBlock(block, bytes.length, {
+      chainId: this.m.genesis.chainId,
+      height: parent.height + 1,
+      parentHash: parent.hash,
+      parentTimestampMs: parent.timestampMs,
+      validatorSetId: set.id,
+      gasLimit: parent.gasLimit,
+      baseFeePerGas: this.nextBaseFee(),
+      isValidator: (address) => indexOfAddress(set, address) >= 0,
+      nowMs: certified ? Number.MAX_SAFE_INTEGER : this.m.nowMs(),
+      maxClockDriftMs: this.params.maxClockDriftMs,
+      maxBlockBytes: this.params.maxBlockBytes,
+      maxBlockTransactions: this.params.maxBlockTransactions,
+    });
+    if (structural !== null) return structural;
+    const txs: DecodedTx[] = [];
+    for (const [i, raw] of block.transactions.entries()) {
+      const decoded = decodeTransaction(raw, this.m.genesis.chainId);
+      if (!decoded.ok) return problem("invalid_transaction", `transaction ${i}: ${decoded.code}: ${decoded.message}`);
+      txs.push(decoded.tx);
+    }
+    let result: ExecutionResult;
+    try {
+      result = await this.m.core.execute(
+        parent.stateRoot,
+        parent.vmRoots,
+        this.env(h.height, h.timestampMs, h.proposer, h.baseFeePerGas),
+        txs,
+        "validate",
+      );
+    } catch (error) {
+      if (error instanceof Error && "code" in error && error.code === "invalid_transaction") {
+        return problem("invalid_transaction", error.message);
+      }
+      throw error;
+    }
+    const mismatch = compare(h, result);
+    if (mismatch !== null) return problem("execution_mismatch", mismatch);
+    this.remember(blockHashOf(block), result, txs);
+    return null;
+  }
+
+  /** State writes, receipts and transaction hashes of an executed candidate, for the commit batch. */
+  commitExtras(hash: Hex): CommitExtras {
+    const c = this.candidates.get(hash);
+    if (c === undefined) throw new Error(`block ${hash} was not executed on this node`);
+    return {
+      stateWrites: c.result.writes,
+      receipts: encodeReceipts(c.result.receipts),
+      transactionHashes: c.txs.map((t) => t.hash),
+    };
+  }
+
+  /** After the commit batch is durable: the block is the new parent; the mempool drops what it included. */
+  async committed(block: Block, hash: Hex): Promise<void> {
+    const c = this.candidates.get(hash);
+    this.parent = parentOf(block.header, hash);
+    this.candidates = new Map();
+    this.recent.set(block.header.height, hash);
+    this.recent.delete(block.header.height - 256);
+    await this.m.mempool.onCommitted(c?.txs.map((t) => t.hash) ?? [], this.accounts());
+  }
+
+  /** Account nonces and balances of the committed head, for the mempool. */
+  accounts() {
+    const reader = this.m.core.reader(this.parent.vmRoots);
+    return {
+      nonce: async (address: Hex) => (await reader.getAccount(address))?.nonce ?? 0n,
+      balance: async (address: Hex) => (await reader.getAccount(address))?.balance ?? 0n,
+    };
+  }
+
+  private env(height: number, timestampMs: number, proposer: Hex, baseFeePerGas: bigint) {
+    return {
+      chainId: this.m.genesis.chainId,
+      height,
+      timestampMs,
+      // Priority fees go to the operator behind the proposer's consensus key (DESIGN.md: rewards to operators).
+      coinbase: this.operators.get(proposer.toLowerCase() as Hex) ?? proposer,
+      gasLimit: this.parent.gasLimit,
+      baseFeePerGas,
+      prevRandao: this.parent.hash,
+      blockHash: this.blockHashLookup,
+    };
+  }
+
+  private remember(hash: Hex, result: ExecutionResult, txs: readonly DecodedTx[]): void {
+    if (this.candidates.size >= MAX_CANDIDATES) {
+      const oldest = this.candidates.keys().next().value;
+      if (oldest !== undefined) this.candidates.delete(oldest);
+    }
+    this.candidates.set(hash, { result, txs });
+  }
+}
+
+function blockHashOf(block: Block): Hex {
+  return blockHash(block.header);
+}
+
+function parentOf(h: BlockHeader, hash: Hex): ParentInfo {
+  return {
+    hash,
+    height: h.height,
+    timestampMs: h.timestampMs,
+    gasLimit: h.gasLimit,
+    gasUsed: h.gasUsed,
+    baseFeePerGas: h.baseFeePerGas,
+    stateRoot: h.stateRoot,
+    vmRoots: h.vmRoots,
+  };
+}
+
+function compare(h: BlockHeader, r: ExecutionResult): string | null {
+  const checks: [string, unknown, unknown][] = [
+    ["transactionsRoot", h.transactionsRoot, r.transactionsRoot],
+    ["receiptsRoot", h.receiptsRoot, r.receiptsRoot],
+    ["stateRoot", h.stateRoot, r.stateRoot],
+    ["gasUsed", h.gasUsed, r.gasUsed],
+    ["logsBloom", h.logsBloom, r.logsBloom],
+    ["vmRoots", JSON.stringify(h.vmRoots), JSON.stringify(r.vmRoots)],
+  ];
+  for (const [name, claimed, computed] of checks) {
+    if (claimed !== computed) return `${name}: header ${String(claimed)}, executed ${String(computed)}`;
+  }
+  return null;
+}

@@ -1,0 +1,56 @@
+// The narrow view of the node the JSON-RPC server needs. The node implements it over its chain store, execution core
+// and mempool; tests implement it over in-memory data. Heights are committed heights: every committed block carries a
+// BLS certificate, so "latest" is already soft-final.
+import type { Hex } from "../../consensus/bytes.ts";
+import type { Block } from "../chain/block.ts";
+import type { StoredReceipt } from "../chain/receipts.ts";
+
+export interface RpcAccount {
+  nonce: bigint;
+  balance: bigint;
+  codeHash: Hex;
+  storageRoot: Hex;
+}
+export interface RpcCallRequest {
+  from?: Hex;
+  to?: Hex | null;
+  data?: Hex;
+  value?: bigint;
+  gas?: bigint;
+  gasPrice?: bigint;
+  maxFeePerGas?: bigint;
+  maxPriorityFeePerGas?: bigint;
+}
+export interface RpcCallResult {
+  status: 0 | 1;
+  returnData: Hex;
+  gasUsed: bigint;
+  revertReason: string | null;
+}
+export interface RpcPendingTx {
+  hash: Hex;
+  raw: Uint8Array;
+  from: Hex;
+}
+export type RpcSendResult = { ok: true; hash: Hex } | { ok: false; code: string; message: string };
+export interface RpcBackend {
+  readonly chainId: bigint;
+  readonly clientVersion: string;
+  /** Latest committed (= soft-final, certified) height. */
+  headHeight(): number;
+  blockByHeight(height: number): Promise<{ hash: Hex; block: Block } | undefined>;
+  blockByHash(hash: Hex): Promise<{ hash: Hex; block: Block } | undefined>;
+  receipts(height: number): Promise<readonly StoredReceipt[] | undefined>;
+  transactionLocation(hash: Hex): Promise<{ height: number; index: number } | undefined>;
+  account(height: number, address: Hex): Promise<RpcAccount | null>;
+  code(height: number, address: Hex): Promise<Hex>;
+  /** 32-byte value. */
+  storageAt(height: number, address: Hex, slot: Hex): Promise<Hex>;
+  call(height: number, request: RpcCallRequest): Promise<RpcCallResult>;
+  nextBaseFee(): bigint;
+  /** Codes: the mempool's (nonce_too_low, insufficient_funds, fee_too_low, underpriced_replacement, malformed, ...). */
+  sendRawTransaction(raw: Uint8Array): Promise<RpcSendResult>;
+  /** Next nonce counting queued transactions. */
+  pendingNonce(address: Hex): Promise<bigint>;
+  pendingTransaction(hash: Hex): RpcPendingTx | undefined;
+}

@@ -1,0 +1,133 @@
+// JSON-RPC error codes (JSON-RPC 2.0 and EIP-1474) and the geth-compatible messages wallets and libraries match on
+// (viem maps "nonce too low", "insufficient funds", "execution reverted" and friends to typed errors by message).
+import { fromHex, type Hex } from "../../consensus/bytes.ts";
+
+export const ErrorCode = {
+  parseError: -32700,
+  invalidRequest: -32600,
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  internal: -32603,
+  /** Generic server error: refused transactions, missing state. */
+  server: -32000,
+  /** EIP-1474 "limit exceeded": log range or result count too large, server busy. */
+  limitExceeded: -32005,
+  /** geth's code for a reverted eth_call / eth_estimateGas, with the revert data in `data`. */
+  executionReverted: 3,
+} as const;
+
+export interface JsonRpcErrorBody {
+  readonly code: number;
+  readonly message: string;
+  readonly data?: unknown;
+}
+
+/** What a method handler gives back: its result or an error for the caller. Peer input never makes handlers throw. */
+export type Outcome =
+  | { readonly ok: true; readonly result: unknown }
+  | { readonly ok: false; readonly error: JsonRpcErrorBody };
+
+export function success(result: unknown): Outcome {
+  return { ok: true, result };
+}
+
+export function failure(code: number, message: string, data?: unknown): Outcome & { ok: false } {
+  return { ok: false, error: data === undefined ? { code, message } : { code, message, data } };
+}
+
+export function invalidParams(message: string): Outcome & { ok: false } {
+  return failure(ErrorCode.invalidParams, message);
+}
+
+/** Operational failure of the HTTP server itself (cannot listen). */
+export class RpcServerError extends Error {
+  override readonly name = "RpcServerError";
+  constructor(
+    readonly code: "listen_failed",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * Mempool refusal codes -> geth's messages. Libraries match these strings (viem: NonceTooLowError,
+ * InsufficientFundsError, TransactionUnderpricedError...), so they are kept word for word.
+ */
+const SEND_MESSAGES: Readonly<Record<string, string>> = {
+  nonce_too_low: "nonce too low",
+  nonce_gap: "nonce too high",
+  nonce_too_high: "nonce too high",
+  insufficient_funds: "insufficient funds for gas * price + value",
+  fee_too_low: "transaction underpriced",
+  underpriced_replacement: "replacement transaction underpriced",
+  known: "already known",
+  already_known: "already known",
+  intrinsic_gas: "intrinsic gas too low",
+  gas_limit: "exceeds block gas limit",
+  too_large: "oversized data",
+  pool_full: "txpool is full",
+  sender_full: "txpool is full",
+  rate_limited: "rate limited",
+  unsupported_type: "transaction type not supported",
+  wrong_chain: "invalid chain id for signer",
+  bad_signature: "invalid sender",
+  malformed: "invalid transaction",
+};
+
+/** The -32000 message for a refused transaction: geth's phrase, then the pool's detail when it adds something. */
+export function sendRefusalMessage(code: string, detail: string): string {
+  const phrase = SEND_MESSAGES[code];
+  if (phrase === undefined) return detail.length > 0 ? `${code}: ${detail}` : code;
+  return detail.length > 0 && detail !== phrase ? `${phrase}: ${detail}` : phrase;
+}
+
+const ERROR_SELECTOR = "0x08c379a0";
+const PANIC_SELECTOR = "0x4e487b71";
+const PANIC_REASONS: Readonly<Record<number, string>> = {
+  0: "generic panic",
+  1: "assert(false)",
+  17: "arithmetic underflow or overflow",
+  18: "division or modulo by zero",
+  33: "enum overflow",
+  34: "invalid encoded storage byte array accessed",
+  49: "out-of-bounds array access; popping on an empty array",
+  50: "out-of-bounds access of an array or bytesN",
+  65: "out of memory",
+  81: "uninitialized function",
+};
+
+/** Decodes Solidity's Error(string) and Panic(uint256) revert data, as geth does; null for anything else. */
+export function decodeRevertReason(data: Hex): string | null {
+  if (data.length < 10) return null;
+  const selector = data.slice(0, 10).toLowerCase();
+  try {
+    const bytes = fromHex(data);
+    if (selector === PANIC_SELECTOR && bytes.length === 36) {
+      const code = Number(BigInt(`0x${data.slice(10)}`) & 0xffn);
+      return PANIC_REASONS[code] ?? `unknown panic code 0x${code.toString(16)}`;
+    }
+    if (selector !== ERROR_SELECTOR || bytes.length < 4 + 64) return null;
+    const offset = Number(BigInt(`0x${data.slice(10, 74)}`));
+    if (offset + 32 > bytes.length - 4) return null;
+    const lengthStart = 4 + offset;
+    const length = Number(BigInt(`0x${data.slice(2 + 2 * lengthStart, 2 + 2 * (lengthStart + 32))}`));
+    if (lengthStart + 32 + length > bytes.length) return null;
+    return new TextDecoder("utf-8", { fatal: false }).decode(
+      bytes.subarray(lengthStart + 32, lengthStart + 32 + length),
+    );
+  } catch {
+    return null;
+  }
+}
+
+/** geth's revert error: code 3, "execution reverted[: reason]", data = the raw revert data. */
+export function revertError(returnData: Hex, backendReason: string | null): Outcome & { ok: false } {
+  const reason = backendReason !== null && backendReason.length > 0 ? backendReason : decodeRevertReason(returnData);
+  return failure(
+    ErrorCode.executionReverted,
+    reason === null ? "execution reverted" : `execution reverted: ${reason}`,
+    returnData,
+  );
+}

@@ -1,0 +1,532 @@
+// The Ethereum JSON-RPC methods the node serves, over the RpcBackend. Block tags: "latest", "safe" and "pending" are
+// the head (every committed block is certified, so the head is soft-final; pending differs only for the nonce), while
+// "finalized" and "earliest" are 0 until L1 hard finality is tracked.
+import { fromHex, type Hex } from "../../consensus/bytes.ts";
+import type { Block } from "../chain/block.ts";
+import type { StoredReceipt } from "../chain/receipts.ts";
+import type { RpcBackend, RpcCallRequest, RpcCallResult } from "./backend.ts";
+import { bloomMayContain } from "./bloom.ts";
+import { type MethodDef, method, optional, required } from "./dispatch.ts";
+import { ErrorCode, failure, invalidParams, type Outcome, revertError, sendRefusalMessage, success } from "./errors.ts";
+import {
+  firstLogIndex,
+  formatBlock,
+  formatLog,
+  formatReceipt,
+  formatTransaction,
+  quantity,
+  TxDecoder,
+  txHash,
+} from "./format.ts";
+import {
+  address,
+  type BlockRef,
+  blockCount,
+  blockRef,
+  blockTagOrNumber,
+  callRequest,
+  fullTransactions,
+  hash32,
+  type LogFilter,
+  logFilter,
+  noOverrides,
+  rawTransaction,
+  rewardPercentiles,
+  storageSlot,
+} from "./params.ts";
+
+/** The tip suggested by eth_maxPriorityFeePerGas and added to the next base fee by eth_gasPrice: 1 gwei. */
+export const SUGGESTED_PRIORITY_FEE = 1_000_000_000n;
+/** Intrinsic gas of a plain transfer: the floor of every estimate. */
+const TX_GAS = 21_000n;
+/** geth's CallStipend, part of its optimistic first guess. */
+const CALL_STIPEND = 2_300n;
+/** geth stops the estimate binary search once the bracket is within 1.5% of the upper bound. */
+const ESTIMATE_ERROR_RATIO = 0.015;
+/** A bound on backend calls per estimate (binary search over 2^64 needs < 64). */
+const MAX_ESTIMATE_STEPS = 64;
+
+export interface MethodLimits {
+  /** Most blocks one eth_getLogs may scan. */
+  readonly maxLogRange: number;
+  /** Most logs one eth_getLogs may return. */
+  readonly maxLogResults: number;
+  /** Most blocks one eth_feeHistory may cover (geth: 1024). */
+  readonly maxFeeHistoryBlocks: number;
+  /** Upper bound on the gas of eth_call and eth_estimateGas (geth's RPCGasCap). */
+  readonly gasCap: bigint;
+  /** Decoded transaction views kept for block and transaction lookups. */
+  readonly txCacheEntries: number;
+}
+
+export const DEFAULT_METHOD_LIMITS: MethodLimits = {
+  maxLogRange: 10_000,
+  maxLogResults: 10_000,
+  maxFeeHistoryBlocks: 1024,
+  gasCap: 50_000_000n,
+  txCacheEntries: 20_000,
+};
+
+type Failure = Outcome & { ok: false };
+
+function isFailure(value: unknown): value is Failure {
+  return typeof value === "object" && value !== null && (value as { ok?: unknown }).ok === false;
+}
+
+type BlockEntry = { hash: Hex; block: Block };
+
+export function createMethods(backend: RpcBackend, limits: MethodLimits): ReadonlyMap<string, MethodDef> {
+  const txs = new TxDecoder(backend.chainId, limits.txCacheEntries);
+
+  /** Height of a tag or number without looking at hashes; may be above the head. */
+  function heightOf(ref: Exclude<BlockRef, { kind: "hash" }>): number {
+    if (ref.kind === "number") return ref.height;
+    switch (ref.tag) {
+      case "latest":
+      case "safe":
+      case "pending":
+        return backend.headHeight();
+      case "finalized":
+      case "earliest":
+        return 0;
+    }
+  }
+
+  /** Height whose state a read uses; an error when the block is unknown (geth: "header not found"). */
+  async function stateHeight(ref: BlockRef | undefined): Promise<number | Failure> {
+    const r = ref ?? { kind: "tag", tag: "latest" };
+    if (r.kind === "hash") {
+      const found = await backend.blockByHash(r.hash);
+      if (found === undefined) return failure(ErrorCode.server, `header for hash ${r.hash} not found`);
+      return found.block.header.height;
+    }
+    const height = heightOf(r);
+    const head = backend.headHeight();
+    if (height > head) return failure(ErrorCode.server, `header not found: block ${height} is above the head ${head}`);
+    return height;
+  }
+
+  /** The block a block query means, or undefined (answered as null). */
+  async function blockOf(ref: BlockRef): Promise<BlockEntry | undefined> {
+    if (ref.kind === "hash") return backend.blockByHash(ref.hash);
+    const height = heightOf(ref);
+    if (height > backend.headHeight()) return undefined;
+    return backend.blockByHeight(height);
+  }
+
+  function missingReceipts(height: number): Failure {
+    return failure(ErrorCode.internal, `receipts of committed block ${height} are missing`);
+  }
+
+  function undecodable(hash: Hex): Failure {
+    return failure(ErrorCode.internal, `stored transaction ${hash} does not decode`);
+  }
+
+  function transactionsOf(entry: BlockEntry, full: boolean): unknown[] | Failure {
+    const { block, hash } = entry;
+    if (!full) return block.transactions.map((raw) => txHash(raw));
+    const out: unknown[] = [];
+    for (const [index, raw] of block.transactions.entries()) {
+      const tx = txs.decode(raw);
+      if (tx === null) return undecodable(txHash(raw));
+      out.push(
+        formatTransaction(tx, {
+          blockHash: hash,
+          blockNumber: block.header.height,
+          index,
+          baseFeePerGas: block.header.baseFeePerGas,
+        }),
+      );
+    }
+    return out;
+  }
+
+  async function blockResult(entry: BlockEntry | undefined, full: boolean | undefined): Promise<Outcome> {
+    if (entry === undefined) return success(null);
+    const transactions = transactionsOf(entry, full === true);
+    if (isFailure(transactions)) return transactions;
+    return success(formatBlock(entry.hash, entry.block, transactions));
+  }
+
+  /** Gas above the block's gas limit (or the configured cap) could never be bought by a real transaction. */
+  async function capGas(height: number, request: RpcCallRequest): Promise<RpcCallRequest> {
+    const entry = await backend.blockByHeight(height);
+    const blockLimit = entry?.block.header.gasLimit ?? limits.gasCap;
+    const cap = blockLimit < limits.gasCap ? blockLimit : limits.gasCap;
+    if (request.gas === undefined || request.gas <= cap) return request;
+    return { ...request, gas: cap };
+  }
+
+  /** status 0: a revert (code 3 with data) unless it looks like running out of the given gas. */
+  function callFailure(result: RpcCallResult, gas: bigint | undefined): Failure {
+    const noData = result.returnData === "0x" && result.revertReason === null;
+    if (noData && gas !== undefined && result.gasUsed >= gas) return failure(ErrorCode.server, "out of gas");
+    return revertError(result.returnData, result.revertReason);
+  }
+
+  async function estimateGas(height: number, request: RpcCallRequest): Promise<Outcome> {
+    const head = await backend.blockByHeight(height);
+    let hi = head === undefined ? limits.gasCap : head.block.header.gasLimit;
+    if (hi > limits.gasCap) hi = limits.gasCap;
+    if (request.gas !== undefined && request.gas >= TX_GAS && request.gas < hi) hi = request.gas;
+
+    // Like geth: a sender cannot buy more gas than its balance covers at the given fee cap.
+    const feeCap = request.gasPrice ?? request.maxFeePerGas ?? 0n;
+    if (feeCap > 0n && request.from !== undefined) {
+      const account = await backend.account(height, request.from);
+      const balance = account?.balance ?? 0n;
+      const value = request.value ?? 0n;
+      if (value > balance) return failure(ErrorCode.server, "insufficient funds for transfer");
+      const allowance = (balance - value) / feeCap;
+      if (hi > allowance) hi = allowance;
+    }
+
+    const run = (gas: bigint) => backend.call(height, { ...request, gas });
+
+    // A plain transfer to an account without code costs exactly the intrinsic gas.
+    const data = request.data ?? "0x";
+    if (data === "0x" && request.to !== undefined && request.to !== null && hi >= TX_GAS) {
+      const code = await backend.code(height, request.to);
+      if (code === "0x" && (await run(TX_GAS)).status === 1) return success(quantity(TX_GAS));
+    }
+
+    const first = await run(hi);
+    if (first.status === 0) {
+      const outOfGas = first.returnData === "0x" && first.revertReason === null && first.gasUsed >= hi;
+      if (outOfGas || hi < TX_GAS) return failure(ErrorCode.server, `gas required exceeds allowance (${hi})`);
+      return revertError(first.returnData, first.revertReason);
+    }
+    let lo = first.gasUsed > TX_GAS ? first.gasUsed - 1n : TX_GAS - 1n;
+    // geth's optimistic guess: what was used plus the stipend, scaled for the 63/64 rule of nested calls.
+    const optimistic = ((first.gasUsed + CALL_STIPEND) * 64n) / 63n;
+    if (optimistic < hi) {
+      if ((await run(optimistic)).status === 1) hi = optimistic;
+      else lo = optimistic;
+    }
+    for (let step = 0; lo + 1n < hi && step < MAX_ESTIMATE_STEPS; step++) {
+      if (Number(hi - lo) / Number(hi) < ESTIMATE_ERROR_RATIO) break;
+      let mid = (hi + lo) / 2n;
+      // Most transactions need little more than they use: probe near lo first, as geth does.
+      if (mid > lo * 2n) mid = lo * 2n;
+      if ((await run(mid)).status === 1) hi = mid;
+      else lo = mid;
+    }
+    return success(quantity(hi));
+  }
+
+  async function feeHistory(
+    count: number,
+    newestRef: BlockRef,
+    percentiles: readonly number[] | undefined,
+  ): Promise<Outcome> {
+    const head = backend.headHeight();
+    if (newestRef.kind === "hash") return invalidParams("newestBlock must be a tag or number");
+    const newest = heightOf(newestRef);
+    if (newest > head) {
+      return failure(ErrorCode.server, `request beyond head block: requested ${newest}, head ${head}`);
+    }
+    const blocks = Math.min(count, limits.maxFeeHistoryBlocks);
+    const baseFees: Hex[] = [];
+    const ratios: number[] = [];
+    const rewards: Hex[][] = [];
+    let oldest = Math.max(0, newest - blocks + 1);
+    for (let height = oldest; blocks > 0 && height <= newest; height++) {
+      const entry = await backend.blockByHeight(height);
+      if (entry === undefined) {
+        // The genesis (or a pruned prefix) may have no stored block: start after it.
+        if (baseFees.length === 0) {
+          oldest = height + 1;
+          continue;
+        }
+        return failure(ErrorCode.internal, `committed block ${height} is missing`);
+      }
+      const h = entry.block.header;
+      baseFees.push(quantity(h.baseFeePerGas));
+      ratios.push(h.gasLimit === 0n ? 0 : Number(h.gasUsed) / Number(h.gasLimit));
+      if (percentiles !== undefined && percentiles.length > 0) {
+        const receipts = await backend.receipts(height);
+        if (receipts === undefined) return missingReceipts(height);
+        rewards.push(blockRewards(receipts, h.baseFeePerGas, percentiles));
+      }
+    }
+    if (baseFees.length === 0) return success({ oldestBlock: "0x0", baseFeePerGas: [], gasUsedRatio: [] });
+    // The base fee after the newest block: from the next header, or the one the next proposal will use.
+    const next = newest === head ? backend.nextBaseFee() : (await backend.blockByHeight(newest + 1))?.block.header;
+    if (next === undefined) return failure(ErrorCode.internal, `committed block ${newest + 1} is missing`);
+    baseFees.push(quantity(typeof next === "bigint" ? next : next.baseFeePerGas));
+    const out: Record<string, unknown> = {
+      oldestBlock: quantity(oldest),
+      baseFeePerGas: baseFees,
+      gasUsedRatio: ratios,
+    };
+    if (percentiles !== undefined && percentiles.length > 0) out.reward = rewards;
+    return success(out);
+  }
+
+  async function getLogs(filter: LogFilter): Promise<Outcome> {
+    let from: number;
+    let to: number;
+    if (filter.blockHash !== null) {
+      const entry = await backend.blockByHash(filter.blockHash);
+      if (entry === undefined) return failure(ErrorCode.server, `unknown block ${filter.blockHash}`);
+      from = entry.block.header.height;
+      to = from;
+    } else {
+      if (filter.fromBlock.kind === "hash" || filter.toBlock.kind === "hash")
+        return invalidParams("block hash in range");
+      from = heightOf(filter.fromBlock);
+      to = heightOf(filter.toBlock);
+      if (from > to) return invalidParams(`invalid block range: fromBlock ${from} is after toBlock ${to}`);
+    }
+    const head = backend.headHeight();
+    if (to > head) to = head;
+    if (from > to) return success([]);
+    const span = to - from + 1;
+    if (span > limits.maxLogRange) {
+      return failure(
+        ErrorCode.limitExceeded,
+        `block range too large: ${span} blocks requested (${from}..${to}), the limit is ${limits.maxLogRange}`,
+      );
+    }
+    const matcher = logMatcher(filter);
+    const out: unknown[] = [];
+    for (let height = from; height <= to; height++) {
+      const entry = await backend.blockByHeight(height);
+      if (entry === undefined || !matcher.mayMatchBloom(fromHex(entry.block.header.logsBloom))) continue;
+      const receipts = await backend.receipts(height);
+      if (receipts === undefined) return missingReceipts(height);
+      let logIndex = 0;
+      for (const [index, receipt] of receipts.entries()) {
+        for (const log of receipt.logs) {
+          if (matcher.matches(log)) {
+            if (out.length >= limits.maxLogResults) {
+              return failure(
+                ErrorCode.limitExceeded,
+                `query returned more than ${limits.maxLogResults} results; narrow the block range or the filter`,
+              );
+            }
+            out.push(
+              formatLog(log, {
+                blockHash: entry.hash,
+                blockNumber: height,
+                transactionHash: receipt.transactionHash,
+                transactionIndex: index,
+                logIndex,
+              }),
+            );
+          }
+          logIndex++;
+        }
+      }
+    }
+    return success(out);
+  }
+
+  const methods: Record<string, MethodDef> = {
+    web3_clientVersion: method([], () => success(backend.clientVersion)),
+    net_version: method([], () => success(backend.chainId.toString(10))),
+    net_listening: method([], () => success(true)),
+    eth_chainId: method([], () => success(quantity(backend.chainId))),
+    eth_blockNumber: method([], () => success(quantity(backend.headHeight()))),
+    eth_syncing: method([], () => success(false)),
+    eth_accounts: method([], () => success([])),
+    eth_gasPrice: method([], () => success(quantity(backend.nextBaseFee() + SUGGESTED_PRIORITY_FEE))),
+    eth_maxPriorityFeePerGas: method([], () => success(quantity(SUGGESTED_PRIORITY_FEE))),
+
+    eth_feeHistory: method(
+      [
+        required("blockCount", blockCount),
+        required("newestBlock", blockTagOrNumber),
+        optional("rewardPercentiles", rewardPercentiles),
+      ],
+      feeHistory,
+    ),
+
+    eth_getBalance: method([required("address", address), optional("block", blockRef)], async (who, ref) => {
+      const height = await stateHeight(ref);
+      if (isFailure(height)) return height;
+      const account = await backend.account(height, who);
+      return success(quantity(account?.balance ?? 0n));
+    }),
+
+    eth_getTransactionCount: method([required("address", address), optional("block", blockRef)], async (who, ref) => {
+      if (ref?.kind === "tag" && ref.tag === "pending") return success(quantity(await backend.pendingNonce(who)));
+      const height = await stateHeight(ref);
+      if (isFailure(height)) return height;
+      const account = await backend.account(height, who);
+      return success(quantity(account?.nonce ?? 0n));
+    }),
+
+    eth_getCode: method([required("address", address), optional("block", blockRef)], async (who, ref) => {
+      const height = await stateHeight(ref);
+      if (isFailure(height)) return height;
+      return success(await backend.code(height, who));
+    }),
+
+    eth_getStorageAt: method(
+      [required("address", address), required("slot", storageSlot), optional("block", blockRef)],
+      async (who, slot, ref) => {
+        const height = await stateHeight(ref);
+        if (isFailure(height)) return height;
+        return success(await backend.storageAt(height, who, slot));
+      },
+    ),
+
+    eth_call: method(
+      [
+        required("transaction", callRequest),
+        optional("block", blockRef),
+        optional("stateOverrides", noOverrides),
+        optional("blockOverrides", noOverrides),
+      ],
+      async (request, ref) => {
+        const height = await stateHeight(ref);
+        if (isFailure(height)) return height;
+        const capped = await capGas(height, request);
+        const result = await backend.call(height, capped);
+        if (result.status === 0) return callFailure(result, capped.gas);
+        return success(result.returnData);
+      },
+    ),
+
+    eth_estimateGas: method(
+      [required("transaction", callRequest), optional("block", blockRef), optional("stateOverrides", noOverrides)],
+      async (request, ref) => {
+        const height = await stateHeight(ref);
+        if (isFailure(height)) return height;
+        return estimateGas(height, request);
+      },
+    ),
+
+    eth_sendRawTransaction: method([required("transaction", rawTransaction)], async (raw) => {
+      const result = await backend.sendRawTransaction(fromHex(raw));
+      if (result.ok) return success(result.hash);
+      return failure(ErrorCode.server, sendRefusalMessage(result.code, result.message));
+    }),
+
+    eth_getTransactionByHash: method([required("hash", hash32)], async (hash) => {
+      const location = await backend.transactionLocation(hash);
+      if (location !== undefined) {
+        const entry = await backend.blockByHeight(location.height);
+        const raw = entry?.block.transactions[location.index];
+        if (entry === undefined || raw === undefined) {
+          return failure(ErrorCode.internal, `transaction ${hash} is indexed at a missing block position`);
+        }
+        const tx = txs.decode(raw);
+        if (tx === null) return undecodable(hash);
+        return success(
+          formatTransaction(tx, {
+            blockHash: entry.hash,
+            blockNumber: location.height,
+            index: location.index,
+            baseFeePerGas: entry.block.header.baseFeePerGas,
+          }),
+        );
+      }
+      const pending = backend.pendingTransaction(hash);
+      if (pending === undefined) return success(null);
+      const tx = txs.decode(pending.raw);
+      if (tx === null) return undecodable(hash);
+      return success(formatTransaction(tx, null));
+    }),
+
+    eth_getTransactionReceipt: method([required("hash", hash32)], async (hash) => {
+      const location = await backend.transactionLocation(hash);
+      if (location === undefined) return success(null);
+      const [entry, receipts] = await Promise.all([
+        backend.blockByHeight(location.height),
+        backend.receipts(location.height),
+      ]);
+      if (receipts === undefined) return missingReceipts(location.height);
+      const receipt = receipts[location.index];
+      if (entry === undefined || receipt === undefined || receipt.transactionHash !== hash) {
+        return failure(ErrorCode.internal, `receipt of ${hash} is not at its indexed position`);
+      }
+      return success(
+        formatReceipt(receipt, {
+          blockHash: entry.hash,
+          blockNumber: location.height,
+          index: location.index,
+          firstLogIndex: firstLogIndex(receipts, location.index),
+        }),
+      );
+    }),
+
+    eth_getBlockByNumber: method(
+      [required("block", blockTagOrNumber), optional("fullTransactions", fullTransactions)],
+      async (ref, full) => blockResult(await blockOf(ref), full),
+    ),
+
+    eth_getBlockByHash: method(
+      [required("hash", hash32), optional("fullTransactions", fullTransactions)],
+      async (hash, full) => blockResult(await backend.blockByHash(hash), full),
+    ),
+
+    eth_getBlockTransactionCountByNumber: method([required("block", blockTagOrNumber)], async (ref) => {
+      const entry = await blockOf(ref);
+      return success(entry === undefined ? null : quantity(entry.block.transactions.length));
+    }),
+
+    eth_getBlockTransactionCountByHash: method([required("hash", hash32)], async (hash) => {
+      const entry = await backend.blockByHash(hash);
+      return success(entry === undefined ? null : quantity(entry.block.transactions.length));
+    }),
+
+    eth_getLogs: method([required("filter", logFilter)], getLogs),
+  };
+  return new Map(Object.entries(methods));
+}
+
+/** Priority-fee percentiles of one block, weighted by gas used, as geth computes them. */
+function blockRewards(receipts: readonly StoredReceipt[], baseFee: bigint, percentiles: readonly number[]): Hex[] {
+  if (receipts.length === 0) return percentiles.map(() => "0x0");
+  const sorted = receipts
+    .map((r) => ({ reward: r.effectiveGasPrice > baseFee ? r.effectiveGasPrice - baseFee : 0n, gasUsed: r.gasUsed }))
+    .sort((a, b) => (a.reward < b.reward ? -1 : a.reward > b.reward ? 1 : 0));
+  let total = 0n;
+  for (const item of sorted) total += item.gasUsed;
+  const out: Hex[] = [];
+  let index = 0;
+  let sum = (sorted[0] as { gasUsed: bigint }).gasUsed;
+  for (const p of percentiles) {
+    // Percentiles are given with up to 6 decimals of precision; bigint keeps large gas totals exact.
+    const threshold = (total * BigInt(Math.round(p * 1_000_000))) / 100_000_000n;
+    while (sum < threshold && index < sorted.length - 1) {
+      index++;
+      sum += (sorted[index] as { gasUsed: bigint }).gasUsed;
+    }
+    out.push(quantity((sorted[index] as { reward: bigint }).reward));
+  }
+  return out;
+}
+
+interface LogMatcher {
+  mayMatchBloom(bloom: Uint8Array): boolean;
+  matches(log: StoredReceipt["logs"][number]): boolean;
+}
+
+function logMatcher(filter: LogFilter): LogMatcher {
+  const addresses = new Set(filter.addresses);
+  const addressBytes = filter.addresses.map((a) => fromHex(a));
+  const topicSets = filter.topics.map((alternatives) => (alternatives === null ? null : new Set(alternatives)));
+  const topicBytes = filter.topics.map((alternatives) => alternatives?.map((t) => fromHex(t)) ?? null);
+  return {
+    mayMatchBloom(bloom) {
+      // A block without logs has an empty bloom: skip it even for a filter that matches everything.
+      if (bloom.every((b) => b === 0)) return false;
+      if (addressBytes.length > 0 && !addressBytes.some((a) => bloomMayContain(bloom, a))) return false;
+      for (const alternatives of topicBytes) {
+        if (alternatives !== null && !alternatives.some((t) => bloomMayContain(bloom, t))) return false;
+      }
+      return true;
+    },
+    matches(log) {
+      if (addresses.size > 0 && !addresses.has(log.address)) return false;
+      if (topicSets.length > log.topics.length) return false;
+      for (const [i, allowed] of topicSets.entries()) {
+        if (allowed !== null && !allowed.has(log.topics[i] as Hex)) return false;
+      }
+      return true;
+    },
+  };
+}

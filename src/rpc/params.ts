@@ -1,0 +1,266 @@
+// Parameter schemas (zod) for the JSON-RPC methods. Every schema turns wire JSON into the value a handler wants
+// (lowercase addresses, bigints, block references) and says in its message what was expected, so a caller sees
+// "invalid argument 1 (block): expected a block tag ...".
+import { z } from "zod";
+import type { Hex } from "../../consensus/bytes.ts";
+import type { RpcCallRequest } from "./backend.ts";
+
+/** Limits on parameter sizes; the HTTP body limit bounds everything else. */
+export const MAX_ADDRESSES_PER_FILTER = 1_000;
+export const MAX_TOPIC_ALTERNATIVES = 1_000;
+export const MAX_TOPIC_POSITIONS = 4;
+export const MAX_REWARD_PERCENTILES = 100;
+export const MAX_DATA_BYTES = 1024 * 1024;
+/** Same cap as the block wire format's MAX_TRANSACTION_BYTES. */
+export const MAX_RAW_TX_BYTES = 128 * 1024;
+
+const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/;
+const HASH_RE = /^0x[0-9a-fA-F]{64}$/;
+const QUANTITY_RE = /^0x[0-9a-fA-F]{1,64}$/;
+const DATA_RE = /^0x([0-9a-fA-F]{2})*$/;
+const SLOT_RE = /^0x[0-9a-fA-F]{0,64}$/;
+
+export type BlockTag = "latest" | "safe" | "finalized" | "earliest" | "pending";
+const BLOCK_TAGS: readonly string[] = ["latest", "safe", "finalized", "earliest", "pending"];
+
+export type BlockRef =
+  | { readonly kind: "tag"; readonly tag: BlockTag }
+  | { readonly kind: "number"; readonly height: number }
+  | { readonly kind: "hash"; readonly hash: Hex; readonly requireCanonical: boolean };
+
+export const LATEST: BlockRef = { kind: "tag", tag: "latest" };
+
+/** A short, non-recursive description of a JSON value for error messages (input may be huge or deeply nested). */
+export function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === "string")
+    return value.length > 80 ? `"${value.slice(0, 77)}..." (${value.length} chars)` : `"${value}"`;
+  if (typeof value === "object") return "an object";
+  return `${typeof value} ${String(value).slice(0, 40)}`;
+}
+
+function custom<T>(expected: string, parse: (value: unknown) => T | undefined) {
+  return z.unknown().transform((value, ctx): T => {
+    const out = parse(value);
+    if (out === undefined) {
+      ctx.issues.push({ code: "custom", message: `expected ${expected}, got ${describeValue(value)}`, input: value });
+      return z.NEVER;
+    }
+    return out;
+  });
+}
+
+function matching(re: RegExp) {
+  return (value: unknown): string | undefined => (typeof value === "string" && re.test(value) ? value : undefined);
+}
+
+export const address = custom("a 20-byte hex address (0x + 40 hex digits)", (v) => {
+  const s = matching(ADDRESS_RE)(v);
+  return s === undefined ? undefined : (s.toLowerCase() as Hex);
+});
+
+export const hash32 = custom("a 32-byte hex hash (0x + 64 hex digits)", (v) => {
+  const s = matching(HASH_RE)(v);
+  return s === undefined ? undefined : (s.toLowerCase() as Hex);
+});
+
+export const quantity = custom("a hex quantity such as 0x1a (at most 256 bits)", (v) => {
+  const s = matching(QUANTITY_RE)(v);
+  return s === undefined ? undefined : BigInt(s);
+});
+
+export function hexData(maxBytes: number) {
+  return custom(`even-length hex data (0x-prefixed, at most ${maxBytes} bytes)`, (v) => {
+    const s = matching(DATA_RE)(v);
+    return s === undefined || s.length > 2 + 2 * maxBytes ? undefined : (s.toLowerCase() as Hex);
+  });
+}
+
+/** Storage slot: up to 32 bytes of hex, any length (geth accepts "0x0"); normalised to 32 bytes. */
+export const storageSlot = custom("a storage slot: hex of at most 32 bytes", (v) => {
+  const s = matching(SLOT_RE)(v);
+  return s === undefined ? undefined : (`0x${s.slice(2).toLowerCase().padStart(64, "0")}` as Hex);
+});
+
+function toHeight(n: bigint): number {
+  // Anything beyond 2^53 is far beyond the head; clamping keeps "not found" semantics without a second error path.
+  return n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n);
+}
+
+function parseTagOrNumber(v: unknown): BlockRef | undefined {
+  if (typeof v !== "string") return undefined;
+  if (BLOCK_TAGS.includes(v)) return { kind: "tag", tag: v as BlockTag };
+  if (QUANTITY_RE.test(v)) return { kind: "number", height: toHeight(BigInt(v)) };
+  return undefined;
+}
+
+/** A block tag or number (filters: fromBlock / toBlock). */
+export const blockTagOrNumber = custom(
+  'a block tag ("latest", "safe", "finalized", "earliest", "pending") or a hex block number',
+  parseTagOrNumber,
+);
+
+/** A block tag, number, or EIP-1898 object {blockNumber} / {blockHash, requireCanonical?} (state reads, eth_call). */
+export const blockRef = custom(
+  'a block tag ("latest", "safe", "finalized", "earliest", "pending"), a hex block number, ' +
+    "or an EIP-1898 object {blockNumber} / {blockHash, requireCanonical}",
+  (v): BlockRef | undefined => {
+    const simple = parseTagOrNumber(v);
+    if (simple !== undefined) return simple;
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+    const o = v as Record<string, unknown>;
+    const hasNumber = o.blockNumber !== undefined;
+    const hasHash = o.blockHash !== undefined;
+    if (hasNumber === hasHash) return undefined;
+    if (hasNumber) return parseTagOrNumber(o.blockNumber);
+    if (typeof o.blockHash !== "string" || !HASH_RE.test(o.blockHash)) return undefined;
+    if (o.requireCanonical !== undefined && typeof o.requireCanonical !== "boolean") return undefined;
+    return { kind: "hash", hash: o.blockHash.toLowerCase() as Hex, requireCanonical: o.requireCanonical === true };
+  },
+);
+
+export const fullTransactions = custom("a boolean (true for full transaction objects)", (v) =>
+  typeof v === "boolean" ? v : undefined,
+);
+
+/** eth_feeHistory block count: hex quantity, or decimal as geth accepts. */
+export const blockCount = custom("a block count (hex quantity or decimal integer)", (v) => {
+  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return v;
+  if (typeof v === "string" && /^[0-9]{1,15}$/.test(v)) return Number(v);
+  if (typeof v === "string" && QUANTITY_RE.test(v)) return toHeight(BigInt(v));
+  return undefined;
+});
+
+export const rewardPercentiles = custom(
+  `a list of at most ${MAX_REWARD_PERCENTILES} increasing percentiles between 0 and 100`,
+  (v): number[] | undefined => {
+    if (!Array.isArray(v) || v.length > MAX_REWARD_PERCENTILES) return undefined;
+    let previous = 0;
+    for (const p of v) {
+      if (typeof p !== "number" || !Number.isFinite(p) || p < previous || p > 100) return undefined;
+      previous = p;
+    }
+    return v as number[];
+  },
+);
+
+export const rawTransaction = hexData(MAX_RAW_TX_BYTES);
+
+const optionalQuantity = quantity.optional();
+
+/** Transaction-call object of eth_call / eth_estimateGas. Unknown fields (nonce, accessList, type...) are ignored. */
+export const callRequest = z
+  .object(
+    {
+      from: address.optional(),
+      to: z.union([z.null(), address]).optional(),
+      gas: optionalQuantity,
+      gasPrice: optionalQuantity,
+      maxFeePerGas: optionalQuantity,
+      maxPriorityFeePerGas: optionalQuantity,
+      value: optionalQuantity,
+      data: hexData(MAX_DATA_BYTES).optional(),
+      input: hexData(MAX_DATA_BYTES).optional(),
+    },
+    { error: "expected a transaction call object {from?, to?, gas?, gasPrice?, value?, data?}" },
+  )
+  .transform((o, ctx): RpcCallRequest => {
+    if (o.data !== undefined && o.input !== undefined && o.data !== o.input) {
+      ctx.issues.push({ code: "custom", message: 'both "data" and "input" are set and not equal', input: o });
+      return z.NEVER;
+    }
+    if (o.gasPrice !== undefined && (o.maxFeePerGas !== undefined || o.maxPriorityFeePerGas !== undefined)) {
+      ctx.issues.push({
+        code: "custom",
+        message: "both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified",
+        input: o,
+      });
+      return z.NEVER;
+    }
+    const out: RpcCallRequest = {};
+    if (o.from !== undefined) out.from = o.from;
+    if (o.to !== undefined) out.to = o.to;
+    const data = o.input ?? o.data;
+    if (data !== undefined) out.data = data;
+    if (o.value !== undefined) out.value = o.value;
+    if (o.gas !== undefined) out.gas = o.gas;
+    if (o.gasPrice !== undefined) out.gasPrice = o.gasPrice;
+    if (o.maxFeePerGas !== undefined) out.maxFeePerGas = o.maxFeePerGas;
+    if (o.maxPriorityFeePerGas !== undefined) out.maxPriorityFeePerGas = o.maxPriorityFeePerGas;
+    return out;
+  });
+
+/** eth_call's optional state and block overrides: only absent or empty objects are accepted. */
+export const noOverrides = custom("no state or block overrides (they are not supported): null or {}", (v) => {
+  if (v === undefined || v === null) return true;
+  if (typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0) return true;
+  return undefined;
+});
+
+export interface LogFilter {
+  readonly fromBlock: BlockRef;
+  readonly toBlock: BlockRef;
+  readonly blockHash: Hex | null;
+  /** Empty: any address. */
+  readonly addresses: readonly Hex[];
+  /** Per position: null = wildcard, else the allowed topics (OR). */
+  readonly topics: readonly (readonly Hex[] | null)[];
+}
+
+const topicAlternatives = z.union([
+  z.null(),
+  hash32,
+  z
+    .array(z.union([z.null(), hash32]))
+    .max(MAX_TOPIC_ALTERNATIVES, { error: `at most ${MAX_TOPIC_ALTERNATIVES} alternatives per topic position` }),
+]);
+
+export const logFilter = z
+  .object(
+    {
+      fromBlock: blockTagOrNumber.optional(),
+      toBlock: blockTagOrNumber.optional(),
+      blockHash: hash32.optional(),
+      address: z
+        .union([
+          address,
+          z
+            .array(address)
+            .max(MAX_ADDRESSES_PER_FILTER, { error: `at most ${MAX_ADDRESSES_PER_FILTER} addresses per filter` }),
+          z.null(),
+        ])
+        .optional(),
+      topics: z
+        .union([
+          z.null(),
+          z
+            .array(topicAlternatives)
+            .max(MAX_TOPIC_POSITIONS, { error: `at most ${MAX_TOPIC_POSITIONS} topic positions` }),
+        ])
+        .optional(),
+    },
+    { error: "expected a filter object {fromBlock?, toBlock?, blockHash?, address?, topics?}" },
+  )
+  .transform((o, ctx): LogFilter => {
+    if (o.blockHash !== undefined && (o.fromBlock !== undefined || o.toBlock !== undefined)) {
+      ctx.issues.push({ code: "custom", message: "cannot specify both blockHash and fromBlock/toBlock", input: o });
+      return z.NEVER;
+    }
+    const addresses =
+      o.address === undefined || o.address === null ? [] : Array.isArray(o.address) ? o.address : [o.address];
+    const topics = (o.topics ?? []).map((t): readonly Hex[] | null => {
+      if (t === null) return null;
+      if (typeof t === "string") return [t];
+      // A null inside an OR-list, or an empty list, matches anything at that position (geth's behaviour).
+      if (t.length === 0 || t.includes(null)) return null;
+      return t.filter((x): x is Hex => x !== null);
+    });
+    return {
+      fromBlock: o.fromBlock ?? LATEST,
+      toBlock: o.toBlock ?? LATEST,
+      blockHash: o.blockHash ?? null,
+      addresses,
+      topics,
+    };
+  });

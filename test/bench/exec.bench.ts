@@ -1,0 +1,274 @@
+// Execution throughput: the core (decode + native sender recovery + runTx over the overlay trie with Caches, one
+// checkpoint per block, state root, transactions/receipts roots; state on level) against bare @ethereumjs/vm
+// (createVM() with its default state manager and default sender recovery, then the state root), same signed blocks.
+// Usage: node bin/run.mjs test/bench/exec.bench.ts [--blocks N] [--txs N]
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createBlock } from "@ethereumjs/block";
+import { createCustomCommon, Hardfork, Mainnet } from "@ethereumjs/common";
+import { createTxFromRLP } from "@ethereumjs/tx";
+import { Account, createAddressFromString } from "@ethereumjs/util";
+import { createVM, runTx, type VM } from "@ethereumjs/vm";
+import { Level } from "level";
+import { encodeDeployData, encodeFunctionData, getContractAddress, type Hex as ViemHex } from "viem";
+import { type PrivateKeyAccount, privateKeyToAccount } from "viem/accounts";
+import { fromHex, type Hex, keccak256, toHex, uintBytes } from "../../consensus/bytes.ts";
+import { type BlockEnv, ExecutionCore, type ExecutionResult } from "../../src/execution/core.ts";
+import { secp256k1Backend } from "../../src/execution/secp256k1.ts";
+import { type DecodedTx, decodeTransaction } from "../../src/execution/tx.ts";
+import type { VmRoot } from "../../src/execution/vm.ts";
+import { contracts } from "../fixtures/contracts.ts";
+
+const CHAIN_ID = 4242n;
+const BASE_FEE = 1_000_000_000n;
+const GAS_LIMIT = 60_000_000n;
+const arg = (name: string, fallback: number): number => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const TXS_PER_BLOCK = arg("--txs", 500);
+const MEASURED_BLOCKS = arg("--blocks", 5);
+/** --only core|bare: run one side (for profiling). */
+const ONLY = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
+
+interface Workload {
+  readonly name: string;
+  readonly blocks: Uint8Array[][];
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function env(height: number): BlockEnv {
+  return {
+    chainId: CHAIN_ID,
+    height,
+    timestampMs: 1_700_000_000_000 + height * 1000,
+    coinbase: "0x00000000000000000000000000000000000c0ffe",
+    gasLimit: GAS_LIMIT,
+    baseFeePerGas: BASE_FEE,
+    prevRandao: toHex(keccak256(uintBytes(height, 8))),
+  };
+}
+
+async function sign(
+  account: PrivateKeyAccount,
+  nonce: number,
+  to: ViemHex | null,
+  data: ViemHex,
+  value: bigint,
+  gas: bigint,
+) {
+  return fromHex(
+    await account.signTransaction({
+      chainId: Number(CHAIN_ID),
+      type: "eip1559",
+      nonce,
+      ...(to === null ? {} : { to }),
+      data,
+      value,
+      gas,
+      maxFeePerGas: 2n * BASE_FEE,
+      maxPriorityFeePerGas: 1_000_000n,
+    }),
+  );
+}
+
+async function buildWorkloads(accounts: PrivateKeyAccount[]) {
+  const { Token } = contracts();
+  const nonces = accounts.map(() => 0);
+  const next = (i: number) => {
+    const n = nonces[i] as number;
+    nonces[i] = n + 1;
+    return n;
+  };
+  const deployer = accounts[0] as PrivateKeyAccount;
+  const token = getContractAddress({ from: deployer.address, nonce: 0n });
+  const deploy = await sign(
+    deployer,
+    next(0),
+    null,
+    encodeDeployData({ abi: Token.abi, bytecode: Token.bytecode, args: [10n ** 30n] }),
+    0n,
+    2_000_000n,
+  );
+  const fund: Uint8Array[] = [];
+  for (let i = 1; i < accounts.length; i++) {
+    const data = encodeFunctionData({
+      abi: Token.abi,
+      functionName: "transfer",
+      args: [accounts[i]?.address, 10n ** 24n],
+    });
+    fund.push(await sign(deployer, next(0), token, data, 0n, 100_000n));
+  }
+  const setup = [[deploy], fund];
+  const transfers: Uint8Array[][] = [];
+  const erc20: Uint8Array[][] = [];
+  for (let b = 0; b <= MEASURED_BLOCKS; b++) {
+    const block: Uint8Array[] = [];
+    for (let i = 0; i < TXS_PER_BLOCK; i++) {
+      const to = accounts[(i + 1 + b) % accounts.length]?.address as ViemHex;
+      block.push(await sign(accounts[i] as PrivateKeyAccount, next(i), to, "0x", 1n + BigInt(b), 21_000n));
+    }
+    transfers.push(block);
+  }
+  for (let b = 0; b <= MEASURED_BLOCKS; b++) {
+    const block: Uint8Array[] = [];
+    for (let i = 0; i < TXS_PER_BLOCK; i++) {
+      const to = accounts[(i + 7 + b) % accounts.length]?.address;
+      const data = encodeFunctionData({ abi: Token.abi, functionName: "transfer", args: [to, 1n + BigInt(b)] });
+      block.push(await sign(accounts[i] as PrivateKeyAccount, next(i), token, data, 0n, 100_000n));
+    }
+    erc20.push(block);
+  }
+  return {
+    setup,
+    workloads: [
+      { name: "transfers", blocks: transfers },
+      { name: "ERC-20 transfers", blocks: erc20 },
+    ],
+  };
+}
+
+/** Per-block tx/s of the core, first block of each workload dropped as warm-up. */
+async function runCore(accounts: PrivateKeyAccount[], setup: Uint8Array[][], workloads: Workload[]) {
+  const dir = await mkdtemp(join(tmpdir(), "exec-bench-"));
+  const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+  try {
+    const core = await ExecutionCore.create({
+      chainId: CHAIN_ID,
+      db: { get: (key) => db.get(key) },
+      alloc: accounts.map((a) => ({ address: a.address.toLowerCase() as Hex, balance: 10n ** 24n })),
+    });
+    const commit = async (writes: ReadonlyMap<string, Uint8Array>) =>
+      db.batch([...writes].map(([key, value]) => ({ type: "put" as const, key: fromHex(key), value })));
+    const genesis = await core.genesisStateRoot();
+    await commit(genesis.writes);
+    let parent: { stateRoot: Hex; vmRoots: readonly VmRoot[] } = genesis;
+    let height = 0;
+    const runBlock = async (raws: Uint8Array[]): Promise<ExecutionResult> => {
+      const txs: DecodedTx[] = [];
+      for (const raw of raws) {
+        const decoded = decodeTransaction(raw, CHAIN_ID);
+        if (!decoded.ok) throw new Error(`${decoded.code}: ${decoded.message}`);
+        txs.push(decoded.tx);
+      }
+      height++;
+      const result = await core.execute(parent.stateRoot, parent.vmRoots, env(height), txs, "validate");
+      if (result.receipts.some((r) => r.status !== 1)) throw new Error("a benchmark transaction failed");
+      return result;
+    };
+    for (const raws of setup) {
+      const result = await runBlock(raws);
+      await commit(result.writes);
+      parent = result;
+    }
+    const rates = new Map<string, number[]>();
+    for (const w of workloads) {
+      const perBlock: number[] = [];
+      for (const [b, raws] of w.blocks.entries()) {
+        const t0 = performance.now();
+        const result = await runBlock(raws);
+        const seconds = (performance.now() - t0) / 1000;
+        if (b > 0) perBlock.push(raws.length / seconds);
+        await commit(result.writes);
+        parent = result;
+      }
+      rates.set(w.name, perBlock);
+    }
+    return rates;
+  } finally {
+    await db.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function runBare(accounts: PrivateKeyAccount[], setup: Uint8Array[][], workloads: Workload[]) {
+  const common = createCustomCommon({ chainId: Number(CHAIN_ID) }, Mainnet, { hardfork: Hardfork.Prague });
+  const vm: VM = await createVM({ common });
+  for (const a of accounts) {
+    await vm.stateManager.putAccount(createAddressFromString(a.address), new Account(0n, 10n ** 24n));
+  }
+  let height = 0;
+  const runBlock = async (raws: Uint8Array[]) => {
+    height++;
+    const e = env(height);
+    const block = createBlock(
+      {
+        header: {
+          number: BigInt(height),
+          timestamp: BigInt(e.timestampMs / 1000),
+          coinbase: e.coinbase,
+          gasLimit: e.gasLimit,
+          baseFeePerGas: e.baseFeePerGas,
+          mixHash: e.prevRandao,
+        },
+      },
+      { common },
+    );
+    let gasUsed = 0n;
+    for (const raw of raws) {
+      const result = await runTx(vm, { tx: createTxFromRLP(raw, { common }), block, blockGasUsed: gasUsed });
+      if (result.execResult.exceptionError !== undefined) throw new Error("a benchmark transaction failed (bare)");
+      gasUsed += result.totalGasSpent;
+    }
+    return vm.stateManager.getStateRoot();
+  };
+  for (const raws of setup) await runBlock(raws);
+  const rates = new Map<string, number[]>();
+  for (const w of workloads) {
+    const perBlock: number[] = [];
+    for (const [b, raws] of w.blocks.entries()) {
+      const t0 = performance.now();
+      await runBlock(raws);
+      const seconds = (performance.now() - t0) / 1000;
+      if (b > 0) perBlock.push(raws.length / seconds);
+    }
+    rates.set(w.name, perBlock);
+  }
+  return rates;
+}
+
+async function main(): Promise<void> {
+  const accounts = Array.from({ length: TXS_PER_BLOCK }, (_, i) =>
+    privateKeyToAccount(toHex(keccak256(uintBytes(i + 1, 32))) as ViemHex),
+  );
+  const t0 = performance.now();
+  const { setup, workloads } = await buildWorkloads(accounts);
+  const signMs = performance.now() - t0;
+
+  // Decode + sender recovery alone, per transaction: median over the transfer blocks (after JIT warm-up).
+  const decodeRuns: number[] = [];
+  for (const raws of [...(workloads[0]?.blocks ?? []), ...(workloads[0]?.blocks ?? [])]) {
+    const start = performance.now();
+    for (const raw of raws) decodeTransaction(raw, CHAIN_ID);
+    decodeRuns.push(((performance.now() - start) * 1000) / Math.max(1, raws.length));
+  }
+  const decodeUs = median(decodeRuns);
+
+  const core = ONLY === "bare" ? new Map<string, number[]>() : await runCore(accounts, setup, workloads);
+  const bare = ONLY === "core" ? new Map<string, number[]>() : await runBare(accounts, setup, workloads);
+
+  process.stdout.write(
+    `execution bench: ${TXS_PER_BLOCK} txs/block, median of ${MEASURED_BLOCKS} blocks after 1 warm-up, ` +
+      `sender recovery ${secp256k1Backend}, decode+recover ${decodeUs.toFixed(0)} us/tx (signing took ${(signMs / 1000).toFixed(1)} s)\n`,
+  );
+  process.stdout.write(
+    `${"workload".padEnd(18)} ${"core tx/s".padStart(10)} ${"bare vm tx/s".padStart(13)} ${"ratio".padStart(7)}\n`,
+  );
+  for (const w of workloads) {
+    const c = median(core.get(w.name) ?? [Number.NaN]);
+    const b = median(bare.get(w.name) ?? [Number.NaN]);
+    process.stdout.write(
+      `${w.name.padEnd(18)} ${c.toFixed(0).padStart(10)} ${b.toFixed(0).padStart(13)} ${`${(c / b).toFixed(2)}x`.padStart(7)}\n`,
+    );
+  }
+}
+
+await main();
