@@ -35,6 +35,12 @@ interface Step {
   readonly data?: Hex;
   readonly gas: bigint;
   readonly kind: "legacy" | "eip2930" | "eip1559";
+  /** Priority fee of an EIP-1559 transaction in gwei (default 1; max fee = tip + 2 gwei). */
+  readonly tipGwei?: bigint;
+  /** Replaced by a later step before inclusion: no receipt to wait for. */
+  readonly replaced?: boolean;
+  /** Sent to the subnet only, which must refuse it with this error. */
+  readonly refusedWith?: RegExp;
 }
 
 describe("EVM execution on the subnet matches anvil", () => {
@@ -88,7 +94,13 @@ describe("EVM execution on the subnet matches anvil", () => {
     if (step.kind === "eip2930") {
       return account.signTransaction({ ...base, type: "eip2930", gasPrice: 2n * GWEI, accessList: [] });
     }
-    return account.signTransaction({ ...base, type: "eip1559", maxFeePerGas: 3n * GWEI, maxPriorityFeePerGas: GWEI });
+    const tip = (step.tipGwei ?? 1n) * GWEI;
+    return account.signTransaction({
+      ...base,
+      type: "eip1559",
+      maxFeePerGas: tip + 2n * GWEI,
+      maxPriorityFeePerGas: tip,
+    });
   }
 
   const a = (i: number) => keys[i]?.address as Hex;
@@ -177,6 +189,23 @@ describe("EVM execution on the subnet matches anvil", () => {
           kind: "legacy",
         },
       ],
+      [
+        // Replacement while queued behind a nonce gap: +10% fees replace, +5% is refused as underpriced; the gap then
+        // fills and the replacement is what gets mined.
+        { from: 9, nonce: 1, to: a(1), value: 11n, gas: 21_000n, kind: "eip1559", tipGwei: 10n, replaced: true },
+        { from: 9, nonce: 1, to: a(1), value: 12n, gas: 21_000n, kind: "eip1559", tipGwei: 12n },
+        {
+          from: 9,
+          nonce: 1,
+          to: a(1),
+          value: 13n,
+          gas: 21_000n,
+          kind: "eip1559",
+          tipGwei: 12n,
+          refusedWith: /replacement transaction underpriced/i,
+        },
+        { from: 9, nonce: 0, to: a(2), value: 14n, gas: 21_000n, kind: "eip1559" },
+      ],
     ];
   }
 
@@ -197,8 +226,16 @@ describe("EVM execution on the subnet matches anvil", () => {
       const hashes: Hex[] = [];
       for (const step of batch) {
         const raw = await sign(step);
-        hashes.push(await client.sendRawTransaction({ serializedTransaction: raw }));
-        if (automine) await rpc(url, "evm_mine", []);
+        if (step.refusedWith !== undefined) {
+          if (!automine) {
+            await expect(client.sendRawTransaction({ serializedTransaction: raw })).rejects.toThrow(step.refusedWith);
+          }
+          continue;
+        }
+        const hash = await client.sendRawTransaction({ serializedTransaction: raw });
+        if (step.replaced !== true) hashes.push(hash);
+        // anvil mines on demand: after each transaction, except when a replacement of it follows in the batch.
+        if (automine && step.replaced !== true) await rpc(url, "evm_mine", []);
       }
       for (const hash of hashes) receipts.push(await client.waitForTransactionReceipt({ hash, timeout: 30_000 }));
     }
