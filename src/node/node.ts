@@ -282,6 +282,7 @@ export class DcnNode {
           core: this.core,
           executor: this.executor,
           mempool: this.mempool,
+          status: () => this.status(),
           submit: async (raw) => {
             const added = await this.submitTransaction(raw);
             return added.ok ? { ok: true, hash: added.hash } : { ok: false, code: added.code, message: added.message };

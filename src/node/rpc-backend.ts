@@ -1,8 +1,10 @@
 // The JSON-RPC server's view of a running node: committed blocks, receipts and the transaction index from the store,
 // state at any committed height from the execution core, the mempool for pending nonces and submissions.
-import type { Hex } from "../../consensus/bytes.ts";
+import { type Hex, toHex } from "../../consensus/bytes.ts";
+import { certificateSigners, encodeCertificate, verifyCertificate } from "../../consensus/certificate.ts";
 import { type Block, decodeBlock } from "../chain/block.ts";
 import { decodeReceipts } from "../chain/receipts.ts";
+import { blstScheme } from "../crypto/blst.ts";
 import type { ExecutionCore } from "../execution/core.ts";
 import type { Mempool } from "../mempool/mempool.ts";
 import type { RpcBackend, RpcCallRequest, RpcSendResult } from "../rpc/backend.ts";
@@ -17,6 +19,7 @@ export interface RpcBackendModules {
   readonly executor: BlockExecutor;
   readonly mempool: Mempool;
   readonly submit: (raw: Uint8Array) => Promise<RpcSendResult>;
+  readonly status: () => unknown;
 }
 
 /** Decoded blocks are immutable once committed: a small cache spares decoding the head again for every call. */
@@ -102,6 +105,41 @@ export function createRpcBackend(m: RpcBackendModules): RpcBackend {
       if (queued !== undefined) return queued;
       return (await m.executor.accounts().nonce(address)) ?? 0n;
     },
+    async proof(height, address, slots) {
+      return m.core.reader(await rootsAt(height)).getProof(address, slots);
+    },
+    async certificate(height) {
+      const cert = await m.store.getCertificate(height);
+      if (cert === undefined) return undefined;
+      const id = await m.store.validatorSetIdAt(height);
+      const set = id === undefined ? undefined : await m.store.getValidatorSet(id);
+      if (set === undefined) return undefined;
+      const verdict = verifyCertificate(cert, set, { chainId: m.chainId, scheme: blstScheme });
+      return {
+        encoded: toHex(encodeCertificate(cert)),
+        height: cert.height,
+        round: cert.round,
+        blockHash: cert.blockHash,
+        validatorSetId: cert.validatorSetId,
+        signers: certificateSigners(cert, set),
+        signingPower: verdict.ok ? verdict.signingPower : 0n,
+        totalPower: set.totalVotingPower,
+      };
+    },
+    async validatorSet(id) {
+      const set = await m.store.getValidatorSet(id);
+      if (set === undefined) return undefined;
+      return {
+        id: set.id,
+        totalVotingPower: set.totalVotingPower,
+        validators: set.validators.map((v) => ({
+          address: v.address,
+          publicKey: toHex(v.publicKey),
+          votingPower: v.votingPower,
+        })),
+      };
+    },
+    status: () => m.status(),
     pendingTransaction(hash) {
       const tx = m.mempool.get(hash);
       return tx === undefined ? undefined : { hash: tx.hash, raw: tx.raw, from: tx.from };

@@ -53,4 +53,41 @@ export interface RpcBackend {
   /** Next nonce counting queued transactions. */
   pendingNonce(address: Hex): Promise<bigint>;
   pendingTransaction(hash: Hex): RpcPendingTx | undefined;
+  /** EIP-1186 account and storage proof against the EVM state root of `height`. */
+  proof(height: number, address: Hex, slots: readonly Hex[]): Promise<RpcAccountProof>;
+  /** The soft-finality certificate of a committed height, with the set that signed it. */
+  certificate(height: number): Promise<RpcCertificate | undefined>;
+  /** A validator set by id (membership and voting power). */
+  validatorSet(id: Hex): Promise<RpcValidatorSet | undefined>;
+  /** Node status for lumia_status. */
+  status(): unknown;
+}
+
+export interface RpcAccountProof {
+  readonly address: Hex;
+  readonly balance: Hex;
+  readonly codeHash: Hex;
+  readonly nonce: Hex;
+  readonly storageHash: Hex;
+  readonly accountProof: readonly Hex[];
+  readonly storageProof: readonly { readonly key: Hex; readonly value: Hex; readonly proof: readonly Hex[] }[];
+}
+
+export interface RpcCertificate {
+  /** The encoded certificate (docs/protocol.md), what a light client verifies. */
+  readonly encoded: Hex;
+  readonly height: number;
+  readonly round: number;
+  readonly blockHash: Hex;
+  readonly validatorSetId: Hex;
+  /** Indices (in the set's order) of the validators whose precommits are aggregated. */
+  readonly signers: readonly number[];
+  readonly signingPower: bigint;
+  readonly totalPower: bigint;
+}
+
+export interface RpcValidatorSet {
+  readonly id: Hex;
+  readonly totalVotingPower: bigint;
+  readonly validators: readonly { readonly address: Hex; readonly publicKey: Hex; readonly votingPower: bigint }[];
 }

@@ -32,6 +32,7 @@ import {
   noOverrides,
   rawTransaction,
   rewardPercentiles,
+  storageKeys,
   storageSlot,
 } from "./params.ts";
 
@@ -371,6 +372,48 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
         return success(await backend.storageAt(height, who, slot));
       },
     ),
+
+    eth_getProof: method(
+      [required("address", address), required("storageKeys", storageKeys), optional("block", blockRef)],
+      async (who, keys, ref) => {
+        const height = await stateHeight(ref);
+        if (isFailure(height)) return height;
+        return success(await backend.proof(height, who, keys));
+      },
+    ),
+
+    lumia_getCertificate: method([optional("block", blockRef)], async (ref) => {
+      const height = await stateHeight(ref);
+      if (isFailure(height)) return height;
+      const cert = await backend.certificate(height);
+      if (cert === undefined) return success(null);
+      return success({
+        certificate: cert.encoded,
+        height: quantity(BigInt(cert.height)),
+        round: quantity(BigInt(cert.round)),
+        blockHash: cert.blockHash,
+        validatorSetId: cert.validatorSetId,
+        signers: cert.signers,
+        signingPower: quantity(cert.signingPower),
+        totalPower: quantity(cert.totalPower),
+      });
+    }),
+
+    lumia_getValidatorSet: method([required("id", hash32)], async (id) => {
+      const set = await backend.validatorSet(id);
+      if (set === undefined) return success(null);
+      return success({
+        id: set.id,
+        totalVotingPower: quantity(set.totalVotingPower),
+        validators: set.validators.map((v) => ({
+          address: v.address,
+          publicKey: v.publicKey,
+          votingPower: quantity(v.votingPower),
+        })),
+      });
+    }),
+
+    lumia_status: method([], () => success(backend.status())),
 
     eth_call: method(
       [

@@ -78,6 +78,17 @@ export function hexData(maxBytes: number) {
 }
 
 /** Storage slot: up to 32 bytes of hex, any length (geth accepts "0x0"); normalised to 32 bytes. */
+/** eth_getProof storage keys: at most 1024 slots. */
+export const storageKeys = custom("an array of at most 1024 storage slots (hex, at most 32 bytes each)", (v) => {
+  if (!Array.isArray(v) || v.length > 1024) return undefined;
+  const out: Hex[] = [];
+  for (const k of v) {
+    if (typeof k !== "string" || !SLOT_RE.test(k) || k.length < 3) return undefined;
+    out.push(`0x${k.slice(2).toLowerCase().padStart(64, "0")}` as Hex);
+  }
+  return out;
+});
+
 export const storageSlot = custom("a storage slot: hex of at most 32 bytes", (v) => {
   const s = matching(SLOT_RE)(v);
   return s === undefined ? undefined : (`0x${s.slice(2).toLowerCase().padStart(64, "0")}` as Hex);

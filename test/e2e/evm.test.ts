@@ -18,6 +18,9 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fromHex } from "../../consensus/bytes.ts";
+import { decodeCertificate, verifyCertificate } from "../../consensus/certificate.ts";
+import { createValidatorSet } from "../../consensus/validator-set.ts";
 import { devnetAccounts } from "../../src/cli/devnet.ts";
 import { Anvil } from "../fixtures/anvil.ts";
 import { contracts } from "../fixtures/contracts.ts";
@@ -318,6 +321,39 @@ describe("EVM execution on the subnet matches anvil", () => {
     await expect(client.sendRawTransaction({ serializedTransaction: wrongChain as Hex })).rejects.toThrow();
     expect(await client.getBlockNumber()).toBeGreaterThan(0n);
   }, 60_000);
+
+  it("serves certificates and proofs that check out without trusting the node", async () => {
+    const url = cluster.node("validator-3").rpc;
+    const c = (await rpc(url, "lumia_getCertificate", ["latest"])) as {
+      certificate: Hex;
+      blockHash: Hex;
+      validatorSetId: Hex;
+      signers: number[];
+    };
+    const block = (await rpc(url, "eth_getBlockByNumber", ["latest", false])) as { hash: Hex } | null;
+    expect(c.signers.length).toBeGreaterThanOrEqual(3);
+    const s = (await rpc(url, "lumia_getValidatorSet", [c.validatorSetId])) as {
+      validators: { publicKey: Hex; votingPower: Hex }[];
+    };
+    // Rebuild the set from keys and powers alone; its id must be the one the certificate names.
+    const set = createValidatorSet(
+      s.validators.map((v) => ({ publicKey: fromHex(v.publicKey), votingPower: BigInt(v.votingPower) })),
+    );
+    expect(set.id).toBe(c.validatorSetId);
+    const cert = decodeCertificate(fromHex(c.certificate));
+    const verdict = verifyCertificate(cert, set, { chainId: cluster.plan.chainId }); // pure-JS BLS, as in a browser
+    expect(verdict.ok).toBe(true);
+    expect(cert.height).toBeGreaterThan(0);
+    if (block !== null && cert.blockHash !== block.hash) {
+      // The head moved between the two calls: the certificate is then for an earlier block.
+      expect(cert.height).toBeLessThan(Number(await rpc(url, "eth_blockNumber", [])));
+    }
+    const proof = (await rpc(url, "eth_getProof", [a(9), ["0x0"], "latest"])) as { balance: Hex; accountProof: Hex[] };
+    expect(BigInt(proof.balance)).toBe(BigInt((await rpc(url, "eth_getBalance", [a(9), "latest"])) as Hex));
+    expect(proof.accountProof.length).toBeGreaterThan(0);
+    const status = (await rpc(url, "lumia_status", [])) as { role: string; headHeight: number };
+    expect(status.role).toBe("validator");
+  }, 30_000);
 
   it("a validator restarted from disk has the same state root and keeps up", async () => {
     const v = "validator-2";

@@ -2,7 +2,7 @@
 // their receipts turned into StoredReceipts, blocks built with src/chain/block.ts and kept encoded in a Map. The
 // RpcBackend answers from these, so every RPC answer is checked against data a real EVM produced.
 import { createBlock } from "@ethereumjs/block";
-import { MerkleStateManager } from "@ethereumjs/statemanager";
+import { getMerkleStateProof, MerkleStateManager } from "@ethereumjs/statemanager";
 import { createFeeMarket1559Tx } from "@ethereumjs/tx";
 import { Account, createAddressFromString } from "@ethereumjs/util";
 import { createVM, encodeReceipt, runTx, type VM } from "@ethereumjs/vm";
@@ -19,7 +19,16 @@ import { concatBytes, fromHex, type Hex, keccak256, toHex, utf8 } from "../../co
 import { type Block, type BlockHeader, blockHash, decodeBlock, encodeBlock, ZERO_HASH } from "../../src/chain/block.ts";
 import type { StoredReceipt } from "../../src/chain/receipts.ts";
 import { commonFor, decodeTransaction } from "../../src/execution/tx.ts";
-import type { RpcAccount, RpcBackend, RpcCallRequest, RpcCallResult, RpcPendingTx } from "../../src/rpc/backend.ts";
+import type {
+  RpcAccount,
+  RpcAccountProof,
+  RpcBackend,
+  RpcCallRequest,
+  RpcCallResult,
+  RpcCertificate,
+  RpcPendingTx,
+  RpcValidatorSet,
+} from "../../src/rpc/backend.ts";
 import { logsBloom } from "../../src/rpc/bloom.ts";
 
 export const CHAIN_ID = 424_242n;
@@ -148,6 +157,30 @@ export class TestBackend implements RpcBackend {
       await sm.setStateRoot(root);
       return fn(sm);
     });
+  }
+
+  proof(height: number, address: Hex, slots: readonly Hex[]): Promise<RpcAccountProof> {
+    return this.atHeight(height, async (sm) => {
+      const p = await getMerkleStateProof(
+        sm,
+        createAddressFromString(address),
+        slots.map((k) => fromHex(k)),
+      );
+      return p as unknown as RpcAccountProof;
+    });
+  }
+
+  /** This backend has no consensus: no certificates or validator sets. */
+  async certificate(_height: number): Promise<RpcCertificate | undefined> {
+    return undefined;
+  }
+
+  async validatorSet(_id: Hex): Promise<RpcValidatorSet | undefined> {
+    return undefined;
+  }
+
+  status(): unknown {
+    return { head: this.head };
   }
 
   account(height: number, address: Hex): Promise<RpcAccount | null> {
