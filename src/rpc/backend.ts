@@ -4,6 +4,7 @@
 import type { Hex } from "../../consensus/bytes.ts";
 import type { Block } from "../chain/block.ts";
 import type { StoredReceipt } from "../chain/receipts.ts";
+import type { AccountProof } from "../execution/core.ts";
 
 export interface RpcAccount {
   nonce: bigint;
@@ -63,15 +64,8 @@ export interface RpcBackend {
   status(): unknown;
 }
 
-export interface RpcAccountProof {
-  readonly address: Hex;
-  readonly balance: Hex;
-  readonly codeHash: Hex;
-  readonly nonce: Hex;
-  readonly storageHash: Hex;
-  readonly accountProof: readonly Hex[];
-  readonly storageProof: readonly { readonly key: Hex; readonly value: Hex; readonly proof: readonly Hex[] }[];
-}
+/** EIP-1186 shape, as the execution core produces it. */
+export type RpcAccountProof = AccountProof;
 
 export interface RpcCertificate {
   /** The encoded certificate (docs/protocol.md), what a light client verifies. */
