@@ -18,6 +18,7 @@ import {
   hex32,
   type Infer,
   refine,
+  type Same,
   struct,
   u16,
   u32,
@@ -65,7 +66,6 @@ export const certificateSchema = versioned(
   }),
 );
 
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const certificateShapeMatches: Same<Infer<typeof certificateSchema>, Certificate> = true;
 void certificateShapeMatches;
 

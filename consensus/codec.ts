@@ -135,6 +135,9 @@ export interface Codec<T> {
 
 export type Infer<C> = C extends Codec<infer T> ? T : never;
 
+/** true when A and B are the same type: `const ok: Same<Infer<typeof schema>, Declared> = true` pins a schema to an interface. */
+export type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+
 const NO_SIBLINGS: Siblings = Object.freeze({});
 
 export function encode<T>(codec: Codec<T>, value: T, rootPath = "value"): Uint8Array {

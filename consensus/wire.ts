@@ -24,6 +24,7 @@ import {
   mapped,
   nullable,
   refine,
+  type Same,
   struct,
   u16,
   u32,
@@ -98,7 +99,6 @@ export const signedProposalSchema = versioned(
 );
 
 // The schemas describe exactly the types of consensus/types.ts (checked both ways at compile time).
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const voteShapeMatches: Same<Infer<typeof signedVoteSchema>, SignedVote> = true;
 const proposalShapeMatches: Same<Infer<typeof signedProposalSchema>, SignedProposal> = true;
 void voteShapeMatches;

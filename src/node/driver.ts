@@ -394,7 +394,7 @@ export class ConsensusDriver {
         );
         return;
       }
-      this.rememberBlock(bytes, true);
+      this.rememberBlock(block, bytes, true);
       await this.decide(pending.height, pending.round, pending.value, pending.precommits);
       return;
     }
@@ -402,12 +402,16 @@ export class ConsensusDriver {
       this.buffer({ kind: "proposal", proposal, block, bytes });
       return;
     }
-    const known = this.blocks.get(proposal.value) ?? this.rememberBlock(bytes, await this.isValidBlock(block, bytes));
+    let valid = this.blocks.get(proposal.value)?.valid;
+    if (valid === undefined) {
+      valid = await this.isValidBlock(block, bytes);
+      this.rememberBlock(block, bytes, valid);
+    }
     this.m.log.debug(
-      { height: proposal.height, round: proposal.round, proposer: proposal.proposerIndex, valid: known.valid },
+      { height: proposal.height, round: proposal.round, proposer: proposal.proposerIndex, valid },
       "proposal",
     );
-    await this.feed({ kind: "proposal", proposal, valid: known.valid });
+    await this.feed({ kind: "proposal", proposal, valid });
   }
 
   private async handleVote(vote: SignedVote): Promise<void> {
@@ -538,9 +542,8 @@ export class ConsensusDriver {
   private async buildBlock(height: number): Promise<Hex> {
     const set = this.m.store.validatorSetFor(height);
     const proposer = this.address ?? (`0x${"00".repeat(20)}` as Hex);
-    const { bytes } = await this.m.executor.build(height, proposer, set);
-    const known = this.rememberBlock(bytes, true);
-    return blockHash(known.block.header);
+    const { block, bytes } = await this.m.executor.build(height, proposer, set);
+    return this.rememberBlock(block, bytes, true);
   }
 
   private async propose(proposal: Proposal, inputs: Input[]): Promise<void> {
@@ -712,11 +715,11 @@ export class ConsensusDriver {
 
   // ---- blocks ----
 
-  private rememberBlock(bytes: Uint8Array, valid: boolean): KnownBlock {
-    const block = decodeBlock(bytes);
-    const known = { block, bytes, valid };
-    this.blocks.set(blockHash(block.header), known);
-    return known;
+  /** Keeps a block of the current height (already decoded by whoever received or built it); returns its hash. */
+  private rememberBlock(block: Block, bytes: Uint8Array, valid: boolean): Hex {
+    const hash = blockHash(block.header);
+    this.blocks.set(hash, { block, bytes, valid });
+    return hash;
   }
 
   private async isValidBlock(block: Block, bytes: Uint8Array): Promise<boolean> {

@@ -17,6 +17,7 @@ import {
   mapped,
   nullable,
   refine,
+  type Same,
   struct,
   u16,
   u32,
@@ -44,8 +45,6 @@ export const MAX_OWN_VOTES = 1024;
 export const MAX_PROOF_OF_LOCK_VOTES = MAX_VALIDATORS;
 /** Bodies of the own proposal, the locked value and the valid value, plus one spare. */
 export const MAX_SAFETY_BLOCKS = 4;
-
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Integers

@@ -6,7 +6,13 @@
 
 import { MerklePatriciaTrie } from "@ethereumjs/mpt";
 import { RLP } from "@ethereumjs/rlp";
-import { encodeDeployData, encodeFunctionData, getContractAddress, type Hex as ViemHex } from "viem";
+import {
+  encodeDeployData,
+  encodeFunctionData,
+  getContractAddress,
+  type TransactionSerializable,
+  type Hex as ViemHex,
+} from "viem";
 import type { PrivateKeyAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { concatBytes, fromHex, type Hex, keccak256, toHex, uintBytes, utf8 } from "../../consensus/bytes.ts";
@@ -103,8 +109,7 @@ async function sign(account: PrivateKeyAccount, fields: Record<string, unknown>)
   const fees =
     type === "eip1559" ? { maxFeePerGas: MAX_FEE, maxPriorityFeePerGas: 2_000_000n } : { gasPrice: 2n * BASE_FEE };
   const request = { chainId: Number(CHAIN_ID), type, nonce: nextNonce(account), gas: 21_000n, ...fees, ...fields };
-  // biome-ignore lint/suspicious/noExplicitAny: viem's signTransaction union is too wide to spell in a test helper
-  return (await account.signTransaction(request as any)) as Hex;
+  return (await account.signTransaction(request as TransactionSerializable)) as Hex;
 }
 
 function call(abi: Contracts[keyof Contracts]["abi"], functionName: string, args: unknown[] = []): Hex {

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Level } from "level";
-import type { Hex as ViemHex } from "viem";
+import type { TransactionSerializable, Hex as ViemHex } from "viem";
 import { type PrivateKeyAccount, privateKeyToAccount } from "viem/accounts";
 import { fromHex, type Hex, keccak256, toHex, uintBytes, utf8 } from "../../consensus/bytes.ts";
 import type { BlockEnv, ExecutionResult, GenesisAccount, KeyValueReader } from "../../src/execution/core.ts";
@@ -85,8 +85,7 @@ export async function signRaw(account: PrivateKeyAccount, fields: TxFields, chai
     gas: 21_000n,
     ...fields,
   };
-  // biome-ignore lint/suspicious/noExplicitAny: viem's signTransaction union is too wide to spell in a helper
-  return fromHex(await account.signTransaction(request as any));
+  return fromHex(await account.signTransaction(request as TransactionSerializable));
 }
 
 export function decoded(raw: Uint8Array, chainId = CHAIN_ID): DecodedTx {

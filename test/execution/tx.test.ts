@@ -1,5 +1,5 @@
 import { RLP } from "@ethereumjs/rlp";
-import type { Hex as ViemHex } from "viem";
+import type { TransactionSerializable, Hex as ViemHex } from "viem";
 import { parseTransaction } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
@@ -13,8 +13,7 @@ const account = privateKeyToAccount(KEY);
 const TO: Hex = "0x00000000000000000000000000000000000000aa";
 
 async function sign(fields: Record<string, unknown>): Promise<Uint8Array> {
-  // biome-ignore lint/suspicious/noExplicitAny: viem's transaction union is too wide to spell out in a test helper
-  return fromHex(await account.signTransaction({ chainId: Number(CHAIN_ID), ...fields } as any));
+  return fromHex(await account.signTransaction({ chainId: Number(CHAIN_ID), ...fields } as TransactionSerializable));
 }
 
 function expectFailure(raw: Uint8Array, code: string): void {
