@@ -2,11 +2,16 @@
 // precommitted and certified, so a certificate commits to everything the header commits to: the parent (the chain),
 // the transactions, the receipts and the post-execution state root of every VM.
 //
-// Header (version 2), layout in docs/protocol.md "Blocks":
+// Header (version 3), layout in docs/protocol.md "Blocks":
 //   version u8 | chainId u64 | height u64 | timestampMs u64 | parentHash bytes32 | proposer bytes20 |
-//   validatorSetId bytes32 | transactionsRoot bytes32 | receiptsRoot bytes32 | stateRoot bytes32 | gasLimit u64 |
+//   validatorSetId bytes32 | nextValidatorSetId bytes32 | transactionsRoot bytes32 | receiptsRoot bytes32 |
+//   stateRoot bytes32 | gasLimit u64 |
 //   gasUsed u64 | baseFeePerGas u64 | logsBloom bytes256 | vmRoots: u32 count | (vm u8 | root bytes32)*
 // Block: header | u32 count | (u32 length | raw signed Ethereum transaction)*
+//
+// validatorSetId names the set that decides (signs) this height; nextValidatorSetId the set that decides the next
+// one. A certificate of height h therefore commits to the set of h+1, and a light client that trusts the set of h can
+// follow a change of set without trusting whoever serves it the new members.
 //
 // parentHash of height 1 is the genesis hash, so chains of different genesis never mix. stateRoot is the global root
 // over vmRoots (src/execution: keccak256 of the sorted (vm id || root) list); transactionsRoot and receiptsRoot are
@@ -29,7 +34,7 @@ import {
   versioned,
 } from "../../consensus/codec.ts";
 
-export const BLOCK_VERSION = 2;
+export const BLOCK_VERSION = 3;
 export const MAX_VMS = 8;
 export const ZERO_HASH: Hex = `0x${"00".repeat(32)}`;
 /** Hard caps of the wire format; the configured limits (consensus.maxBlockBytes, ...) are lower. */
@@ -46,6 +51,7 @@ export const headerSchema = versioned(
     parentHash: hex32,
     proposer: hexBytes(20),
     validatorSetId: hex32,
+    nextValidatorSetId: hex32,
     transactionsRoot: hex32,
     receiptsRoot: hex32,
     stateRoot: hex32,
@@ -100,6 +106,7 @@ export type BlockProblemCode =
   | "wrong_height"
   | "wrong_parent"
   | "wrong_validator_set"
+  | "wrong_next_validator_set"
   | "unknown_proposer"
   | "timestamp_not_after_parent"
   | "timestamp_in_future"
@@ -122,6 +129,8 @@ export interface BlockContext {
   readonly parentHash: Hex;
   readonly parentTimestampMs: number;
   readonly validatorSetId: Hex;
+  /** The set that decides height + 1. */
+  readonly nextValidatorSetId: Hex;
   readonly gasLimit: bigint;
   readonly baseFeePerGas: bigint;
   readonly isValidator: (address: Hex) => boolean;
@@ -146,6 +155,12 @@ export function checkBlock(block: Block, encodedLength: number, ctx: BlockContex
   }
   if (h.validatorSetId !== ctx.validatorSetId) {
     return problem("wrong_validator_set", `validator set ${h.validatorSetId}, expected ${ctx.validatorSetId}`);
+  }
+  if (h.nextValidatorSetId !== ctx.nextValidatorSetId) {
+    return problem(
+      "wrong_next_validator_set",
+      `next validator set ${h.nextValidatorSetId}, expected ${ctx.nextValidatorSetId}`,
+    );
   }
   if (!ctx.isValidator(h.proposer)) return problem("unknown_proposer", `proposer ${h.proposer} is not a validator`);
   if (h.timestampMs <= ctx.parentTimestampMs) {

@@ -41,7 +41,7 @@ import type {
 import { indexOfAddress, nextHeightValidatorSet, validatorAddress } from "../../consensus/validator-set.ts";
 import { type Block, blockHash, decodeBlock } from "../chain/block.ts";
 import type { ChainStore, SafetyRecord } from "../storage/chain-store.ts";
-import type { BlockExecutor } from "./executor.ts";
+import type { BlockExecutor, DecidingSets } from "./executor.ts";
 import type { Logger } from "./log.ts";
 import type { HeightStateResponse } from "./messages.ts";
 import type { NodeMetrics } from "./metrics.ts";
@@ -195,7 +195,7 @@ export class ConsensusDriver {
       const preload: KnownBlock[] = [];
       for (const b of this.safety.blocks) {
         const block = decodeBlock(b.block);
-        const problem = await this.m.executor.validate(block, b.block, store.validatorSetFor(height), true);
+        const problem = await this.m.executor.validate(block, b.block, this.setsFor(height), true);
         preload.push({ block, bytes: b.block, valid: problem === null });
       }
       this.m.log.info(
@@ -386,7 +386,7 @@ export class ConsensusDriver {
     const pending = this.pendingDecision;
     if (pending !== null && pending.height === proposal.height && pending.value === proposal.value) {
       // The body of a block +2/3 already precommitted: execute it (the state comes from it) and commit it now.
-      const problem = await this.m.executor.validate(block, bytes, this.m.store.validatorSetFor(proposal.height), true);
+      const problem = await this.m.executor.validate(block, bytes, this.setsFor(proposal.height), true);
       if (problem !== null) {
         this.m.log.error(
           { height: proposal.height, code: problem.code, reason: problem.message },
@@ -453,7 +453,8 @@ export class ConsensusDriver {
     const height = this.m.store.headHeight + 1;
     const cert = c.certificate;
     if (cert.height !== height) return false;
-    const set = this.m.store.validatorSetFor(height);
+    const sets = this.setsFor(height);
+    const set = sets.set;
     const verdict = verifyCertificate(cert, set, { scheme: this.m.scheme, chainId: this.params.chainId });
     if (!verdict.ok) {
       this.m.log.warn({ height, code: verdict.code, reason: verdict.message }, "refused a certificate");
@@ -471,7 +472,7 @@ export class ConsensusDriver {
       return false;
     }
     // Executed like any block (the state comes from it); only the clock bound is waived: +2/3 accepted it already.
-    const problem = await this.m.executor.validate(block, c.block, set, true);
+    const problem = await this.m.executor.validate(block, c.block, sets, true);
     if (problem !== null) {
       // More than 2/3 of the stake certified a block this node computes differently: a local fault (or a subnet
       // one). Never commit state it did not compute; say why.
@@ -482,7 +483,7 @@ export class ConsensusDriver {
       return false;
     }
     this.m.metrics.syncedBlocks.inc();
-    await this.commit(height, block, c.block, cert, set);
+    await this.commit(height, block, c.block, cert, sets);
     await this.startHeight(height + 1);
     return true;
   }
@@ -539,10 +540,18 @@ export class ConsensusDriver {
     }
   }
 
-  private async buildBlock(height: number): Promise<Hex> {
+  /**
+   * The set deciding `height` and the one deciding height + 1, which the block header names and the commit records.
+   * Membership is static today; the L1 mirror will change `next` at epoch boundaries, here and nowhere else.
+   */
+  private setsFor(height: number): DecidingSets {
     const set = this.m.store.validatorSetFor(height);
+    return { set, next: nextHeightValidatorSet(set) };
+  }
+
+  private async buildBlock(height: number): Promise<Hex> {
     const proposer = this.address ?? (`0x${"00".repeat(20)}` as Hex);
-    const { block, bytes } = await this.m.executor.build(height, proposer, set);
+    const { block, bytes } = await this.m.executor.build(height, proposer, this.setsFor(height));
     return this.rememberBlock(block, bytes, true);
   }
 
@@ -639,9 +648,9 @@ export class ConsensusDriver {
       this.m.outbox.behind(height, undefined);
       return;
     }
-    const set = this.m.store.validatorSetFor(height);
-    const certificate = buildCertificate(this.params.chainId, set, precommits, this.m.scheme);
-    await this.commit(height, known.block, known.bytes, certificate, set);
+    const sets = this.setsFor(height);
+    const certificate = buildCertificate(this.params.chainId, sets.set, precommits, this.m.scheme);
+    await this.commit(height, known.block, known.bytes, certificate, sets);
     this.m.outbox.publishCertificate(certificate);
     const wait = Math.max(0, this.params.blockIntervalMs - (this.m.clock.nowMs() - this.heightStartedMs));
     if (wait === 0) {
@@ -660,16 +669,19 @@ export class ConsensusDriver {
     block: Block,
     bytes: Uint8Array,
     certificate: Certificate,
-    set: ValidatorSet,
+    sets: DecidingSets,
   ): Promise<void> {
     const hash = certificate.blockHash;
+    if (block.header.nextValidatorSetId !== sets.next.id) {
+      throw new DriverError("invariant", `committing height ${height} whose header names another next validator set`);
+    }
     const extras = this.m.executor.commitExtras(hash);
     await this.m.store.commit({
       height,
       blockHash: hash,
       block: bytes,
       certificate,
-      nextValidatorSet: nextHeightValidatorSet(set),
+      nextValidatorSet: sets.next,
       stateWrites: extras.stateWrites,
       receipts: extras.receipts,
       transactionHashes: extras.transactionHashes,
@@ -724,7 +736,7 @@ export class ConsensusDriver {
 
   private async isValidBlock(block: Block, bytes: Uint8Array): Promise<boolean> {
     const height = this.m.store.headHeight + 1;
-    const problem = await this.m.executor.validate(block, bytes, this.m.store.validatorSetFor(height), false);
+    const problem = await this.m.executor.validate(block, bytes, this.setsFor(height), false);
     if (problem === null) return true;
     this.m.metrics.invalidBlocks.inc({ code: problem.code });
     this.m.log.warn({ height, code: problem.code, reason: problem.message }, "invalid block proposed");

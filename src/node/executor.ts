@@ -40,6 +40,12 @@ export interface ExecutorParams {
   readonly maxClockDriftMs: number;
 }
 
+/** The set deciding a height and the set deciding the next one: the header names both. */
+export interface DecidingSets {
+  readonly set: ValidatorSet;
+  readonly next: ValidatorSet;
+}
+
 export interface CommitExtras {
   readonly stateWrites: ReadonlyMap<string, Uint8Array>;
   readonly receipts: Uint8Array;
@@ -116,7 +122,7 @@ export class BlockExecutor {
   }
 
   /** Builds a block for `height` on the head from the mempool and executes it. */
-  async build(height: number, proposer: Hex, set: ValidatorSet): Promise<{ block: Block; bytes: Uint8Array }> {
+  async build(height: number, proposer: Hex, sets: DecidingSets): Promise<{ block: Block; bytes: Uint8Array }> {
     const parent = this.parent;
     const baseFee = this.nextBaseFee();
     const timestampMs = Math.max(this.m.nowMs(), parent.timestampMs + 1);
@@ -139,7 +145,8 @@ export class BlockExecutor {
       timestampMs,
       parentHash: parent.hash,
       proposer,
-      validatorSetId: set.id,
+      validatorSetId: sets.set.id,
+      nextValidatorSetId: sets.next.id,
       transactionsRoot: result.transactionsRoot,
       receiptsRoot: result.receiptsRoot,
       stateRoot: result.stateRoot,
@@ -159,7 +166,13 @@ export class BlockExecutor {
    * Checks a block for the next height: header rules, then execution on the head, then every claimed result. A
    * `certified` block (synced with a certificate) skips the clock bound: +2/3 of the stake already accepted it.
    */
-  async validate(block: Block, bytes: Uint8Array, set: ValidatorSet, certified: boolean): Promise<BlockProblem | null> {
+  async validate(
+    block: Block,
+    bytes: Uint8Array,
+    sets: DecidingSets,
+    certified: boolean,
+  ): Promise<BlockProblem | null> {
+    const set = sets.set;
     const parent = this.parent;
     const h = block.header;
     const structural = checkBlock(block, bytes.length, {
@@ -168,6 +181,7 @@ export class BlockExecutor {
       parentHash: parent.hash,
       parentTimestampMs: parent.timestampMs,
       validatorSetId: set.id,
+      nextValidatorSetId: sets.next.id,
       gasLimit: parent.gasLimit,
       baseFeePerGas: this.nextBaseFee(),
       isValidator: (address) => indexOfAddress(set, address) >= 0,

@@ -33,8 +33,11 @@ import { decodeEvidence, encodeEvidence, evidenceKeySuffix } from "./evidence.ts
 
 export { StorageError, type StorageErrorCode } from "./errors.ts";
 
-/** Version of the whole database layout; a database with another version is refused ("schema_version"). */
-export const SCHEMA_VERSION = 1;
+/**
+ * Version of the whole database layout, including the formats of the values it keeps (blocks are stored encoded); a
+ * database with another version is refused ("schema_version"). 2: block header version 3 (nextValidatorSetId).
+ */
+export const SCHEMA_VERSION = 2;
 /** Writes (commits, safety records, evidence) that may wait in the lane; beyond it the caller is not awaiting. */
 export const DEFAULT_MAX_PENDING_WRITES = 256;
 /** Upper bound on getRange's count and listEvidence's limit, whatever the caller asks. */
@@ -529,7 +532,7 @@ async function loadOrInit(db: Db, path: string, opts: ChainStoreOptions): Promis
   if (version !== SCHEMA_VERSION) {
     throw new StorageError(
       "schema_version",
-      `the database at ${path} has schema version ${version}; this node reads version ${SCHEMA_VERSION}`,
+      `the database at ${path} has schema version ${version}; this node reads version ${SCHEMA_VERSION} (start from an empty data dir and sync)`,
     );
   }
   const genesisKey = metaKey(MetaField.genesisHash);

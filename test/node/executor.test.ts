@@ -4,6 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { nextHeightValidatorSet } from "../../consensus/validator-set.ts";
 import { type Block, blockHash, encodeBlock } from "../../src/chain/block.ts";
 import { buildGenesis, type Genesis, parseGenesis } from "../../src/config/genesis.ts";
 import { ExecutionCore } from "../../src/execution/core.ts";
@@ -96,13 +97,14 @@ describe("block executor", () => {
   });
 
   const proposer = () => genesis.validatorSet.validators[0]?.address ?? "0x";
+  const sets = () => ({ set: genesis.validatorSet, next: nextHeightValidatorSet(genesis.validatorSet) });
 
   it("builds a block from the mempool that validates", async () => {
-    const { block, bytes } = await executor.build(1, proposer(), genesis.validatorSet);
+    const { block, bytes } = await executor.build(1, proposer(), sets());
     expect(block.transactions).toHaveLength(3);
     expect(block.header.gasUsed).toBe(63_000n);
     expect(block.header.baseFeePerGas).toBe(genesis.execution.baseFeePerGas);
-    expect(await executor.validate(block, bytes, genesis.validatorSet, false)).toBeNull();
+    expect(await executor.validate(block, bytes, sets(), false)).toBeNull();
     const extras = executor.commitExtras(blockHash(block.header));
     expect(extras.transactionHashes).toHaveLength(3);
     expect(extras.stateWrites.size).toBeGreaterThan(0);
@@ -118,24 +120,20 @@ describe("block executor", () => {
     ["baseFeePerGas", { baseFeePerGas: 7n }, "wrong_base_fee"],
     ["gasLimit", { gasLimit: 1_000_000n }, "wrong_gas_limit"],
   ] as const)("refuses a block whose %s differs from execution", async (_field, change, code) => {
-    const { block } = await executor.build(1, proposer(), genesis.validatorSet);
+    const { block } = await executor.build(1, proposer(), sets());
     const tampered: Block = { ...block, header: { ...block.header, ...change } };
-    const problem = await executor.validate(tampered, encodeBlock(tampered), genesis.validatorSet, false);
+    const problem = await executor.validate(tampered, encodeBlock(tampered), sets(), false);
     expect(problem?.code).toBe(code);
     expect(problem?.message.length).toBeGreaterThan(0);
   });
 
   it("refuses a block with a transaction that does not decode or cannot apply", async () => {
-    const { block } = await executor.build(1, proposer(), genesis.validatorSet);
+    const { block } = await executor.build(1, proposer(), sets());
     const junk: Block = { ...block, transactions: [...block.transactions, new Uint8Array([1, 2, 3])] };
-    expect((await executor.validate(junk, encodeBlock(junk), genesis.validatorSet, false))?.code).toBe(
-      "invalid_transaction",
-    );
+    expect((await executor.validate(junk, encodeBlock(junk), sets(), false))?.code).toBe("invalid_transaction");
     // The same transaction twice: its nonce is used by the first copy.
     const first = block.transactions[0] as Uint8Array;
     const replay: Block = { ...block, transactions: [first, first] };
-    expect((await executor.validate(replay, encodeBlock(replay), genesis.validatorSet, false))?.code).toBe(
-      "invalid_transaction",
-    );
+    expect((await executor.validate(replay, encodeBlock(replay), sets(), false))?.code).toBe("invalid_transaction");
   });
 });

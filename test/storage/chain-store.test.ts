@@ -280,9 +280,9 @@ describe("reopen", () => {
   it("refuses an unknown schema version", async () => {
     const store = await openStore();
     await store.close();
-    await rawPut(metaKey(MetaField.schemaVersion), Uint8Array.of(0, 0, 0, 2));
+    await rawPut(metaKey(MetaField.schemaVersion), Uint8Array.of(0, 0, 0, 9));
     const error = await expectCode(() => openStore(), "schema_version");
-    expect(error.message).toContain("schema version 2");
+    expect(error.message).toContain("schema version 9");
   });
 
   it("refuses a second opener of the same directory (open_failed)", async () => {
