@@ -308,6 +308,7 @@ export class TestBackend implements RpcBackend {
       parentHash: parent === null ? ZERO_HASH : blockHash(parent),
       proposer: PROPOSER,
       validatorSetId: toHex(keccak256(utf8("validator set"))),
+      nextValidatorSetId: toHex(keccak256(utf8("validator set"))),
       gasLimit: GAS_LIMIT,
       baseFeePerGas: parent === null ? GENESIS_BASE_FEE : nextBaseFeeOf(parent),
       vmRoots: [],
