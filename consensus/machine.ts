@@ -613,6 +613,19 @@ export function votesOf(state: ConsensusState, round: number, type: VoteType): r
   return [...(type === "prevote" ? rs.prevotes : rs.precommits).first.values()];
 }
 
+/**
+ * Every vote of a round that counts toward some value: each validator's first vote plus an equivocator's conflicting
+ * votes for nil or proposed values (bounded, see Tally). What a node serves a stalled peer: with the first votes alone,
+ * a peer that first saw the other version of an equivocator's vote could never assemble a proof-of-lock that needs it.
+ */
+export function countedVotesOf(state: ConsensusState, round: number, type: VoteType): SignedVote[] {
+  const rs = state.rounds.get(round);
+  if (rs === undefined) return [];
+  const out: SignedVote[] = [];
+  for (const votes of (type === "prevote" ? rs.prevotes : rs.precommits).byValue.values()) out.push(...votes.values());
+  return out;
+}
+
 /** Read-only view of the proposals of a round, in arrival order. */
 export function proposalsOf(state: ConsensusState, round: number): readonly SignedProposal[] {
   return (state.rounds.get(round)?.proposals ?? []).map((p) => p.proposal);

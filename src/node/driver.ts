@@ -15,6 +15,7 @@ import { buildCertificate, type Certificate, verifyCertificate } from "../../con
 import {
   type Action,
   type ConsensusState,
+  countedVotesOf,
   type Input,
   initialState,
   type LockState,
@@ -24,7 +25,6 @@ import {
   type TimeoutParams,
   type TimeoutStep,
   votesFor,
-  votesOf,
 } from "../../consensus/machine.ts";
 import { checkSign, type SigningMark } from "../../consensus/safety.ts";
 import { proposalDigest, voteDigestOf } from "../../consensus/signing.ts";
@@ -148,6 +148,7 @@ export class ConsensusDriver {
   private readonly address: Hex | null;
   private readonly queue: Event[] = [];
   private draining = false;
+  private drained: Promise<void> = Promise.resolve();
   private stopped = false;
   private started = false;
   private readonly timers = new Set<unknown>();
@@ -222,6 +223,16 @@ export class ConsensusDriver {
     while (this.draining) await new Promise((r) => setTimeout(r, 5));
   }
 
+  /** Resolves once no event is queued or being handled, with whether it had to wait (the simulation steps on this). */
+  async idle(): Promise<boolean> {
+    let waited = false;
+    while (this.draining) {
+      waited = true;
+      await this.drained;
+    }
+    return waited;
+  }
+
   // ---- inputs from the network (already signature-checked) ----
 
   onProposal(proposal: SignedProposal, block: Block, bytes: Uint8Array): void {
@@ -284,7 +295,7 @@ export class ConsensusDriver {
     let bytes = 0;
     for (const r of rounds) {
       for (const type of ["prevote", "precommit"] as const) {
-        for (const v of votesOf(cs, r, type)) {
+        for (const v of countedVotesOf(cs, r, type)) {
           if (bytes + 145 > maxBytes) return { proposals, votes };
           votes.push(v);
           bytes += 145;
@@ -311,7 +322,7 @@ export class ConsensusDriver {
       return;
     }
     this.queue.push(e);
-    if (!this.draining) void this.drain();
+    if (!this.draining) this.drained = this.drain();
   }
 
   private async drain(): Promise<void> {
@@ -366,11 +377,18 @@ export class ConsensusDriver {
     }
   }
 
+  /**
+   * Every rebroadcastMs: pull the height's messages from peers when nothing moved, and also when only rounds moved
+   * (round > 0 and the same height as the last tick). Rounds that keep failing mean this node lacks something others
+   * have, typically the prevotes of a proof-of-lock that went to other peers (an equivocator can send each version of
+   * its vote to different peers): advancing rounds is not progress.
+   */
   private onTick(): void {
     this.scheduleTick();
     const cs = this.cs;
     const progress = `${cs.height}/${cs.round}/${cs.step}`;
-    const stalled = progress === this.lastProgress;
+    const sameHeight = this.lastProgress.startsWith(`${cs.height}/`);
+    const stalled = progress === this.lastProgress || (sameHeight && cs.round > 0);
     this.lastProgress = progress;
     if (stalled) this.m.outbox.stalled(cs.height, cs.round);
   }

@@ -26,6 +26,9 @@ import {
 import type { NodeMetrics } from "./metrics.ts";
 import { type VerifierContext, verifyProposalMessage, verifyVoteMessage } from "./verifier.ts";
 
+/** What sync needs of the network: the p2p Network, or the driver simulation's in-memory one (test/sim/driver-sim.ts). */
+export type SyncNetwork = Pick<Network, "connectedPeers" | "request" | "handle" | "report">;
+
 export interface SyncParams {
   readonly chainId: bigint;
   readonly blocksPerRequest: number;
@@ -33,6 +36,8 @@ export interface SyncParams {
   readonly requestTimeoutMs: number;
   /** Peers asked when stalled. */
   readonly fanout: number;
+  /** Source of the peer choices (default Math.random; the simulation passes its seeded generator). */
+  readonly random?: () => number;
 }
 
 export class SyncManager {
@@ -42,11 +47,12 @@ export class SyncManager {
   private preferred: string | undefined;
   private readonly protocols: ReturnType<typeof protocols>;
   private pulling = false;
+  private readonly random: () => number;
 
   constructor(
     private readonly params: SyncParams,
     private readonly m: {
-      readonly network: Network;
+      readonly network: SyncNetwork;
       readonly driver: ConsensusDriver;
       readonly store: ChainStore;
       readonly verifier: VerifierContext;
@@ -55,6 +61,7 @@ export class SyncManager {
     },
   ) {
     this.protocols = protocols(params.chainId);
+    this.random = params.random ?? Math.random;
   }
 
   /** Registers the request handlers; call before the network starts. */
@@ -136,7 +143,7 @@ export class SyncManager {
   }
 
   private async pull(height: number, round: number): Promise<void> {
-    const peers = shuffle(this.m.network.connectedPeers()).slice(0, this.params.fanout);
+    const peers = shuffle(this.m.network.connectedPeers(), this.random).slice(0, this.params.fanout);
     await Promise.all(
       peers.map(async (peer) => {
         try {
@@ -220,7 +227,7 @@ export class SyncManager {
   private pickPeer(failed: ReadonlySet<string>): string | undefined {
     const peers = this.m.network.connectedPeers().filter((p) => !failed.has(p));
     if (this.preferred !== undefined && peers.includes(this.preferred)) return this.preferred;
-    return shuffle(peers)[0];
+    return shuffle(peers, this.random)[0];
   }
 
   private noteRequestError(peer: string, error: unknown): void {
@@ -236,10 +243,10 @@ export class SyncManager {
 
 const ZERO = `0x${"00".repeat(32)}` as const;
 
-function shuffle<T>(items: readonly T[]): T[] {
+function shuffle<T>(items: readonly T[], random: () => number): T[] {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
+    const j = Math.floor(random() * (i + 1));
     [out[i], out[j]] = [out[j] as T, out[i] as T];
   }
   return out;

@@ -1,0 +1,79 @@
+// The stateful parts of a node under the network: chain store, execution core, mempool and block executor, opened
+// over one data directory. The node (node.ts) wraps them with libp2p, HTTP and the JSON-RPC; the driver simulation
+// (test/sim/driver-sim.ts) wraps the same parts with a simulated network and clock, so both run identical code.
+import { join } from "node:path";
+import { MAX_TRANSACTION_BYTES } from "../chain/block.ts";
+import type { Genesis } from "../config/genesis.ts";
+import { ExecutionCore } from "../execution/core.ts";
+import { Mempool, type MempoolLimits } from "../mempool/mempool.ts";
+import { ChainStore } from "../storage/chain-store.ts";
+import { BlockExecutor, type ExecutorParams } from "./executor.ts";
+
+export const DEFAULT_MEMPOOL_LIMITS: Omit<MempoolLimits, "blockGasLimit"> = {
+  maxCount: 50_000,
+  maxBytes: 64 * 1024 * 1024,
+  maxPerSender: 256,
+  maxTxBytes: MAX_TRANSACTION_BYTES,
+  minReplacementBumpPercent: 10,
+  maxNonceGap: 64,
+  peerRatePerSecond: 2_000,
+};
+
+export interface NodeState {
+  readonly store: ChainStore;
+  readonly core: ExecutionCore;
+  readonly mempool: Mempool;
+  readonly executor: BlockExecutor;
+}
+
+/**
+ * Opens the chain store under `<dataDir>/chain` (created on first use), the execution core on it, and a mempool and a
+ * block executor positioned on the committed head. `nowMs` is the clock of timestamps and mempool ageing.
+ */
+export async function openNodeState(opts: {
+  readonly dataDir: string;
+  readonly genesis: Genesis;
+  readonly executor: ExecutorParams;
+  readonly nowMs: () => number;
+  readonly mempool?: Omit<MempoolLimits, "blockGasLimit">;
+}): Promise<NodeState> {
+  const { genesis, nowMs } = opts;
+  const store = await ChainStore.open(join(opts.dataDir, "chain"), {
+    genesisHash: genesis.hash,
+    genesisValidatorSet: genesis.validatorSet,
+  });
+  try {
+    const core = await ExecutionCore.create({
+      chainId: genesis.chainId,
+      db: store.stateReader(),
+      alloc: genesis.execution.alloc.map((a) => ({
+        address: a.address,
+        balance: a.balance,
+        nonce: a.nonce,
+        ...(a.code === null ? {} : { code: a.code }),
+        storage: Object.fromEntries(a.storage),
+      })),
+    });
+    const parent = await BlockExecutor.loadParent(genesis, core, store);
+    // The mempool checks against the committed head; `executor` is assigned right below, before anything runs.
+    let executor: BlockExecutor | null = null;
+    const mempool = new Mempool(
+      { ...(opts.mempool ?? DEFAULT_MEMPOOL_LIMITS), blockGasLimit: genesis.execution.gasLimit },
+      {
+        chainId: genesis.chainId,
+        accounts: {
+          nonce: (a) => (executor as BlockExecutor).accounts().nonce(a),
+          balance: (a) => (executor as BlockExecutor).accounts().balance(a),
+        },
+        baseFee: () => (executor === null ? core.nextBaseFee(parent) : executor.nextBaseFee()),
+        nowMs,
+      },
+    );
+    executor = new BlockExecutor(opts.executor, { genesis, core, mempool, store, nowMs }, parent);
+    await executor.loadRecentHashes();
+    return { store, core, mempool, executor };
+  } catch (error) {
+    await store.close().catch(() => undefined);
+    throw error;
+  }
+}
