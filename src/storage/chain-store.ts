@@ -387,6 +387,31 @@ export class ChainStore {
     return decodeStored((b) => decode(setIdSchema, b), key, value);
   }
 
+  /**
+   * The heights where the deciding set changed, ascending, from the set index (one entry per change, so this is short):
+   * `{ fromHeight, id }` means set `id` decides heights from `fromHeight` until the next entry. The last entry may be the
+   * set of head + 1 when it differs from the head's.
+   */
+  async validatorSetChanges(): Promise<{ fromHeight: number; id: Hex }[]> {
+    this.assertOpen();
+    const out = await this.io("index read", async () => {
+      const changes: { fromHeight: number; id: Hex }[] = [];
+      const iterator = this.db.iterator({
+        gte: heightKey(Bucket.validatorSetIdFromHeight, 0),
+        lte: heightKey(Bucket.validatorSetIdFromHeight, Number.MAX_SAFE_INTEGER),
+      });
+      for await (const [key, value] of iterator) {
+        const id = decodeStored((b) => decode(setIdSchema, b), key, plain(value));
+        // The index may repeat an id (one entry per commit that named it); keep the heights where it changes.
+        if (changes[changes.length - 1]?.id !== id) changes.push({ fromHeight: heightOfKey(key), id });
+      }
+      return changes;
+    });
+    if (out.length === 0) out.push({ fromHeight: 1, id: this.nextSet.id });
+    if (out[out.length - 1]?.id !== this.nextSet.id) out.push({ fromHeight: this.head + 1, id: this.nextSet.id });
+    return out;
+  }
+
   /** Overwrites the safety record; resolves only once it is durable (sync). Await it before any vote leaves. */
   saveSafety(rec: SafetyRecord): Promise<void> {
     const value = encodeOrInvalid("safety record", () => encodeSafetyRecord(rec));

@@ -223,6 +223,16 @@ describe("validator sets", () => {
     expect(await store.validatorSetIdAt(14)).toBeUndefined();
     expect(await store.validatorSetIdAt(0)).toBeUndefined();
     expect(await store.getValidatorSet(`0x${"ab".repeat(32)}`)).toBeUndefined();
+    // The change list a light client walks: one entry per change, matching the per-height answers.
+    const changes = await store.validatorSetChanges();
+    expect(changes.map((c) => c.fromHeight)).toEqual([1, 6, 11]);
+    for (const c of changes) expect(c.id).toBe(await store.validatorSetIdAt(c.fromHeight));
+    expect(changes[0]?.id).toBe(net.genesis.id);
+  });
+
+  it("lists the genesis set as the only change before the first commit", async () => {
+    const store = await openStore();
+    expect(await store.validatorSetChanges()).toEqual([{ fromHeight: 1, id: net.genesis.id }]);
   });
 });
 
