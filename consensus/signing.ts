@@ -48,3 +48,32 @@ export function proposalDigest(chainId: bigint, proposal: Proposal): Uint8Array 
     ),
   );
 }
+
+/** keccak256("lumia.dcn.v1.work-report"): the domain of epoch work reports, signed by the epoch's set for L1. */
+export const WORK_REPORT_DOMAIN = keccak256(utf8("lumia.dcn.v1.work-report"));
+
+/** One validator's work in an epoch (u64 counts). Entry i of a report is validator i of the epoch's set. */
+export interface WorkReportEntry {
+  readonly blocksProposed: bigint;
+  readonly precommitsSigned: bigint;
+  readonly batchesPosted: bigint;
+}
+
+/**
+ * What the epoch's validators sign so that the L1 Rewards contract pays for the epoch's work:
+ *   keccak256(WORK_REPORT_DOMAIN || chainId u64 || epoch u64 || keccak256(abi.encode(entries)))
+ * with abi.encode of a `(uint64,uint64,uint64)[]`: the offset word 0x20, the count word, then three 32-byte words per
+ * entry (blocksProposed, precommitsSigned, batchesPosted). Throws RangeError when a number is not a u64.
+ */
+export function workReportDigest(chainId: bigint, epoch: bigint, entries: readonly WorkReportEntry[]): Uint8Array {
+  const words: Uint8Array[] = [uintBytes(32, 32), uintBytes(entries.length, 32)];
+  for (const e of entries) {
+    for (const count of [e.blocksProposed, e.precommitsSigned, e.batchesPosted]) {
+      uintBytes(count, 8); // the u64 range check
+      words.push(uintBytes(count, 32));
+    }
+  }
+  return keccak256(
+    concatBytes(WORK_REPORT_DOMAIN, uintBytes(chainId, 8), uintBytes(epoch, 8), keccak256(concatBytes(...words))),
+  );
+}

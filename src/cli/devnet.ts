@@ -1,16 +1,23 @@
-// `dcn devnet`: a local subnet of N validator processes and read-only replicas on 127.0.0.1. Keys (insecure
+// `dcn devnet`: a local subnet of N validator processes and read-only replicas on 127.0.0.1, with an embedded L1
+// (anvil on 127.0.0.1, its state kept under the data dir) or an external one (`--l1 URL`). Keys (insecure
 // keystores: a devnet only), genesis and configs are generated once under the data dir and reused on the next run
-// (`--fresh` wipes them). Writes `<dir>/devnet.json`, prints the heights as they advance, and on Ctrl-C (SIGINT or
-// SIGTERM) stops every child cleanly: SIGTERM, then SIGKILL after a grace period, so no process outlives it.
+// (`--fresh` wipes them, L1 state included). Writes `<dir>/devnet.json`, prints the heights as they advance, and on
+// Ctrl-C (SIGINT or SIGTERM) stops the nodes, then the L1: SIGTERM, then SIGKILL after a grace period, so no process
+// outlives it. Every child runs in its own process group, so a Ctrl-C at the terminal reaches only the devnet.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, openSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { closeSync, existsSync, openSync } from "node:fs";
+import { mkdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fromHex, type Hex, keccak256, toHex, utf8 } from "../../consensus/bytes.ts";
 import { buildGenesis } from "../config/genesis.ts";
 import { initNode } from "../keys/init.ts";
 import { operatorAddressOf, type PublicIdentity } from "../keys/keys.ts";
+import { type AnvilProcess, DEVNET_L1_CHAIN_ID, startAnvil, stopLeftoverAnvil } from "../l1/anvil.ts";
+import { createL1Reader } from "../l1/status.ts";
+import { fetchStatus } from "./status.ts";
+
+export { fetchStatus, type NodeStatusJson } from "./status.ts";
 
 export const DEFAULT_CHAIN_ID = 994_873_017n;
 /** Dev accounts funded in a devnet genesis (keys are public: never use them elsewhere). */
@@ -24,6 +31,36 @@ export function devnetAccounts(): { address: Hex; privateKey: Hex }[] {
     return { address: operatorAddressOf(fromHex(privateKey)), privateKey };
   });
 }
+
+export type DevnetErrorCode = "plan_mismatch" | "l1_unreachable";
+
+/** The data dir holds another devnet, or the external L1 does not answer. The message says what to do. */
+export class DevnetError extends Error {
+  override readonly name = "DevnetError";
+  constructor(
+    readonly code: DevnetErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The devnet's L1 as written into the node configs and devnet.json. */
+export interface DevnetL1 {
+  readonly rpc: string;
+  readonly chainId: bigint;
+  /** true: the anvil this devnet started; false: an external L1 given with --l1. */
+  readonly embedded: boolean;
+  readonly pid: number | null;
+  /** Staking contracts by name; empty until they exist (see deployStakingContracts). */
+  readonly contracts: Readonly<Record<string, Hex>>;
+}
+
+/** How often devnet nodes poll their L1 (faster than the default: a devnet L1 mines every few seconds). */
+export const DEVNET_L1_POLL_INTERVAL_MS = 1_000;
+export const DEFAULT_L1_PORT = 8645;
+export const DEFAULT_L1_BLOCK_TIME_S = 2;
 
 export interface DevnetOptions {
   readonly dir: string;
@@ -39,6 +76,8 @@ export interface DevnetOptions {
   readonly logLevel?: string;
   /** Base fee of height 1 (default: the genesis default, 1 gwei). */
   readonly baseFeePerGas?: bigint;
+  /** The L1 every node polls (config section `l1`) and devnet.json lists; none when absent. */
+  readonly l1?: DevnetL1;
 }
 
 export interface DevnetNode {
@@ -87,7 +126,8 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
   if (existsSync(planPath)) {
     const saved = JSON.parse(await readFile(planPath, "utf8")) as SavedPlan;
     if (JSON.stringify(saved) !== JSON.stringify(wanted)) {
-      throw new Error(
+      throw new DevnetError(
+        "plan_mismatch",
         `${dir} holds a devnet made with other options (${JSON.stringify(saved)}); ` +
           "run with --fresh to wipe it, or use another --data-dir",
       );
@@ -145,29 +185,35 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
       metrics: { enabled: true, host: "127.0.0.1", port: opts.metricsBasePort + i },
       rpc: { enabled: true, host: "127.0.0.1", port: opts.rpcBasePort + i },
       log: { level: opts.logLevel ?? "info" },
+      ...(opts.l1 === undefined ? {} : { l1: { rpcUrl: opts.l1.rpc, pollIntervalMs: DEVNET_L1_POLL_INTERVAL_MS } }),
     };
     await writeFile(n.configPath, `${JSON.stringify(config, null, 2)}\n`);
   }
   await writeFile(planPath, `${JSON.stringify(wanted, null, 2)}\n`);
   const plan: DevnetPlan = { dir, chainId: opts.chainId, genesisPath, nodes };
-  await writeDevnetJson(plan);
+  await writeDevnetJson(plan, opts.l1 ?? null);
   return plan;
 }
 
-/** `<dir>/devnet.json`: the shape DESIGN.md fixes; ws and l1 are null until WebSocket RPC and the embedded L1 exist. */
-async function writeDevnetJson(plan: DevnetPlan): Promise<void> {
+/** `<dir>/devnet.json`: the shape DESIGN.md fixes (l1 is null for a plan prepared without an L1, as in tests). */
+async function writeDevnetJson(plan: DevnetPlan, l1: DevnetL1 | null): Promise<void> {
   const json = {
     chainId: plan.chainId.toString(),
-    l1: null,
+    l1:
+      l1 === null
+        ? null
+        : { rpc: l1.rpc, chainId: l1.chainId.toString(), embedded: l1.embedded, pid: l1.pid, contracts: l1.contracts },
     funded: devnetAccounts(),
     nodes: plan.nodes.map((n) => ({
       name: n.name,
       role: n.role,
       rpc: n.rpc,
-      ws: null,
+      // WebSocket JSON-RPC shares the HTTP port (an upgrade of GET /).
+      ws: n.rpc.replace(/^http:/, "ws:"),
       p2p: n.p2p,
       metrics: n.metrics,
       status: `${n.metrics}/status`,
+      dashboard: `${n.metrics}/`,
       operator: n.identity.operator,
       address: n.identity.address,
       peerId: n.identity.peerId,
@@ -200,68 +246,180 @@ export async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<
   clearTimeout(timer);
 }
 
-export interface NodeStatusJson {
-  readonly role: string;
-  readonly height: number;
-  readonly round: number;
-  readonly headHeight: number;
-  readonly headHash: string | null;
-  readonly peers: readonly string[];
-  readonly votingNow: boolean;
-  readonly lastCommitAgoMs: number | null;
+export interface RunDevnetOptions extends Omit<DevnetOptions, "l1"> {
+  /** An external L1's JSON-RPC URL; undefined = start anvil. */
+  readonly l1Url?: string;
+  /** anvil's port on 127.0.0.1. */
+  readonly l1Port: number;
+  /** anvil's interval mining; 0 = a block per transaction only. */
+  readonly l1BlockTimeS: number;
 }
 
-export async function fetchStatus(metricsUrl: string, timeoutMs = 2_000): Promise<NodeStatusJson | null> {
+/** Said when anvil cannot start: the ways to run the devnet anyway. */
+export const DEVNET_L1_HINTS = {
+  notFound: "Run `npm install` on Linux x64, or use an external L1: dcn devnet --l1 URL.",
+  portInUse: "Pick another port with --l1-port N, or use an external L1: dcn devnet --l1 URL.",
+} as const;
+const L1_PROBE_TIMEOUT_MS = 5_000;
+
+/**
+ * Where the staking contracts will be deployed to the devnet's L1 (once, recorded in devnet.json). They do not
+ * exist yet, so this deploys nothing and returns no addresses.
+ */
+export async function deployStakingContracts(_l1: {
+  readonly rpc: string;
+  readonly chainId: bigint;
+}): Promise<Record<string, Hex>> {
+  return {};
+}
+
+/** The embedded L1: anvil on 127.0.0.1:port with its state in <dir>/l1/state.json (resumed on the next run). */
+async function startEmbeddedL1(
+  dir: string,
+  opts: RunDevnetOptions,
+  print: (line: string) => void,
+): Promise<AnvilProcess> {
+  const l1Dir = join(dir, "l1");
+  await mkdir(l1Dir, { recursive: true });
+  const statePath = join(l1Dir, "state.json");
+  const resumed = existsSync(statePath);
+  const logFd = openSync(join(l1Dir, "anvil.log"), "a");
   try {
-    const res = await fetch(`${metricsUrl}/status`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok) return null;
-    return (await res.json()) as NodeStatusJson;
-  } catch {
-    return null;
+    const anvil = await startAnvil({
+      port: opts.l1Port,
+      chainId: DEVNET_L1_CHAIN_ID,
+      statePath,
+      // A periodic dump too: a devnet killed with SIGKILL loses at most this much L1 history.
+      stateIntervalS: 10,
+      ...(opts.l1BlockTimeS > 0 ? { blockTimeS: opts.l1BlockTimeS } : {}),
+      logFd,
+      detached: true,
+      hints: DEVNET_L1_HINTS,
+    });
+    await writeFile(join(l1Dir, "anvil.pid"), `${anvil.pid}\n`);
+    print(
+      `  ${"L1 (anvil)".padEnd(12)} pid ${anvil.pid}  ${anvil.url}  chain id ${anvil.chainId}  ` +
+        `state ${statePath} (${resumed ? "resumed" : "new"})  log ${join(l1Dir, "anvil.log")}`,
+    );
+    return anvil;
+  } finally {
+    closeSync(logFd);
   }
 }
 
-/** Runs the devnet until SIGINT/SIGTERM. Returns the exit code. */
-export async function runDevnet(opts: DevnetOptions, print: (line: string) => void): Promise<number> {
-  const plan = await prepareDevnet(opts);
-  print(
-    `devnet: ${opts.validators} validators + ${opts.replicas} replica(s), chain id ${plan.chainId}, data in ${plan.dir}`,
-  );
-  const children = plan.nodes.map((n) => ({ node: n, child: spawnNode(n) }));
-  for (const { node, child } of children) {
-    print(
-      `  ${node.name.padEnd(12)} pid ${child.pid}  p2p ${node.p2p}  status ${node.metrics}/status  log ${join(node.dir, "node.log")}`,
+/** The chain id of an external L1, or DevnetError "l1_unreachable". */
+async function probeExternalL1(url: string): Promise<bigint> {
+  const reader = createL1Reader(url, L1_PROBE_TIMEOUT_MS);
+  try {
+    return BigInt(await reader.getChainId());
+  } catch (cause) {
+    const why = cause instanceof Error ? (cause.message.split("\n")[0] ?? "") : String(cause);
+    throw new DevnetError(
+      "l1_unreachable",
+      `the L1 at ${url} does not answer eth_chainId (${why}); check the URL, or omit --l1 to start anvil`,
+      { cause },
     );
+  } finally {
+    await reader.close();
   }
-  print(`wrote ${join(plan.dir, "devnet.json")}; Ctrl-C stops everything`);
+}
+
+/** Runs the devnet until SIGINT/SIGTERM. Returns the exit code; startup failures throw (after stopping what started). */
+export async function runDevnet(opts: RunDevnetOptions, print: (line: string) => void): Promise<number> {
+  const dir = resolve(opts.dir);
+  let anvil: AnvilProcess | null = null;
+  const children: { node: DevnetNode; child: ChildProcess }[] = [];
+  let timer: ReturnType<typeof setInterval> | undefined;
+  // Handlers go in first: a Ctrl-C while anvil starts must still stop it. They stay for the whole run, so a second
+  // Ctrl-C cannot kill the devnet halfway through stopping its children.
+  let signalled: string | null = null;
+  // Set when the devnet stops for any reason (signal or a failed start): exits after that are expected.
   let stopping = false;
-  const done = new Promise<number>((resolveDone) => {
-    const stop = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      print(`\n${signal}: stopping ${children.length} nodes...`);
+  let wake: () => void = () => {};
+  const woken = new Promise<void>((r) => {
+    wake = r;
+  });
+  const onSignal = (signal: string) => {
+    if (signalled === null) {
+      signalled = signal;
+      wake();
+    } else print(`${signal}: already stopping`);
+  };
+  const onInt = () => onSignal("SIGINT");
+  const onTerm = () => onSignal("SIGTERM");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  try {
+    const l1Dir = join(dir, "l1");
+    if (opts.l1Url === undefined) {
+      // An anvil left by a devnet that was killed outright would hold the port and the state file.
+      const leftover = await stopLeftoverAnvil(join(l1Dir, "anvil.pid"), join(l1Dir, "state.json"));
+      if (leftover !== null) print(`stopped the anvil (process ${leftover}) that an earlier devnet left running`);
+    }
+    if (opts.fresh) await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    print(
+      `devnet: ${opts.validators} validators + ${opts.replicas} replica(s), chain id ${opts.chainId}, data in ${dir}`,
+    );
+    let l1: DevnetL1;
+    if (opts.l1Url === undefined) {
+      anvil = await startEmbeddedL1(dir, opts, print);
+      const started = anvil;
+      started.child.once("exit", (code, signal) => {
+        if (!stopping) print(`  L1 (anvil) exited (${signal ?? code}); see ${join(l1Dir, "anvil.log")}`);
+      });
+      l1 = { rpc: anvil.url, chainId: anvil.chainId, embedded: true, pid: anvil.pid, contracts: {} };
+    } else {
+      const chainId = await probeExternalL1(opts.l1Url);
+      print(`  ${"L1".padEnd(12)} external  ${opts.l1Url}  chain id ${chainId}`);
+      l1 = { rpc: opts.l1Url, chainId, embedded: false, pid: null, contracts: {} };
+    }
+    if (signalled === null) {
+      l1 = { ...l1, contracts: await deployStakingContracts(l1) };
+      const plan = await prepareDevnet({ ...opts, fresh: false, l1 });
+      for (const node of plan.nodes) {
+        if (signalled !== null) break;
+        const child = spawnNode(node);
+        children.push({ node, child });
+        print(
+          `  ${node.name.padEnd(12)} pid ${child.pid}  rpc ${node.rpc}  dashboard ${node.metrics}/  ` +
+            `p2p ${node.p2p}  log ${join(node.dir, "node.log")}`,
+        );
+        child.once("exit", (code, signal) => {
+          if (!stopping) print(`  ${node.name} exited (${signal ?? code}); see ${join(node.dir, "node.log")}`);
+        });
+      }
+      print(`wrote ${join(plan.dir, "devnet.json")}; Ctrl-C stops everything`);
+      timer = setInterval(async () => {
+        const statuses = await Promise.all(plan.nodes.map((n) => fetchStatus(n.metrics, 1_000)));
+        if (stopping || signalled !== null) return;
+        const parts = plan.nodes.map((n, i) => {
+          const s = statuses[i];
+          return `${n.name} ${s === null || s === undefined ? "-" : `h${s.headHeight}/r${s.round} ${s.peers.length}p`}`;
+        });
+        const l1Head = statuses.find((s) => s?.l1?.headBlock !== null && s?.l1?.headBlock !== undefined)?.l1?.headBlock;
+        print(
+          `${new Date().toISOString().slice(11, 19)}  ${parts.join("  ")}${l1Head === undefined ? "" : `  L1 #${l1Head}`}`,
+        );
+      }, 2_000);
+    }
+    await woken;
+    return 0;
+  } finally {
+    stopping = true;
+    if (timer !== undefined) clearInterval(timer);
+    if (children.length > 0) {
+      print(`\n${signalled ?? "stop"}: stopping ${children.length} nodes...`);
       await Promise.all(children.map(({ child }) => stopChild(child)));
       print("all nodes stopped");
-      resolveDone(0);
-    };
-    process.once("SIGINT", () => void stop("SIGINT"));
-    process.once("SIGTERM", () => void stop("SIGTERM"));
-    for (const { node, child } of children) {
-      child.once("exit", (code, signal) => {
-        if (!stopping) print(`  ${node.name} exited (${signal ?? code}); see ${join(node.dir, "node.log")}`);
-      });
     }
-  });
-  const timer = setInterval(async () => {
-    const statuses = await Promise.all(plan.nodes.map((n) => fetchStatus(n.metrics, 1_000)));
-    if (stopping) return;
-    const parts = plan.nodes.map((n, i) => {
-      const s = statuses[i];
-      return `${n.name} ${s === null || s === undefined ? "-" : `h${s.headHeight}/r${s.round} ${s.peers.length}p`}`;
-    });
-    print(`${new Date().toISOString().slice(11, 19)}  ${parts.join("  ")}`);
-  }, 2_000);
-  const code = await done;
-  clearInterval(timer);
-  return code;
+    // Last: the nodes poll it until they exit.
+    if (anvil !== null) {
+      await anvil.stop();
+      await unlink(join(dir, "l1", "anvil.pid")).catch(() => {});
+      print("L1 (anvil) stopped; its state is saved for the next run");
+    }
+    process.off("SIGINT", onInt);
+    process.off("SIGTERM", onTerm);
+  }
 }

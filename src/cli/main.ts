@@ -2,6 +2,7 @@
 // storage) print their message, which names the problem and the fix, without a stack trace.
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { registerBenchCommand } from "./bench.ts";
 
 function version(): string {
   const pkg: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
@@ -23,6 +24,15 @@ function chainId(value: string): bigint {
     throw new InvalidArgumentError("expected a decimal chain id from 1 to 2^53 - 1");
   }
   return BigInt(value);
+}
+
+function hexArgument(bytes: number, what: string) {
+  return (value: string): string => {
+    if (!new RegExp(`^0x[0-9a-fA-F]{${2 * bytes}}$`).test(value)) {
+      throw new InvalidArgumentError(`expected ${what}: 0x followed by ${2 * bytes} hex digits`);
+    }
+    return value.toLowerCase();
+  };
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -77,7 +87,9 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   program
     .command("devnet")
-    .description("run a local subnet: N validator processes and read-only replicas on 127.0.0.1 (Ctrl-C stops all)")
+    .description(
+      "run a local subnet: an L1 (anvil), N validator processes and read-only replicas on 127.0.0.1 (Ctrl-C stops all)",
+    )
     .option("--validators <n>", "number of validators", int(1, 64), 4)
     .option("--replicas <n>", "number of read-only replicas", int(0, 16), 1)
     .option("--data-dir <dir>", "where keys, genesis, configs and chain data live (reused across runs)", ".devnet")
@@ -87,6 +99,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option("--rpc-base-port <port>", "JSON-RPC port of the first node", int(1024, 65000), 8545)
     .option("--chain-id <id>", "L2 chain id", chainId)
     .option("--log-level <level>", "log level of the nodes (fatal, error, warn, info, debug, trace)", "info")
+    .option("--l1 <url>", "use this L1 JSON-RPC endpoint (http(s) or ws(s)) instead of starting anvil")
+    .option("--l1-port <port>", "port of the embedded L1 (anvil) on 127.0.0.1", int(1024, 65535), 8645)
+    .option(
+      "--l1-block-time <s>",
+      "seconds between blocks of the embedded L1 (0: a block per transaction)",
+      int(0, 3600),
+      2,
+    )
     .action(
       async (o: {
         validators: number;
@@ -98,6 +118,9 @@ export async function main(argv: readonly string[]): Promise<number> {
         rpcBasePort: number;
         chainId?: bigint;
         logLevel: string;
+        l1?: string;
+        l1Port: number;
+        l1BlockTime: number;
       }) => {
         const { runDevnet, DEFAULT_CHAIN_ID } = await import("./devnet.ts");
         code = await runDevnet(
@@ -111,6 +134,9 @@ export async function main(argv: readonly string[]): Promise<number> {
             fresh: o.fresh === true,
             chainId: o.chainId ?? DEFAULT_CHAIN_ID,
             logLevel: o.logLevel,
+            ...(o.l1 === undefined ? {} : { l1Url: o.l1 }),
+            l1Port: o.l1Port,
+            l1BlockTimeS: o.l1BlockTime,
           },
           out,
         );
@@ -119,13 +145,41 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   program
     .command("status")
-    .description("show height, round and peers of each node of a devnet (or of the given status URLs)")
-    .option("--devnet <file>", "devnet.json to read", undefined)
+    .description(
+      "a table of the validators (voting power, height, round, last proposer, peers, lag) of a devnet, " +
+        "of a node's JSON-RPC, or of status URLs",
+    )
+    .option("--devnet <path>", "devnet data dir or its devnet.json (default .devnet)")
+    .option("--rpc <url>", "a node's JSON-RPC endpoint (uses lumia_status and lumia_getValidatorSet)")
     .option("--url <url...>", "node status endpoints (http://HOST:METRICS_PORT)")
-    .action(async (o: { devnet?: string; url?: string[] }) => {
+    .option("--json", "print JSON instead of a table")
+    .action(async (o: { devnet?: string; rpc?: string; url?: string[]; json?: boolean }) => {
       const { statusCommand } = await import("./status.ts");
-      code = await statusCommand({ urls: o.url ?? [], devnet: o.devnet }, out);
+      code = await statusCommand({ urls: o.url ?? [], devnet: o.devnet, rpc: o.rpc, json: o.json === true }, out);
     });
+
+  program
+    .command("verify")
+    .description(
+      "ask a node for a balance or a transaction and verify the answer (certificate of > 2/3 of the trusted " +
+        "validators, Merkle proofs) instead of trusting it; prints REFUSED: <code>: <why> and exits 1 on a lie",
+    )
+    .requiredOption("--rpc <url>", "the node's JSON-RPC endpoint")
+    .option("--tx <hash>", "a committed transaction: proves it and its receipt", hexArgument(32, "a transaction hash"))
+    .option("--balance <address>", "an account: proves its balance", hexArgument(20, "an address"))
+    .option("--block <n>", "with --balance: the block height (default: the latest)", int(1, Number.MAX_SAFE_INTEGER))
+    .option("--genesis <file>", "the genesis file to trust (default: .devnet/genesis.json when present)")
+    .option("--json", "print JSON instead of text")
+    .action(
+      async (o: { rpc: string; tx?: string; balance?: string; block?: number; genesis?: string; json?: boolean }) => {
+        const { verifyCommand } = await import("./verify.ts");
+        code = await verifyCommand({ ...o, json: o.json === true }, out);
+      },
+    );
+
+  registerBenchCommand(program, out, (c) => {
+    code = c;
+  });
 
   try {
     await program.parseAsync([...argv], { from: "user" });

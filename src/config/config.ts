@@ -33,6 +33,8 @@ export const CONFIG_LIMITS = {
   /** gossipsub drops messages above 4 MiB without a word; a block must fit in one with room for its envelope. */
   maxBlockBytes: 4_000_000,
   maxBlockTransactions: 100_000,
+  /** Below this an L1 poller would mostly measure its own requests. */
+  minL1PollIntervalMs: 100,
 } as const;
 
 const LISTEN_EXAMPLE = "/ip4/0.0.0.0/tcp/26656";
@@ -147,6 +149,27 @@ function hostProblem(text: string): Checked {
         message: `${JSON.stringify(text)} is not a host name or IP address`,
         fix: "use an address like 127.0.0.1 (local only) or 0.0.0.0 (all interfaces), without scheme or port",
       };
+}
+
+const L1_URL_EXAMPLE = "http://127.0.0.1:8645";
+
+function l1UrlProblem(text: string): Checked {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return {
+      message: `${JSON.stringify(text)} is not a URL`,
+      fix: `use the L1 node's JSON-RPC endpoint with its scheme, e.g. ${L1_URL_EXAMPLE} (the devnet's anvil) or wss://HOST/PATH`,
+    };
+  }
+  if (!["http:", "https:", "ws:", "wss:"].includes(url.protocol)) {
+    return {
+      message: `${JSON.stringify(text)} uses ${url.protocol.slice(0, -1)}, not http, https, ws or wss`,
+      fix: `use the L1 node's JSON-RPC endpoint over HTTP or WebSocket, e.g. ${L1_URL_EXAMPLE}`,
+    };
+  }
+  return null;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -296,6 +319,27 @@ export const configSchema = z
         format: z.enum(["json", "pretty"]).default("json"),
       })
       .prefault({}),
+    l1: z
+      .strictObject({
+        rpcUrl: z
+          .string()
+          .superRefine(checked(l1UrlProblem))
+          .meta({
+            description:
+              "JSON-RPC endpoint of the L1 (http, https, ws or wss); it may embed an API key, so it is never shown in status",
+            examples: [L1_URL_EXAMPLE],
+          }),
+        pollIntervalMs: ms(
+          CONFIG_LIMITS.minL1PollIntervalMs,
+          T,
+          2000,
+          "How often the node reads the L1's chain id and head block (backs off while the L1 fails)",
+        ),
+      })
+      .optional()
+      .meta({
+        description: "The Ethereum L1 of the subnet. Without it the node runs and reports L1 as not configured.",
+      }),
   })
   .meta({ title: "Lumia DCN node config" });
 
@@ -340,6 +384,8 @@ export interface NodeConfig {
     readonly cors: readonly string[];
   };
   readonly log: { readonly level: LogLevel; readonly format: "json" | "pretty" };
+  /** null when the config has no l1 section. */
+  readonly l1: { readonly rpcUrl: string; readonly pollIntervalMs: number } | null;
 }
 
 /** The peer id at the end of a peer multiaddr (throws on anything else; callers pass checked addresses). */
@@ -390,6 +436,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
     metrics: c.metrics,
     rpc: c.rpc,
     log: c.log,
+    l1: c.l1 === undefined ? null : { rpcUrl: c.l1.rpcUrl, pollIntervalMs: c.l1.pollIntervalMs },
   };
 }
 

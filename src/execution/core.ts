@@ -26,10 +26,11 @@ import {
 } from "@ethereumjs/util";
 import { createVM, encodeReceipt, runTx, type VM } from "@ethereumjs/vm";
 import { fromHex, type Hex, isHex, toHex } from "../../consensus/bytes.ts";
+import { orderedTrieRoot } from "../chain/ordered-trie.ts";
 import { ExecutionError } from "./errors.ts";
 import { type KeyValueReader, NodeCache, OverlayDB } from "./overlay.ts";
 import { reachableWrites } from "./reachable.ts";
-import { BLOOM_BYTES, decodeRevertReason, orBloom, orderedTrieRoot } from "./receipts.ts";
+import { BLOOM_BYTES, decodeRevertReason, orBloom } from "./receipts.ts";
 import { commonFor, type DecodedTx } from "./tx.ts";
 import { EMPTY_TRIE_ROOT, EVM_VM, globalStateRoot, type VmRoot, vmRootsProblem } from "./vm.ts";
 
@@ -186,7 +187,10 @@ export interface CallResult {
   /** Includes intrinsic gas (the basis of eth_estimateGas). */
   readonly gasUsed: bigint;
   readonly revertReason: string | null;
-  /** Set when the call could not start (intrinsic gas above `gas`, creation code too large...): nothing ran. */
+  /**
+   * Why the call failed when it was not a revert: it could not start (intrinsic gas above `gas`, creation code too
+   * large...: nothing ran), or it halted ("out of gas", "invalid opcode", "stack underflow"...: all gas is used).
+   */
   readonly error: string | null;
 }
 
@@ -427,8 +431,13 @@ export class ExecutionCore {
             throw new ExecutionError("invalid_argument", `${slots.length} storage keys exceed ${MAX_PROOF_SLOTS}`);
           }
           const keys = slots.map((s) => slotBytes(s, "storage key"));
-          const proof = await getMerkleStateProof(await sm(), addressOf(address, "address"), keys);
-          return proof as AccountProof;
+          const proof = (await getMerkleStateProof(await sm(), addressOf(address, "address"), keys)) as AccountProof;
+          // An absent account has no storage trie: like geth, answer every key with value 0 and an empty proof (the
+          // account proof already proves the absence).
+          if (proof.storageProof.length === 0 && slots.length > 0) {
+            return { ...proof, storageProof: slots.map((key) => ({ key, value: "0x0" as Hex, proof: [] })) };
+          }
+          return proof;
         }),
     };
   }
@@ -472,14 +481,16 @@ export class ExecutionCore {
           skipBalance: true,
           skipBlockGasLimitValidation: true,
         });
-        const failed = result.execResult.exceptionError !== undefined;
+        const exception = result.execResult.exceptionError;
+        const failed = exception !== undefined;
+        const reverted = exception?.error === "revert";
         const returnValue = result.execResult.returnValue;
         return {
           status: failed ? 0 : 1,
           returnData: toHex(returnValue),
           gasUsed: result.totalGasSpent,
           revertReason: failed ? decodeRevertReason(returnValue) : null,
-          error: null,
+          error: failed && !reverted ? String(exception.error) : null,
         };
       } catch (error) {
         if (error instanceof ExecutionError || isMissingNode(error)) throw error;

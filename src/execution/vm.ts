@@ -6,6 +6,7 @@
 //
 // With the EVM alone that is keccak256(0x01 || evmRoot).
 import { concatBytes, fromHex, type Hex, isHex, keccak256, toHex } from "../../consensus/bytes.ts";
+import { EMPTY_TRIE_ROOT } from "../chain/ordered-trie.ts";
 
 /** Identity of a virtual machine inside the global state commitment. */
 export interface VmModule {
@@ -22,7 +23,7 @@ export interface VmRoot {
 }
 
 /** keccak256(rlp("")): the root of an empty Merkle-Patricia trie. */
-export const EMPTY_TRIE_ROOT: Hex = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421";
+export { EMPTY_TRIE_ROOT };
 
 export const EVM_VM: VmModule = { id: 1, name: "evm", emptyRoot: EMPTY_TRIE_ROOT };
 

@@ -227,6 +227,7 @@ export class Mempool {
   private headEpoch = 0;
   private committing: Promise<void> | null = null;
   private sweep: Iterator<Hex> | null = null;
+  private readonly addedListeners = new Set<(tx: DecodedTx) => void>();
 
   constructor(
     private readonly limits: MempoolLimits,
@@ -304,7 +305,25 @@ export class Mempool {
     if (fee !== null) return fee;
     const sender = this.senders.get(tx.from);
     if (sender !== undefined) this.refresh(sender, account.nonce, account.balance);
-    return this.admit(tx, account.nonce, account.balance);
+    const result = this.admit(tx, account.nonce, account.balance);
+    if (result.ok) {
+      for (const listener of [...this.addedListeners]) {
+        try {
+          listener(tx);
+        } catch {
+          // A listener's failure is its own to report (the RPC logs its own): the transaction stays admitted.
+        }
+      }
+    }
+    return result;
+  }
+
+  /** Calls `listener` with every transaction admitted from now on (eth_subscribe newPendingTransactions). */
+  onAdded(listener: (tx: DecodedTx) => void): () => void {
+    this.addedListeners.add(listener);
+    return () => {
+      this.addedListeners.delete(listener);
+    };
   }
 
   /**

@@ -190,7 +190,6 @@ export class ConsensusDriver {
     if (saved !== null) this.safety = saved;
     const mark = this.safety.mark;
     const resume = mark !== null && mark.height === height && this.safety.height === height;
-    this.started = true;
     if (resume) {
       // Re-execute the bodies kept with the safety record: a decision on one of them needs its state writes.
       const preload: KnownBlock[] = [];
@@ -211,6 +210,10 @@ export class ConsensusDriver {
     } else {
       await this.startHeight(height);
     }
+    // Events that arrived while starting (gossip flows as soon as the network is up) waited in the queue; only now,
+    // with the height set up, may the loop handle them, one at a time.
+    this.started = true;
+    if (!this.draining && this.queue.length > 0) this.drained = this.drain();
     this.scheduleTick();
   }
 
@@ -322,7 +325,7 @@ export class ConsensusDriver {
       return;
     }
     this.queue.push(e);
-    if (!this.draining) this.drained = this.drain();
+    if (!this.draining && this.started) this.drained = this.drain();
   }
 
   private async drain(): Promise<void> {
@@ -589,7 +592,10 @@ export class ConsensusDriver {
     const mark = this.checkSign(proposal.height, proposal.round, "proposal", digest);
     if (mark === null) return;
     const signed: SignedProposal = { ...proposal, signature: signer.sign(digest) };
-    await this.persist({ ...this.safety, mark, height: proposal.height, ownProposal: signed }, proposal.height);
+    // A new height starts a new record: carrying the last height's votes and lock over would grow the record by
+    // every height this validator proposes in a row (until it no longer fits) and restore a stale lock on restart.
+    const base = this.safety.height === proposal.height ? this.safety : { ...emptySafety(), lock: this.cs.lock };
+    await this.persist({ ...base, mark, height: proposal.height, ownProposal: signed }, proposal.height);
     this.m.outbox.publishProposal(signed, known.bytes);
     this.m.log.debug({ height: proposal.height, round: proposal.round, value: proposal.value }, "proposed");
     this.m.metrics.proposals.inc();
@@ -672,7 +678,9 @@ export class ConsensusDriver {
     this.m.outbox.publishCertificate(certificate);
     const wait = Math.max(0, this.params.blockIntervalMs - (this.m.clock.nowMs() - this.heightStartedMs));
     if (wait === 0) {
-      await this.startHeight(height + 1);
+      // Through the queue, not a direct call: a validator that decides alone (one validator, or more than 2/3 of the
+      // power) would otherwise run height after height inside this one event, starving gossip and never returning.
+      this.enqueue({ kind: "startHeight", height: height + 1 });
     } else {
       const handle = this.m.clock.setTimeout(() => {
         this.timers.delete(handle);

@@ -2,7 +2,6 @@
 // transaction pool, and the operator HTTP endpoint (metrics, health, status). Constructed from a validated config,
 // the genesis and the decrypted keys; `start` and `stop` are its whole lifecycle.
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import type { Hex } from "../../consensus/bytes.ts";
 import { encodeSignedVote } from "../../consensus/wire.ts";
 import { Network } from "../../p2p/index.ts";
@@ -10,18 +9,21 @@ import { MAX_BLOCK_BYTES, MAX_TRANSACTION_BYTES } from "../chain/block.ts";
 import type { NodeConfig } from "../config/config.ts";
 import type { Genesis } from "../config/genesis.ts";
 import { blstScheme, createBlstSigner } from "../crypto/blst.ts";
-import { ExecutionCore } from "../execution/core.ts";
-import { type AddResult, Mempool } from "../mempool/mempool.ts";
+import { DashboardSource } from "../dashboard/data.ts";
+import type { ExecutionCore } from "../execution/core.ts";
+import { L1_NOT_CONFIGURED, type L1Status, L1StatusPoller } from "../l1/status.ts";
+import type { AddResult, Mempool } from "../mempool/mempool.ts";
 import { type RpcServer, startRpcServer } from "../rpc/server.ts";
-import { ChainStore } from "../storage/chain-store.ts";
+import type { ChainStore } from "../storage/chain-store.ts";
 import { encodeEvidence } from "../storage/evidence.ts";
+import { openNodeState } from "./assemble.ts";
 import { ConsensusDriver, type DriverParams, realClock } from "./driver.ts";
-import { BlockExecutor } from "./executor.ts";
+import type { BlockExecutor } from "./executor.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import type { Logger } from "./log.ts";
 import { encodeCertificateMessage, encodeProposalMessage, protocols, topics } from "./messages.ts";
 import { createMetrics, type NodeMetrics } from "./metrics.ts";
-import { createRpcBackend } from "./rpc-backend.ts";
+import { createRpcBackend, type NodeRpcBackend } from "./rpc-backend.ts";
 import { SyncManager } from "./sync.ts";
 import {
   type VerifierContext,
@@ -64,23 +66,17 @@ export interface NodeStatus {
   readonly pool: { readonly count: number; readonly bytes: number };
   readonly listen: readonly string[];
   readonly rpc: string | null;
+  /** The configured L1 endpoint's reachability, chain id and head (never its URL: lumia_status is public). */
+  readonly l1: L1Status;
 }
-
-/** Mempool limits (docs/mempool.md). */
-const MEMPOOL_LIMITS = {
-  maxCount: 50_000,
-  maxBytes: 64 * 1024 * 1024,
-  maxPerSender: 256,
-  maxTxBytes: MAX_TRANSACTION_BYTES,
-  minReplacementBumpPercent: 10,
-  maxNonceGap: 64,
-  peerRatePerSecond: 2_000,
-};
 
 export class DcnNode {
   private http: HttpServer | null = null;
   private rpc: RpcServer | null = null;
+  private rpcBackend: NodeRpcBackend | null = null;
   private stopping: Promise<void> | null = null;
+  private l1Poller: L1StatusPoller | null = null;
+  private dashboardSource: DashboardSource | null = null;
 
   private constructor(
     readonly config: NodeConfig,
@@ -100,57 +96,33 @@ export class DcnNode {
     const chainId = genesis.chainId;
     const metrics = createMetrics({ defaultMetrics: true });
     await mkdir(config.dataDir, { recursive: true });
-    const store = await ChainStore.open(join(config.dataDir, "chain"), {
-      genesisHash: genesis.hash,
-      genesisValidatorSet: genesis.validatorSet,
-    });
-    const signer = config.role === "validator" && keys.consensus !== null ? createBlstSigner(keys.consensus) : null;
-    const admitted = [...genesis.validators.map((v) => v.peerId), ...config.p2p.replicas];
-    const network = await Network.create({
-      privateKey: keys.peer,
-      listen: config.p2p.listen,
-      peers: config.p2p.peers.map((p) => p.multiaddr),
-      allowedPeers: admitted,
-      registry: metrics.registry,
-      log: (level, msg, fields) => log.child({ component: "p2p" })[level](fields ?? {}, msg),
-    });
     const c = config.consensus;
-    const core = await ExecutionCore.create({
-      chainId,
-      db: store.stateReader(),
-      alloc: genesis.execution.alloc.map((a) => ({
-        address: a.address,
-        balance: a.balance,
-        nonce: a.nonce,
-        ...(a.code === null ? {} : { code: a.code }),
-        storage: Object.fromEntries(a.storage),
-      })),
-    });
-    const parent = await BlockExecutor.loadParent(genesis, core, store);
-    // The mempool checks against the committed head; `executor` is assigned right below, before anything runs.
-    let executor: BlockExecutor | null = null;
-    const mempool = new Mempool(
-      { ...MEMPOOL_LIMITS, blockGasLimit: genesis.execution.gasLimit },
-      {
-        chainId,
-        accounts: {
-          nonce: (a) => (executor as BlockExecutor).accounts().nonce(a),
-          balance: (a) => (executor as BlockExecutor).accounts().balance(a),
-        },
-        baseFee: () => (executor === null ? core.nextBaseFee(parent) : executor.nextBaseFee()),
-        nowMs: () => Date.now(),
-      },
-    );
-    executor = new BlockExecutor(
-      {
+    const { store, core, mempool, executor } = await openNodeState({
+      dataDir: config.dataDir,
+      genesis,
+      executor: {
         maxBlockBytes: Math.min(c.maxBlockBytes, MAX_BLOCK_BYTES),
         maxBlockTransactions: c.maxBlockTransactions,
         maxClockDriftMs: 5_000,
       },
-      { genesis, core, mempool, store, nowMs: () => Date.now() },
-      parent,
-    );
-    await executor.loadRecentHashes();
+      nowMs: () => Date.now(),
+    });
+    const signer = config.role === "validator" && keys.consensus !== null ? createBlstSigner(keys.consensus) : null;
+    const admitted = [...genesis.validators.map((v) => v.peerId), ...config.p2p.replicas];
+    let network: Network;
+    try {
+      network = await Network.create({
+        privateKey: keys.peer,
+        listen: config.p2p.listen,
+        peers: config.p2p.peers.map((p) => p.multiaddr),
+        allowedPeers: admitted,
+        registry: metrics.registry,
+        log: (level, msg, fields) => log.child({ component: "p2p" })[level](fields ?? {}, msg),
+      });
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      throw error;
+    }
     const params: DriverParams = {
       chainId,
       genesisHash: genesis.hash,
@@ -164,6 +136,8 @@ export class DcnNode {
     };
     // The driver and sync refer to each other through the outbox; `sync` is assigned before anything runs.
     let sync: SyncManager | null = null;
+    // Commits feed the RPC's subscriptions; `node` is assigned below, before anything runs.
+    let node: DcnNode | null = null;
     const t = topics(chainId);
     const publish = (topic: string, data: Uint8Array) => {
       network.publish(topic, data).catch((err: unknown) => log.debug({ err, topic }, "publish failed"));
@@ -183,7 +157,10 @@ export class DcnNode {
         publishEvidence: (e) => publish(t.evidence, encodeEvidence(e)),
         stalled: (height, round) => sync?.stalled(height, round),
         behind: (height, peer) => sync?.behind(height, peer),
-        committed: () => {},
+        committed: (height) => {
+          node?.dashboard.recordCommit(height);
+          node?.rpcBackend?.committed(height);
+        },
       },
     });
     const verifier: VerifierContext = {
@@ -253,12 +230,23 @@ export class DcnNode {
       },
       onMessage: () => {},
     });
-    return new DcnNode(config, genesis, network, store, driver, sync, mempool, executor, core, metrics, log);
+    node = new DcnNode(config, genesis, network, store, driver, sync, mempool, executor, core, metrics, log);
+    return node;
   }
 
   /** Starts the network, the HTTP endpoint and consensus. `onFatal` gets errors after which the node must exit. */
   async start(onFatal: (error: Error) => void): Promise<void> {
-    await this.network.start();
+    // The HTTP endpoint (which reads the dashboard's files) and the L1 poller come first: the driver refuses events
+    // before its start(), so nothing slow may sit between the network's start and the driver's.
+    const l1 = this.config.l1;
+    if (l1 !== null) {
+      const l1Log = this.log.child({ component: "l1" });
+      this.l1Poller = new L1StatusPoller(
+        { rpcUrl: l1.rpcUrl, pollIntervalMs: l1.pollIntervalMs },
+        { registry: this.metrics.registry, log: (level, msg, fields) => l1Log[level](fields, msg) },
+      );
+      this.l1Poller.start();
+    }
     const m = this.config.metrics;
     if (m.enabled) {
       this.http = await startHttpServer(
@@ -267,28 +255,30 @@ export class DcnNode {
           registry: this.metrics.registry,
           status: () => this.status(),
           ready: () => this.ready(),
+          dashboard: () => this.dashboard.data(),
         },
       );
     }
+    await this.network.start();
     await this.driver.start(onFatal);
     const r = this.config.rpc;
     if (r.enabled) {
-      this.rpc = await startRpcServer(
-        { host: r.host, port: r.port, cors: [...r.cors] },
-        createRpcBackend({
-          chainId: this.genesis.chainId,
-          version: NODE_VERSION,
-          store: this.store,
-          core: this.core,
-          executor: this.executor,
-          mempool: this.mempool,
-          status: () => this.status(),
-          submit: async (raw) => {
-            const added = await this.submitTransaction(raw);
-            return added.ok ? { ok: true, hash: added.hash } : { ok: false, code: added.code, message: added.message };
-          },
-        }),
-      );
+      const rpcLog = this.log.child({ component: "rpc" });
+      this.rpcBackend = createRpcBackend({
+        log: rpcLog,
+        chainId: this.genesis.chainId,
+        version: NODE_VERSION,
+        store: this.store,
+        core: this.core,
+        executor: this.executor,
+        mempool: this.mempool,
+        status: () => this.status(),
+        submit: async (raw) => {
+          const added = await this.submitTransaction(raw);
+          return added.ok ? { ok: true, hash: added.hash } : { ok: false, code: added.code, message: added.message };
+        },
+      });
+      this.rpc = await startRpcServer({ host: r.host, port: r.port, cors: [...r.cors], log: rpcLog }, this.rpcBackend);
     }
     this.log.info(
       {
@@ -328,7 +318,20 @@ export class DcnNode {
       pool: { count: this.mempool.size, bytes: this.mempool.sizeBytes },
       listen: this.network.addresses(),
       rpc: this.rpc?.url ?? null,
+      l1: this.l1Poller?.status() ?? { ...L1_NOT_CONFIGURED, configured: this.config.l1 !== null },
     };
+  }
+
+  /** The dashboard's data (GET /api/dashboard); the driver's commit hook tells it when each height committed here. */
+  get dashboard(): DashboardSource {
+    if (this.dashboardSource === null) {
+      this.dashboardSource = new DashboardSource({
+        store: this.store,
+        names: new Map(this.genesis.validators.map((v) => [v.address.toLowerCase(), v.name])),
+        status: () => this.status(),
+      });
+    }
+    return this.dashboardSource;
   }
 
   /** Ready: connected to someone and committed recently (or nothing to follow yet). */
@@ -343,6 +346,7 @@ export class DcnNode {
     if (this.stopping === null) {
       this.stopping = (async () => {
         this.sync.stop();
+        await this.l1Poller?.stop();
         await this.driver.stop();
         await this.rpc?.close();
         await this.http?.close();

@@ -6,7 +6,15 @@ import { type Block, decodeBlock } from "../chain/block.ts";
 import { decodeReceipts } from "../chain/receipts.ts";
 import type { ExecutionCore } from "../execution/core.ts";
 import type { Mempool } from "../mempool/mempool.ts";
-import type { RpcBackend, RpcCallRequest, RpcSendResult } from "../rpc/backend.ts";
+import type {
+  CommittedEvent,
+  RpcBackend,
+  RpcCallRequest,
+  RpcCertificate,
+  RpcPendingTx,
+  RpcSendResult,
+  RpcValidatorSetChange,
+} from "../rpc/backend.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 import type { BlockExecutor } from "./executor.ts";
 
@@ -19,13 +27,37 @@ export interface RpcBackendModules {
   readonly mempool: Mempool;
   readonly submit: (raw: Uint8Array) => Promise<RpcSendResult>;
   readonly status: () => unknown;
+  /** Where failures of commit listeners and event reads go. */
+  readonly log?: { warn(fields: Record<string, unknown>, message: string): void };
+}
+
+/** The backend plus the hook the node calls after each commit (the driver's outbox `committed`). */
+export interface NodeRpcBackend extends RpcBackend {
+  committed(height: number): void;
 }
 
 /** Decoded blocks are immutable once committed: a small cache spares decoding the head again for every call. */
 const BLOCK_CACHE_SIZE = 256;
 
-export function createRpcBackend(m: RpcBackendModules): RpcBackend {
+/**
+ * lumia_getValidatorSetHistory over the store: the heights where the deciding set changed, ascending, the genesis set
+ * from height 1. The store answers "which set decides height h" (validatorSetIdAt) but does not list its index, so the
+ * history is read through it once per committed height (~25 us each) and extended as the chain grows, one reader at
+ * a time. Ids may recur (a validator leaving and coming back restores an earlier set): each change is its own entry.
+ */
+export function validatorSetHistoryReader(
+  store: Pick<ChainStore, "headHeight" | "validatorSetChanges">,
+): () => Promise<readonly RpcValidatorSetChange[]> {
+  // Committed heights only (height 1 is decided by the genesis set even before it commits).
+  return async () => {
+    const last = Math.max(store.headHeight, 1);
+    return (await store.validatorSetChanges()).filter((c) => c.fromHeight <= last);
+  };
+}
+
+export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
   const cache = new Map<number, { hash: Hex; block: Block }>();
+  const validatorSetHistory = validatorSetHistoryReader(m.store);
   async function blockByHeight(height: number): Promise<{ hash: Hex; block: Block } | undefined> {
     const cached = cache.get(height);
     if (cached !== undefined) return cached;
@@ -46,7 +78,96 @@ export function createRpcBackend(m: RpcBackendModules): RpcBackend {
     if (b === undefined) throw new Error(`no block at height ${height}`);
     return b.block.header.vmRoots;
   }
+  async function certificate(height: number): Promise<RpcCertificate | undefined> {
+    const cert = await m.store.getCertificate(height);
+    if (cert === undefined) return undefined;
+    const id = await m.store.validatorSetIdAt(height);
+    const set = id === undefined ? undefined : await m.store.getValidatorSet(id);
+    if (set === undefined) return undefined;
+    // Stored certificates were verified before commit: the signing power is the signers' power, no BLS needed.
+    const signers = certificateSigners(cert, set);
+    let signingPower = 0n;
+    for (const i of signers) signingPower += set.validators[i]?.votingPower ?? 0n;
+    return {
+      encoded: toHex(encodeCertificate(cert)),
+      height: cert.height,
+      round: cert.round,
+      blockHash: cert.blockHash,
+      validatorSetId: cert.validatorSetId,
+      signers,
+      signingPower,
+      totalPower: set.totalVotingPower,
+    };
+  }
+
+  // Commit events: two heights instead of a queue. Every height in (delivered, target] is read back from the store and
+  // handed to the listeners in order, so a burst of commits (a synced batch) is neither skipped nor repeated, and
+  // nothing is read while no one listens.
+  const committedListeners = new Set<(event: CommittedEvent) => void>();
+  let delivered = m.store.headHeight;
+  let target = delivered;
+  let pumping = false;
+  async function pump(): Promise<void> {
+    pumping = true;
+    try {
+      while (delivered < target && committedListeners.size > 0) {
+        const height = delivered + 1;
+        const entry = await blockByHeight(height);
+        const receipts = await m.store.getReceipts(height);
+        const cert = await certificate(height);
+        // Everyone left and someone new came while this read ran: that listener starts after the newest commit.
+        if (delivered !== height - 1) continue;
+        if (entry === undefined || receipts === undefined) {
+          m.log?.warn({ height }, "committed block or receipts missing: no commit event for it");
+        } else {
+          const event: CommittedEvent = {
+            height,
+            hash: entry.hash,
+            block: entry.block,
+            receipts: decodeReceipts(receipts),
+            certificate: cert,
+          };
+          for (const listener of [...committedListeners]) {
+            try {
+              listener(event);
+            } catch (error) {
+              m.log?.warn({ err: error, height }, "commit listener failed");
+            }
+          }
+        }
+        delivered = height;
+      }
+    } catch (error) {
+      // A failed read (the store closing): retried from the same height at the next commit.
+      m.log?.warn({ err: error, height: delivered + 1 }, "cannot read a committed block for its commit event");
+    } finally {
+      pumping = false;
+    }
+    if (committedListeners.size === 0) delivered = target;
+  }
+
   return {
+    committed(height) {
+      if (height > target) target = height;
+      if (committedListeners.size === 0) delivered = target;
+      else if (!pumping) void pump();
+    },
+    onCommitted(listener) {
+      if (committedListeners.size === 0) delivered = target;
+      committedListeners.add(listener);
+      return () => {
+        committedListeners.delete(listener);
+      };
+    },
+    onPendingTransaction(listener: (tx: RpcPendingTx) => void) {
+      return m.mempool.onAdded((tx) => {
+        try {
+          listener({ hash: tx.hash, raw: tx.raw, from: tx.from });
+        } catch (error) {
+          m.log?.warn({ err: error, hash: tx.hash }, "pending transaction listener failed");
+        }
+      });
+    },
     chainId: m.chainId,
     clientVersion: `lumia-dcn/${m.version}`,
     headHeight: () => m.store.headHeight,
@@ -107,27 +228,7 @@ export function createRpcBackend(m: RpcBackendModules): RpcBackend {
     async proof(height, address, slots) {
       return m.core.reader(await rootsAt(height)).getProof(address, slots);
     },
-    async certificate(height) {
-      const cert = await m.store.getCertificate(height);
-      if (cert === undefined) return undefined;
-      const id = await m.store.validatorSetIdAt(height);
-      const set = id === undefined ? undefined : await m.store.getValidatorSet(id);
-      if (set === undefined) return undefined;
-      // Stored certificates were verified before commit: the signing power is the signers' power, no BLS needed.
-      const signers = certificateSigners(cert, set);
-      let signingPower = 0n;
-      for (const i of signers) signingPower += set.validators[i]?.votingPower ?? 0n;
-      return {
-        encoded: toHex(encodeCertificate(cert)),
-        height: cert.height,
-        round: cert.round,
-        blockHash: cert.blockHash,
-        validatorSetId: cert.validatorSetId,
-        signers,
-        signingPower,
-        totalPower: set.totalVotingPower,
-      };
-    },
+    certificate,
     async validatorSet(id) {
       const set = await m.store.getValidatorSet(id);
       if (set === undefined) return undefined;
@@ -141,6 +242,7 @@ export function createRpcBackend(m: RpcBackendModules): RpcBackend {
         })),
       };
     },
+    validatorSetHistory,
     status: () => m.status(),
     pendingTransaction(hash) {
       const tx = m.mempool.get(hash);

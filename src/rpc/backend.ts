@@ -27,6 +27,11 @@ export interface RpcCallResult {
   returnData: Hex;
   gasUsed: bigint;
   revertReason: string | null;
+  /**
+   * Why the call failed when it was not a REVERT: it could not start (intrinsic gas above the gas given...) or halted
+   * (out of gas, invalid opcode...), when the backend knows. Answered as -32000 with this text, as geth does.
+   */
+  error?: string | null;
 }
 export interface RpcPendingTx {
   hash: Hex;
@@ -60,8 +65,27 @@ export interface RpcBackend {
   certificate(height: number): Promise<RpcCertificate | undefined>;
   /** A validator set by id (membership and voting power). */
   validatorSet(id: Hex): Promise<RpcValidatorSet | undefined>;
+  /** Where the deciding set changed, ascending by height; the first entry is the genesis set from height 1. */
+  validatorSetHistory(): Promise<readonly RpcValidatorSetChange[]>;
   /** Node status for lumia_status. */
   status(): unknown;
+  /**
+   * Calls `listener` after each commit from now on, in height order, each height exactly once (a synced batch too);
+   * returns the unsubscribe. A throwing listener is logged and skipped: it never reaches consensus.
+   */
+  onCommitted(listener: (event: CommittedEvent) => void): () => void;
+  /** Calls `listener` for each transaction this node's mempool accepts; returns the unsubscribe. */
+  onPendingTransaction(listener: (tx: RpcPendingTx) => void): () => void;
+}
+
+/** A committed block with what subscriptions send: its header, receipts (logs) and certificate. */
+export interface CommittedEvent {
+  readonly height: number;
+  readonly hash: Hex;
+  readonly block: Block;
+  readonly receipts: readonly StoredReceipt[];
+  /** undefined only for a backend without consensus certificates. */
+  readonly certificate: RpcCertificate | undefined;
 }
 
 /** EIP-1186 shape, as the execution core produces it. */
@@ -78,6 +102,12 @@ export interface RpcCertificate {
   readonly signers: readonly number[];
   readonly signingPower: bigint;
   readonly totalPower: bigint;
+}
+
+/** The set `id` decides every height from `fromHeight` until the next change. */
+export interface RpcValidatorSetChange {
+  readonly fromHeight: number;
+  readonly id: Hex;
 }
 
 export interface RpcValidatorSet {

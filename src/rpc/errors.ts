@@ -39,6 +39,14 @@ export function invalidParams(message: string): Outcome & { ok: false } {
   return failure(ErrorCode.invalidParams, message);
 }
 
+/**
+ * A subscription method over a transport that cannot push notifications (HTTP): geth's answer, code -32601 (method not
+ * found) with "notifications not supported", which libraries already know.
+ */
+export function notificationsUnsupported(): Outcome & { ok: false } {
+  return failure(ErrorCode.methodNotFound, "notifications not supported");
+}
+
 /** Operational failure of the HTTP server itself (cannot listen). */
 export class RpcServerError extends Error {
   override readonly name = "RpcServerError";

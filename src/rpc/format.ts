@@ -4,6 +4,7 @@ import { type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { type Block, encodeHeader, ZERO_HASH } from "../chain/block.ts";
 import type { StoredReceipt } from "../chain/receipts.ts";
 import { type DecodedTx, decodeTransaction } from "../execution/tx.ts";
+import type { RpcCertificate } from "./backend.ts";
 import { logsBloom } from "./bloom.ts";
 
 /** keccak256(rlp([])): the uncles hash of every block without uncles. */
@@ -235,4 +236,35 @@ export function formatBlock(hash: Hex, block: Block, transactions: readonly unkn
     transactions,
     uncles: [],
   };
+}
+
+/**
+ * The header a newHeads subscription sends: eth_getBlockByNumber(n, false) without `transactions`, `uncles` and
+ * `size` (geth's shape; the size would count transactions a header does not carry).
+ */
+export function formatHeader(hash: Hex, block: Block): Record<string, unknown> {
+  const { transactions: _transactions, uncles: _uncles, size: _size, ...header } = formatBlock(hash, block, []);
+  return header;
+}
+
+/** lumia_getCertificate's object (and the certificates subscription's). */
+export function formatCertificate(cert: RpcCertificate): Record<string, unknown> {
+  return {
+    certificate: cert.encoded,
+    height: quantity(cert.height),
+    round: quantity(cert.round),
+    blockHash: cert.blockHash,
+    validatorSetId: cert.validatorSetId,
+    signers: cert.signers,
+    signingPower: quantity(cert.signingPower),
+    totalPower: quantity(cert.totalPower),
+  };
+}
+
+/**
+ * lumia_getCertificate's object (and the certificates subscription's): the certificate and the encoded header it
+ * certifies (keccak256(header) = blockHash).
+ */
+export function formatCertifiedHeader(cert: RpcCertificate, block: Block): Record<string, unknown> {
+  return { ...formatCertificate(cert), header: toHex(encodeHeader(block.header)) };
 }

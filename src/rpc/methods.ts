@@ -1,8 +1,9 @@
 // The Ethereum JSON-RPC methods the node serves, over the RpcBackend. Block tags: "latest", "safe" and "pending" are
 // the head (every committed block is certified, so the head is soft-final; pending differs only for the nonce), while
 // "finalized" and "earliest" are 0 until L1 hard finality is tracked.
-import { fromHex, type Hex } from "../../consensus/bytes.ts";
+import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
 import type { Block } from "../chain/block.ts";
+import { buildOrderedTrie, type OrderedTrie } from "../chain/ordered-trie.ts";
 import type { StoredReceipt } from "../chain/receipts.ts";
 import type { RpcBackend, RpcCallRequest, RpcCallResult } from "./backend.ts";
 import { bloomMayContain } from "./bloom.ts";
@@ -11,6 +12,7 @@ import { ErrorCode, failure, invalidParams, type Outcome, revertError, sendRefus
 import {
   firstLogIndex,
   formatBlock,
+  formatCertifiedHeader,
   formatLog,
   formatReceipt,
   formatTransaction,
@@ -46,6 +48,8 @@ const CALL_STIPEND = 2_300n;
 const ESTIMATE_ERROR_RATIO = 0.015;
 /** A bound on backend calls per estimate (binary search over 2^64 needs < 64). */
 const MAX_ESTIMATE_STEPS = 64;
+/** Blocks whose transaction and receipt tries lumia_getTransactionCertificate keeps for further proofs. */
+const PROOF_TRIE_CACHE_BLOCKS = 8;
 
 export interface MethodLimits {
   /** Most blocks one eth_getLogs may scan. */
@@ -115,6 +119,39 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     return backend.blockByHeight(height);
   }
 
+  /** lumia_getCertificate's object with the encoded header it certifies (keccak256(header) = blockHash). */
+  async function certifiedHeader(height: number): Promise<Record<string, unknown> | null | Failure> {
+    const [cert, entry] = await Promise.all([backend.certificate(height), backend.blockByHeight(height)]);
+    if (cert === undefined) return null;
+    if (entry === undefined) return failure(ErrorCode.internal, `certified block ${height} is missing`);
+    return formatCertifiedHeader(cert, entry.block);
+  }
+
+  // Proofs of one block are often asked together (a wallet checking its transactions): keep its tries a while.
+  const proofTries = new Map<number, { transactions: OrderedTrie; receipts: OrderedTrie }>();
+  function triesOf(
+    height: number,
+    block: Block,
+    receipts: readonly StoredReceipt[],
+  ): { transactions: OrderedTrie; receipts: OrderedTrie } | Failure {
+    const cached = proofTries.get(height);
+    if (cached !== undefined) return cached;
+    const tries = {
+      transactions: buildOrderedTrie(block.transactions),
+      receipts: buildOrderedTrie(receipts.map((r) => r.encoded)),
+    };
+    // The header's roots are authoritative: a proof against any other root would be refused by every client.
+    if (
+      tries.transactions.root !== block.header.transactionsRoot ||
+      tries.receipts.root !== block.header.receiptsRoot
+    ) {
+      return failure(ErrorCode.internal, `the proof tries of block ${height} do not give the header's roots`);
+    }
+    if (proofTries.size >= PROOF_TRIE_CACHE_BLOCKS) proofTries.delete(proofTries.keys().next().value as number);
+    proofTries.set(height, tries);
+    return tries;
+  }
+
   function missingReceipts(height: number): Failure {
     return failure(ErrorCode.internal, `receipts of committed block ${height} are missing`);
   }
@@ -149,19 +186,26 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     return success(formatBlock(entry.hash, entry.block, transactions));
   }
 
-  /** Gas above the block's gas limit (or the configured cap) could never be bought by a real transaction. */
-  async function capGas(height: number, request: RpcCallRequest): Promise<RpcCallRequest> {
+  /**
+   * Gas above the block's gas limit (or the configured cap) could never be bought by a real transaction. A call
+   * without gas gets the cap, as in geth, so a halt that burns all of it is told apart from a revert.
+   */
+  async function capGas(height: number, request: RpcCallRequest): Promise<RpcCallRequest & { gas: bigint }> {
     const entry = await backend.blockByHeight(height);
     const blockLimit = entry?.block.header.gasLimit ?? limits.gasCap;
     const cap = blockLimit < limits.gasCap ? blockLimit : limits.gasCap;
-    if (request.gas === undefined || request.gas <= cap) return request;
-    return { ...request, gas: cap };
+    return { ...request, gas: request.gas === undefined || request.gas > cap ? cap : request.gas };
   }
 
-  /** status 0: a revert (code 3 with data) unless it looks like running out of the given gas. */
-  function callFailure(result: RpcCallResult, gas: bigint | undefined): Failure {
+  /**
+   * status 0, as geth answers it: a halt the backend names (could not start, out of gas, invalid opcode) is -32000
+   * with its text; no return data with all the gas burnt is an exceptional halt ("out of gas": REVERT returns what
+   * is left); anything else is a revert (code 3 with the data).
+   */
+  function callFailure(result: RpcCallResult, gas: bigint): Failure {
+    if (result.error !== undefined && result.error !== null) return failure(ErrorCode.server, result.error);
     const noData = result.returnData === "0x" && result.revertReason === null;
-    if (noData && gas !== undefined && result.gasUsed >= gas) return failure(ErrorCode.server, "out of gas");
+    if (noData && result.gasUsed >= gas) return failure(ErrorCode.server, "out of gas");
     return revertError(result.returnData, result.revertReason);
   }
 
@@ -191,10 +235,16 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
       if (code === "0x" && (await run(TX_GAS)).status === 1) return success(quantity(TX_GAS));
     }
 
+    const allowance = () => failure(ErrorCode.server, `gas required exceeds allowance (${hi})`);
+    if (hi < TX_GAS) return allowance();
     const first = await run(hi);
     if (first.status === 0) {
+      // geth: too little gas to start or running out of it at the cap is "exceeds allowance"; other halts say why.
+      if (first.error !== undefined && first.error !== null) {
+        return /intrinsic gas|out of gas/i.test(first.error) ? allowance() : failure(ErrorCode.server, first.error);
+      }
       const outOfGas = first.returnData === "0x" && first.revertReason === null && first.gasUsed >= hi;
-      if (outOfGas || hi < TX_GAS) return failure(ErrorCode.server, `gas required exceeds allowance (${hi})`);
+      if (outOfGas) return allowance();
       return revertError(first.returnData, first.revertReason);
     }
     let lo = first.gasUsed > TX_GAS ? first.gasUsed - 1n : TX_GAS - 1n;
@@ -385,18 +435,44 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     lumia_getCertificate: method([optional("block", blockRef)], async (ref) => {
       const height = await stateHeight(ref);
       if (isFailure(height)) return height;
-      const cert = await backend.certificate(height);
-      if (cert === undefined) return success(null);
+      const certified = await certifiedHeader(height);
+      return isFailure(certified) ? certified : success(certified);
+    }),
+
+    lumia_getTransactionCertificate: method([required("hash", hash32)], async (hash) => {
+      const location = await backend.transactionLocation(hash);
+      if (location === undefined) return success(null);
+      const [entry, receipts, certified] = await Promise.all([
+        backend.blockByHeight(location.height),
+        backend.receipts(location.height),
+        certifiedHeader(location.height),
+      ]);
+      if (receipts === undefined) return missingReceipts(location.height);
+      if (isFailure(certified)) return certified;
+      const raw = entry?.block.transactions[location.index];
+      const receipt = receipts[location.index];
+      if (entry === undefined || raw === undefined || receipt?.transactionHash !== hash || certified === null) {
+        return failure(ErrorCode.internal, `transaction ${hash} is indexed at a missing or uncertified position`);
+      }
+      const tries = triesOf(location.height, entry.block, receipts);
+      if (isFailure(tries)) return tries;
       return success({
-        certificate: cert.encoded,
-        height: quantity(BigInt(cert.height)),
-        round: quantity(BigInt(cert.round)),
-        blockHash: cert.blockHash,
-        validatorSetId: cert.validatorSetId,
-        signers: cert.signers,
-        signingPower: quantity(cert.signingPower),
-        totalPower: quantity(cert.totalPower),
+        transactionHash: hash,
+        blockNumber: quantity(location.height),
+        blockHash: entry.hash,
+        transactionIndex: quantity(location.index),
+        header: certified.header,
+        certificate: certified,
+        transaction: toHex(raw),
+        transactionProof: tries.transactions.prove(location.index),
+        receipt: toHex(receipt.encoded),
+        receiptProof: tries.receipts.prove(location.index),
       });
+    }),
+
+    lumia_getValidatorSetHistory: method([], async () => {
+      const changes = await backend.validatorSetHistory();
+      return success(changes.map((c) => ({ fromHeight: quantity(c.fromHeight), id: c.id })));
     }),
 
     lumia_getValidatorSet: method([required("id", hash32)], async (id) => {
@@ -543,12 +619,13 @@ function blockRewards(receipts: readonly StoredReceipt[], baseFee: bigint, perce
   return out;
 }
 
-interface LogMatcher {
+export interface LogMatcher {
   mayMatchBloom(bloom: Uint8Array): boolean;
   matches(log: StoredReceipt["logs"][number]): boolean;
 }
 
-function logMatcher(filter: LogFilter): LogMatcher {
+/** eth_getLogs' address and topic matching (also the logs subscription's). */
+export function logMatcher(filter: Pick<LogFilter, "addresses" | "topics">): LogMatcher {
   const addresses = new Set(filter.addresses);
   const addressBytes = filter.addresses.map((a) => fromHex(a));
   const topicSets = filter.topics.map((alternatives) => (alternatives === null ? null : new Set(alternatives)));

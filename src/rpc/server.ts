@@ -1,17 +1,28 @@
-// The HTTP JSON-RPC 2.0 endpoint (single and batch requests) that wallets and viem/ethers apps talk to, plus GET
-// /health. Every input gets a JSON-RPC answer or a plain HTTP refusal; nothing a client sends can throw out of the
-// request handler. Limits: body size, batch length, concurrent requests, log range, request time.
+// The JSON-RPC 2.0 endpoint that wallets and viem/ethers apps talk to: HTTP (single and batch requests, GET /health)
+// and WebSocket on the same host and port (ws.ts: the same requests plus subscriptions). Every input gets a JSON-RPC
+// answer or a plain HTTP refusal; nothing a client sends can throw out of a handler. Limits: body size, batch length,
+// concurrent requests, log range, request time; for WebSocket also connections, subscriptions and unsent bytes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { RpcBackend } from "./backend.ts";
-import { methodNotFound, validateParams } from "./dispatch.ts";
-import { ErrorCode, type JsonRpcErrorBody, type Outcome, RpcServerError } from "./errors.ts";
+import { errorResponse, RequestHandler, type RpcLog } from "./dispatch.ts";
+import { ErrorCode, RpcServerError } from "./errors.ts";
 import { createMethods, DEFAULT_METHOD_LIMITS } from "./methods.ts";
+import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, SubscriptionHub } from "./subscriptions.ts";
+import {
+  attachWebSocket,
+  DEFAULT_MAX_WS_BUFFERED_BYTES,
+  DEFAULT_MAX_WS_CONNECTIONS,
+  DEFAULT_WS_KEEPALIVE_MS,
+} from "./ws.ts";
+
+export type { RpcLog } from "./dispatch.ts";
 
 export interface RpcServerOptions {
   readonly host: string;
   /** 0 picks a free port (see `url`). */
   readonly port: number;
-  /** Largest accepted request body (default 5 MiB); larger ones get HTTP 413 with a JSON-RPC error. */
+  /** Largest accepted request body or WebSocket message (default 5 MiB); larger bodies get HTTP 413 with a JSON-RPC
+   * error, larger messages close the WebSocket with 1009. */
   readonly maxBodyBytes?: number;
   /** Most requests in one batch (default 100). */
   readonly maxBatch?: number;
@@ -19,7 +30,8 @@ export interface RpcServerOptions {
   readonly maxLogRange?: number;
   /** Most logs one eth_getLogs may return (default 10,000). */
   readonly maxLogResults?: number;
-  /** Origins allowed by CORS; empty (default) = no CORS headers. "*" allows any origin. */
+  /** Origins allowed by CORS and for WebSocket upgrades; empty (default) = no CORS headers and no browser
+   * WebSocket (upgrades without an Origin header are always allowed). "*" allows any origin. */
   readonly cors?: readonly string[];
   /** HTTP requests handled at once; more get HTTP 503 with error -32005 (default 64). */
   readonly maxConcurrentRequests?: number;
@@ -29,16 +41,25 @@ export interface RpcServerOptions {
   readonly gasCap?: bigint;
   /** Time to receive a whole request (default 30 s). */
   readonly requestTimeoutMs?: number;
+  /** Open WebSocket connections (default 256); further upgrades get HTTP 503. */
+  readonly maxWsConnections?: number;
+  /** Subscriptions one WebSocket connection may hold (default 128); more get error -32005. */
+  readonly maxSubscriptionsPerConnection?: number;
+  /** Unsent bytes one WebSocket connection may hold (default 16 MiB); a slower reader is closed with 1008. */
+  readonly maxWsBufferedBytes?: number;
+  /** WebSocket ping period (default 30 s); a connection that missed the previous pong is cut. */
+  readonly wsKeepaliveMs?: number;
   readonly log?: RpcLog;
 }
 
-/** Where the server reports failures of its backend and its own bugs (a pino logger fits). */
-export interface RpcLog {
-  warn(fields: Record<string, unknown>, message: string): void;
-}
-
 export interface RpcServer {
+  /** http://host:port */
   readonly url: string;
+  /** ws://host:port, the same endpoint over WebSocket. */
+  readonly wsUrl: string;
+  /** WebSocket connections being served (not counting those closing). */
+  readonly wsConnections: number;
+  /** Closes every WebSocket connection, then the HTTP server. */
   close(): Promise<void>;
 }
 
@@ -50,28 +71,9 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_CONNECTIONS = 1024;
 /** After refusing a body as too large, read and drop at most this much more before cutting the connection. */
 const MAX_DISCARD_BYTES = 64 * 1024 * 1024;
-const MAX_METHOD_NAME_IN_MESSAGE = 100;
-
-type Id = string | number | null;
-
-interface Response {
-  readonly jsonrpc: "2.0";
-  readonly id: Id;
-  readonly result?: unknown;
-  readonly error?: JsonRpcErrorBody;
-}
-
-function errorResponse(id: Id, code: number, message: string): Response {
-  return { jsonrpc: "2.0", id, error: { code, message } };
-}
-
-function isValidId(id: unknown): id is Id {
-  return id === null || typeof id === "string" || (typeof id === "number" && Number.isFinite(id));
-}
 
 export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend): Promise<RpcServer> {
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
   const maxConcurrent = opts.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS;
   const corsOrigins = new Set(opts.cors ?? []);
   const log = opts.log;
@@ -81,77 +83,17 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
     maxLogResults: opts.maxLogResults ?? DEFAULT_METHOD_LIMITS.maxLogResults,
     gasCap: opts.gasCap ?? DEFAULT_METHOD_LIMITS.gasCap,
   });
+  const handler = new RequestHandler({ methods, maxBatch: opts.maxBatch ?? DEFAULT_MAX_BATCH, log });
+  const hub = new SubscriptionHub(backend, {
+    maxSubscriptionsPerConnection: opts.maxSubscriptionsPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    log,
+  });
   let inFlight = 0;
 
-  async function handleOne(request: unknown): Promise<Response | null> {
-    if (typeof request !== "object" || request === null || Array.isArray(request)) {
-      return errorResponse(null, ErrorCode.invalidRequest, "invalid request: expected a JSON-RPC 2.0 request object");
-    }
-    const r = request as Record<string, unknown>;
-    const hasId = Object.hasOwn(r, "id");
-    const id: Id = isValidId(r.id) ? r.id : null;
-    if (hasId && !isValidId(r.id)) {
-      return errorResponse(null, ErrorCode.invalidRequest, "invalid request: id must be a string, a number or null");
-    }
-    if (r.jsonrpc !== "2.0")
-      return errorResponse(id, ErrorCode.invalidRequest, 'invalid request: jsonrpc must be "2.0"');
-    if (typeof r.method !== "string") {
-      return errorResponse(id, ErrorCode.invalidRequest, "invalid request: method must be a string");
-    }
-    const outcome = await dispatch(r.method, r.params);
-    // A request without id is a notification: it runs, but gets no answer (JSON-RPC 2.0, section 4.1).
-    if (!hasId) return null;
-    return outcome.ok ? { jsonrpc: "2.0", id, result: outcome.result } : { jsonrpc: "2.0", id, error: outcome.error };
-  }
-
-  async function dispatch(name: string, params: unknown): Promise<Outcome> {
-    const def = methods.get(name);
-    if (def === undefined) return methodNotFound(name.slice(0, MAX_METHOD_NAME_IN_MESSAGE));
-    const validated = validateParams(def, params);
-    if (!validated.ok) return validated;
-    try {
-      return await def.run(validated.args);
-    } catch (error) {
-      // Backend failures (storage, execution) and bugs: the caller gets a short message, the operator the details.
-      const message = error instanceof Error ? error.message : String(error);
-      log?.warn({ method: name, err: error }, "rpc method failed");
-      return { ok: false, error: { code: ErrorCode.internal, message: `internal error: ${message.slice(0, 200)}` } };
-    }
-  }
-
-  /** The whole body as parsed JSON-RPC: the response value to send (null: nothing to send). */
+  /** The whole body as JSON-RPC: the HTTP status and the answer (null: nothing to send, 204). */
   async function handleBody(text: string): Promise<{ status: number; body: unknown }> {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      const detail = error instanceof SyntaxError ? `: ${error.message.slice(0, 120)}` : "";
-      return { status: 200, body: errorResponse(null, ErrorCode.parseError, `parse error${detail}`) };
-    }
-    if (!Array.isArray(parsed)) {
-      const single = await handleOne(parsed);
-      return { status: single === null ? 204 : 200, body: single };
-    }
-    if (parsed.length === 0) {
-      return { status: 200, body: errorResponse(null, ErrorCode.invalidRequest, "invalid request: empty batch") };
-    }
-    if (parsed.length > maxBatch) {
-      return {
-        status: 200,
-        body: errorResponse(
-          null,
-          ErrorCode.invalidRequest,
-          `batch too large: ${parsed.length} requests, the limit is ${maxBatch}`,
-        ),
-      };
-    }
-    // One at a time: a batch must not multiply the load beyond what one connection may ask.
-    const answers: Response[] = [];
-    for (const entry of parsed) {
-      const answer = await handleOne(entry);
-      if (answer !== null) answers.push(answer);
-    }
-    return { status: answers.length === 0 ? 204 : 200, body: answers };
+    const answer = await handler.handle(text, null);
+    return { status: answer === null ? 204 : 200, body: answer };
   }
 
   function corsHeaders(req: IncomingMessage): Record<string, string> {
@@ -296,23 +238,57 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
     else socket.destroy();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (cause) =>
-      reject(
-        new RpcServerError("listen_failed", `cannot listen on ${opts.host}:${opts.port}: ${String(cause)}`, { cause }),
-      ),
-    );
-    server.listen(opts.port, opts.host, () => resolve());
-  });
+  const ws = attachWebSocket(
+    server,
+    {
+      maxMessageBytes: maxBodyBytes,
+      maxConnections: opts.maxWsConnections ?? DEFAULT_MAX_WS_CONNECTIONS,
+      maxBufferedBytes: opts.maxWsBufferedBytes ?? DEFAULT_MAX_WS_BUFFERED_BYTES,
+      keepaliveMs: opts.wsKeepaliveMs ?? DEFAULT_WS_KEEPALIVE_MS,
+      // Browsers always send Origin and do not apply CORS to WebSockets: the server checks it. Other clients may omit it.
+      originAllowed: (origin) => origin === undefined || corsOrigins.has("*") || corsOrigins.has(origin),
+      log,
+    },
+    handler,
+    hub,
+  );
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (cause) =>
+        reject(
+          new RpcServerError("listen_failed", `cannot listen on ${opts.host}:${opts.port}: ${String(cause)}`, {
+            cause,
+          }),
+        ),
+      );
+      server.listen(opts.port, opts.host, () => resolve());
+    });
+  } catch (error) {
+    await ws.close();
+    hub.close();
+    throw error;
+  }
   const bound = server.address();
   const port = typeof bound === "object" && bound !== null ? bound.port : opts.port;
   const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+  let closing: Promise<void> | null = null;
   return {
     url: `http://${host}:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    wsUrl: `ws://${host}:${port}`,
+    get wsConnections() {
+      return ws.connections;
+    },
+    close: () => {
+      closing ??= (async () => {
+        await ws.close();
+        hub.close();
+        await new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        });
+      })();
+      return closing;
+    },
   };
 }

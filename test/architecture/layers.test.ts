@@ -1,5 +1,5 @@
-// The dependency direction is checked, not just documented: consensus/ is pure (runs in browsers, no I/O), and p2p/
-// never imports the node (src/).
+// The dependency direction is checked, not just documented: consensus/ is pure (runs in browsers, no I/O), the light
+// client (src/light-client/) runs in browsers too, and p2p/ never imports the node (src/).
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -48,6 +48,27 @@ describe("layering", () => {
         "performance.now",
         "crypto.getRandomValues",
       ]) {
+        if (text.includes(banned)) bad.push(`${file} uses ${banned}`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it("src/light-client/ runs in browsers: imports only consensus/, pure src/chain/ modules and pure libraries", () => {
+    const pureLibraries = new Set(["@ethereumjs/mpt", "@ethereumjs/rlp", "@ethereumjs/util"]);
+    const allowedModules = ["src/light-client/", "consensus/", "src/chain/block.ts", "src/chain/ordered-trie.ts"];
+    const bad: string[] = [];
+    for (const file of [...sources("src/light-client"), "src/chain/block.ts", "src/chain/ordered-trie.ts"]) {
+      for (const spec of imports(file)) {
+        const target = spec.startsWith(".") ? relative(ROOT, join(ROOT, file, "..", spec)) : null;
+        const ok =
+          spec.startsWith("@noble/") ||
+          pureLibraries.has(spec) ||
+          (target !== null && allowedModules.some((m) => target === m || target.startsWith(m)));
+        if (!ok) bad.push(`${file} imports ${spec}`);
+      }
+      const text = readFileSync(join(ROOT, file), "utf8").replace(/\/\/.*$/gm, "");
+      for (const banned of ["Buffer", "process.", "require(", "node:", "__dirname", "import.meta.url"]) {
         if (text.includes(banned)) bad.push(`${file} uses ${banned}`);
       }
     }

@@ -56,7 +56,18 @@ describe("parseConfig", () => {
       metrics: { enabled: true, host: "127.0.0.1", port: 9100 },
       rpc: { enabled: true, host: "127.0.0.1", port: 8545, cors: [] },
       log: { level: "info", format: "json" },
+      l1: null,
     });
+  });
+
+  it("takes an optional l1 section: http or ws URL, poll interval defaulting to 2 s", () => {
+    expect(parseConfig({ ...MINIMAL, l1: { rpcUrl: "http://127.0.0.1:8645" } }, "/srv").l1).toEqual({
+      rpcUrl: "http://127.0.0.1:8645",
+      pollIntervalMs: 2000,
+    });
+    expect(
+      parseConfig({ ...MINIMAL, l1: { rpcUrl: "wss://l1.example/v3/key", pollIntervalMs: 500 } }, "/srv").l1,
+    ).toEqual({ rpcUrl: "wss://l1.example/v3/key", pollIntervalMs: 500 });
   });
 
   it("maps every field of a full config, timeouts onto TimeoutParams", () => {
@@ -230,6 +241,41 @@ describe("parseConfig", () => {
       fix: /use an object/,
     },
     {
+      name: "an L1 URL without a scheme",
+      json: { ...MINIMAL, l1: { rpcUrl: "127.0.0.1:8645" } },
+      path: "l1.rpcUrl",
+      message: /"127\.0\.0\.1:8645" (is not a URL|uses 127\.0\.0\.1, not http)/,
+      fix: /e\.g\. http:\/\/127\.0\.0\.1:8645/,
+    },
+    {
+      name: "an L1 URL with another scheme",
+      json: { ...MINIMAL, l1: { rpcUrl: "ftp://l1.example" } },
+      path: "l1.rpcUrl",
+      message: /"ftp:\/\/l1\.example" uses ftp, not http, https, ws or wss/,
+      fix: /over HTTP or WebSocket/,
+    },
+    {
+      name: "an l1 section without its URL",
+      json: { ...MINIMAL, l1: { pollIntervalMs: 1000 } },
+      path: "l1.rpcUrl",
+      message: /is required but missing/,
+      fix: /add "rpcUrl": "http:\/\/127\.0\.0\.1:8645"/,
+    },
+    {
+      name: "an L1 poll interval too short",
+      json: { ...MINIMAL, l1: { rpcUrl: "http://127.0.0.1:8645", pollIntervalMs: 10 } },
+      path: "l1.pollIntervalMs",
+      message: /^10 is below the minimum 100$/,
+      fix: /\[100, 600000\]/,
+    },
+    {
+      name: "a misspelt l1 key",
+      json: { ...MINIMAL, l1: { rpcUrl: "http://127.0.0.1:8645", pollInterval: 1000 } },
+      path: "l1.pollInterval",
+      message: /unknown key "pollInterval"/,
+      fix: /did you mean "pollIntervalMs"\?/,
+    },
+    {
       name: "a metrics host with a scheme",
       json: { ...MINIMAL, metrics: { host: "http://localhost" } },
       path: "metrics.host",
@@ -349,5 +395,6 @@ describe("config/example.json", () => {
     const config = await loadConfig(new URL("../../config/example.json", import.meta.url).pathname);
     expect(config.role).toBe("validator");
     expect(config.p2p.peers).toHaveLength(1);
+    expect(config.l1).toEqual({ rpcUrl: "http://127.0.0.1:8645", pollIntervalMs: 2000 });
   });
 });

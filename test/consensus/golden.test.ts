@@ -2,6 +2,7 @@
 // the protocol changed: bump the version byte or the domain tag, update docs/protocol.md, and tell the Solidity side.
 import { SecretKey } from "@chainsafe/blst";
 import { bls12_381 } from "@noble/curves/bls12-381.js";
+import { encodeAbiParameters } from "viem";
 import { describe, expect, it } from "vitest";
 import { concatBytes, fromHex, type Hex, keccak256, toHex, uintBytes, utf8 } from "../../consensus/bytes.ts";
 import {
@@ -19,7 +20,14 @@ import {
   nobleProofOfPossession,
   nobleVerifyProofOfPossession,
 } from "../../consensus/crypto/bls-noble.ts";
-import { DOMAIN, proposalDigest, voteDigest } from "../../consensus/signing.ts";
+import {
+  DOMAIN,
+  proposalDigest,
+  voteDigest,
+  WORK_REPORT_DOMAIN,
+  type WorkReportEntry,
+  workReportDigest,
+} from "../../consensus/signing.ts";
 import type { SignedProposal, SignedVote, Signer, ValidatorSet } from "../../consensus/types.ts";
 import { computeValidatorSetId, createValidatorSet } from "../../consensus/validator-set.ts";
 import {
@@ -318,5 +326,65 @@ describe("certificate", () => {
     const expected = { ok: true, signingPower: 30n, signers: [0, 1, 3] };
     expect(verifyCertificate(cert, set, { scheme: blstScheme, chainId: CHAIN_ID })).toEqual(expected);
     expect(verifyCertificate(cert, set)).toEqual(expected);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Epoch work reports (signed by the epoch's set, checked by the L1 Rewards contract; test/staking/rewards.test.ts
+// checks the contract's digest against the same function).
+
+const WORK_REPORT_GOLDEN = {
+  domain: "0x6642a655622cf6bf0e5afb54d03c46c0a9f92373ece054c8bc19d4826886b43f",
+  /** chainId CHAIN_ID, epoch 5, entries (1, 2, 3) and (0x0a0b0c0d, 2^64 - 1, 0) */
+  digest: "0x6cd4c3a36f101d29382e1e2cd8777c66c0b5e98e663aefbc5763590346bb23fa",
+  /** chainId CHAIN_ID, epoch 5, no entries */
+  emptyDigest: "0x54e56b87f197b148f49bd2d9f410d426c9e7d1bd7e699651a97ed447db55983e",
+} as const;
+
+const WORK_ENTRIES: WorkReportEntry[] = [
+  { blocksProposed: 1n, precommitsSigned: 2n, batchesPosted: 3n },
+  { blocksProposed: 0x0a0b0c0dn, precommitsSigned: 0xffffffffffffffffn, batchesPosted: 0n },
+];
+
+describe("work report digest", () => {
+  it("domain is keccak256 of its tag", () => {
+    expect(toHex(WORK_REPORT_DOMAIN)).toBe(WORK_REPORT_GOLDEN.domain);
+    expect(toHex(keccak256(utf8("lumia.dcn.v1.work-report")))).toBe(WORK_REPORT_GOLDEN.domain);
+  });
+
+  it("golden digests", () => {
+    expect(toHex(workReportDigest(CHAIN_ID, 5n, WORK_ENTRIES))).toBe(WORK_REPORT_GOLDEN.digest);
+    expect(toHex(workReportDigest(CHAIN_ID, 5n, []))).toBe(WORK_REPORT_GOLDEN.emptyDigest);
+  });
+
+  it("preimage is abi.encodePacked(domain, uint64 chainId, uint64 epoch, keccak256(abi.encode(entries)))", () => {
+    const encoded = encodeAbiParameters(
+      [
+        {
+          type: "tuple[]",
+          components: [
+            { name: "blocksProposed", type: "uint64" },
+            { name: "precommitsSigned", type: "uint64" },
+            { name: "batchesPosted", type: "uint64" },
+          ],
+        },
+      ],
+      [WORK_ENTRIES],
+    );
+    expect(fromHex(encoded).length).toBe(64 + 2 * 96);
+    const preimage = concatBytes(
+      fromHex(WORK_REPORT_GOLDEN.domain),
+      fromHex("0x01020304050607080000000000000005"),
+      keccak256(fromHex(encoded)),
+    );
+    expect(preimage.length).toBe(32 + 8 + 8 + 32);
+    expect(toHex(keccak256(preimage))).toBe(WORK_REPORT_GOLDEN.digest);
+  });
+
+  it("refuses counts that are not u64", () => {
+    expect(() =>
+      workReportDigest(CHAIN_ID, 5n, [{ blocksProposed: 1n << 64n, precommitsSigned: 0n, batchesPosted: 0n }]),
+    ).toThrow(RangeError);
+    expect(() => workReportDigest(CHAIN_ID, -1n, [])).toThrow(RangeError);
   });
 });

@@ -22,6 +22,7 @@ import { fromHex } from "../../consensus/bytes.ts";
 import { decodeCertificate, verifyCertificate } from "../../consensus/certificate.ts";
 import { createValidatorSet } from "../../consensus/validator-set.ts";
 import { devnetAccounts } from "../../src/cli/devnet.ts";
+import { jsonRpc } from "../../src/l1/anvil.ts";
 import { Anvil } from "../fixtures/anvil.ts";
 import { contracts } from "../fixtures/contracts.ts";
 import { readChain } from "./chain.ts";
@@ -371,13 +372,4 @@ describe("EVM execution on the subnet matches anvil", () => {
   }, 90_000);
 });
 
-async function rpc(url: string, method: string, params: unknown[]): Promise<unknown> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
-  });
-  const body = (await res.json()) as { result?: unknown; error?: { message: string } };
-  if (body.error !== undefined) throw new Error(`${method}: ${body.error.message}`);
-  return body.result;
-}
+const rpc = (url: string, method: string, params: unknown[]): Promise<unknown> => jsonRpc(url, method, params, 15_000);

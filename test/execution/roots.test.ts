@@ -2,7 +2,8 @@ import { MerklePatriciaTrie } from "@ethereumjs/mpt";
 import { RLP } from "@ethereumjs/rlp";
 import { describe, expect, it } from "vitest";
 import { concatBytes, fromHex, type Hex, keccak256, toHex, uintBytes, utf8 } from "../../consensus/bytes.ts";
-import { decodeRevertReason, orderedTrieRoot } from "../../src/execution/receipts.ts";
+import { orderedTrieRoot } from "../../src/chain/ordered-trie.ts";
+import { decodeRevertReason } from "../../src/execution/receipts.ts";
 import { EMPTY_TRIE_ROOT, EVM_VM, globalStateRoot, vmRootsProblem } from "../../src/execution/vm.ts";
 
 async function referenceRoot(values: Uint8Array[]): Promise<Hex> {

@@ -20,6 +20,7 @@ import { type Block, type BlockHeader, blockHash, decodeBlock, encodeBlock, ZERO
 import type { StoredReceipt } from "../../src/chain/receipts.ts";
 import { commonFor, decodeTransaction } from "../../src/execution/tx.ts";
 import type {
+  CommittedEvent,
   RpcAccount,
   RpcAccountProof,
   RpcBackend,
@@ -28,6 +29,7 @@ import type {
   RpcCertificate,
   RpcPendingTx,
   RpcValidatorSet,
+  RpcValidatorSetChange,
 } from "../../src/rpc/backend.ts";
 import { logsBloom } from "../../src/rpc/bloom.ts";
 
@@ -113,6 +115,10 @@ export class TestBackend implements RpcBackend {
   readonly pending = new Map<Hex, RpcPendingTx & { nonce: bigint }>();
   /** Heights whose receipts were read: shows the bloom prefilter at work. */
   readonly receiptReads: number[] = [];
+  readonly committedListeners = new Set<(event: CommittedEvent) => void>();
+  readonly pendingListeners = new Set<(tx: RpcPendingTx) => void>();
+  /** What listeners threw (the node logs these): kept for assertions. */
+  readonly listenerErrors: unknown[] = [];
   private readonly lock = new Lock();
   head = -1;
 
@@ -170,13 +176,47 @@ export class TestBackend implements RpcBackend {
     });
   }
 
-  /** This backend has no consensus: no certificates or validator sets. */
-  async certificate(_height: number): Promise<RpcCertificate | undefined> {
-    return undefined;
+  /** A stand-in certificate for every committed height (not a valid encoding: the RPC only passes it through). */
+  async certificate(height: number): Promise<RpcCertificate | undefined> {
+    const entry = await this.blockByHeight(height);
+    return entry === undefined ? undefined : stubCertificate(height, entry.hash);
+  }
+
+  onCommitted(listener: (event: CommittedEvent) => void): () => void {
+    this.committedListeners.add(listener);
+    return () => this.committedListeners.delete(listener);
+  }
+
+  onPendingTransaction(listener: (tx: RpcPendingTx) => void): () => void {
+    this.pendingListeners.add(listener);
+    return () => this.pendingListeners.delete(listener);
+  }
+
+  /** Hands `event` to the commit listeners, as the node does after a commit (tests also replay events with it). */
+  emitCommitted(event: CommittedEvent): void {
+    for (const listener of [...this.committedListeners]) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.listenerErrors.push(error);
+      }
+    }
+  }
+
+  /** The event of committed height `height`. */
+  async committedEvent(height: number): Promise<CommittedEvent> {
+    const entry = await this.blockByHeight(height);
+    const receipts = this.receiptsByHeight.get(height);
+    if (entry === undefined || receipts === undefined) throw new Error(`no committed block ${height}`);
+    return { height, hash: entry.hash, block: entry.block, receipts, certificate: stubCertificate(height, entry.hash) };
   }
 
   async validatorSet(_id: Hex): Promise<RpcValidatorSet | undefined> {
     return undefined;
+  }
+
+  async validatorSetHistory(): Promise<readonly RpcValidatorSetChange[]> {
+    return [];
   }
 
   status(): unknown {
@@ -233,16 +273,19 @@ export class TestBackend implements RpcBackend {
           skipBalance: true,
           skipBlockGasLimitValidation: true,
         });
-        const failed = result.execResult.exceptionError !== undefined;
+        const halt = result.execResult.exceptionError?.error;
         return {
-          status: failed ? 0 : 1,
+          status: halt === undefined ? 1 : 0,
           returnData: toHex(result.execResult.returnValue),
           gasUsed: result.totalGasSpent,
           revertReason: null,
+          // Like geth: a halt other than REVERT is reported by name (out of gas, invalid opcode...).
+          error: halt === undefined || halt === "revert" ? null : halt,
         };
-      } catch {
+      } catch (error) {
         // Could not start (gas below intrinsic): nothing ran.
-        return { status: 0, returnData: "0x", gasUsed: 0n, revertReason: null };
+        const message = error instanceof Error ? error.message : String(error);
+        return { status: 0, returnData: "0x", gasUsed: 0n, revertReason: null, error: message.split("\n")[0] ?? "" };
       } finally {
         await sm.revert();
       }
@@ -275,7 +318,9 @@ export class TestBackend implements RpcBackend {
     if ((account?.balance ?? 0n) < tx.gasLimit * tx.maxFeePerGas + tx.value) {
       return { ok: false, code: "insufficient_funds", message: "" };
     }
-    this.pending.set(tx.hash, { hash: tx.hash, raw, from: tx.from, nonce: tx.nonce });
+    const pending = { hash: tx.hash, raw, from: tx.from, nonce: tx.nonce };
+    this.pending.set(tx.hash, pending);
+    for (const listener of [...this.pendingListeners]) listener(pending);
     return { ok: true, hash: tx.hash };
   }
 
@@ -295,6 +340,8 @@ export class TestBackend implements RpcBackend {
       const headRoot = this.stateRoots.get(this.head);
       if (headRoot !== undefined) await (this.vm.stateManager as MerkleStateManager).setStateRoot(headRoot);
       await this.execute(raws);
+      // Inside the lock: events leave in height order, each once, like the node's.
+      if (this.committedListeners.size > 0) this.emitCommitted(await this.committedEvent(this.head));
     });
   }
 
@@ -379,6 +426,21 @@ export class TestBackend implements RpcBackend {
     this.stateRoots.set(height, stateRoot);
     this.head = height;
   }
+}
+
+const STUB_VALIDATOR_SET_ID: Hex = toHex(keccak256(utf8("validator set")));
+
+function stubCertificate(height: number, blockHash: Hex): RpcCertificate {
+  return {
+    encoded: toHex(keccak256(concatBytes(utf8("certificate"), fromHex(blockHash)))),
+    height,
+    round: 0,
+    blockHash,
+    validatorSetId: STUB_VALIDATOR_SET_ID,
+    signers: [0, 1, 2],
+    signingPower: 300n,
+    totalPower: 400n,
+  };
 }
 
 function ethBlock(header: Pick<BlockHeader, "height" | "timestampMs" | "gasLimit" | "baseFeePerGas" | "proposer">) {
