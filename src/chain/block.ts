@@ -2,8 +2,8 @@
 // precommitted and certified, so a certificate commits to everything the header commits to: the parent (the chain),
 // the transactions, the receipts and the post-execution state root of every VM.
 //
-// Header (version 3), layout in docs/protocol.md "Blocks":
-//   version u8 | chainId u64 | height u64 | timestampMs u64 | parentHash bytes32 | proposer bytes20 |
+// Header (version 4), layout in docs/protocol.md "Blocks":
+//   version u8 | chainId u64 | height u64 | timestampMs u64 | parentHash bytes32 | l1Origin (u64 | bytes32) | proposer bytes20 |
 //   validatorSetId bytes32 | nextValidatorSetId bytes32 | transactionsRoot bytes32 | receiptsRoot bytes32 |
 //   stateRoot bytes32 | gasLimit u64 |
 //   gasUsed u64 | baseFeePerGas u64 | logsBloom bytes256 | vmRoots: u32 count | (vm u8 | root bytes32)*
@@ -12,6 +12,10 @@
 // validatorSetId names the set that decides (signs) this height; nextValidatorSetId the set that decides the next
 // one. A certificate of height h therefore commits to the set of h+1, and a light client that trusts the set of h can
 // follow a change of set without trusting whoever serves it the new members.
+//
+// l1Origin is the L1 block the block is anchored to: for a subnet that follows the L1 registry (genesis `l1`), a
+// confirmed L1 block no older than the parent's origin (the genesis origin for height 1), from which the registry's
+// epoch and set are read; {0, zero hash} for a subnet without an L1 anchor.
 //
 // parentHash of height 1 is the genesis hash, so chains of different genesis never mix. stateRoot is the global root
 // over vmRoots (src/execution: keccak256 of the sorted (vm id || root) list); transactionsRoot and receiptsRoot are
@@ -34,7 +38,7 @@ import {
   versioned,
 } from "../../consensus/codec.ts";
 
-export const BLOCK_VERSION = 3;
+export const BLOCK_VERSION = 4;
 export const MAX_VMS = 8;
 export const ZERO_HASH: Hex = `0x${"00".repeat(32)}`;
 /** Hard caps of the wire format; the configured limits (consensus.maxBlockBytes, ...) are lower. */
@@ -49,6 +53,7 @@ export const headerSchema = versioned(
     height: u64Number,
     timestampMs: u64Number,
     parentHash: hex32,
+    l1Origin: struct({ number: u64, hash: hex32 }),
     proposer: hexBytes(20),
     validatorSetId: hex32,
     nextValidatorSetId: hex32,
@@ -107,6 +112,8 @@ export type BlockProblemCode =
   | "wrong_parent"
   | "wrong_validator_set"
   | "wrong_next_validator_set"
+  | "wrong_l1_origin"
+  | "l1_origin_not_confirmed"
   | "unknown_proposer"
   | "timestamp_not_after_parent"
   | "timestamp_in_future"
@@ -128,6 +135,10 @@ export interface BlockContext {
   readonly height: number;
   readonly parentHash: Hex;
   readonly parentTimestampMs: number;
+  /** The parent's L1 origin (the genesis origin for height 1; {0, zero hash} without an L1 anchor). */
+  readonly parentL1Origin: { readonly number: bigint; readonly hash: Hex };
+  /** Whether the subnet follows the L1 registry (genesis `l1`); if not, every origin is the parent's. */
+  readonly l1Anchored: boolean;
   readonly validatorSetId: Hex;
   /** The set that decides height + 1. */
   readonly nextValidatorSetId: Hex;
@@ -152,6 +163,17 @@ export function checkBlock(block: Block, encodedLength: number, ctx: BlockContex
   if (h.height !== ctx.height) return problem("wrong_height", `height ${h.height}, expected ${ctx.height}`);
   if (h.parentHash !== ctx.parentHash) {
     return problem("wrong_parent", `parent ${h.parentHash}, expected ${ctx.parentHash}`);
+  }
+  const origin = h.l1Origin;
+  const parentOrigin = ctx.parentL1Origin;
+  if (!ctx.l1Anchored && (origin.number !== parentOrigin.number || origin.hash !== parentOrigin.hash)) {
+    return problem("wrong_l1_origin", `L1 origin ${origin.number} on a subnet without an L1 anchor`);
+  }
+  if (origin.number < parentOrigin.number) {
+    return problem("wrong_l1_origin", `L1 origin ${origin.number} is older than the parent's ${parentOrigin.number}`);
+  }
+  if (origin.number === parentOrigin.number && origin.hash !== parentOrigin.hash) {
+    return problem("wrong_l1_origin", `L1 origin ${origin.number} has another hash than the parent's`);
   }
   if (h.validatorSetId !== ctx.validatorSetId) {
     return problem("wrong_validator_set", `validator set ${h.validatorSetId}, expected ${ctx.validatorSetId}`);

@@ -12,9 +12,11 @@ import { concatBytes, fromHex, type Hex, keccak256, toHex, utf8 } from "../../co
 import {
   type Codec,
   encode,
+  hex32,
   hexBytes,
   list,
   mapped,
+  nullable,
   struct,
   u64,
   u64Number,
@@ -54,7 +56,7 @@ export const MAX_PEER_ID_BYTES = 64;
 export const GENESIS_MAX_BYTES = 4 * 1024 * 1024;
 /** Chain ids are EVM chain ids: JavaScript numbers in wallets, so at most 2^53 - 1. */
 export const MAX_CHAIN_ID = BigInt(Number.MAX_SAFE_INTEGER);
-export const GENESIS_VERSION = 2;
+export const GENESIS_VERSION = 3;
 /** Defaults of the execution section: a 30M gas block limit and a 1 gwei initial base fee (LUMIA has 18 decimals). */
 export const DEFAULT_GAS_LIMIT = 30_000_000n;
 export const DEFAULT_BASE_FEE_PER_GAS = 1_000_000_000n;
@@ -95,10 +97,22 @@ export interface GenesisExecution {
   readonly alloc: readonly GenesisAccount[];
 }
 
+/**
+ * The L1 anchor of a subnet whose membership follows the staking registry: the registry's address and the L1 block the
+ * chain starts from (the L1 origin of the genesis). Null for a subnet whose set is fixed by the genesis.
+ */
+export interface GenesisL1 {
+  readonly chainId: bigint;
+  /** SequencerRegistry address (checksummed). */
+  readonly registry: Hex;
+  readonly origin: { readonly number: bigint; readonly hash: Hex };
+}
+
 export interface Genesis {
   readonly chainId: bigint;
   readonly genesisTimeMs: number;
   readonly execution: GenesisExecution;
+  readonly l1: GenesisL1 | null;
   /** In file order. */
   readonly validators: readonly GenesisValidator[];
   /** The height-1 validator set (CometBFT order and priorities). */
@@ -118,6 +132,11 @@ export interface GenesisAccountJson {
 export interface GenesisJson {
   readonly chainId: string;
   readonly genesisTimeMs: number;
+  readonly l1?: {
+    readonly chainId: string;
+    readonly registry: Hex;
+    readonly origin: { readonly number: string; readonly hash: Hex };
+  };
   readonly execution?: {
     readonly gasLimit?: string;
     readonly baseFeePerGas?: string;
@@ -280,6 +299,22 @@ export const genesisSchema = z
       })
       .optional(),
     validators: z.array(validatorSchema).min(1).max(MAX_GENESIS_VALIDATORS),
+    l1: z
+      .strictObject({
+        chainId: decimalString("L1 chain id", 1n, 2n ** 63n - 1n).meta({ description: "Chain id of the L1" }),
+        registry: z
+          .string()
+          .regex(/^0x[0-9a-fA-F]{40}$/, "a 20-byte 0x address")
+          .meta({ description: "SequencerRegistry address on the L1" }),
+        origin: z
+          .strictObject({
+            number: decimalString("L1 block number", 0n, 2n ** 63n - 1n),
+            hash: z.string().regex(/^0x[0-9a-fA-F]{64}$/, "a 32-byte 0x block hash"),
+          })
+          .meta({ description: "The L1 block the chain starts from: the L1 origin of the genesis" }),
+      })
+      .optional()
+      .meta({ description: "Follow the L1 staking registry for membership (omit for a fixed set)" }),
   })
   .meta({ title: "Lumia DCN genesis" });
 
@@ -332,6 +367,7 @@ export const genesisEncoding = versioned(
     ),
     gasLimit: u64,
     baseFeePerGas: u64,
+    l1: nullable(struct({ chainId: u64, registry: hexBytes(20), originNumber: u64, originHash: hex32 })),
     alloc: list(
       struct({
         address: hexBytes(20),
@@ -347,7 +383,7 @@ export const genesisEncoding = versioned(
 
 /** The canonical bytes of a genesis (without the domain prefix). */
 export function encodeGenesis(
-  genesis: Pick<Genesis, "chainId" | "genesisTimeMs" | "validators" | "validatorSet" | "execution">,
+  genesis: Pick<Genesis, "chainId" | "genesisTimeMs" | "validators" | "validatorSet" | "execution" | "l1">,
 ): Uint8Array {
   const byAddress = new Map(genesis.validators.map((v) => [v.address.toLowerCase(), v]));
   const ordered = genesis.validatorSet.validators.map((member) => {
@@ -370,6 +406,15 @@ export function encodeGenesis(
       validators: ordered,
       gasLimit: genesis.execution.gasLimit,
       baseFeePerGas: genesis.execution.baseFeePerGas,
+      l1:
+        genesis.l1 === null
+          ? null
+          : {
+              chainId: genesis.l1.chainId,
+              registry: genesis.l1.registry,
+              originNumber: genesis.l1.origin.number,
+              originHash: genesis.l1.origin.hash,
+            },
       alloc: genesis.execution.alloc.map((a) => ({
         address: a.address,
         balance: a.balance,
@@ -386,7 +431,7 @@ export function encodeGenesis(
 
 /** keccak256(GENESIS_DOMAIN || encodeGenesis(genesis)). */
 export function genesisHash(
-  genesis: Pick<Genesis, "chainId" | "genesisTimeMs" | "validators" | "validatorSet" | "execution">,
+  genesis: Pick<Genesis, "chainId" | "genesisTimeMs" | "validators" | "validatorSet" | "execution" | "l1">,
 ): Hex {
   return toHex(keccak256(concatBytes(GENESIS_DOMAIN, encodeGenesis(genesis))));
 }
@@ -534,7 +579,22 @@ export function parseGenesis(json: unknown, source = "genesis"): Genesis {
     baseFeePerGas: BigInt(g.execution?.baseFeePerGas ?? DEFAULT_BASE_FEE_PER_GAS),
     alloc,
   };
-  const partial = { chainId: BigInt(g.chainId), genesisTimeMs: g.genesisTimeMs, execution, validators, validatorSet };
+  const l1: GenesisL1 | null =
+    g.l1 === undefined
+      ? null
+      : {
+          chainId: BigInt(g.l1.chainId),
+          registry: toChecksumAddress(g.l1.registry as Hex),
+          origin: { number: BigInt(g.l1.origin.number), hash: g.l1.origin.hash.toLowerCase() as Hex },
+        };
+  const partial = {
+    chainId: BigInt(g.chainId),
+    genesisTimeMs: g.genesisTimeMs,
+    execution,
+    validators,
+    validatorSet,
+    l1,
+  };
   return { ...partial, hash: genesisHash(partial) };
 }
 
@@ -568,6 +628,7 @@ export interface BuildGenesisParameters {
     readonly identity: PublicIdentity;
   }[];
   readonly execution?: GenesisJson["execution"];
+  readonly l1?: GenesisJson["l1"];
 }
 
 /** A genesis document for devnet tooling, validated like a loaded one (throws GenesisError). */
@@ -584,6 +645,7 @@ export function buildGenesis(params: BuildGenesisParameters): GenesisJson {
       operator: v.identity.operator,
     })),
     ...(params.execution === undefined ? {} : { execution: params.execution }),
+    ...(params.l1 === undefined ? {} : { l1: params.l1 }),
   };
   parseGenesis(json, "built genesis");
   return json;

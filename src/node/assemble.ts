@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { MAX_TRANSACTION_BYTES } from "../chain/block.ts";
 import type { Genesis } from "../config/genesis.ts";
 import { ExecutionCore } from "../execution/core.ts";
+import type { L1View } from "../l1/view.ts";
 import { Mempool, type MempoolLimits } from "../mempool/mempool.ts";
 import { ChainStore } from "../storage/chain-store.ts";
 import { BlockExecutor, type ExecutorParams } from "./executor.ts";
@@ -36,8 +37,16 @@ export async function openNodeState(opts: {
   readonly executor: ExecutorParams;
   readonly nowMs: () => number;
   readonly mempool?: Omit<MempoolLimits, "blockGasLimit">;
+  /** Required when the genesis anchors the subnet to L1 (genesis `l1`). */
+  readonly l1?: L1View | null;
 }): Promise<NodeState> {
   const { genesis, nowMs } = opts;
+  const l1 = opts.l1 ?? null;
+  if (genesis.l1 !== null && l1 === null) {
+    throw new Error(
+      "the genesis anchors this subnet to L1 (genesis l1): the node needs an L1 mirror (config l1.rpcUrl)",
+    );
+  }
   const store = await ChainStore.open(join(opts.dataDir, "chain"), {
     genesisHash: genesis.hash,
     genesisValidatorSet: genesis.validatorSet,
@@ -69,7 +78,7 @@ export async function openNodeState(opts: {
         nowMs,
       },
     );
-    executor = new BlockExecutor(opts.executor, { genesis, core, mempool, store, nowMs }, parent);
+    executor = new BlockExecutor(opts.executor, { genesis, core, mempool, store, nowMs, l1 }, parent);
     await executor.loadRecentHashes();
     return { store, core, mempool, executor };
   } catch (error) {

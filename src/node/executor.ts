@@ -14,11 +14,13 @@ import {
   decodeBlock,
   encodeBlock,
   problem,
+  ZERO_HASH,
 } from "../chain/block.ts";
 import { encodeReceipts } from "../chain/receipts.ts";
 import type { Genesis } from "../config/genesis.ts";
 import type { ExecutionCore, ExecutionResult } from "../execution/core.ts";
 import { type DecodedTx, decodeTransaction } from "../execution/tx.ts";
+import type { L1Ref, L1View } from "../l1/view.ts";
 import type { Mempool } from "../mempool/mempool.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 
@@ -27,12 +29,16 @@ export interface ParentInfo {
   readonly hash: Hex;
   readonly height: number;
   readonly timestampMs: number;
+  readonly l1Origin: L1Ref;
   readonly gasLimit: bigint;
   readonly gasUsed: bigint;
   readonly baseFeePerGas: bigint;
   readonly stateRoot: Hex;
   readonly vmRoots: readonly { readonly vm: number; readonly root: Hex }[];
 }
+
+/** The origin of every block of a subnet without an L1 anchor. */
+export const NO_L1_ORIGIN: L1Ref = { number: 0n, hash: ZERO_HASH };
 
 export interface ExecutorParams {
   readonly maxBlockBytes: number;
@@ -70,6 +76,8 @@ export class BlockExecutor {
       readonly mempool: Mempool;
       readonly store: ChainStore;
       readonly nowMs: () => number;
+      /** The L1 mirror when the genesis anchors the subnet to L1, else null. */
+      readonly l1: L1View | null;
     },
     parent: ParentInfo,
   ) {
@@ -86,6 +94,7 @@ export class BlockExecutor {
         hash: genesis.hash,
         height: 0,
         timestampMs: genesis.genesisTimeMs,
+        l1Origin: genesis.l1?.origin ?? NO_L1_ORIGIN,
         gasLimit: genesis.execution.gasLimit,
         gasUsed: genesis.execution.gasLimit / 2n, // at target: the base fee of height 1 is the genesis base fee
         baseFeePerGas: genesis.execution.baseFeePerGas,
@@ -126,6 +135,7 @@ export class BlockExecutor {
     const parent = this.parent;
     const baseFee = this.nextBaseFee();
     const timestampMs = Math.max(this.m.nowMs(), parent.timestampMs + 1);
+    const l1Origin = this.nextL1Origin();
     const candidates = this.m.mempool.pending({
       gasLimit: parent.gasLimit,
       maxBytes: this.params.maxBlockBytes - 64 * 1024,
@@ -144,6 +154,7 @@ export class BlockExecutor {
       height,
       timestampMs,
       parentHash: parent.hash,
+      l1Origin,
       proposer,
       validatorSetId: sets.set.id,
       nextValidatorSetId: sets.next.id,
@@ -180,6 +191,8 @@ export class BlockExecutor {
       height: parent.height + 1,
       parentHash: parent.hash,
       parentTimestampMs: parent.timestampMs,
+      parentL1Origin: parent.l1Origin,
+      l1Anchored: this.m.genesis.l1 !== null,
       validatorSetId: set.id,
       nextValidatorSetId: sets.next.id,
       gasLimit: parent.gasLimit,
@@ -191,6 +204,8 @@ export class BlockExecutor {
       maxBlockTransactions: this.params.maxBlockTransactions,
     });
     if (structural !== null) return structural;
+    const origin = await this.checkL1Origin(h.l1Origin);
+    if (origin !== null) return origin;
     const txs: DecodedTx[] = [];
     for (const [i, raw] of block.transactions.entries()) {
       const decoded = decodeTransaction(raw, this.m.genesis.chainId);
@@ -216,6 +231,30 @@ export class BlockExecutor {
     if (mismatch !== null) return problem("execution_mismatch", mismatch);
     this.remember(blockHashOf(block), result, txs);
     return null;
+  }
+
+  /**
+   * The L1 origin of the next block: the newest L1 block the mirror has confirmed, else the parent's (no L1 anchor, or
+   * the mirror knows nothing newer, e.g. while its RPC is down: the chain goes on, membership just does not move).
+   */
+  private nextL1Origin(): L1Ref {
+    const parent = this.parent.l1Origin;
+    const head = this.m.l1?.confirmedHead() ?? null;
+    return head !== null && head.number > parent.number ? head : parent;
+  }
+
+  /** A moved origin must be a canonical L1 block at confirmation depth in this node's view. */
+  private async checkL1Origin(origin: L1Ref): Promise<BlockProblem | null> {
+    const parent = this.parent.l1Origin;
+    if (origin.number === parent.number && origin.hash === parent.hash) return null;
+    const l1 = this.m.l1;
+    if (l1 === null) return problem("wrong_l1_origin", "this node follows no L1: run it with an l1 section");
+    const answer = await l1.checkConfirmed(origin);
+    if (answer.kind === "ok") return null;
+    return problem(
+      answer.kind === "invalid" ? "wrong_l1_origin" : "l1_origin_not_confirmed",
+      `L1 origin ${origin.number} ${origin.hash}: ${answer.reason}`,
+    );
   }
 
   /** State writes, receipts and transaction hashes of an executed candidate, for the commit batch. */
@@ -280,6 +319,7 @@ function parentOf(h: BlockHeader, hash: Hex): ParentInfo {
     hash,
     height: h.height,
     timestampMs: h.timestampMs,
+    l1Origin: h.l1Origin,
     gasLimit: h.gasLimit,
     gasUsed: h.gasUsed,
     baseFeePerGas: h.baseFeePerGas,

@@ -68,13 +68,13 @@ afterAll(async () => {
 describe("genesis", () => {
   it("has a golden hash for fixed keys (changes only with the genesis format)", () => {
     const genesis = parseGenesis(fixedGenesis());
-    expect(genesis.hash).toBe("0xe578559adc2a0cf20df1104db9755d8ee8d7f630499a6471d6e1906f929c4792");
+    expect(genesis.hash).toBe("0x97916342e770e1d28e8bfc7824556395c5f088c0c0cd3c44f18931b0f29fb70e");
   });
 
   it("hashes exactly the layout of docs/protocol.md (preimage built by hand)", () => {
     const u32 = (n: number) => uintBytes(n, 4);
     const u64 = (n: number | bigint) => uintBytes(n, 8);
-    const parts: Uint8Array[] = [new Uint8Array([2]), u64(994873017n), u64(1_767_225_600_000), u32(4)];
+    const parts: Uint8Array[] = [new Uint8Array([3]), u64(994873017n), u64(1_767_225_600_000), u32(4)];
     // Validator-set order: power descending (powers are 100 + i), so validator 3 first.
     for (const i of [3, 2, 1, 0]) {
       const id = identities[i] as PublicIdentity;
@@ -95,8 +95,9 @@ describe("genesis", () => {
         name,
       );
     }
-    // Execution section: gasLimit u64, baseFeePerGas u64 (defaults 30M and 1 gwei), u32 count of alloc (none).
-    parts.push(u64(30_000_000), u64(1_000_000_000), u32(0));
+    // Execution section: gasLimit u64, baseFeePerGas u64 (defaults 30M and 1 gwei); the L1 anchor: flag 0 (none) and
+    // 68 zero bytes (chainId u64, registry bytes20, origin number u64, origin hash bytes32); u32 count of alloc (none).
+    parts.push(u64(30_000_000), u64(1_000_000_000), new Uint8Array(1 + 68), u32(0));
     const preimage = concatBytes(...parts);
     const genesis = parseGenesis(fixedGenesis());
     expect(toHex(encodeGenesis(genesis))).toBe(toHex(preimage));
@@ -127,7 +128,7 @@ describe("genesis", () => {
     const bytes = encodeGenesis(genesis);
     expect(genesis.hash).toBe(toHex(keccak256(concatBytes(GENESIS_DOMAIN, bytes))));
     expect(encode(genesisEncoding, decode(genesisEncoding, bytes))).toEqual(bytes);
-    expect(bytes[0]).toBe(2); // version
+    expect(bytes[0]).toBe(3); // version
 
     const reversed = { ...json, validators: [...json.validators].reverse() };
     expect(parseGenesis(reversed).hash).toBe(genesis.hash);

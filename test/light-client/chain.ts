@@ -12,7 +12,7 @@ import { buildCertificate, type Certificate, encodeCertificate } from "../../con
 import { voteDigest } from "../../consensus/signing.ts";
 import type { SignedVote, Signer, ValidatorSet } from "../../consensus/types.ts";
 import { createValidatorSet, hasQuorum } from "../../consensus/validator-set.ts";
-import { type Block, type BlockHeader, blockHash, EMPTY_BLOOM } from "../../src/chain/block.ts";
+import { type Block, type BlockHeader, blockHash, EMPTY_BLOOM, ZERO_HASH } from "../../src/chain/block.ts";
 import { orderedTrieRoot } from "../../src/chain/ordered-trie.ts";
 import type { StoredReceipt } from "../../src/chain/receipts.ts";
 import { blstScheme, createBlstSigner } from "../../src/crypto/blst.ts";
@@ -326,6 +326,7 @@ export class SyntheticChain implements RpcBackend {
         height,
         timestampMs: 1_767_225_600_000 + height * 1000,
         parentHash,
+        l1Origin: { number: 0n, hash: ZERO_HASH },
         proposer: ts.set.validators[0]?.address ?? "0x",
         validatorSetId: ts.set.id,
         nextValidatorSetId: nextSetOf(height).set.id,

@@ -70,7 +70,7 @@ describe("block executor", () => {
     );
     ex = new BlockExecutor(
       { maxBlockBytes: 2_000_000, maxBlockTransactions: 1000, maxClockDriftMs: 5_000 },
-      { genesis, core, mempool, store, nowMs: () => Date.now() },
+      { genesis, core, mempool, store, nowMs: () => Date.now(), l1: null },
       parent,
     );
     await ex.loadRecentHashes();

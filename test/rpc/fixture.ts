@@ -353,6 +353,7 @@ export class TestBackend implements RpcBackend {
       height,
       timestampMs: GENESIS_TIMESTAMP_MS + height * BLOCK_INTERVAL_MS,
       parentHash: parent === null ? ZERO_HASH : blockHash(parent),
+      l1Origin: { number: 0n, hash: ZERO_HASH },
       proposer: PROPOSER,
       validatorSetId: toHex(keccak256(utf8("validator set"))),
       nextValidatorSetId: toHex(keccak256(utf8("validator set"))),
