@@ -9,6 +9,8 @@ import type { L1View } from "../l1/view.ts";
 import { Mempool, type MempoolLimits } from "../mempool/mempool.ts";
 import { ChainStore } from "../storage/chain-store.ts";
 import { BlockExecutor, type ExecutorParams } from "./executor.ts";
+import type { Logger } from "./log.ts";
+import { Membership } from "./membership.ts";
 
 export const DEFAULT_MEMPOOL_LIMITS: Omit<MempoolLimits, "blockGasLimit"> = {
   maxCount: 50_000,
@@ -25,6 +27,7 @@ export interface NodeState {
   readonly core: ExecutionCore;
   readonly mempool: Mempool;
   readonly executor: BlockExecutor;
+  readonly membership: Membership;
 }
 
 /**
@@ -39,6 +42,7 @@ export async function openNodeState(opts: {
   readonly mempool?: Omit<MempoolLimits, "blockGasLimit">;
   /** Required when the genesis anchors the subnet to L1 (genesis `l1`). */
   readonly l1?: L1View | null;
+  readonly log: Logger;
 }): Promise<NodeState> {
   const { genesis, nowMs } = opts;
   const l1 = opts.l1 ?? null;
@@ -80,7 +84,7 @@ export async function openNodeState(opts: {
     );
     executor = new BlockExecutor(opts.executor, { genesis, core, mempool, store, nowMs, l1 }, parent);
     await executor.loadRecentHashes();
-    return { store, core, mempool, executor };
+    return { store, core, mempool, executor, membership: new Membership(genesis, store, l1, opts.log) };
   } catch (error) {
     await store.close().catch(() => undefined);
     throw error;

@@ -39,10 +39,11 @@ import type {
   Vote,
 } from "../../consensus/types.ts";
 import { indexOfAddress, nextHeightValidatorSet, validatorAddress } from "../../consensus/validator-set.ts";
-import { type Block, blockHash, decodeBlock } from "../chain/block.ts";
+import { type Block, blockHash, decodeBlock, problem } from "../chain/block.ts";
 import type { ChainStore, SafetyRecord } from "../storage/chain-store.ts";
 import type { BlockExecutor, DecidingSets } from "./executor.ts";
 import type { Logger } from "./log.ts";
+import type { Membership } from "./membership.ts";
 import type { HeightStateResponse } from "./messages.ts";
 import type { NodeMetrics } from "./metrics.ts";
 
@@ -92,9 +93,20 @@ export interface DriverModules {
   readonly scheme: SignatureScheme;
   readonly outbox: Outbox;
   readonly executor: BlockExecutor;
+  /** Where the set of height + 1 comes from (the L1 registry's epochs, or the genesis set for good). */
+  readonly membership: Membership;
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: NodeMetrics;
+}
+
+/**
+ * What applyCommits did: how many it committed, and whether it stopped because this node cannot check the next one yet
+ * (its L1 view lags: not the peer's fault) rather than because it is invalid.
+ */
+export interface CommitsApplied {
+  readonly applied: number;
+  readonly waiting: boolean;
 }
 
 /** A verified commit: block bytes whose hash the certificate certifies, for the next height. */
@@ -107,7 +119,11 @@ type Event =
   | { readonly kind: "proposal"; readonly proposal: SignedProposal; readonly block: Block; readonly bytes: Uint8Array }
   | { readonly kind: "vote"; readonly vote: SignedVote }
   | { readonly kind: "certificate"; readonly certificate: Certificate; readonly from: string | undefined }
-  | { readonly kind: "commits"; readonly commits: readonly CommitCandidate[]; readonly done: (n: number) => void }
+  | {
+      readonly kind: "commits";
+      readonly commits: readonly CommitCandidate[];
+      readonly done: (result: CommitsApplied) => void;
+    }
   | { readonly kind: "timeout"; readonly height: number; readonly round: number; readonly step: TimeoutStep }
   | { readonly kind: "startHeight"; readonly height: number }
   | { readonly kind: "tick" };
@@ -157,7 +173,8 @@ export class ConsensusDriver {
   /** Verified proposals and votes of the next height, replayed when it starts. */
   private buffered: Event[] = [];
   private safety: SafetyRecord;
-  private nextSetCache: { forHeight: number; set: ValidatorSet } | null = null;
+  /** The deciding sets of the next height, once known (they may wait on the L1 view). */
+  private setsCache: { forHeight: number; sets: DecidingSets } | null = null;
   private pendingDecision: { height: number; round: number; value: Hex; precommits: readonly SignedVote[] } | null =
     null;
   private heightStartedMs = 0;
@@ -195,7 +212,7 @@ export class ConsensusDriver {
       const preload: KnownBlock[] = [];
       for (const b of this.safety.blocks) {
         const block = decodeBlock(b.block);
-        const problem = await this.m.executor.validate(block, b.block, this.setsFor(height), true);
+        const problem = await this.validateNext(block, b.block, height, true);
         preload.push({ block, bytes: b.block, valid: problem === null });
       }
       this.m.log.info(
@@ -251,7 +268,7 @@ export class ConsensusDriver {
   }
 
   /** Applies synced commits in order; resolves with how many were committed. Each must be for the next height. */
-  applyCommits(commits: readonly CommitCandidate[]): Promise<number> {
+  applyCommits(commits: readonly CommitCandidate[]): Promise<CommitsApplied> {
     return new Promise((resolve) => this.enqueue({ kind: "commits", commits, done: resolve }));
   }
 
@@ -262,10 +279,8 @@ export class ConsensusDriver {
     const head = this.m.store.headHeight;
     if (height === head + 1) return this.m.store.validatorSetFor(height);
     if (height === head + 2) {
-      if (this.nextSetCache?.forHeight !== height) {
-        this.nextSetCache = { forHeight: height, set: nextHeightValidatorSet(this.m.store.validatorSetFor(head + 1)) };
-      }
-      return this.nextSetCache.set;
+      const cached = this.setsCache;
+      return cached?.forHeight === head + 1 ? cached.sets.next : undefined;
     }
     return undefined;
   }
@@ -354,12 +369,15 @@ export class ConsensusDriver {
       case "certificate":
         return this.handleCertificate(e.certificate, e.from);
       case "commits": {
-        let n = 0;
+        let applied = 0;
+        let waiting = false;
         for (const c of e.commits) {
-          if (!(await this.applyCommit(c))) break;
-          n++;
+          const outcome = await this.applyCommit(c);
+          waiting = outcome === "waiting";
+          if (outcome !== "committed") break;
+          applied++;
         }
-        e.done(n);
+        e.done({ applied, waiting });
         return;
       }
       case "timeout":
@@ -407,7 +425,7 @@ export class ConsensusDriver {
     const pending = this.pendingDecision;
     if (pending !== null && pending.height === proposal.height && pending.value === proposal.value) {
       // The body of a block +2/3 already precommitted: execute it (the state comes from it) and commit it now.
-      const problem = await this.m.executor.validate(block, bytes, this.setsFor(proposal.height), true);
+      const problem = await this.validateNext(block, bytes, proposal.height, true);
       if (problem !== null) {
         this.m.log.error(
           { height: proposal.height, code: problem.code, reason: problem.message },
@@ -470,30 +488,32 @@ export class ConsensusDriver {
   }
 
   /** Commits a certified block for the next height without running consensus for it (catch-up). */
-  private async applyCommit(c: CommitCandidate): Promise<boolean> {
+  private async applyCommit(c: CommitCandidate): Promise<"committed" | "refused" | "waiting"> {
     const height = this.m.store.headHeight + 1;
     const cert = c.certificate;
-    if (cert.height !== height) return false;
-    const sets = this.setsFor(height);
+    if (cert.height !== height) return "refused";
+    const sets = await this.setsFor(height);
+    if (sets === null) return "waiting";
     const set = sets.set;
     const verdict = verifyCertificate(cert, set, { scheme: this.m.scheme, chainId: this.params.chainId });
     if (!verdict.ok) {
       this.m.log.warn({ height, code: verdict.code, reason: verdict.message }, "refused a certificate");
-      return false;
+      return "refused";
     }
     let block: Block;
     try {
       block = decodeBlock(c.block);
     } catch (error) {
       this.m.log.warn({ height, err: error }, "refused a certified block that does not decode");
-      return false;
+      return "refused";
     }
     if (blockHash(block.header) !== cert.blockHash) {
       this.m.log.warn({ height }, "refused a block whose hash the certificate does not certify");
-      return false;
+      return "refused";
     }
     // Executed like any block (the state comes from it); only the clock bound is waived: +2/3 accepted it already.
     const problem = await this.m.executor.validate(block, c.block, sets, true);
+    if (problem?.code === "l1_origin_not_confirmed") return "waiting";
     if (problem !== null) {
       // More than 2/3 of the stake certified a block this node computes differently: a local fault (or a subnet
       // one). Never commit state it did not compute; say why.
@@ -501,12 +521,12 @@ export class ConsensusDriver {
         { height, code: problem.code, reason: problem.message },
         "certified block fails validation here",
       );
-      return false;
+      return "refused";
     }
     this.m.metrics.syncedBlocks.inc();
     await this.commit(height, block, c.block, cert, sets);
     await this.startHeight(height + 1);
-    return true;
+    return "committed";
   }
 
   // ---- feeding the state machine and carrying out its actions ----
@@ -529,7 +549,9 @@ export class ConsensusDriver {
     switch (action.kind) {
       case "getValue": {
         const value = await this.buildBlock(action.height);
-        inputs.push({ kind: "proposeValue", height: action.height, round: action.round, value });
+        // No value (the L1 view cannot say who decides the next height yet): propose nothing; timeoutPropose
+        // makes everyone prevote nil and the next round tries again.
+        if (value !== null) inputs.push({ kind: "proposeValue", height: action.height, round: action.round, value });
         return;
       }
       case "propose":
@@ -562,17 +584,34 @@ export class ConsensusDriver {
   }
 
   /**
-   * The set deciding `height` and the one deciding height + 1, which the block header names and the commit records.
-   * Membership is static today; the L1 mirror will change `next` at epoch boundaries, here and nowhere else.
+   * The set deciding `height` (the next height) and the one deciding height + 1, which the block header names and the
+   * commit records; null while the L1 view cannot answer what the last commit changed (src/node/membership.ts).
    */
-  private setsFor(height: number): DecidingSets {
+  private async setsFor(height: number): Promise<DecidingSets | null> {
+    const cached = this.setsCache;
+    if (cached?.forHeight === height) return cached.sets;
     const set = this.m.store.validatorSetFor(height);
-    return { set, next: nextHeightValidatorSet(set) };
+    const next = await this.m.membership.nextSet(height, set);
+    if ("unknown" in next) {
+      this.m.log.warn({ height, reason: next.unknown }, "the next validator set waits on L1");
+      return null;
+    }
+    // The store may have moved on while waiting for L1: cache only what is still the next height.
+    if (this.m.store.headHeight + 1 === height) this.setsCache = { forHeight: height, sets: { set, next } };
+    return { set, next };
   }
 
-  private async buildBlock(height: number): Promise<Hex> {
+  private async validateNext(block: Block, bytes: Uint8Array, height: number, certified: boolean) {
+    const sets = await this.setsFor(height);
+    if (sets === null) return problem("l1_origin_not_confirmed", "the next validator set waits on L1");
+    return this.m.executor.validate(block, bytes, sets, certified);
+  }
+
+  private async buildBlock(height: number): Promise<Hex | null> {
+    const sets = await this.setsFor(height);
+    if (sets === null) return null;
     const proposer = this.address ?? (`0x${"00".repeat(20)}` as Hex);
-    const { block, bytes } = await this.m.executor.build(height, proposer, this.setsFor(height));
+    const { block, bytes } = await this.m.executor.build(height, proposer, sets);
     return this.rememberBlock(block, bytes, true);
   }
 
@@ -672,7 +711,12 @@ export class ConsensusDriver {
       this.m.outbox.behind(height, undefined);
       return;
     }
-    const sets = this.setsFor(height);
+    const sets = await this.setsFor(height);
+    if (sets === null) {
+      // Only reachable if the L1 view forgot what it answered when this block was validated: decide again later.
+      this.pendingDecision = { height, round, value, precommits };
+      return;
+    }
     const certificate = buildCertificate(this.params.chainId, sets.set, precommits, this.m.scheme);
     await this.commit(height, known.block, known.bytes, certificate, sets);
     this.m.outbox.publishCertificate(certificate);
@@ -736,8 +780,9 @@ export class ConsensusDriver {
     for (const t of this.timers) this.m.clock.clearTimeout(t);
     this.timers.clear();
     this.blocks = new Map(preload.map((k) => [blockHash(k.block.header), k]));
-    this.nextSetCache = null;
     this.heightStartedMs = this.m.clock.nowMs();
+    // Learn the next two sets now: gossip checks of the height after this one need the second.
+    await this.setsFor(height);
     this.m.log.debug({ height, buffered: this.buffered.length }, "start height");
     const validatorSet = this.m.store.validatorSetFor(height);
     await this.feed(
@@ -762,7 +807,7 @@ export class ConsensusDriver {
 
   private async isValidBlock(block: Block, bytes: Uint8Array): Promise<boolean> {
     const height = this.m.store.headHeight + 1;
-    const problem = await this.m.executor.validate(block, bytes, this.setsFor(height), false);
+    const problem = await this.validateNext(block, bytes, height, false);
     if (problem === null) return true;
     this.m.metrics.invalidBlocks.inc({ code: problem.code });
     this.m.log.warn({ height, code: problem.code, reason: problem.message }, "invalid block proposed");

@@ -97,7 +97,7 @@ export class DcnNode {
     const metrics = createMetrics({ defaultMetrics: true });
     await mkdir(config.dataDir, { recursive: true });
     const c = config.consensus;
-    const { store, core, mempool, executor } = await openNodeState({
+    const { store, core, mempool, executor, membership } = await openNodeState({
       dataDir: config.dataDir,
       genesis,
       executor: {
@@ -106,6 +106,7 @@ export class DcnNode {
         maxClockDriftMs: 5_000,
       },
       nowMs: () => Date.now(),
+      log: log.child({ component: "membership" }),
     });
     const signer = config.role === "validator" && keys.consensus !== null ? createBlstSigner(keys.consensus) : null;
     const admitted = [...genesis.validators.map((v) => v.peerId), ...config.p2p.replicas];
@@ -147,6 +148,7 @@ export class DcnNode {
       signer,
       scheme: blstScheme,
       executor,
+      membership,
       clock: realClock,
       log: log.child({ component: "consensus" }),
       metrics,

@@ -210,7 +210,12 @@ export class SyncManager {
           failed.add(peer);
           continue;
         }
-        const applied = await this.m.driver.applyCommits(commits);
+        const { applied, waiting } = await this.m.driver.applyCommits(commits);
+        if (waiting && applied === 0) {
+          // This node cannot check the next block yet (its L1 view lags): the stalled tick retries later.
+          this.m.log.debug({ peer, from }, "sync waits on L1");
+          return;
+        }
         if (applied === 0 && this.m.store.headHeight < from) {
           // The first block did not verify against its certificate or did not chain: a faulty or lying peer.
           this.m.network.report(peer, "reject", "bad_sync_response");

@@ -32,6 +32,7 @@ async function singleValidator() {
     genesis,
     executor: { maxBlockBytes: 1 << 20, maxBlockTransactions: 1_000, maxClockDriftMs: 5_000 },
     nowMs: () => Date.now(),
+    log: pino({ level: "silent" }),
   });
   const signer = createBlstSigner(keys.consensus);
   const commits: number[] = [];
@@ -59,6 +60,7 @@ async function singleValidator() {
       signer,
       scheme: blstScheme,
       executor: state.executor,
+      membership: state.membership,
       clock: realClock,
       log: pino({ level: "silent" }),
       metrics: createMetrics({ defaultMetrics: false }),

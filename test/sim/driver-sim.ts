@@ -14,11 +14,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import type { TransactionSerializable } from "viem";
-import { type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
+import { fromHex, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { verifyCertificate } from "../../consensus/certificate.ts";
 import type { TimeoutParams } from "../../consensus/machine.ts";
 import { voteDigestOf } from "../../consensus/signing.ts";
 import type { Evidence, SignedVote, Vote } from "../../consensus/types.ts";
+import { createValidatorSet } from "../../consensus/validator-set.ts";
 import { encodeSignedVote } from "../../consensus/wire.ts";
 import type { RequestOptions, RequestSpec } from "../../p2p/index.ts";
 import { RequestError } from "../../p2p/index.ts";
@@ -26,6 +27,7 @@ import { blockHashOfEncoded, decodeBlock } from "../../src/chain/block.ts";
 import { buildGenesis, type Genesis, parseGenesis } from "../../src/config/genesis.ts";
 import { blstScheme, createBlstSigner, generateBlsSecretKey } from "../../src/crypto/blst.ts";
 import { describeKeys, type OperatorKeys, peerKeyFromSeed } from "../../src/keys/keys.ts";
+import type { L1View } from "../../src/l1/view.ts";
 import { type NodeState, openNodeState } from "../../src/node/assemble.ts";
 import { type Clock, ConsensusDriver, type DriverParams } from "../../src/node/driver.ts";
 import { encodeCertificateMessage, encodeProposalMessage } from "../../src/node/messages.ts";
@@ -67,6 +69,19 @@ export interface DriverSimConfig {
   readonly timeouts: TimeoutParams;
   /** The driver's minimum time between heights. */
   readonly blockIntervalMs: number;
+  /**
+   * Membership from a simulated L1 registry: the genesis anchors the subnet to L1; `genesisMembers` form the genesis
+   * set (registry epoch 1); from L1 block `switchAtBlock` on the registry is in epoch 2 with `laterMembers`. An L1 block
+   * every `l1BlockMs`; each node's mirror sees blocks after its own lag (up to `maxMirrorLagMs`), `confirmations` deep.
+   */
+  readonly membership?: {
+    readonly genesisMembers: readonly number[];
+    readonly laterMembers: readonly number[];
+    readonly switchAtBlock: number;
+    readonly l1BlockMs: number;
+    readonly confirmations: number;
+    readonly maxMirrorLagMs: number;
+  };
   /** Called every virtual second with each node's height/round/step (for debugging a seed). */
   readonly trace?: (line: string) => void;
 }
@@ -91,6 +106,8 @@ export interface DriverSimResult {
   readonly events: number;
   /** keccak over every node's (height, hash) list: equal for two runs of one seed. */
   readonly fingerprint: Hex;
+  /** Per live node: the ids of the sets that decided its chain, in order, without repeats. */
+  readonly setHistory: readonly (readonly Hex[])[];
 }
 
 const CHAIN_ID = 424_242n;
@@ -141,6 +158,11 @@ class Agenda {
     }
     return top;
   }
+}
+
+/** The simulated L1's block hashes: one canonical chain per seed. */
+function simL1Hash(seed: number, number: bigint): Hex {
+  return toHex(keccak256(new TextEncoder().encode(`sim L1 ${seed} block ${number}`)));
 }
 
 /** The validator (index in the set's order) that evidence accuses. */
@@ -207,12 +229,27 @@ export class DriverSim {
       operator: bytes(),
     }));
     const clients = Array.from({ length: CLIENTS }, (_, i) => testAccount(100 + i));
+    const m = cfg.membership;
+    const inGenesis = m === undefined ? keys.map((_, i) => i) : [...m.genesisMembers];
     const genesis = parseGenesis(
       buildGenesis({
         chainId: CHAIN_ID,
         genesisTimeMs: 0,
-        validators: keys.map((k, i) => ({ name: `v${i}`, votingPower: 10n, identity: describeKeys(k) })),
+        validators: inGenesis.map((i) => ({
+          name: `v${i}`,
+          votingPower: 10n,
+          identity: describeKeys(keys[i] as OperatorKeys),
+        })),
         execution: { alloc: clients.map((c) => ({ address: addressOf(c), balance: (10n ** 24n).toString() })) },
+        ...(m === undefined
+          ? {}
+          : {
+              l1: {
+                chainId: "1",
+                registry: `0x${"4c".repeat(20)}` as Hex,
+                origin: { number: "0", hash: simL1Hash(cfg.seed, 0n) },
+              },
+            }),
       }),
     );
     const nodes = keys.map((k, index) => ({
@@ -309,8 +346,10 @@ export class DriverSim {
     const state = await openNodeState({
       dataDir: n.dir,
       genesis: this.genesis,
+      l1: this.l1ViewFor(n),
       executor: { maxBlockBytes: 1 << 20, maxBlockTransactions: 2_000, maxClockDriftMs: 5_000 },
       nowMs: () => this.nowMs,
+      log: this.log,
     });
     const metrics = createMetrics({ defaultMetrics: false });
     const params: DriverParams = {
@@ -334,6 +373,7 @@ export class DriverSim {
       signer,
       scheme: blstScheme,
       executor: state.executor,
+      membership: state.membership,
       clock,
       log: this.log,
       metrics,
@@ -456,6 +496,64 @@ export class DriverSim {
     });
     live.pending.add(p);
     void p.finally(() => live.pending.delete(p));
+  }
+
+  /** The id of the set of these nodes (power 10 each), as the registry would name it. */
+  setIdOf(members: readonly number[]): Hex {
+    return createValidatorSet(
+      members.map((i) => ({ publicKey: fromHex(describeKeys(this.node(i).keys).blsPublicKey), votingPower: 10n })),
+    ).id;
+  }
+
+  // ---- simulated L1 ----
+
+  private readonly mirrorLagMs = new Map<number, number>();
+
+  /** Each node's mirror of one simulated L1 chain (a block every l1BlockMs), with its own lag. */
+  private l1ViewFor(n: SimNode): L1View | null {
+    const m = this.cfg.membership;
+    if (m === undefined) return null;
+    let lag = this.mirrorLagMs.get(n.index);
+    if (lag === undefined) {
+      lag = this.rng.int(0, m.maxMirrorLagMs);
+      this.mirrorLagMs.set(n.index, lag);
+    }
+    const seed = this.cfg.seed;
+    const lagMs = lag;
+    const confirmed = (): bigint | null => {
+      const seen = Math.floor((this.nowMs - lagMs) / m.l1BlockMs) - m.confirmations;
+      return seen < 0 ? null : BigInt(seen);
+    };
+    const members = (epoch: bigint) =>
+      (epoch >= 2n ? m.laterMembers : m.genesisMembers).map((i) => {
+        const keys = this.node(i).keys;
+        const id = describeKeys(keys);
+        return { publicKey: id.blsPublicKey, votingPower: 10n, peerId: this.node(i).peerId, operator: id.operator };
+      });
+    return {
+      confirmedHead: () => {
+        const number = confirmed();
+        return number === null ? null : { number, hash: simL1Hash(seed, number) };
+      },
+      checkConfirmed: async (ref) => {
+        const head = confirmed();
+        if (head === null || ref.number > head) return { kind: "unknown", reason: "not confirmed here yet" };
+        return ref.hash === simL1Hash(seed, ref.number)
+          ? { kind: "ok", value: true }
+          : { kind: "invalid", reason: "not the canonical block" };
+      },
+      epochAt: async (ref) => {
+        if (ref.hash !== simL1Hash(seed, ref.number)) return { kind: "invalid", reason: "not the canonical block" };
+        const epoch = ref.number >= BigInt(m.switchAtBlock) ? 2n : 1n;
+        const list = members(epoch);
+        const set = createValidatorSet(
+          list.map((x) => ({ publicKey: fromHex(x.publicKey), votingPower: x.votingPower })),
+        );
+        const byKey = new Map(list.map((x) => [x.publicKey.toLowerCase(), x]));
+        const ordered = set.validators.map((v) => byKey.get(toHex(v.publicKey)) as (typeof list)[number]);
+        return { kind: "ok", value: { epoch, members: ordered, setId: set.id } };
+      },
+    };
   }
 
   // ---- network ----
@@ -714,6 +812,7 @@ export class DriverSim {
   private async finish(): Promise<DriverSimResult> {
     const heads: number[] = [];
     const lines: string[] = [];
+    const setHistory: Hex[][] = [];
     let top: { height: number; hash: Hex } = { height: 0, hash: this.genesis.hash };
     for (const n of this.nodes) {
       const live = n.live;
@@ -723,6 +822,7 @@ export class DriverSim {
       }
       const store = live.state.store;
       heads.push(store.headHeight);
+      setHistory.push((await store.validatorSetChanges()).map((c) => c.id));
       for (let h = 1; h <= store.headHeight; h++) {
         const bytes = await store.getBlock(h);
         const stored = await store.getCertificate(h);
@@ -732,7 +832,13 @@ export class DriverSim {
         }
         const hash = blockHashOfEncoded(bytes);
         const cert = stored;
-        const verdict = verifyCertificate(cert, this.genesis.validatorSet, { scheme: blstScheme, chainId: CHAIN_ID });
+        const setId = await store.validatorSetIdAt(h);
+        const set = setId === undefined ? undefined : await store.getValidatorSet(setId);
+        if (set === undefined) {
+          this.violations.push(`${n.peerId} has no validator set for height ${h}`);
+          continue;
+        }
+        const verdict = verifyCertificate(cert, set, { scheme: blstScheme, chainId: CHAIN_ID });
         if (!verdict.ok) this.violations.push(`${n.peerId} certificate ${h}: ${verdict.code}`);
         if (cert.blockHash !== hash) this.violations.push(`${n.peerId} certificate ${h} certifies another block`);
         const decided = this.decided.get(h);
@@ -765,6 +871,7 @@ export class DriverSim {
       evidenceAgainst: [...this.evidenceAgainst],
       events: this.events,
       fingerprint: toHex(keccak256(new TextEncoder().encode(lines.join("\n")))),
+      setHistory,
     };
   }
 }
