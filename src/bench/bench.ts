@@ -1,10 +1,10 @@
 // `dcn bench`: the same pre-signed workload against the subnet, anvil and the bare EVM, one rate after another (a
 // ladder that stops at the knee), then report.json / report.md / chart.svg. See docs/performance.md for the method.
-
-import { mkdir, mkdtemp, readdir } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_CHAIN_ID } from "../cli/devnet.ts";
+import { BenchError } from "./errors.ts";
 import { DEFAULT_LOAD_OPTIONS, MAX_RUN_TXS, type RunResult, runLoad } from "./load.ts";
 import { type ProfileSummary, renderProfile, summarizeProfileFile } from "./profile.ts";
 import { type BenchReport, type Ratio, summarizeTargets, writeReport } from "./report.ts";
@@ -19,7 +19,7 @@ import {
   startDevnetTarget,
 } from "./targets.ts";
 import { benchAccounts, signerBackend } from "./tx.ts";
-import { BenchError, buildWorkload, prepareChain, type WorkloadKind } from "./workload.ts";
+import { buildWorkload, prepareChain, type WorkloadKind } from "./workload.ts";
 
 export type TargetKind = "devnet" | "anvil" | "bare";
 export const TARGET_KINDS: readonly TargetKind[] = ["devnet", "anvil", "bare"];
@@ -43,7 +43,10 @@ export interface BenchOptions {
   readonly anvilModes: readonly AnvilMode[];
   /** Directory of report.json, report.md, chart.svg. */
   readonly outDir: string;
-  /** Profile every devnet node (node --cpu-prof) and summarize validator-0's profile. */
+  /**
+   * Fresh devnet only: profile every node during each measured run (cpu-profile-preload.mjs, V8's sampling profiler)
+   * and summarize validator-0's profile of the last run.
+   */
   readonly cpuProfile: boolean;
   readonly kneeRatio: number;
   readonly drainTimeoutS: number;
@@ -123,16 +126,19 @@ function line(r: RunResult): string {
   );
 }
 
-/** Runs the ladder on one prepared target; stops after the first rate it does not sustain. */
+/**
+ * Prepares `target` and runs the ladder on it, appending each run to `runs` as it ends (so a later failure keeps
+ * them); stops after the first rate it does not sustain.
+ */
 async function ladder(
   target: RunningTarget,
   opts: BenchOptions,
   maxTxsPerSender: number,
+  runs: RunResult[],
   onWindow?: (phase: "start" | "end") => void,
-): Promise<RunResult[]> {
+): Promise<void> {
   const senders = benchAccounts(opts.seed, opts.senders);
   const rpc = new HttpRpc(target.rpc[0] as string, { connections: 4 });
-  const runs: RunResult[] = [];
   try {
     const t0 = performance.now();
     opts.log(`${target.name}: setup (${opts.senders} senders, ${opts.workload})`);
@@ -167,7 +173,6 @@ async function ladder(
         break;
       }
     }
-    return runs;
   } finally {
     rpc.close();
   }
@@ -220,7 +225,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
               for (const pid of pids) process.kill(pid, "SIGUSR2");
             }
           : undefined;
-      runs.push(...(await ladder(target, opts, maxTxsPerSender, onWindow)));
+      await ladder(target, opts, maxTxsPerSender, runs, onWindow);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       opts.log(`${label}: FAILED: ${message}`);
@@ -264,6 +269,7 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
         {
           profile: profDir !== undefined,
           after: async () => {
+            await rm(dir, { recursive: true, force: true });
             if (profDir === undefined || validator0 === null) return;
             // The last run's profile: the highest load the ladder reached.
             const file = (await readdir(profDir).catch(() => [] as string[]))
@@ -353,9 +359,9 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
       connectionsPerEndpoint: opts.connections,
       maxInFlightPerEndpoint: opts.maxInFlight,
       signer: signerBackend,
-      errors,
-      profile,
     },
+    errors,
+    profile,
     runs,
     bare,
     summary,

@@ -140,7 +140,6 @@ export async function runLoad(
   const sendMs = new Float64Array(n).fill(Number.NaN);
   const includedMs = new Float64Array(n).fill(Number.NaN);
   const certMs = new Float64Array(n).fill(Number.NaN);
-  const heightOf = new Int32Array(n).fill(-1);
   /** 0 queued, 1 sent, 2 accepted, 3 refused. */
   const state = new Uint8Array(n);
   const indexOf = new Map<string, number>();
@@ -180,8 +179,10 @@ export async function runLoad(
         );
         for (const [j, a] of answers.entries()) {
           const h = heights[j] as number;
-          if (!a.ok || a.result === null) throw new Error(`eth_getBlockByNumber(${h}): ${a.ok ? "null" : a.message}`);
-          const hashes = (a.result as { transactions: string[] }).transactions;
+          const hashes = a.ok ? (a.result as { transactions?: unknown } | null)?.transactions : undefined;
+          if (!Array.isArray(hashes)) {
+            throw new Error(`eth_getBlockByNumber(${h}): ${a.ok ? "no transaction list" : a.message}`);
+          }
           blockSizes.push(hashes.length);
           const at = headArrival.get(h) ?? performance.now();
           const cert = certArrival.get(h);
@@ -190,7 +191,6 @@ export async function runLoad(
             const i = indexOf.get(hash);
             if (i === undefined || !Number.isNaN(includedMs[i] as number)) continue;
             includedMs[i] = at;
-            heightOf[i] = h;
             committed++;
             if (cert !== undefined) stampCert(i, cert);
             else ours.push(i);
@@ -205,9 +205,17 @@ export async function runLoad(
       reading = false;
     }
   };
+  /** A notification the tracker cannot read stops the run (a target bug, reported as such). */
+  const heightIn = (result: unknown, field: "number" | "height"): number | null => {
+    const value = (result as Record<string, unknown> | null)?.[field];
+    if (typeof value === "string" && /^0x[0-9a-f]{1,13}$/i.test(value)) return Number(value);
+    trackerError ??= new Error(`notification without a hex ${field}: ${JSON.stringify(result).slice(0, 200)}`);
+    return null;
+  };
   const onHead = (result: unknown) => {
     const at = performance.now();
-    const h = Number(BigInt((result as { number: string }).number));
+    const h = heightIn(result, "number");
+    if (h === null) return;
     // Heights the subscription skipped (none expected) are read too, stamped with this later arrival.
     for (let k = lastQueued + 1; k <= h; k++) {
       headArrival.set(k, at);
@@ -218,8 +226,8 @@ export async function runLoad(
   };
   const onCert = (result: unknown) => {
     const at = performance.now();
-    const h = Number(BigInt((result as { height: string }).height));
-    if (h < firstHeight) return;
+    const h = heightIn(result, "height");
+    if (h === null || h < firstHeight) return;
     certArrival.set(h, at);
     const ours = awaitingCert.get(h);
     if (ours !== undefined) {
@@ -306,6 +314,7 @@ export async function runLoad(
       touched.add(e);
     }
     for (const e of touched) pump(e);
+    if (ws.closed) trackerError ??= new Error(`the WebSocket to ${target.ws} closed during the run`);
     if (trackerError !== null) break;
     await sleep(TICK_MS);
   }
@@ -315,7 +324,10 @@ export async function runLoad(
   // --- drain: until every accepted transaction is committed (and certified), or the timeout ---
   const drainDeadline = sendEnd + opts.drainTimeoutS * 1000;
   const done = () => committed >= accepted && (!target.certificates || certified >= committed);
-  while (!done() && performance.now() < drainDeadline && trackerError === null) await sleep(POLL_MS);
+  while (!done() && performance.now() < drainDeadline && trackerError === null) {
+    if (ws.closed) trackerError = new Error(`the WebSocket to ${target.ws} closed during the run`);
+    await sleep(POLL_MS);
+  }
   const drainEnd = performance.now();
   opts.onWindow?.("end");
   clearInterval(rssTimer);
@@ -429,7 +441,7 @@ export async function runLoad(
     rejections,
     committed,
     certified: target.certificates ? certified : null,
-    uncommitted: accepted - committed,
+    uncommitted: Math.max(0, accepted - committed),
     sentTps: round(sent / Math.max(elapsedS, 1e-3), 1),
     sustainedTps: round(inWindow / windowLen, 1),
     windowS: [round((windowStart - t0) / 1000, 2), round((windowEnd - t0) / 1000, 2)],

@@ -3,6 +3,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { RunResult } from "./load.ts";
+import { type ProfileSummary, renderProfile } from "./profile.ts";
 import type { LatencySummary } from "./stats.ts";
 import type { BareResult } from "./targets.ts";
 
@@ -41,6 +42,10 @@ export interface BenchReport {
     | null;
   readonly summary: readonly TargetSummary[];
   readonly ratios: readonly Ratio[];
+  /** Targets that failed to start or prepare, and why. */
+  readonly errors: readonly { readonly target: string; readonly message: string }[];
+  /** validator-0's CPU profile over the last run, with --cpu-prof. */
+  readonly profile: ProfileSummary | null;
 }
 
 /** Capacity and knee per target, in run order. */
@@ -110,15 +115,20 @@ export function renderMarkdown(report: BenchReport): string {
       "",
     );
   }
-  const rejected = report.runs.filter((r) => r.rejected > 0 || r.uncommitted > 0 || r.receiptsFailed > 0);
-  for (const r of rejected) {
-    lines.push(
-      `- ${r.target} at ${r.offeredTps} tx/s: ${r.rejected} refused (${Object.entries(r.rejections)
-        .map(([k, v]) => `${k}: ${v}`)
-        .join("; ")}), ${r.uncommitted} accepted but not committed after ${r.drainS} s, ` +
-        `${r.receiptsFailed} of ${r.receiptsChecked} checked receipts failed`,
-    );
+  const troubled = report.runs.filter((r) => r.rejected > 0 || r.uncommitted > 0 || r.receiptsFailed > 0);
+  for (const r of troubled) {
+    const parts: string[] = [];
+    if (r.rejected > 0) {
+      const why = Object.entries(r.rejections).map(([k, v]) => `${k}: ${v}`);
+      parts.push(`${r.rejected} refused (${why.join("; ")})`);
+    }
+    if (r.uncommitted > 0) parts.push(`${r.uncommitted} accepted but not committed ${r.drainS} s after the last send`);
+    if (r.receiptsFailed > 0) parts.push(`${r.receiptsFailed} of ${r.receiptsChecked} checked receipts failed`);
+    lines.push(`- ${r.target} at ${r.offeredTps} tx/s: ${parts.join(", ")}`);
   }
+  for (const e of report.errors) lines.push(`- ${e.target} FAILED: ${e.message.split("\n")[0]}`);
+  if (report.profile !== null)
+    lines.push("", renderProfile("CPU profile of validator-0 over the last run", report.profile));
   lines.push(
     "",
     "Columns: sustained = transactions committed per second from the end of the warm-up to the last send; latencies " +

@@ -56,6 +56,11 @@ function outcomeOf(answer: JsonRpcAnswer): RpcOutcome {
   return { ok: true, result: answer.result ?? null };
 }
 
+/** The request died on a keep-alive socket the server had already closed: safe to send again. */
+class StaleSocketError extends Error {
+  override readonly name = "StaleSocketError";
+}
+
 /** JSON-RPC over HTTP POST with a pool of keep-alive sockets (`connections` at most). */
 export class HttpRpc {
   private readonly agent: Agent;
@@ -121,7 +126,20 @@ export class HttpRpc {
     );
   }
 
-  private post(text: string, method: string): Promise<unknown> {
+  /**
+   * POSTs once more when the first attempt failed on a reused keep-alive socket before any answer: the server had
+   * closed the idle socket (its keep-alive timeout) while this process was busy, so the request never arrived.
+   */
+  private async post(text: string, method: string): Promise<unknown> {
+    try {
+      return await this.postOnce(text, method);
+    } catch (error) {
+      if (error instanceof StaleSocketError) return this.postOnce(text, method);
+      throw error;
+    }
+  }
+
+  private postOnce(text: string, method: string): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -170,7 +188,11 @@ export class HttpRpc {
           new BenchRpcError("timeout", `${method}: no answer within ${this.timeoutMs} ms`, { url: this.url, method }),
         ),
       );
-      req.on("error", (cause) =>
+      req.on("error", (cause: NodeJS.ErrnoException) => {
+        if (req.reusedSocket && (cause.code === "ECONNRESET" || cause.code === "EPIPE")) {
+          reject(new StaleSocketError(cause.message));
+          return;
+        }
         reject(
           cause instanceof BenchRpcError
             ? cause
@@ -180,8 +202,8 @@ export class HttpRpc {
                 { url: this.url, method },
                 { cause },
               ),
-        ),
-      );
+        );
+      });
       req.end(text);
     });
   }
@@ -249,6 +271,7 @@ export class WsRpc {
     // Notifications parsed from the same socket read as the answer arrive before this continuation runs.
     const early = this.orphans.get(id) ?? [];
     this.orphans.delete(id);
+    this.orphanCount -= early.length;
     for (const r of early) onResult(r);
     return id;
   }

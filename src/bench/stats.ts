@@ -44,7 +44,7 @@ export function median(values: ArrayLike<number>): number {
   return percentile(Float64Array.from(values).sort(), 50);
 }
 
-/** Rounds for reports: figures carry 3 significant digits at most, so JSON stays readable. */
+/** Rounds to `digits` decimals for the report (sub-microsecond digits of a latency are noise). */
 export function round(value: number, digits = 2): number {
   if (!Number.isFinite(value)) return value;
   const f = 10 ** digits;

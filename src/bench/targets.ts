@@ -16,11 +16,11 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { fromHex } from "../../consensus/bytes.ts";
 import { devnetAccounts } from "../cli/devnet.ts";
 import { portIsFree, startAnvil } from "../l1/anvil.ts";
+import { BenchError } from "./errors.ts";
 import type { LoadTarget } from "./load.ts";
 import { nodePidsForRpc } from "./procstat.ts";
 import { HttpRpc, wsUrlOf } from "./rpc.ts";
 import { accountFromKey, type BenchAccount } from "./tx.ts";
-import { BenchError } from "./workload.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DCN_BIN = join(ROOT, "bin", "dcn.mjs");

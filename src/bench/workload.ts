@@ -7,11 +7,11 @@
 // SETUP_WINDOW transactions of a sender outstanding (the node refuses nonces further ahead: mempool maxNonceGap 64),
 // and waits until every sender's nonce has moved past its last transaction.
 import { type Hex, toHex } from "../../consensus/bytes.ts";
+import { BenchError } from "./errors.ts";
 import { type HttpRpc, MAX_BATCH } from "./rpc.ts";
 import { type BenchAccount, createdAddress, deployData, erc20TransferData, type SignedTx, signEip1559 } from "./tx.ts";
 
 export type WorkloadKind = "transfers" | "erc20" | "mix";
-export const WORKLOAD_KINDS: readonly WorkloadKind[] = ["transfers", "erc20", "mix"];
 
 const GWEI = 1_000_000_000n;
 const ETHER = 10n ** 18n;
@@ -31,20 +31,6 @@ const TOKENS_PER_SENDER = 10n ** 21n;
 const SETUP_WINDOW = 48;
 const SETUP_POLL_MS = 150;
 export const DEFAULT_SETUP_TIMEOUT_MS = 180_000;
-
-export type BenchErrorCode = "setup_failed" | "setup_timeout" | "target_failed" | "bad_option";
-
-/** The bench could not prepare or drive a target: setup refused or stalled, a target did not start. */
-export class BenchError extends Error {
-  override readonly name = "BenchError";
-  constructor(
-    readonly code: BenchErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
 
 /** One pre-signed measured transaction. */
 export interface PlannedTx {
@@ -184,6 +170,9 @@ export async function prepareChain(opts: PrepareOptions): Promise<PreparedChain>
   const log = opts.log ?? (() => {});
   const deployer = funders[0];
   if (deployer === undefined) throw new BenchError("setup_failed", "no funded account to fund the senders from");
+  // Compiled first: solc blocks this process for seconds, which must not happen between RPC calls.
+  const tokenContract =
+    kind === "transfers" ? null : (await import("../../test/fixtures/contracts.ts")).contracts().Token;
   const chainId = BigInt(await rpc.call<string>("eth_chainId"));
   const funderNonces = await nonces(
     rpc,
@@ -220,13 +209,11 @@ export async function prepareChain(opts: PrepareOptions): Promise<PreparedChain>
   };
 
   let token: Hex | null = null;
-  if (kind !== "transfers") {
-    const { contracts } = await import("../../test/fixtures/contracts.ts");
-    const { Token } = contracts();
+  if (tokenContract !== null) {
     const first = [...funderNonces];
     token = createdAddress(deployer.address, funderNonces[0] as number);
     const txs = queue();
-    txs[0]?.push(sign(0, null, 0n, deployData(Token.bytecode, TOKEN_SUPPLY), DEPLOY_GAS));
+    txs[0]?.push(sign(0, null, 0n, deployData(tokenContract.bytecode, TOKEN_SUPPLY), DEPLOY_GAS));
     await round(txs, first, "deploy Token");
     const code = await rpc.call<string>("eth_getCode", [token, "latest"]);
     if (code === "0x") throw new BenchError("setup_failed", `Token deployment at ${token} left no code (reverted?)`);

@@ -300,6 +300,8 @@ export class ExecutionCore {
     env: BlockEnv,
     txs: readonly DecodedTx[],
     mode: "build" | "validate",
+    /** Build mode: stop including transactions once this much time has passed (the rest stay in the mempool). */
+    buildBudgetMs?: number,
   ): Promise<ExecutionResult> {
     const parentEvmRoot = evmRootOf(parentVmRoots);
     if (globalStateRoot(parentVmRoots) !== parentStateRoot.toLowerCase()) {
@@ -327,10 +329,13 @@ export class ExecutionCore {
     let rewardPoolCredit = 0n;
     let logIndex = 0;
 
+    const deadline = mode === "build" && buildBudgetMs !== undefined ? performance.now() + buildBudgetMs : Infinity;
     await withState(parentEvmRoot, async () => {
       await sm.checkpoint();
       for (const [index, tx] of txs.entries()) {
         if (mode === "build" && env.gasLimit - gasUsed < MIN_TX_GAS) break;
+        // A block every validator must re-execute within a round: past the budget the proposer stops adding.
+        if (included.length > 0 && performance.now() > deadline) break;
         let problem = await this.inapplicable(sm, tx, env, gasUsed);
         let result: Awaited<ReturnType<typeof runTx>> | null = null;
         if (problem === null) {

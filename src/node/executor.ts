@@ -44,7 +44,15 @@ export interface ExecutorParams {
   readonly maxBlockBytes: number;
   readonly maxBlockTransactions: number;
   readonly maxClockDriftMs: number;
+  /**
+   * Time the proposer may spend executing the transactions of a block it builds (default 250 ms). Every validator
+   * re-executes the block before it prevotes, so a block that takes longer than a round's timeouts to execute fails
+   * the round, and the next proposer's block is larger still: throughput collapses instead of levelling off.
+   */
+  readonly maxBuildMs?: number;
 }
+
+export const DEFAULT_MAX_BUILD_MS = 250;
 
 /** The set deciding a height and the set deciding the next one: the header names both. */
 export interface DecidingSets {
@@ -148,6 +156,7 @@ export class BlockExecutor {
       this.env(height, timestampMs, proposer, baseFee),
       candidates,
       "build",
+      this.params.maxBuildMs ?? DEFAULT_MAX_BUILD_MS,
     );
     const header: BlockHeader = {
       chainId: this.m.genesis.chainId,

@@ -278,6 +278,17 @@ describe("transfers", () => {
     expect(result.skipped).toEqual([]);
   });
 
+  it("build mode stops at the time budget (at least one transaction) and the block validates as built", async () => {
+    const txs: DecodedTx[] = [];
+    for (let n = 0; n < 5; n++) txs.push(await signed(alice, { to: RECIPIENT, value: 1n, nonce: n }));
+    const built = await core.execute(genesis.stateRoot, genesis.vmRoots, env(1), txs, "build", 0);
+    expect(built.included.length).toBe(1);
+    const checked = await core.execute(genesis.stateRoot, genesis.vmRoots, env(1), built.included, "validate");
+    expect(checked.stateRoot).toBe(built.stateRoot);
+    const unbounded = await core.execute(genesis.stateRoot, genesis.vmRoots, env(1), txs, "build");
+    expect(unbounded.included.length).toBe(5);
+  });
+
   it("the base fee is not burned: supply is conserved across blocks", async () => {
     let parent: Parent = genesis;
     const everyone = [addressOf(alice), addressOf(bob), addressOf(carol), RECIPIENT, REWARD_POOL_ADDRESS, COINBASE];
