@@ -162,6 +162,7 @@ export function renderChart(runs: readonly RunResult[]): string {
   const parts: string[] = [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<svg xmlns="http://www.w3.org/2000/svg" width="${PANEL_W}" height="${height}" viewBox="0 0 ${PANEL_W} ${height}" font-family="sans-serif" font-size="11">`,
+    "<title>Sustained TPS and receipt latency over time, per target and offered rate</title>",
     `<rect x="0" y="0" width="${PANEL_W}" height="${height}" fill="#ffffff"/>`,
   ];
   for (const [k, r] of runs.entries()) {

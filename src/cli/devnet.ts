@@ -1,7 +1,8 @@
 // `dcn devnet`: a local subnet of N validator processes and read-only replicas on 127.0.0.1, with an embedded L1
 // (anvil on 127.0.0.1, its state kept under the data dir) or an external one (`--l1 URL`). Keys (insecure
 // keystores: a devnet only), genesis and configs are generated once under the data dir and reused on the next run
-// (`--fresh` wipes them, L1 state included). Writes `<dir>/devnet.json`, prints the heights as they advance, and on
+// (`--fresh` wipes them, L1 state included). On the embedded L1 it deploys the staking contracts once and makes the
+// registry's epoch 1 the genesis set (deployStakingContracts). Writes `<dir>/devnet.json`, prints the heights, and on
 // Ctrl-C (SIGINT or SIGTERM) stops the nodes, then the L1: SIGTERM, then SIGKILL after a grace period, so no process
 // outlives it. Every child runs in its own process group, so a Ctrl-C at the terminal reaches only the devnet.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -13,7 +14,11 @@ import { fromHex, type Hex, keccak256, toHex, utf8 } from "../../consensus/bytes
 import { buildGenesis } from "../config/genesis.ts";
 import { initNode } from "../keys/init.ts";
 import { operatorAddressOf, type PublicIdentity } from "../keys/keys.ts";
-import { type AnvilProcess, DEVNET_L1_CHAIN_ID, startAnvil, stopLeftoverAnvil } from "../l1/anvil.ts";
+import { type AnvilProcess, DEVNET_L1_CHAIN_ID, jsonRpc, startAnvil, stopLeftoverAnvil } from "../l1/anvil.ts";
+import { deployStaking, LUMIA, peerIdBytes, sequencerRegistration } from "../l1/deploy.ts";
+
+export { peerIdBytes } from "../l1/deploy.ts";
+
 import { createL1Reader } from "../l1/status.ts";
 import { fetchStatus } from "./status.ts";
 
@@ -60,7 +65,11 @@ export interface DevnetL1 {
 /** How often devnet nodes poll their L1 (faster than the default: a devnet L1 mines every few seconds). */
 export const DEVNET_L1_POLL_INTERVAL_MS = 1_000;
 export const DEFAULT_L1_PORT = 8645;
-export const DEFAULT_L1_BLOCK_TIME_S = 2;
+export const DEFAULT_L1_BLOCK_TIME_S = 1;
+/** Confirmation depth of devnet nodes: anvil never reorgs, but a depth > 0 exercises the same code as production. */
+export const DEVNET_L1_CONFIRMATIONS = 2;
+/** Voting power of each genesis validator, and its self-stake in whole LUMIA on the devnet registry. */
+export const DEVNET_VOTING_POWER = 100n;
 
 export interface DevnetOptions {
   readonly dir: string;
@@ -161,7 +170,7 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
       genesisTimeMs: Date.now(),
       validators: nodes
         .filter((n) => n.role === "validator")
-        .map((n) => ({ name: n.name, votingPower: 100n, identity: n.identity })),
+        .map((n) => ({ name: n.name, votingPower: DEVNET_VOTING_POWER, identity: n.identity })),
       execution: {
         ...(opts.baseFeePerGas === undefined ? {} : { baseFeePerGas: opts.baseFeePerGas.toString() }),
         alloc: devnetAccounts().map((a) => ({ address: a.address, balance: DEVNET_FUNDED_BALANCE.toString() })),
@@ -185,7 +194,16 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
       metrics: { enabled: true, host: "127.0.0.1", port: opts.metricsBasePort + i },
       rpc: { enabled: true, host: "127.0.0.1", port: opts.rpcBasePort + i },
       log: { level: opts.logLevel ?? "info" },
-      ...(opts.l1 === undefined ? {} : { l1: { rpcUrl: opts.l1.rpc, pollIntervalMs: DEVNET_L1_POLL_INTERVAL_MS } }),
+      ...(opts.l1 === undefined
+        ? {}
+        : {
+            l1: {
+              rpcUrl: opts.l1.rpc,
+              pollIntervalMs: DEVNET_L1_POLL_INTERVAL_MS,
+              confirmations: DEVNET_L1_CONFIRMATIONS,
+              ...(opts.l1.contracts.registry === undefined ? {} : { registry: opts.l1.contracts.registry }),
+            },
+          }),
     };
     await writeFile(n.configPath, `${JSON.stringify(config, null, 2)}\n`);
   }
@@ -262,15 +280,79 @@ export const DEVNET_L1_HINTS = {
 } as const;
 const L1_PROBE_TIMEOUT_MS = 5_000;
 
+/** Staking parameters of a devnet: short epochs, and a minimum self-stake the genesis power covers. */
+export const DEVNET_EPOCH_LENGTH_BLOCKS = 20n;
+export const DEVNET_STAKING_PARAMS = {
+  epochLengthBlocks: DEVNET_EPOCH_LENGTH_BLOCKS,
+  minSelfStake: DEVNET_VOTING_POWER * LUMIA,
+  maxValidators: 100,
+} as const;
+/** LUMIA given to the Rewards contract for its emission (100 epochs of the default emission). */
+export const DEVNET_REWARDS_FUNDING = 1_000_000n * LUMIA;
+const CONTRACTS_FILE = "contracts.json";
+const OPERATOR_GAS_WEI = 10n ** 20n;
+
+const quantity = (n: bigint | number) => `0x${n.toString(16)}`;
+
 /**
- * Where the staking contracts will be deployed to the devnet's L1 (once, recorded in devnet.json). They do not
- * exist yet, so this deploys nothing and returns no addresses.
+ * Deploys the staking contracts on the devnet's anvil and makes the registry's epoch 1 the genesis set: governance
+ * (anvil's account 0) approves each validator's operator, which registers its BLS key, proof of possession and peer
+ * id and self-stakes its genesis power in LUMIA (operators act through anvil_impersonateAccount: their keys stay in
+ * the keystores); then the epoch advances and the rewards emission is funded. Mines instantly while it works and
+ * restores the interval after. On the next run the addresses in `<dir>/l1/contracts.json` are reused when the
+ * registry still has code (anvil's state was kept).
  */
-export async function deployStakingContracts(_l1: {
-  readonly rpc: string;
-  readonly chainId: bigint;
-}): Promise<Record<string, Hex>> {
-  return {};
+export async function deployStakingContracts(
+  l1: { readonly rpc: string; readonly chainId: bigint },
+  plan: DevnetPlan,
+  blockTimeS: number,
+): Promise<Record<string, Hex>> {
+  const rpc = <T>(method: string, params: unknown[] = []) => jsonRpc<T>(l1.rpc, method, params, 10_000);
+  const savedPath = join(plan.dir, "l1", CONTRACTS_FILE);
+  if (existsSync(savedPath)) {
+    const saved = JSON.parse(await readFile(savedPath, "utf8")) as Record<string, Hex>;
+    const registry = saved.registry;
+    if (registry !== undefined && (await rpc<string>("eth_getCode", [registry, "latest"])) !== "0x") return saved;
+  }
+  const [governance, treasury] = await rpc<Hex[]>("eth_accounts");
+  if (governance === undefined || treasury === undefined) throw new Error("the devnet L1 has no unlocked accounts");
+  await rpc("evm_setAutomine", [true]);
+  try {
+    const d = await deployStaking({
+      rpcUrl: l1.rpc,
+      chainId: Number(l1.chainId),
+      governance,
+      treasury,
+      subnetChainId: plan.chainId,
+      params: DEVNET_STAKING_PARAMS,
+    });
+    for (const node of plan.nodes.filter((n) => n.role === "validator")) {
+      const operator = node.identity.operator;
+      await rpc("anvil_impersonateAccount", [operator]);
+      await rpc("anvil_setBalance", [operator, quantity(OPERATOR_GAS_WEI)]);
+      const stake = DEVNET_VOTING_POWER * LUMIA;
+      await d.fundAccount(operator, stake);
+      const keys = sequencerRegistration(
+        node.identity.blsPublicKey,
+        node.identity.proofOfPossession,
+        peerIdBytes(node.identity.peerId),
+      );
+      await d.addSequencer(operator, keys, stake);
+    }
+    await d.fundAccount(governance, 0n);
+    await d.mined(d.rewards.write.fund([DEVNET_REWARDS_FUNDING], d.gov));
+    await d.advanceEpoch(async (blocks) => {
+      await rpc("anvil_mine", [quantity(blocks)]);
+    });
+    const contracts: Record<string, Hex> = { ...d.addresses };
+    await writeFile(savedPath, `${JSON.stringify(contracts, null, 2)}\n`);
+    return contracts;
+  } finally {
+    if (blockTimeS > 0) {
+      await rpc("evm_setAutomine", [false]);
+      await rpc("evm_setIntervalMining", [blockTimeS]);
+    }
+  }
 }
 
 /** The embedded L1: anvil on 127.0.0.1:port with its state in <dir>/l1/state.json (resumed on the next run). */
@@ -292,6 +374,8 @@ async function startEmbeddedL1(
       // A periodic dump too: a devnet killed with SIGKILL loses at most this much L1 history.
       stateIntervalS: 10,
       ...(opts.l1BlockTimeS > 0 ? { blockTimeS: opts.l1BlockTimeS } : {}),
+      // EIP-2537 (BLS precompiles) for the staking contracts.
+      args: ["--hardfork", "prague"],
       logFd,
       detached: true,
       hints: DEVNET_L1_HINTS,
@@ -375,8 +459,13 @@ export async function runDevnet(opts: RunDevnetOptions, print: (line: string) =>
       l1 = { rpc: opts.l1Url, chainId, embedded: false, pid: null, contracts: {} };
     }
     if (signalled === null) {
-      l1 = { ...l1, contracts: await deployStakingContracts(l1) };
-      const plan = await prepareDevnet({ ...opts, fresh: false, l1 });
+      let plan = await prepareDevnet({ ...opts, fresh: false, l1 });
+      if (l1.embedded && signalled === null) {
+        l1 = { ...l1, contracts: await deployStakingContracts(l1, plan, opts.l1BlockTimeS) };
+        // Again, now with the registry in every node config and the addresses in devnet.json.
+        plan = await prepareDevnet({ ...opts, fresh: false, l1 });
+        print(`  ${"staking".padEnd(12)} registry ${l1.contracts.registry}  epoch 1 = the genesis set`);
+      }
       for (const node of plan.nodes) {
         if (signalled !== null) break;
         const child = spawnNode(node);

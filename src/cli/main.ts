@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { registerBenchCommand } from "./bench.ts";
+import { registerStakeCommands } from "./stake-commands.ts";
 
 function version(): string {
   const pkg: unknown = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
@@ -105,7 +106,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       "--l1-block-time <s>",
       "seconds between blocks of the embedded L1 (0: a block per transaction)",
       int(0, 3600),
-      2,
+      1,
     )
     .action(
       async (o: {
@@ -178,6 +179,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     );
 
   registerBenchCommand(program, out, (c) => {
+    code = c;
+  });
+  registerStakeCommands(program, out, (c) => {
     code = c;
   });
 

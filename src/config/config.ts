@@ -35,7 +35,12 @@ export const CONFIG_LIMITS = {
   maxBlockTransactions: 100_000,
   /** Below this an L1 poller would mostly measure its own requests. */
   minL1PollIntervalMs: 100,
+  /** Deeper than any L1 reorg seen on Ethereum since the merge, far below finality (64+ blocks). */
+  maxL1Confirmations: 256,
 } as const;
+
+/** Blocks an L1 block needs on top of it before the node anchors to it (the devnet's anvil uses 2). */
+export const DEFAULT_L1_CONFIRMATIONS = 6;
 
 const LISTEN_EXAMPLE = "/ip4/0.0.0.0/tcp/26656";
 const PEER_EXAMPLE = "/ip4/10.0.0.2/tcp/26656/p2p/12D3KooW...";
@@ -170,6 +175,16 @@ function l1UrlProblem(text: string): Checked {
     };
   }
   return null;
+}
+
+const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/;
+
+function l1AddressProblem(text: string): Checked {
+  if (ADDRESS_RE.test(text)) return null;
+  return {
+    message: `${JSON.stringify(text)} is not a 20-byte hex address`,
+    fix: "use the SequencerRegistry address as 0x followed by 40 hex digits (devnet.json l1.contracts.registry)",
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -335,6 +350,25 @@ export const configSchema = z
           2000,
           "How often the node reads the L1's chain id and head block (backs off while the L1 fails)",
         ),
+        confirmations: z
+          .number()
+          .int()
+          .min(0)
+          .max(CONFIG_LIMITS.maxL1Confirmations)
+          .default(DEFAULT_L1_CONFIRMATIONS)
+          .meta({
+            description:
+              "Blocks on top of an L1 block before it counts as confirmed (L2 anchors and validator sets are read at confirmed blocks only)",
+            examples: [DEFAULT_L1_CONFIRMATIONS],
+          }),
+        registry: z
+          .string()
+          .superRefine(checked(l1AddressProblem))
+          .optional()
+          .meta({
+            description: "SequencerRegistry contract address; without it the node reads no validator sets from L1",
+            examples: ["0x5FbDB2315678afecb367f032d93F642f64180aa3"],
+          }),
       })
       .optional()
       .meta({
@@ -385,7 +419,13 @@ export interface NodeConfig {
   };
   readonly log: { readonly level: LogLevel; readonly format: "json" | "pretty" };
   /** null when the config has no l1 section. */
-  readonly l1: { readonly rpcUrl: string; readonly pollIntervalMs: number } | null;
+  readonly l1: {
+    readonly rpcUrl: string;
+    readonly pollIntervalMs: number;
+    readonly confirmations: number;
+    /** SequencerRegistry address; null = no registry (the L1 head and confirmations only). */
+    readonly registry: `0x${string}` | null;
+  } | null;
 }
 
 /** The peer id at the end of a peer multiaddr (throws on anything else; callers pass checked addresses). */
@@ -436,7 +476,15 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
     metrics: c.metrics,
     rpc: c.rpc,
     log: c.log,
-    l1: c.l1 === undefined ? null : { rpcUrl: c.l1.rpcUrl, pollIntervalMs: c.l1.pollIntervalMs },
+    l1:
+      c.l1 === undefined
+        ? null
+        : {
+            rpcUrl: c.l1.rpcUrl,
+            pollIntervalMs: c.l1.pollIntervalMs,
+            confirmations: c.l1.confirmations,
+            registry: c.l1.registry === undefined ? null : (c.l1.registry as `0x${string}`),
+          },
   };
 }
 

@@ -1,4 +1,5 @@
-// What the node knows about its L1: whether the configured JSON-RPC endpoint answers, its chain id and head block.
+// What the node shows about its L1 (L1Status, shared with the L1 mirror, which the node runs), the dcn_l1_* metrics and
+// the viem transport both use, and the standalone status poller: whether the endpoint answers, its chain id and head.
 // A timer polls eth_chainId and eth_blockNumber (viem) every `pollIntervalMs`, backing off exponentially while the
 // endpoint fails. Nothing here throws into the node: failures become `connected: false` with the error's short
 // message, a counter, and one log line per change of state. The status carries no URL: lumia_status is public, and
@@ -19,6 +20,14 @@ export interface L1Status {
   readonly lastUpdateMs: number | null;
   /** Why the last poll failed; null after a success. */
   readonly error: string | null;
+  /** The L1 mirror's confirmation depth; null from the status poller alone. */
+  readonly confirmations: number | null;
+  /** Newest block at confirmation depth (the mirror); null before the first or without a mirror. */
+  readonly confirmedBlock: number | null;
+  /** The registry's epoch at the confirmed block; null without a registry or before the first read. */
+  readonly epoch: number | null;
+  /** Reorgs seen since start (all depths). */
+  readonly reorgs: number;
 }
 
 export const L1_NOT_CONFIGURED: L1Status = {
@@ -28,6 +37,10 @@ export const L1_NOT_CONFIGURED: L1Status = {
   headBlock: null,
   lastUpdateMs: null,
   error: null,
+  confirmations: null,
+  confirmedBlock: null,
+  epoch: null,
+  reorgs: 0,
 };
 
 export const L1_STATUS_LIMITS = {
@@ -59,31 +72,71 @@ export interface L1StatusModules {
   readonly reader?: L1Reader;
 }
 
+/** The dcn_l1_* metrics the status poller and the L1 mirror share (a node registers them once, from one of the two). */
+export interface L1Metrics {
+  readonly head: Gauge;
+  readonly connected: Gauge;
+  readonly rpcErrors: Counter;
+  readonly confirmedBlock: Gauge;
+  readonly reorgs: Counter<"depth">;
+}
+
+export function createL1Metrics(registry: Registry): L1Metrics {
+  const registers = [registry];
+  return {
+    head: new Gauge({ name: "dcn_l1_head_block", help: "Last L1 block number seen", registers }),
+    connected: new Gauge({ name: "dcn_l1_connected", help: "1 when the last L1 poll succeeded, else 0", registers }),
+    rpcErrors: new Counter({ name: "dcn_l1_rpc_errors_total", help: "Failed L1 polls and reads", registers }),
+    confirmedBlock: new Gauge({
+      name: "dcn_l1_confirmed_block",
+      help: "Newest L1 block at confirmation depth (the L1 mirror)",
+      registers,
+    }),
+    reorgs: new Counter({
+      name: "dcn_l1_reorgs_total",
+      help: "L1 reorgs the mirror saw; depth=confirmed when a block at confirmation depth was replaced",
+      labelNames: ["depth"],
+      registers,
+    }),
+  };
+}
+
+/** viem transport over HTTP(S) or WebSocket, chosen by the URL's scheme; no retries (callers back off). HTTP batches
+ * the requests made in the same tick into one JSON-RPC batch (the mirror's per-member reads). */
+export function createL1Transport(rpcUrl: string, timeoutMs: number, batch = false) {
+  const ws = rpcUrl.startsWith("ws://") || rpcUrl.startsWith("wss://");
+  return ws
+    ? webSocket(rpcUrl, { timeout: timeoutMs, retryCount: 0, reconnect: false, keepAlive: false })
+    : http(rpcUrl, { timeout: timeoutMs, retryCount: 0, ...(batch ? { batch: { batchSize: 100, wait: 0 } } : {}) });
+}
+
+/** Closes a viem client's WebSocket, if it has one. */
+export async function closeL1Client(client: { transport: unknown }): Promise<void> {
+  const transportValue = client.transport as { getRpcClient?: () => Promise<{ close(): void }> };
+  try {
+    (await transportValue.getRpcClient?.())?.close();
+  } catch {
+    // never connected
+  }
+}
+
 /** viem public client over HTTP(S) or WebSocket, chosen by the URL's scheme; no retries (the poller backs off). */
 export function createL1Reader(rpcUrl: string, timeoutMs: number): L1Reader {
   const ws = rpcUrl.startsWith("ws://") || rpcUrl.startsWith("wss://");
-  const transport = ws
-    ? webSocket(rpcUrl, { timeout: timeoutMs, retryCount: 0, reconnect: false, keepAlive: false })
-    : http(rpcUrl, { timeout: timeoutMs, retryCount: 0 });
+  const transport = createL1Transport(rpcUrl, timeoutMs);
   // cacheTime 0: viem would otherwise answer getBlockNumber from a 4 s cache.
   const client: PublicClient = createPublicClient({ transport, cacheTime: 0 });
   return {
     getChainId: () => client.getChainId(),
     getBlockNumber: () => client.getBlockNumber({ cacheTime: 0 }),
     async close() {
-      if (!ws) return;
-      const transportValue = client.transport as { getRpcClient?: () => Promise<{ close(): void }> };
-      try {
-        (await transportValue.getRpcClient?.())?.close();
-      } catch {
-        // never connected
-      }
+      if (ws) await closeL1Client(client);
     },
   };
 }
 
 /** The error's short message and its root cause ("HTTP request failed.: fetch failed: connect ECONNREFUSED ..."). */
-function shortError(error: unknown): string {
+export function shortError(error: unknown): string {
   const firstLine = (e: unknown): string => {
     const text = e instanceof BaseError ? e.shortMessage : e instanceof Error ? e.message : String(e ?? "");
     return text.split("\n")[0] ?? "";
@@ -103,136 +156,4 @@ function shortError(error: unknown): string {
   }
   const max = L1_STATUS_LIMITS.maxErrorChars;
   return line.length > max ? `${line.slice(0, max - 3)}...` : line;
-}
-
-export class L1StatusPoller {
-  private current: L1Status = { ...L1_NOT_CONFIGURED, configured: true };
-  private reader: L1Reader | null;
-  private timer: ReturnType<typeof setTimeout> | null = null;
-  private inFlight: Promise<void> | null = null;
-  private failures = 0;
-  private stopped = false;
-  private readonly nowMs: () => number;
-  private readonly headGauge: Gauge | null;
-  private readonly connectedGauge: Gauge | null;
-  private readonly errors: Counter | null;
-
-  constructor(
-    private readonly opts: L1StatusOptions,
-    private readonly m: L1StatusModules = {},
-  ) {
-    this.nowMs = m.nowMs ?? Date.now;
-    this.reader = m.reader ?? null;
-    const r = m.registry === undefined ? null : [m.registry];
-    this.headGauge =
-      r === null
-        ? null
-        : new Gauge({
-            name: "dcn_l1_head_block",
-            help: "Last L1 block number seen by the status poller",
-            registers: r,
-          });
-    this.connectedGauge =
-      r === null
-        ? null
-        : new Gauge({ name: "dcn_l1_connected", help: "1 when the last L1 poll succeeded, else 0", registers: r });
-    this.errors =
-      r === null
-        ? null
-        : new Counter({ name: "dcn_l1_rpc_errors_total", help: "Failed L1 status polls", registers: r });
-  }
-
-  status(): L1Status {
-    return this.current;
-  }
-
-  /** Polls now, then on its own timer until stop(). */
-  start(): void {
-    if (this.stopped || this.timer !== null || this.inFlight !== null) return;
-    this.schedule(0);
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    await this.inFlight;
-    await this.reader?.close().catch(() => {});
-  }
-
-  /** One poll (exposed for tests); never rejects. */
-  pollOnce(): Promise<void> {
-    if (this.inFlight === null) {
-      this.inFlight = this.poll().finally(() => {
-        this.inFlight = null;
-      });
-    }
-    return this.inFlight;
-  }
-
-  /** The wait before the next poll: the interval, doubled per consecutive failure up to maxBackoffMs. */
-  nextDelayMs(): number {
-    const max = this.opts.maxBackoffMs ?? L1_STATUS_LIMITS.defaultMaxBackoffMs;
-    if (this.failures === 0) return this.opts.pollIntervalMs;
-    return Math.min(max, this.opts.pollIntervalMs * 2 ** Math.min(this.failures, 20));
-  }
-
-  private schedule(delayMs: number): void {
-    if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.pollOnce().then(() => this.schedule(this.nextDelayMs()));
-    }, delayMs);
-    // A status poller alone must not keep a process alive.
-    this.timer.unref?.();
-  }
-
-  private async poll(): Promise<void> {
-    try {
-      const reader = this.readerOrCreate();
-      // The chain id is read on every poll: cheap, and an endpoint can be repointed to another chain.
-      const [chainId, head] = await Promise.all([reader.getChainId(), reader.getBlockNumber()]);
-      if (this.stopped) return;
-      const wasConnected = this.current.connected;
-      this.failures = 0;
-      this.current = {
-        configured: true,
-        connected: true,
-        chainId,
-        headBlock: Number(head),
-        lastUpdateMs: this.nowMs(),
-        error: null,
-      };
-      this.headGauge?.set(Number(head));
-      this.connectedGauge?.set(1);
-      if (!wasConnected) this.m.log?.("info", "L1 endpoint answers", { l1ChainId: chainId, l1Head: Number(head) });
-    } catch (error) {
-      if (this.stopped) return;
-      const message = shortError(error);
-      const first = this.failures === 0;
-      this.failures++;
-      this.current = { ...this.current, connected: false, error: message };
-      this.errors?.inc();
-      this.connectedGauge?.set(0);
-      if (first) {
-        this.m.log?.("warn", "L1 endpoint does not answer", { error: message, retryInMs: this.nextDelayMs() });
-      }
-      // A WebSocket that failed stays failed: the next poll opens a new one.
-      if (this.m.reader === undefined && this.reader !== null) {
-        const old = this.reader;
-        this.reader = null;
-        await old.close().catch(() => {});
-      }
-    }
-  }
-
-  private readerOrCreate(): L1Reader {
-    if (this.reader === null) {
-      this.reader = createL1Reader(
-        this.opts.rpcUrl,
-        this.opts.requestTimeoutMs ?? L1_STATUS_LIMITS.defaultRequestTimeoutMs,
-      );
-    }
-    return this.reader;
-  }
 }

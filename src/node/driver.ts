@@ -38,7 +38,7 @@ import type {
   ValidatorSet,
   Vote,
 } from "../../consensus/types.ts";
-import { indexOfAddress, nextHeightValidatorSet, validatorAddress } from "../../consensus/validator-set.ts";
+import { indexOfAddress, validatorAddress } from "../../consensus/validator-set.ts";
 import { type Block, blockHash, decodeBlock, problem } from "../chain/block.ts";
 import type { ChainStore, SafetyRecord } from "../storage/chain-store.ts";
 import type { BlockExecutor, DecidingSets } from "./executor.ts";

@@ -2,6 +2,7 @@
 // transaction pool, and the operator HTTP endpoint (metrics, health, status). Constructed from a validated config,
 // the genesis and the decrypted keys; `start` and `stop` are its whole lifecycle.
 import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
 import type { Hex } from "../../consensus/bytes.ts";
 import { encodeSignedVote } from "../../consensus/wire.ts";
 import { Network } from "../../p2p/index.ts";
@@ -11,7 +12,9 @@ import type { Genesis } from "../config/genesis.ts";
 import { blstScheme, createBlstSigner } from "../crypto/blst.ts";
 import { DashboardSource } from "../dashboard/data.ts";
 import type { ExecutionCore } from "../execution/core.ts";
-import { L1_NOT_CONFIGURED, type L1Status, L1StatusPoller } from "../l1/status.ts";
+import { admissionList } from "../l1/admission.ts";
+import { L1Mirror, stakerReportOf } from "../l1/mirror.ts";
+import { L1_NOT_CONFIGURED, type L1Status } from "../l1/status.ts";
 import type { AddResult, Mempool } from "../mempool/mempool.ts";
 import { type RpcServer, startRpcServer } from "../rpc/server.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
@@ -75,7 +78,8 @@ export class DcnNode {
   private rpc: RpcServer | null = null;
   private rpcBackend: NodeRpcBackend | null = null;
   private stopping: Promise<void> | null = null;
-  private l1Poller: L1StatusPoller | null = null;
+  /** The L1 mirror (the node's L1View), null without an `l1` config section. */
+  l1Mirror: L1Mirror | null = null;
   private dashboardSource: DashboardSource | null = null;
 
   private constructor(
@@ -97,22 +101,63 @@ export class DcnNode {
     const metrics = createMetrics({ defaultMetrics: true });
     await mkdir(config.dataDir, { recursive: true });
     const c = config.consensus;
-    const { store, core, mempool, executor, membership } = await openNodeState({
-      dataDir: config.dataDir,
-      genesis,
-      executor: {
-        maxBlockBytes: Math.min(c.maxBlockBytes, MAX_BLOCK_BYTES),
-        maxBlockTransactions: c.maxBlockTransactions,
-        maxClockDriftMs: 5_000,
-      },
-      nowMs: () => Date.now(),
-      log: log.child({ component: "membership" }),
-    });
-    const signer = config.role === "validator" && keys.consensus !== null ? createBlstSigner(keys.consensus) : null;
     const admitted = [...genesis.validators.map((v) => v.peerId), ...config.p2p.replicas];
-    let network: Network;
+    // The network is created after the state is open; the mirror reports membership only once started (after that).
+    let networkRef: Network | null = null;
+    let l1Mirror: L1Mirror | null = null;
+    if (config.l1 !== null) {
+      const l1Log = log.child({ component: "l1" });
+      // A subnet anchored to L1 follows the registry its genesis names; the config may only repeat it.
+      const registry = genesis.l1?.registry ?? config.l1.registry;
+      const configured = config.l1.registry;
+      if (
+        genesis.l1 !== null &&
+        configured !== null &&
+        configured.toLowerCase() !== genesis.l1.registry.toLowerCase()
+      ) {
+        throw new Error(`config l1.registry ${config.l1.registry} is not the genesis registry ${registry}: remove it`);
+      }
+      l1Mirror = await L1Mirror.open(
+        {
+          rpcUrl: config.l1.rpcUrl,
+          pollIntervalMs: config.l1.pollIntervalMs,
+          confirmations: config.l1.confirmations,
+          registry,
+          dbPath: join(config.dataDir, "l1"),
+        },
+        {
+          registry: metrics.registry,
+          log: (level, msg, fields) => l1Log[level](fields, msg),
+          // The registry's sets widen the admission list; the local peers stay admitted whatever L1 says.
+          onMembership: (m) => networkRef?.setAllowedPeers(admissionList(admitted, m)),
+        },
+      );
+    } else if (genesis.l1 !== null) {
+      throw new Error("the genesis anchors this subnet to L1 (genesis l1): set l1.rpcUrl in the config");
+    }
+    let state: Awaited<ReturnType<typeof openNodeState>>;
     try {
-      network = await Network.create({
+      state = await openNodeState({
+        dataDir: config.dataDir,
+        genesis,
+        executor: {
+          maxBlockBytes: Math.min(c.maxBlockBytes, MAX_BLOCK_BYTES),
+          maxBlockTransactions: c.maxBlockTransactions,
+          maxClockDriftMs: 5_000,
+        },
+        nowMs: () => Date.now(),
+        log: log.child({ component: "membership" }),
+        l1: genesis.l1 === null ? null : l1Mirror,
+      });
+    } catch (error) {
+      await l1Mirror?.stop().catch(() => undefined);
+      throw error;
+    }
+    const { store, core, mempool, executor, membership } = state;
+    const signer = config.role === "validator" && keys.consensus !== null ? createBlstSigner(keys.consensus) : null;
+    let created: Network;
+    try {
+      created = await Network.create({
         privateKey: keys.peer,
         listen: config.p2p.listen,
         peers: config.p2p.peers.map((p) => p.multiaddr),
@@ -121,9 +166,12 @@ export class DcnNode {
         log: (level, msg, fields) => log.child({ component: "p2p" })[level](fields ?? {}, msg),
       });
     } catch (error) {
+      await l1Mirror?.stop().catch(() => undefined);
       await store.close().catch(() => undefined);
       throw error;
     }
+    const network = created;
+    networkRef = network;
     const params: DriverParams = {
       chainId,
       genesisHash: genesis.hash,
@@ -233,6 +281,7 @@ export class DcnNode {
       onMessage: () => {},
     });
     node = new DcnNode(config, genesis, network, store, driver, sync, mempool, executor, core, metrics, log);
+    node.l1Mirror = l1Mirror;
     return node;
   }
 
@@ -240,15 +289,7 @@ export class DcnNode {
   async start(onFatal: (error: Error) => void): Promise<void> {
     // The HTTP endpoint (which reads the dashboard's files) and the L1 poller come first: the driver refuses events
     // before its start(), so nothing slow may sit between the network's start and the driver's.
-    const l1 = this.config.l1;
-    if (l1 !== null) {
-      const l1Log = this.log.child({ component: "l1" });
-      this.l1Poller = new L1StatusPoller(
-        { rpcUrl: l1.rpcUrl, pollIntervalMs: l1.pollIntervalMs },
-        { registry: this.metrics.registry, log: (level, msg, fields) => l1Log[level](fields, msg) },
-      );
-      this.l1Poller.start();
-    }
+    this.l1Mirror?.start();
     const m = this.config.metrics;
     if (m.enabled) {
       this.http = await startHttpServer(
@@ -275,6 +316,7 @@ export class DcnNode {
         executor: this.executor,
         mempool: this.mempool,
         status: () => this.status(),
+        ...(this.l1Mirror === null ? {} : { stakerReport: stakerReportOf(this.l1Mirror) }),
         submit: async (raw) => {
           const added = await this.submitTransaction(raw);
           return added.ok ? { ok: true, hash: added.hash } : { ok: false, code: added.code, message: added.message };
@@ -320,7 +362,7 @@ export class DcnNode {
       pool: { count: this.mempool.size, bytes: this.mempool.sizeBytes },
       listen: this.network.addresses(),
       rpc: this.rpc?.url ?? null,
-      l1: this.l1Poller?.status() ?? { ...L1_NOT_CONFIGURED, configured: this.config.l1 !== null },
+      l1: this.l1Mirror?.status() ?? { ...L1_NOT_CONFIGURED, configured: this.config.l1 !== null },
     };
   }
 
@@ -348,7 +390,7 @@ export class DcnNode {
     if (this.stopping === null) {
       this.stopping = (async () => {
         this.sync.stop();
-        await this.l1Poller?.stop();
+        await this.l1Mirror?.stop();
         await this.driver.stop();
         await this.rpc?.close();
         await this.http?.close();

@@ -27,6 +27,8 @@ export interface RpcBackendModules {
   readonly mempool: Mempool;
   readonly submit: (raw: Uint8Array) => Promise<RpcSendResult>;
   readonly status: () => unknown;
+  /** lumia_getStake / lumia_getRewards (the node's L1 mirror); absent without one. */
+  readonly stakerReport?: RpcBackend["stakerReport"];
   /** Where failures of commit listeners and event reads go. */
   readonly log?: { warn(fields: Record<string, unknown>, message: string): void };
 }
@@ -244,6 +246,7 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
     },
     validatorSetHistory,
     status: () => m.status(),
+    ...(m.stakerReport === undefined ? {} : { stakerReport: m.stakerReport }),
     pendingTransaction(hash) {
       const tx = m.mempool.get(hash);
       return tx === undefined ? undefined : { hash: tx.hash, raw: tx.raw, from: tx.from };

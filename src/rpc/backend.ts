@@ -70,6 +70,14 @@ export interface RpcBackend {
   /** Node status for lumia_status. */
   status(): unknown;
   /**
+   * lumia_getStake / lumia_getRewards: a staker's position on the L1 staking contracts at the L1 mirror's confirmed
+   * block, as JSON (amounts in wei as decimal strings), or why it is not available. Absent without an L1 mirror.
+   */
+  stakerReport?(
+    address: Hex,
+    withClaims: boolean,
+  ): Promise<{ ok: true; value: unknown } | { ok: false; reason: string }>;
+  /**
    * Calls `listener` after each commit from now on, in height order, each height exactly once (a synced batch too);
    * returns the unsubscribe. A throwing listener is logged and skipped: it never reaches consensus.
    */

@@ -491,6 +491,10 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
 
     lumia_status: method([], () => success(backend.status())),
 
+    lumia_getStake: method([required("address", address)], async (who) => stakerAnswer(backend, who, false)),
+
+    lumia_getRewards: method([required("address", address)], async (who) => stakerAnswer(backend, who, true)),
+
     eth_call: method(
       [
         required("transaction", callRequest),
@@ -649,4 +653,11 @@ export function logMatcher(filter: Pick<LogFilter, "addresses" | "topics">): Log
       return true;
     },
   };
+}
+
+/** A staker's L1 position from the node's L1 mirror, or a server error saying why there is none. */
+async function stakerAnswer(backend: RpcBackend, who: Hex, withClaims: boolean): Promise<Outcome> {
+  if (backend.stakerReport === undefined) return failure(ErrorCode.server, "this node has no L1 mirror (no l1 config)");
+  const answer = await backend.stakerReport(who, withClaims);
+  return answer.ok ? success(answer.value) : failure(ErrorCode.server, `L1 staking data unavailable: ${answer.reason}`);
 }

@@ -6,9 +6,13 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createPublicClient, http } from "viem";
 import { afterAll, describe, expect, it } from "vitest";
+import { toHex } from "../../consensus/bytes.ts";
 import { collectStatus, type StatusReport } from "../../src/cli/status.ts";
+import { loadGenesis } from "../../src/config/genesis.ts";
 import { type AnvilProcess, freePort, startAnvil } from "../../src/l1/anvil.ts";
+import { SequencerRegistry } from "../../staking-contracts/artifacts.ts";
 
 const DCN = join(import.meta.dirname, "../../bin/dcn.mjs");
 const dir = mkdtempSync(join(tmpdir(), "dcn-devnet-"));
@@ -132,8 +136,31 @@ describe("dcn devnet with the embedded L1", () => {
     await waitUntil("devnet.json", async () => existsSync(devnetPath) && d.log.out.includes("wrote"), 30_000, show);
     const devnet = JSON.parse(readFileSync(devnetPath, "utf8")) as DevnetJson;
     if (typeof devnet.l1?.pid === "number") anvilPids.push(devnet.l1.pid);
-    expect(devnet.l1).toMatchObject({ chainId: "31337", embedded: true, contracts: {} });
+    expect(devnet.l1).toMatchObject({ chainId: "31337", embedded: true });
     const l1 = devnet.l1?.rpc ?? "";
+    // The staking contracts are deployed, and the registry's epoch 1 is the genesis set (same id).
+    const contracts = devnet.l1?.contracts ?? {};
+    expect(Object.keys(contracts).sort()).toEqual(["registry", "rewards", "slashing", "staking", "token"]);
+    for (const address of Object.values(contracts)) expect(address).toMatch(/^0x[0-9a-fA-F]{40}$/);
+    const registryAddress = contracts.registry as `0x${string}`;
+    const l1Client = createPublicClient({ transport: http(l1) });
+    const read = <T>(functionName: string, args: unknown[] = []) =>
+      l1Client.readContract({
+        address: registryAddress,
+        abi: SequencerRegistry.abi,
+        functionName: functionName as never,
+        args: args as never,
+      }) as Promise<T>;
+    expect(await read<bigint>("currentEpoch")).toBe(1n);
+    const genesis = await loadGenesis(join(data, "genesis.json"));
+    const [keys, powers, setId] = await read<[string[], bigint[], string]>("validatorSet", [1n]);
+    expect(setId.toLowerCase()).toBe(genesis.validatorSet.id);
+    expect(keys.map((k) => k.toLowerCase())).toEqual(genesis.validatorSet.validators.map((v) => toHex(v.publicKey)));
+    expect(powers).toEqual([100n, 100n, 100n]);
+    const config = JSON.parse(readFileSync(join(data, "validator-0", "config.json"), "utf8")) as {
+      l1: { registry: string; confirmations: number };
+    };
+    expect(config.l1).toMatchObject({ registry: registryAddress, confirmations: 2 });
     expect(l1).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(await rpc<string>(l1, "eth_chainId")).toBe("0x7a69");
     expect(await rpc<string>(l1, "eth_blockNumber")).toMatch(/^0x[0-9a-f]+$/);
@@ -152,6 +179,16 @@ describe("dcn devnet with the embedded L1", () => {
     );
     const v0 = devnet.nodes[0];
     if (v0 === undefined) throw new Error("no node");
+    // The nodes' L1 mirrors read the registry at confirmed blocks: epoch 1, two blocks below the head.
+    await waitUntil(
+      "validator-0's mirror at registry epoch 1",
+      async () => {
+        const l1Status = (await statusOf(v0.metrics))?.l1 as { epoch?: number | null; confirmedBlock?: number | null };
+        return l1Status?.epoch === 1 && typeof l1Status.confirmedBlock === "number";
+      },
+      20_000,
+      show,
+    );
     const viaRpc = await rpc<Status>(v0.rpc, "lumia_status");
     expect(viaRpc.l1).toMatchObject({ configured: true, connected: true, chainId: 31337 });
     expect(JSON.stringify(viaRpc)).not.toContain(l1); // the L1 URL may hold an API key: never shown

@@ -60,14 +60,20 @@ describe("parseConfig", () => {
     });
   });
 
-  it("takes an optional l1 section: http or ws URL, poll interval defaulting to 2 s", () => {
+  it("takes an optional l1 section: http or ws URL, poll interval 2 s, 6 confirmations, no registry by default", () => {
     expect(parseConfig({ ...MINIMAL, l1: { rpcUrl: "http://127.0.0.1:8645" } }, "/srv").l1).toEqual({
       rpcUrl: "http://127.0.0.1:8645",
       pollIntervalMs: 2000,
+      confirmations: 6,
+      registry: null,
     });
+    const registry = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
     expect(
-      parseConfig({ ...MINIMAL, l1: { rpcUrl: "wss://l1.example/v3/key", pollIntervalMs: 500 } }, "/srv").l1,
-    ).toEqual({ rpcUrl: "wss://l1.example/v3/key", pollIntervalMs: 500 });
+      parseConfig(
+        { ...MINIMAL, l1: { rpcUrl: "wss://l1.example/v3/key", pollIntervalMs: 500, confirmations: 2, registry } },
+        "/srv",
+      ).l1,
+    ).toEqual({ rpcUrl: "wss://l1.example/v3/key", pollIntervalMs: 500, confirmations: 2, registry });
   });
 
   it("maps every field of a full config, timeouts onto TimeoutParams", () => {
@@ -255,6 +261,13 @@ describe("parseConfig", () => {
       fix: /over HTTP or WebSocket/,
     },
     {
+      name: "an L1 registry that is not an address",
+      json: { ...MINIMAL, l1: { rpcUrl: "http://127.0.0.1:8645", registry: "0x1234" } },
+      path: "l1.registry",
+      message: /"0x1234" is not a 20-byte hex address/,
+      fix: /SequencerRegistry address/,
+    },
+    {
       name: "an l1 section without its URL",
       json: { ...MINIMAL, l1: { pollIntervalMs: 1000 } },
       path: "l1.rpcUrl",
@@ -395,6 +408,11 @@ describe("config/example.json", () => {
     const config = await loadConfig(new URL("../../config/example.json", import.meta.url).pathname);
     expect(config.role).toBe("validator");
     expect(config.p2p.peers).toHaveLength(1);
-    expect(config.l1).toEqual({ rpcUrl: "http://127.0.0.1:8645", pollIntervalMs: 2000 });
+    expect(config.l1).toEqual({
+      rpcUrl: "http://127.0.0.1:8645",
+      pollIntervalMs: 2000,
+      confirmations: 6,
+      registry: null,
+    });
   });
 });

@@ -5,7 +5,7 @@ import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { createMetrics as createNetworkMetrics } from "../../p2p/metrics.ts";
 import { CONFIG_REFERENCE_PATH, renderConfigReference } from "../../scripts/gen-config-docs.ts";
-import { L1StatusPoller } from "../../src/l1/status.ts";
+import { L1Mirror } from "../../src/l1/mirror.ts";
 import { createMetrics } from "../../src/node/metrics.ts";
 
 describe("docs/config-reference.md", () => {
@@ -30,12 +30,15 @@ describe("docs/metrics.md", () => {
     const registry = new Registry();
     const nodeMetrics = createMetrics({ defaultMetrics: true });
     createNetworkMetrics(nodeMetrics.registry, () => 0);
-    const poller = new L1StatusPoller({ rpcUrl: "http://127.0.0.1:1", pollIntervalMs: 1000 }, { registry });
+    const mirror = await L1Mirror.open(
+      { rpcUrl: "http://127.0.0.1:1", pollIntervalMs: 1000, confirmations: 2, registry: null, dbPath: null },
+      { registry },
+    );
     const names = [
       ...nodeMetrics.registry.getMetricsAsArray().map((m) => m.name),
       ...registry.getMetricsAsArray().map((m) => m.name),
     ];
-    await poller.stop();
+    await mirror.stop();
     const doc = readFileSync(new URL("../../docs/metrics.md", import.meta.url), "utf8");
     const documented = new Set([...doc.matchAll(/`(dcn_[a-z0-9_]+)`/g)].map((m) => m[1]));
     const runtime = (n: string) => n.startsWith("dcn_process_") || n.startsWith("dcn_nodejs_");

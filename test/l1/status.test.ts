@@ -1,10 +1,11 @@
-// The L1 status poller against a real anvil: connected with chain id and head, following new blocks, metrics; when
+// The L1 status the mirror reports, against a real anvil: connected with chain id and head, following new blocks, metrics; when
 // the L1 goes away: disconnected with a reason, errors counted, the last head kept, backoff growing to its cap, and
 // never a throw. Over WebSocket too.
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AnvilProcess, jsonRpc, startAnvil } from "../../src/l1/anvil.ts";
-import { L1_NOT_CONFIGURED, L1StatusPoller } from "../../src/l1/status.ts";
+import { L1Mirror } from "../../src/l1/mirror.ts";
+import { L1_NOT_CONFIGURED } from "../../src/l1/status.ts";
 
 let anvil: AnvilProcess;
 beforeAll(async () => {
@@ -19,15 +20,15 @@ async function metric(registry: Registry, name: string): Promise<number | undefi
   return m?.values[0]?.value;
 }
 
-describe("L1StatusPoller", () => {
+describe("L1 status (the L1 mirror without a registry)", () => {
   it("reports chain id and head, follows new blocks, and exports metrics", async () => {
     const registry = new Registry();
     const logs: string[] = [];
-    const poller = new L1StatusPoller(
-      { rpcUrl: anvil.url, pollIntervalMs: 100 },
+    const poller = await L1Mirror.open(
+      { rpcUrl: anvil.url, pollIntervalMs: 100, confirmations: 0, registry: null, dbPath: null },
       { registry, log: (level, msg) => logs.push(`${level} ${msg}`), nowMs: () => 1_000 },
     );
-    expect(poller.status()).toEqual({ ...L1_NOT_CONFIGURED, configured: true });
+    expect(poller.status()).toEqual({ ...L1_NOT_CONFIGURED, configured: true, confirmations: 0 });
     await poller.pollOnce();
     const head = Number(await jsonRpc<string>(anvil.url, "eth_blockNumber", [], 2_000));
     expect(poller.status()).toEqual({
@@ -37,6 +38,10 @@ describe("L1StatusPoller", () => {
       headBlock: head,
       lastUpdateMs: 1_000,
       error: null,
+      confirmations: 0,
+      confirmedBlock: head,
+      epoch: null,
+      reorgs: 0,
     });
     await jsonRpc(anvil.url, "evm_mine", [], 2_000);
     await jsonRpc(anvil.url, "evm_mine", [], 2_000);
@@ -50,7 +55,13 @@ describe("L1StatusPoller", () => {
   });
 
   it("polls on its own timer after start() until stop()", async () => {
-    const poller = new L1StatusPoller({ rpcUrl: anvil.url, pollIntervalMs: 100 });
+    const poller = await L1Mirror.open({
+      rpcUrl: anvil.url,
+      pollIntervalMs: 100,
+      confirmations: 0,
+      registry: null,
+      dbPath: null,
+    });
     poller.start();
     const deadline = Date.now() + 5_000;
     while (!poller.status().connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -66,7 +77,13 @@ describe("L1StatusPoller", () => {
   });
 
   it("speaks WebSocket when the URL says ws://", async () => {
-    const poller = new L1StatusPoller({ rpcUrl: anvil.url.replace("http://", "ws://"), pollIntervalMs: 100 });
+    const poller = await L1Mirror.open({
+      rpcUrl: anvil.url.replace("http://", "ws://"),
+      pollIntervalMs: 100,
+      confirmations: 0,
+      registry: null,
+      dbPath: null,
+    });
     await poller.pollOnce();
     expect(poller.status()).toMatchObject({ connected: true, chainId: 31337, error: null });
     await poller.stop();
@@ -76,8 +93,16 @@ describe("L1StatusPoller", () => {
     const l1 = await startAnvil({ port: 0, chainId: 900n, args: ["--silent"] });
     const registry = new Registry();
     const logs: string[] = [];
-    const poller = new L1StatusPoller(
-      { rpcUrl: l1.url, pollIntervalMs: 1_000, maxBackoffMs: 5_000, requestTimeoutMs: 1_000 },
+    const poller = await L1Mirror.open(
+      {
+        rpcUrl: l1.url,
+        pollIntervalMs: 1_000,
+        maxBackoffMs: 5_000,
+        requestTimeoutMs: 1_000,
+        confirmations: 0,
+        registry: null,
+        dbPath: null,
+      },
       { registry, log: (level, msg) => logs.push(`${level} ${msg}`) },
     );
     await poller.pollOnce();
@@ -101,7 +126,13 @@ describe("L1StatusPoller", () => {
     expect(logs).toEqual(["info L1 endpoint answers", "warn L1 endpoint does not answer"]);
     await poller.stop();
 
-    const keyed = new L1StatusPoller({ rpcUrl: `${l1.url}/v3/secret-api-key`, pollIntervalMs: 1_000 });
+    const keyed = await L1Mirror.open({
+      rpcUrl: `${l1.url}/v3/secret-api-key`,
+      pollIntervalMs: 1_000,
+      confirmations: 0,
+      registry: null,
+      dbPath: null,
+    });
     await keyed.pollOnce();
     expect(keyed.status().error).toMatch(/ECONNREFUSED/);
     expect(JSON.stringify(keyed.status())).not.toContain("secret-api-key");

@@ -1,0 +1,646 @@
+// The L1 mirror: the node's L1View over an Ethereum JSON-RPC endpoint (viem, HTTP or WebSocket). A timer polls the
+// head, keeps the canonical chain near it as a bounded map number -> hash, and follows reorgs by walking back from its
+// tip to the highest block whose hash still matches (the fork point), then refilling forward. A block is confirmed
+// once `confirmations` blocks sit on top of it; answers about a block are about its hash, so every honest node that
+// sees the same canonical L1 answers alike. Registry reads are eth_calls AT the block hash (EIP-1898), cached by hash.
+// Failures never reach callers: they become "unknown" answers, a counter, a log line and exponential backoff.
+// The newest confirmed block is saved in a small level DB of its own, so a restart resumes there (and notices a
+// reorg that happened while it was down) instead of starting blind.
+import { peerIdFromMultihash } from "@libp2p/peer-id";
+import { Level } from "level";
+import * as Digest from "multiformats/hashes/digest";
+import type { Registry } from "prom-client";
+import {
+  type Address,
+  BaseError,
+  ContractFunctionRevertedError,
+  ContractFunctionZeroDataError,
+  createPublicClient,
+  type PublicClient,
+} from "viem";
+import { fromHex, type Hex } from "../../consensus/bytes.ts";
+import { computeValidatorSetId, ValidatorSetError } from "../../consensus/validator-set.ts";
+import { SequencerRegistry } from "../../staking-contracts/artifacts.ts";
+import {
+  readStakerReport,
+  resolveStakingContracts,
+  type StakerReport,
+  type StakingContracts,
+  stakerReportJson,
+} from "./staker.ts";
+import {
+  closeL1Client,
+  createL1Metrics,
+  createL1Transport,
+  L1_NOT_CONFIGURED,
+  type L1Metrics,
+  type L1Status,
+  shortError,
+} from "./status.ts";
+import type { L1Answer, L1Epoch, L1Member, L1Ref, L1View } from "./view.ts";
+
+export const L1_MIRROR_LIMITS = {
+  /** Blocks of the canonical chain kept near the head: the deepest reorg the mirror follows block by block. */
+  windowBlocks: 1024,
+  /** Hashes of older blocks fetched for checkConfirmed (deep, so they do not change). */
+  oldBlockCacheEntries: 4096,
+  /** Epoch answers cached by block hash. */
+  epochCacheEntries: 256,
+  /** More than the registry allows (100 validators, 128 candidates): anything above is not our registry. */
+  maxMembers: 128,
+  /** Block headers requested concurrently (one JSON-RPC batch over HTTP). */
+  fetchConcurrency: 64,
+  defaultRequestTimeoutMs: 5_000,
+  defaultMaxBackoffMs: 60_000,
+} as const;
+
+const RESUME_KEY = "resume";
+
+export interface L1MirrorOptions {
+  readonly rpcUrl: string;
+  readonly pollIntervalMs: number;
+  /** Blocks on top of a block before it is confirmed (0 = the head itself). */
+  readonly confirmations: number;
+  /** SequencerRegistry address; null = no epochs (epochAt answers "unknown"). */
+  readonly registry: Hex | null;
+  /** Directory of the mirror's own level DB (the resume point); null = nothing saved. */
+  readonly dbPath: string | null;
+  readonly requestTimeoutMs?: number;
+  readonly maxBackoffMs?: number;
+  readonly windowBlocks?: number;
+}
+
+/** Who may connect: the epoch's set and the registry's candidates for the next one, as of a confirmed block. */
+export interface L1Membership {
+  readonly at: L1Ref;
+  readonly epoch: bigint;
+  readonly members: readonly L1Member[];
+  /** Peer ids of the Active and Exiting sequencers (the next set is chosen among them). */
+  readonly candidatePeerIds: readonly string[];
+}
+
+export interface L1MirrorModules {
+  /** Registers the dcn_l1_* metrics here when given. */
+  readonly registry?: Registry;
+  readonly log?: (level: "info" | "warn" | "error", msg: string, fields: Record<string, unknown>) => void;
+  readonly nowMs?: () => number;
+  /** Called when the epoch (or the candidates) at the confirmed block changed: the admission list's input. */
+  readonly onMembership?: (membership: L1Membership) => void;
+}
+
+export type L1MirrorErrorCode = "db_open";
+
+/** The mirror's own DB cannot be opened (another node process holds it?). */
+export class L1MirrorError extends Error {
+  override readonly name = "L1MirrorError";
+  constructor(
+    readonly code: L1MirrorErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Counters for tests and status: what the mirror did since it opened. */
+export interface L1MirrorStats {
+  readonly blocksFetched: number;
+  readonly reorgs: number;
+  /** Reorgs that replaced a block already at confirmation depth. */
+  readonly confirmedReorgs: number;
+  readonly rpcErrors: number;
+  readonly deepestReorg: number;
+}
+
+interface BlockHeader {
+  readonly number: bigint;
+  readonly hash: Hex;
+  readonly parentHash: Hex;
+}
+
+/** The libp2p peer id string of the registry's peer id bytes (a multihash), or null when they are not one. */
+export function peerIdFromBytes(bytes: Hex): string | null {
+  try {
+    return peerIdFromMultihash(Digest.decode(fromHex(bytes))).toString();
+  } catch {
+    return null;
+  }
+}
+
+/** A revert or a missing contract: the same answer from every node at that block, unlike a transport failure. */
+function isDeterministicFailure(error: unknown): boolean {
+  if (!(error instanceof BaseError)) return false;
+  return (
+    error.walk((e) => e instanceof ContractFunctionRevertedError || e instanceof ContractFunctionZeroDataError) !== null
+  );
+}
+
+function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  while (map.size > max) {
+    const oldest = map.keys().next();
+    if (oldest.done === true) break;
+    map.delete(oldest.value);
+  }
+}
+
+const lower = (h: string): Hex => h.toLowerCase() as Hex;
+
+export class L1Mirror implements L1View {
+  private client: PublicClient;
+  private readonly ws: boolean;
+  private readonly window: bigint;
+  /** Canonical chain near the head: number -> hash, numbers contiguous from tip - size + 1 to tip. */
+  private readonly chain = new Map<bigint, Hex>();
+  private tip: bigint | null = null;
+  private confirmed: L1Ref | null;
+  private readonly oldBlocks = new Map<bigint, Hex>();
+  private readonly epochs = new Map<Hex, L1Answer<L1Epoch>>();
+  private readonly epochReads = new Map<Hex, Promise<L1Answer<L1Epoch>>>();
+  private current: L1Status;
+  private membership: L1Membership | null = null;
+  private contracts: StakingContracts | undefined;
+  private lastSequencerCount: number | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private inFlight: Promise<void> | null = null;
+  private failures = 0;
+  private stopped = false;
+  private counts = { blocksFetched: 0, reorgs: 0, confirmedReorgs: 0, rpcErrors: 0, deepestReorg: 0 };
+  private readonly metrics: L1Metrics | null;
+  private readonly nowMs: () => number;
+
+  private constructor(
+    private readonly opts: L1MirrorOptions,
+    private readonly m: L1MirrorModules,
+    private readonly db: Level<string, string> | null,
+    resume: L1Ref | null,
+  ) {
+    this.ws = opts.rpcUrl.startsWith("ws://") || opts.rpcUrl.startsWith("wss://");
+    this.client = this.createClient();
+    this.window = BigInt(Math.max(opts.windowBlocks ?? L1_MIRROR_LIMITS.windowBlocks, opts.confirmations + 1));
+    this.metrics = m.registry === undefined ? null : createL1Metrics(m.registry);
+    this.nowMs = m.nowMs ?? Date.now;
+    this.confirmed = resume;
+    if (resume !== null) {
+      // The saved block is the starting tip: the first poll checks it is still canonical (a reorg while down).
+      this.chain.set(resume.number, resume.hash);
+      this.tip = resume.number;
+    }
+    this.current = {
+      ...L1_NOT_CONFIGURED,
+      configured: true,
+      confirmations: opts.confirmations,
+      confirmedBlock: resume === null ? null : Number(resume.number),
+    };
+  }
+
+  private createClient(): PublicClient {
+    const timeoutMs = this.opts.requestTimeoutMs ?? L1_MIRROR_LIMITS.defaultRequestTimeoutMs;
+    // cacheTime 0: viem would otherwise answer getBlockNumber from a 4 s cache.
+    return createPublicClient({ transport: createL1Transport(this.opts.rpcUrl, timeoutMs, true), cacheTime: 0 });
+  }
+
+  /** Opens the mirror's DB (when `dbPath` is set) and loads the resume point. Does not touch the L1: see start(). */
+  static async open(opts: L1MirrorOptions, modules: L1MirrorModules = {}): Promise<L1Mirror> {
+    let db: Level<string, string> | null = null;
+    let resume: L1Ref | null = null;
+    if (opts.dbPath !== null) {
+      db = new Level<string, string>(opts.dbPath, { valueEncoding: "utf8" });
+      try {
+        await db.open();
+      } catch (cause) {
+        throw new L1MirrorError("db_open", `cannot open the L1 mirror's DB at ${opts.dbPath}: ${String(cause)}`, {
+          cause,
+        });
+      }
+      const saved = await db.get(RESUME_KEY);
+      if (saved !== undefined) {
+        const parsed = JSON.parse(saved) as { number: string; hash: Hex };
+        resume = { number: BigInt(parsed.number), hash: lower(parsed.hash) };
+      }
+    }
+    return new L1Mirror(opts, modules, db, resume);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // L1View
+
+  confirmedHead(): L1Ref | null {
+    return this.confirmed;
+  }
+
+  async checkConfirmed(ref: L1Ref): Promise<L1Answer<true>> {
+    const confirmed = this.confirmed;
+    if (confirmed === null) return { kind: "unknown", reason: "the L1 mirror has no confirmed block yet" };
+    if (ref.number > confirmed.number) {
+      return {
+        kind: "unknown",
+        reason: `L1 block ${ref.number} is not at confirmation depth yet (confirmed head ${confirmed.number})`,
+      };
+    }
+    if (ref.number < 0n) return { kind: "invalid", reason: `L1 block number ${ref.number} is negative` };
+    let known = this.chain.get(ref.number) ?? this.oldBlocks.get(ref.number);
+    if (known === undefined) {
+      try {
+        const block = await this.fetchBlock(ref.number);
+        known = block.hash;
+        setBounded(this.oldBlocks, ref.number, known, L1_MIRROR_LIMITS.oldBlockCacheEntries);
+      } catch (error) {
+        this.countRpcError();
+        return { kind: "unknown", reason: `cannot read L1 block ${ref.number}: ${shortError(error)}` };
+      }
+    }
+    if (known === lower(ref.hash)) return { kind: "ok", value: true };
+    return { kind: "invalid", reason: `L1 block ${ref.number} is ${known} on the canonical chain, not ${ref.hash}` };
+  }
+
+  async epochAt(ref: L1Ref): Promise<L1Answer<L1Epoch>> {
+    const confirmed = await this.checkConfirmed(ref);
+    if (confirmed.kind !== "ok") return confirmed;
+    if (this.opts.registry === null) return { kind: "unknown", reason: "no l1.registry is configured" };
+    const key = lower(ref.hash);
+    const cached = this.epochs.get(key);
+    if (cached !== undefined) return cached;
+    let read = this.epochReads.get(key);
+    if (read === undefined) {
+      read = this.readEpoch(key).finally(() => this.epochReads.delete(key));
+      this.epochReads.set(key, read);
+    }
+    const answer = await read;
+    // An unknown is a transport failure: asked again next time.
+    if (answer.kind !== "unknown") setBounded(this.epochs, key, answer, L1_MIRROR_LIMITS.epochCacheEntries);
+    return answer;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // Lifecycle, status
+
+  /** Polls now, then on its own timer until stop(). */
+  start(): void {
+    if (this.stopped || this.timer !== null || this.inFlight !== null) return;
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await this.inFlight;
+    if (this.ws) await closeL1Client(this.client);
+    await this.db?.close();
+  }
+
+  status(): L1Status {
+    return this.current;
+  }
+
+  stats(): L1MirrorStats {
+    return { ...this.counts };
+  }
+
+  /** The last membership read (epoch set and candidates at a confirmed block), or null before the first. */
+  currentMembership(): L1Membership | null {
+    return this.membership;
+  }
+
+  /**
+   * The staking position of `address` at the confirmed block (lumia_getStake / lumia_getRewards); `withClaims` adds
+   * its Claimed events. "unknown" without a registry, before the first confirmed block, or when the L1 fails.
+   */
+  async stakerReport(address: Hex, withClaims: boolean): Promise<L1Answer<StakerReport>> {
+    const at = this.confirmed;
+    if (this.opts.registry === null) return { kind: "unknown", reason: "no l1.registry is configured" };
+    if (at === null) return { kind: "unknown", reason: "the L1 mirror has no confirmed block yet" };
+    try {
+      // The registry's wiring is set once at deployment: resolved once.
+      this.contracts ??= await resolveStakingContracts(this.client, this.opts.registry as Address, {
+        blockHash: at.hash,
+      });
+      const report = await readStakerReport(
+        this.client,
+        this.contracts,
+        address as Address,
+        { blockHash: at.hash },
+        withClaims,
+      );
+      return { kind: "ok", value: report };
+    } catch (error) {
+      this.countRpcError();
+      return { kind: "unknown", reason: `staking read at L1 block ${at.number} failed: ${shortError(error)}` };
+    }
+  }
+
+  /** The viem client the mirror reads with (for other contract views at confirmed blocks). */
+  get publicClient(): PublicClient {
+    return this.client;
+  }
+
+  /** One poll (exposed for tests); never rejects. */
+  pollOnce(): Promise<void> {
+    if (this.inFlight === null) {
+      this.inFlight = this.poll().finally(() => {
+        this.inFlight = null;
+      });
+    }
+    return this.inFlight;
+  }
+
+  /** The wait before the next poll: the interval, doubled per consecutive failure up to maxBackoffMs. */
+  nextDelayMs(): number {
+    const max = this.opts.maxBackoffMs ?? L1_MIRROR_LIMITS.defaultMaxBackoffMs;
+    if (this.failures === 0) return this.opts.pollIntervalMs;
+    return Math.min(max, this.opts.pollIntervalMs * 2 ** Math.min(this.failures, 20));
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.pollOnce().then(() => this.schedule(this.nextDelayMs()));
+    }, delayMs);
+    this.timer.unref?.();
+  }
+
+  private countRpcError(): void {
+    this.counts.rpcErrors++;
+    this.metrics?.rpcErrors.inc();
+  }
+
+  private async poll(): Promise<void> {
+    try {
+      const [chainId, head] = await Promise.all([this.client.getChainId(), this.client.getBlockNumber()]);
+      if (this.stopped) return;
+      await this.sync(head);
+      if (this.stopped) return;
+      const wasConnected = this.current.connected;
+      this.failures = 0;
+      this.current = {
+        ...this.current,
+        connected: true,
+        chainId,
+        headBlock: Number(head),
+        lastUpdateMs: this.nowMs(),
+        error: null,
+        confirmedBlock: this.confirmed === null ? null : Number(this.confirmed.number),
+        reorgs: this.counts.reorgs,
+      };
+      this.metrics?.head.set(Number(head));
+      this.metrics?.connected.set(1);
+      if (this.confirmed !== null) this.metrics?.confirmedBlock.set(Number(this.confirmed.number));
+      if (!wasConnected) this.m.log?.("info", "L1 endpoint answers", { l1ChainId: chainId, l1Head: Number(head) });
+      await this.refreshMembership();
+    } catch (error) {
+      if (this.stopped) return;
+      const message = shortError(error);
+      const first = this.failures === 0;
+      this.failures++;
+      this.countRpcError();
+      this.current = { ...this.current, connected: false, error: message };
+      this.metrics?.connected.set(0);
+      if (first) {
+        this.m.log?.("warn", "L1 endpoint does not answer", { error: message, retryInMs: this.nextDelayMs() });
+      }
+      if (this.ws) {
+        // A WebSocket that failed stays failed (no reconnect): the next poll opens a new one.
+        const old = this.client;
+        this.client = this.createClient();
+        await closeL1Client(old);
+      }
+    }
+  }
+
+  private async fetchBlock(number: bigint): Promise<BlockHeader> {
+    const block = await this.client.getBlock({ blockNumber: number });
+    this.counts.blocksFetched++;
+    if (block.hash === null) throw new Error(`L1 block ${number} has no hash (pending)`);
+    return { number, hash: lower(block.hash), parentHash: lower(block.parentHash) };
+  }
+
+  private lowest(): bigint | null {
+    return this.tip === null ? null : this.tip - BigInt(this.chain.size) + 1n;
+  }
+
+  /** Brings the chain map to `head`: finds the fork point below the old tip, drops what was replaced, refills. */
+  private async sync(head: bigint): Promise<void> {
+    let fork: bigint | null = null;
+    const oldTip = this.tip;
+    const lowest = this.lowest();
+    if (oldTip !== null && lowest !== null) {
+      // One header per step: a reorg of depth d costs d reads, bounded by the window.
+      for (let n = oldTip < head ? oldTip : head; n >= lowest; n--) {
+        const block = await this.fetchBlock(n);
+        if (block.hash === this.chain.get(n)) {
+          fork = n;
+          break;
+        }
+      }
+      const replacedFrom = fork === null ? lowest : fork + 1n;
+      if (replacedFrom <= oldTip) this.reorged(replacedFrom, oldTip);
+      for (let n = replacedFrom; n <= oldTip; n++) this.chain.delete(n);
+      this.tip = fork;
+      if (fork === null) this.chain.clear();
+    }
+    const freshStart = head - BigInt(this.opts.confirmations);
+    let start = fork === null ? (freshStart > 0n ? freshStart : 0n) : fork + 1n;
+    const windowStart = head - this.window + 1n;
+    if (start < windowStart) start = windowStart;
+    if (fork !== null && start > fork + 1n) {
+      // Too far behind to link: restart the map at the window's start.
+      this.chain.clear();
+      this.tip = null;
+    }
+    const chunk = BigInt(L1_MIRROR_LIMITS.fetchConcurrency);
+    for (let from = start; from <= head; from += chunk) {
+      const to = from + chunk - 1n < head ? from + chunk - 1n : head;
+      const numbers: bigint[] = [];
+      for (let n = from; n <= to; n++) numbers.push(n);
+      const blocks = await Promise.all(numbers.map((n) => this.fetchBlock(n)));
+      for (const block of blocks) {
+        const parent = this.chain.get(block.number - 1n);
+        if (this.tip !== null && parent !== undefined && parent !== block.parentHash) {
+          // The chain moved under the fill (another reorg): keep what links, the next poll walks back.
+          this.updateConfirmed();
+          return;
+        }
+        this.chain.set(block.number, block.hash);
+        this.tip = block.number;
+      }
+      if (this.stopped) return;
+    }
+    const keepFrom = this.tip === null ? null : this.tip - this.window + 1n;
+    if (keepFrom !== null) {
+      for (const n of this.chain.keys()) if (n < keepFrom) this.chain.delete(n);
+    }
+    this.updateConfirmed();
+  }
+
+  private reorged(fromNumber: bigint, oldTip: bigint): void {
+    const depth = Number(oldTip - fromNumber + 1n);
+    const touchedConfirmed = this.confirmed !== null && fromNumber <= this.confirmed.number;
+    this.counts.reorgs++;
+    this.counts.deepestReorg = Math.max(this.counts.deepestReorg, depth);
+    this.metrics?.reorgs.inc({ depth: touchedConfirmed ? "confirmed" : "shallow" });
+    if (touchedConfirmed) {
+      this.counts.confirmedReorgs++;
+      // Anchors and epoch answers given for the replaced blocks were wrong: nothing here can undo them.
+      this.m.log?.("error", "L1 REORG BELOW CONFIRMATION DEPTH: confirmed L1 blocks were replaced", {
+        fromBlock: Number(fromNumber),
+        oldTip: Number(oldTip),
+        depth,
+        confirmations: this.opts.confirmations,
+        confirmedBlock: this.confirmed === null ? null : Number(this.confirmed.number),
+      });
+      this.confirmed = null;
+    } else {
+      this.m.log?.("info", "L1 reorg within confirmation depth", { fromBlock: Number(fromNumber), depth });
+    }
+  }
+
+  private updateConfirmed(): void {
+    if (this.tip === null) return;
+    const number = this.tip - BigInt(this.opts.confirmations);
+    const hash = this.chain.get(number);
+    if (hash === undefined) return;
+    if (this.confirmed?.number === number && this.confirmed.hash === hash) return;
+    this.confirmed = { number, hash };
+    void this.db
+      ?.put(RESUME_KEY, JSON.stringify({ number: number.toString(), hash }))
+      .catch((err: unknown) => this.m.log?.("warn", "cannot save the L1 resume point", { error: String(err) }));
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // Registry reads
+
+  private registryCall<T>(functionName: string, args: readonly unknown[], blockHash: Hex): Promise<T> {
+    const address = this.opts.registry as Address;
+    return this.client.readContract({
+      address,
+      abi: SequencerRegistry.abi,
+      functionName: functionName as never,
+      args: args as never,
+      blockHash,
+    }) as Promise<T>;
+  }
+
+  private async readEpoch(blockHash: Hex): Promise<L1Answer<L1Epoch>> {
+    try {
+      const epoch = await this.registryCall<bigint>("currentEpoch", [], blockHash);
+      const [[publicKeys, powers, setId], members] = await Promise.all([
+        this.registryCall<readonly [readonly Hex[], readonly bigint[], Hex]>("validatorSet", [epoch], blockHash),
+        this.registryCall<readonly { sequencerId: number; power: bigint }[]>("epochMembers", [epoch], blockHash),
+      ]);
+      if (publicKeys.length > L1_MIRROR_LIMITS.maxMembers || members.length !== publicKeys.length) {
+        return {
+          kind: "invalid",
+          reason: `registry epoch ${epoch}: ${publicKeys.length} keys and ${members.length} members (limit ${L1_MIRROR_LIMITS.maxMembers})`,
+        };
+      }
+      const infos = await Promise.all(members.map((m) => this.sequencerInfo(m.sequencerId, blockHash)));
+      const out: L1Member[] = [];
+      for (const [i, info] of infos.entries()) {
+        const publicKey = publicKeys[i];
+        const power = powers[i];
+        const member = members[i];
+        if (publicKey === undefined || power === undefined || member === undefined) throw new Error("length checked");
+        if (BigInt(member.power) !== BigInt(power)) {
+          return { kind: "invalid", reason: `registry epoch ${epoch}: member ${i} power differs between views` };
+        }
+        out.push({
+          publicKey: lower(publicKey),
+          votingPower: BigInt(power),
+          peerId: info.peerId,
+          operator: info.operator,
+        });
+      }
+      if (out.length > 0) {
+        const computed = computeValidatorSetId(
+          out.map((v) => ({ publicKey: fromHex(v.publicKey), votingPower: v.votingPower })),
+        );
+        if (computed !== lower(setId)) {
+          return {
+            kind: "invalid",
+            reason: `registry epoch ${epoch}: set id ${setId} is not the id of its members (${computed})`,
+          };
+        }
+      }
+      return { kind: "ok", value: { epoch, members: out, setId: lower(setId) } };
+    } catch (error) {
+      if (error instanceof ValidatorSetError || isDeterministicFailure(error)) {
+        return { kind: "invalid", reason: `registry read at ${blockHash} failed: ${shortError(error)}` };
+      }
+      this.countRpcError();
+      return { kind: "unknown", reason: `registry read at ${blockHash} failed: ${shortError(error)}` };
+    }
+  }
+
+  private async sequencerInfo(sequencerId: number, blockHash: Hex): Promise<{ peerId: string; operator: Hex }> {
+    const s = await this.registryCall<{ operator: Hex; peerId: Hex }>("sequencer", [sequencerId], blockHash);
+    // An operator that registered bytes that are no peer id cannot be admitted; consensus still counts its key.
+    return { peerId: peerIdFromBytes(s.peerId) ?? "", operator: lower(s.operator) };
+  }
+
+  /** Reads the epoch's set and the candidates at the confirmed block when the epoch or the sequencer count moved. */
+  private async refreshMembership(): Promise<void> {
+    const at = this.confirmed;
+    if (at === null || this.opts.registry === null || this.stopped) return;
+    if (this.membership !== null && this.membership.at.hash === at.hash) return;
+    try {
+      const [epoch, count] = await Promise.all([
+        this.registryCall<bigint>("currentEpoch", [], at.hash),
+        this.registryCall<number>("sequencerCount", [], at.hash),
+      ]);
+      if (this.membership !== null && this.membership.epoch === epoch && this.lastSequencerCount === count) {
+        this.membership = { ...this.membership, at };
+        return;
+      }
+      const answer = await this.epochAt(at);
+      if (answer.kind !== "ok") {
+        this.m.log?.("warn", "cannot read the registry's epoch at the confirmed L1 block", {
+          l1Block: Number(at.number),
+          reason: answer.reason,
+        });
+        return;
+      }
+      const ids = await this.registryCall<readonly number[]>("candidates", [], at.hash);
+      const candidates = await Promise.all(
+        ids.slice(0, L1_MIRROR_LIMITS.maxMembers).map((id) => this.sequencerInfo(id, at.hash)),
+      );
+      const changedEpoch = this.membership?.epoch !== epoch;
+      this.membership = {
+        at,
+        epoch,
+        members: answer.value.members,
+        candidatePeerIds: candidates.map((c) => c.peerId).filter((p) => p !== ""),
+      };
+      this.lastSequencerCount = count;
+      this.current = { ...this.current, epoch: Number(epoch) };
+      if (changedEpoch) {
+        this.m.log?.("info", "L1 registry epoch", {
+          epoch: Number(epoch),
+          l1Block: Number(at.number),
+          members: answer.value.members.length,
+          setId: answer.value.setId,
+        });
+      }
+      this.m.onMembership?.(this.membership);
+    } catch (error) {
+      this.countRpcError();
+      this.m.log?.("warn", "cannot read the registry's membership", { error: shortError(error) });
+    }
+  }
+}
+
+/** The RPC backend's stakerReport over a mirror: the report as JSON, or the reason it is unknown. */
+export function stakerReportOf(mirror: L1Mirror) {
+  return async (
+    address: Hex,
+    withClaims: boolean,
+  ): Promise<{ ok: true; value: unknown } | { ok: false; reason: string }> => {
+    const answer = await mirror.stakerReport(address, withClaims);
+    return answer.kind === "ok"
+      ? { ok: true, value: stakerReportJson(answer.value) }
+      : { ok: false, reason: answer.reason };
+  };
+}

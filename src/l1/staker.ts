@@ -1,0 +1,217 @@
+// A staker's position on the L1 staking contracts, read from their views (and the Rewards `Claimed` events): stake
+// and unbonding per sequencer pool, pending rewards, commission owed to an operator, and what was claimed, by epoch.
+// One reader for `dcn rewards` and for lumia_getStake / lumia_getRewards (which read at the mirror's confirmed block).
+import type { Address, Hex, PublicClient } from "viem";
+import { Rewards, SequencerRegistry, Staking } from "../../staking-contracts/artifacts.ts";
+
+export const STAKER_LIMITS = {
+  /** The registry allows 128 open sequencers; ids only grow, so a long-lived registry may count more. */
+  maxSequencers: 512,
+  /** Claims listed (the newest), each needing one epoch read. */
+  maxClaims: 256,
+} as const;
+
+export interface StakingContracts {
+  readonly registry: Address;
+  readonly staking: Address;
+  readonly rewards: Address;
+  readonly token: Address;
+}
+
+/** Where to read: a block hash (the mirror's confirmed block) or a block number. */
+export type ReadAt = { readonly blockHash: Hex } | { readonly blockNumber: bigint };
+
+/** The staking, rewards and token addresses the registry points to. */
+export async function resolveStakingContracts(
+  client: PublicClient,
+  registry: Address,
+  at: ReadAt,
+): Promise<StakingContracts> {
+  const staking = (await client.readContract({
+    address: registry,
+    abi: SequencerRegistry.abi,
+    functionName: "staking",
+    ...at,
+  })) as Address;
+  const [rewards, token] = await Promise.all([
+    client.readContract({ address: staking, abi: Staking.abi, functionName: "rewards", ...at }),
+    client.readContract({ address: staking, abi: Staking.abi, functionName: "token", ...at }),
+  ]);
+  return { registry, staking, rewards: rewards as Address, token: token as Address };
+}
+
+export interface StakerPosition {
+  readonly sequencerId: number;
+  readonly operator: Address;
+  /** Active stake (wei): counts for power and rewards. */
+  readonly stake: bigint;
+  /** Unbonding (wei): no power, no rewards, still slashable until withdrawn. */
+  readonly unbonding: bigint;
+  /** Claimable rewards (wei). */
+  readonly pending: bigint;
+}
+
+export interface StakerClaim {
+  readonly sequencerId: number;
+  readonly amount: bigint;
+  readonly blockNumber: bigint;
+  /** The registry's epoch at the claim's block. */
+  readonly epoch: bigint;
+}
+
+export interface StakerReport {
+  readonly address: Address;
+  readonly block: { readonly number: bigint; readonly hash: Hex };
+  readonly epoch: bigint;
+  /** Pools in which the address has stake, unbonding stake or pending rewards, by sequencer id. */
+  readonly positions: readonly StakerPosition[];
+  readonly totalStake: bigint;
+  readonly totalUnbonding: bigint;
+  readonly totalPending: bigint;
+  /** Commission owed to the address as an operator (claimCommission). */
+  readonly commissionOwed: bigint;
+  /** Claimed rewards, oldest first (null when not asked for). */
+  readonly claims: readonly StakerClaim[] | null;
+  readonly claimedByEpoch: readonly { readonly epoch: bigint; readonly amount: bigint }[] | null;
+  readonly totalClaimed: bigint | null;
+}
+
+/** Reads the position of `address` at `at`; `withClaims` adds the Claimed events up to that block. */
+export async function readStakerReport(
+  client: PublicClient,
+  c: StakingContracts,
+  address: Address,
+  at: ReadAt,
+  withClaims: boolean,
+): Promise<StakerReport> {
+  const block = await client.getBlock("blockHash" in at ? { blockHash: at.blockHash } : at);
+  if (block.hash === null || block.number === null) throw new Error("cannot read a staker at a pending block");
+  const pinned = { blockHash: block.hash } as const;
+  const [count, epoch, commissionOwed] = await Promise.all([
+    client.readContract({ address: c.registry, abi: SequencerRegistry.abi, functionName: "sequencerCount", ...pinned }),
+    client.readContract({ address: c.registry, abi: SequencerRegistry.abi, functionName: "currentEpoch", ...pinned }),
+    client.readContract({
+      address: c.rewards,
+      abi: Rewards.abi,
+      functionName: "commissionOf",
+      args: [address],
+      ...pinned,
+    }),
+  ]);
+  const ids = Array.from({ length: Math.min(Number(count), STAKER_LIMITS.maxSequencers) }, (_, i) => i + 1);
+  const rows = await Promise.all(
+    ids.map(async (id) => {
+      const [stake, unbonding, pending, operator] = await Promise.all([
+        client.readContract({
+          address: c.staking,
+          abi: Staking.abi,
+          functionName: "stakeOf",
+          args: [id, address],
+          ...pinned,
+        }),
+        client.readContract({
+          address: c.staking,
+          abi: Staking.abi,
+          functionName: "unbondingOf",
+          args: [id, address],
+          ...pinned,
+        }),
+        client.readContract({
+          address: c.rewards,
+          abi: Rewards.abi,
+          functionName: "pendingRewards",
+          args: [id, address],
+          ...pinned,
+        }),
+        client.readContract({
+          address: c.registry,
+          abi: SequencerRegistry.abi,
+          functionName: "operatorOf",
+          args: [id],
+          ...pinned,
+        }),
+      ]);
+      return { sequencerId: id, operator: operator as Address, stake, unbonding, pending };
+    }),
+  );
+  const positions = rows.filter((r) => r.stake > 0n || r.unbonding > 0n || r.pending > 0n);
+  const sum = (f: (p: StakerPosition) => bigint) => positions.reduce((s, p) => s + f(p), 0n);
+  let claims: StakerClaim[] | null = null;
+  let claimedByEpoch: { epoch: bigint; amount: bigint }[] | null = null;
+  if (withClaims) {
+    const logs = await client.getContractEvents({
+      address: c.rewards,
+      abi: Rewards.abi,
+      eventName: "Claimed",
+      args: { account: address },
+      fromBlock: 0n,
+      toBlock: block.number,
+    });
+    const recent = logs.slice(-STAKER_LIMITS.maxClaims);
+    claims = await Promise.all(
+      recent.map(async (log) => {
+        const blockNumber = log.blockNumber ?? 0n;
+        const claimEpoch = await client.readContract({
+          address: c.registry,
+          abi: SequencerRegistry.abi,
+          functionName: "currentEpoch",
+          blockNumber,
+        });
+        return {
+          sequencerId: Number(log.args.sequencerId ?? 0),
+          amount: log.args.amount ?? 0n,
+          blockNumber,
+          epoch: claimEpoch,
+        };
+      }),
+    );
+    const byEpoch = new Map<bigint, bigint>();
+    for (const claim of claims) byEpoch.set(claim.epoch, (byEpoch.get(claim.epoch) ?? 0n) + claim.amount);
+    claimedByEpoch = [...byEpoch]
+      .map(([e, amount]) => ({ epoch: e, amount }))
+      .sort((a, b) => (a.epoch < b.epoch ? -1 : 1));
+  }
+  return {
+    address,
+    block: { number: block.number, hash: block.hash },
+    epoch,
+    positions,
+    totalStake: sum((p) => p.stake),
+    totalUnbonding: sum((p) => p.unbonding),
+    totalPending: sum((p) => p.pending),
+    commissionOwed,
+    claims,
+    claimedByEpoch,
+    totalClaimed: claims === null ? null : claims.reduce((s, x) => s + x.amount, 0n),
+  };
+}
+
+/** The report as JSON: amounts as decimal strings of wei. */
+export function stakerReportJson(r: StakerReport): Record<string, unknown> {
+  const s = (v: bigint) => v.toString();
+  return {
+    address: r.address,
+    block: { number: s(r.block.number), hash: r.block.hash },
+    epoch: s(r.epoch),
+    positions: r.positions.map((p) => ({
+      sequencerId: p.sequencerId,
+      operator: p.operator,
+      stake: s(p.stake),
+      unbonding: s(p.unbonding),
+      pending: s(p.pending),
+    })),
+    totalStake: s(r.totalStake),
+    totalUnbonding: s(r.totalUnbonding),
+    totalPending: s(r.totalPending),
+    commissionOwed: s(r.commissionOwed),
+    claims:
+      r.claims?.map((c) => ({
+        sequencerId: c.sequencerId,
+        amount: s(c.amount),
+        blockNumber: s(c.blockNumber),
+        epoch: s(c.epoch),
+      })) ?? null,
+    claimedByEpoch: r.claimedByEpoch?.map((e) => ({ epoch: s(e.epoch), amount: s(e.amount) })) ?? null,
+    totalClaimed: r.totalClaimed === null ? null : s(r.totalClaimed),
+  };
+}
