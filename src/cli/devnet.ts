@@ -11,7 +11,7 @@ import { mkdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fromHex, type Hex, keccak256, toHex, utf8 } from "../../consensus/bytes.ts";
-import { buildGenesis } from "../config/genesis.ts";
+import { buildGenesis, type GenesisJson } from "../config/genesis.ts";
 import { initNode } from "../keys/init.ts";
 import { operatorAddressOf, type PublicIdentity } from "../keys/keys.ts";
 import { type AnvilProcess, DEVNET_L1_CHAIN_ID, jsonRpc, startAnvil, stopLeftoverAnvil } from "../l1/anvil.ts";
@@ -87,6 +87,11 @@ export interface DevnetOptions {
   readonly baseFeePerGas?: bigint;
   /** The L1 every node polls (config section `l1`) and devnet.json lists; none when absent. */
   readonly l1?: DevnetL1;
+  /**
+   * Anchor the genesis to this L1 registry and block (the subnet's set then follows the registry), writing the genesis
+   * again even if it exists: only before any node has run on it.
+   */
+  readonly anchor?: GenesisJson["l1"];
 }
 
 export interface DevnetNode {
@@ -119,6 +124,16 @@ interface SavedPlan {
 const PLAN_FILE = "plan.json";
 
 /** Creates (or reuses) keys, genesis and configs for a devnet in `opts.dir`. */
+/** The genesis `l1` section for `registry` at the L1's latest block. */
+async function l1Anchor(rpc: string, chainId: bigint, registry: Hex): Promise<GenesisJson["l1"]> {
+  const latest = await jsonRpc<{ number: Hex; hash: Hex }>(rpc, "eth_getBlockByNumber", ["latest", false], 10_000);
+  return {
+    chainId: chainId.toString(),
+    registry,
+    origin: { number: BigInt(latest.number).toString(), hash: latest.hash },
+  };
+}
+
 export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
   const dir = resolve(opts.dir);
   if (opts.fresh) await rm(dir, { recursive: true, force: true });
@@ -164,7 +179,7 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
     });
   }
   const genesisPath = join(dir, "genesis.json");
-  if (!existsSync(genesisPath)) {
+  if (!existsSync(genesisPath) || opts.anchor !== undefined) {
     const genesis = buildGenesis({
       chainId: opts.chainId,
       genesisTimeMs: Date.now(),
@@ -175,6 +190,7 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
         ...(opts.baseFeePerGas === undefined ? {} : { baseFeePerGas: opts.baseFeePerGas.toString() }),
         alloc: devnetAccounts().map((a) => ({ address: a.address, balance: DEVNET_FUNDED_BALANCE.toString() })),
       },
+      ...(opts.anchor === undefined ? {} : { l1: opts.anchor }),
     });
     await writeFile(genesisPath, `${JSON.stringify(genesis, null, 2)}\n`);
   }
@@ -459,11 +475,16 @@ export async function runDevnet(opts: RunDevnetOptions, print: (line: string) =>
       l1 = { rpc: opts.l1Url, chainId, embedded: false, pid: null, contracts: {} };
     }
     if (signalled === null) {
+      // A genesis written on this run may still be anchored to the L1 (nothing has run on it yet).
+      const newGenesis = !existsSync(join(dir, "genesis.json"));
       let plan = await prepareDevnet({ ...opts, fresh: false, l1 });
       if (l1.embedded && signalled === null) {
         l1 = { ...l1, contracts: await deployStakingContracts(l1, plan, opts.l1BlockTimeS) };
+        const registry = l1.contracts.registry;
+        // The set follows the registry from the block where epoch 1 (= the genesis set) is in force.
+        const anchor = newGenesis && registry !== undefined ? await l1Anchor(l1.rpc, l1.chainId, registry) : undefined;
         // Again, now with the registry in every node config and the addresses in devnet.json.
-        plan = await prepareDevnet({ ...opts, fresh: false, l1 });
+        plan = await prepareDevnet({ ...opts, fresh: false, l1, ...(anchor === undefined ? {} : { anchor }) });
         print(`  ${"staking".padEnd(12)} registry ${l1.contracts.registry}  epoch 1 = the genesis set`);
       }
       for (const node of plan.nodes) {

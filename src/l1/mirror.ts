@@ -231,6 +231,9 @@ export class L1Mirror implements L1View {
   }
 
   async checkConfirmed(ref: L1Ref): Promise<L1Answer<true>> {
+    // A block newer than this node's confirmed head is usually one its last poll just missed (the proposer's mirror
+    // polled later): poll now, once, rather than prevote nil and cost the subnet a round.
+    if (this.confirmed === null || ref.number > this.confirmed.number) await this.pollOnce();
     const confirmed = this.confirmed;
     if (confirmed === null) return { kind: "unknown", reason: "the L1 mirror has no confirmed block yet" };
     if (ref.number > confirmed.number) {

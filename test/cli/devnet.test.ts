@@ -157,6 +157,9 @@ describe("dcn devnet with the embedded L1", () => {
     expect(setId.toLowerCase()).toBe(genesis.validatorSet.id);
     expect(keys.map((k) => k.toLowerCase())).toEqual(genesis.validatorSet.validators.map((v) => toHex(v.publicKey)));
     expect(powers).toEqual([100n, 100n, 100n]);
+    // The genesis anchors the subnet to this registry: its set follows the registry's epochs from there on.
+    expect(genesis.l1?.registry.toLowerCase()).toBe(registryAddress.toLowerCase());
+    expect(genesis.l1?.chainId).toBe(31_337n);
     const config = JSON.parse(readFileSync(join(data, "validator-0", "config.json"), "utf8")) as {
       l1: { registry: string; confirmations: number };
     };
