@@ -10,6 +10,7 @@ import { closeSync, existsSync, openSync } from "node:fs";
 import { mkdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { encodeFunctionData } from "viem";
 import { fromHex, type Hex, keccak256, toHex, utf8 } from "../../consensus/bytes.ts";
 import { buildGenesis, type GenesisJson } from "../config/genesis.ts";
 import { initNode } from "../keys/init.ts";
@@ -19,6 +20,7 @@ import { deployStaking, LUMIA, peerIdBytes, sequencerRegistration } from "../l1/
 
 export { peerIdBytes } from "../l1/deploy.ts";
 
+import { SequencerRegistry } from "../../staking-contracts/artifacts.ts";
 import { createL1Reader } from "../l1/status.ts";
 import { fetchStatus } from "./status.ts";
 
@@ -124,6 +126,41 @@ interface SavedPlan {
 const PLAN_FILE = "plan.json";
 
 /** Creates (or reuses) keys, genesis and configs for a devnet in `opts.dir`. */
+/**
+ * On the embedded L1, does what any staker could: calls the registry's permissionless advanceEpoch() once an epoch
+ * has lasted its length, so stake and registration changes reach the subnet's validator set (from anvil's account 0).
+ */
+function epochKeeper(rpc: string, registry: Hex, print: (line: string) => void): () => Promise<void> {
+  let busy = false;
+  let reported = false;
+  return async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const call = (fn: "nextEpochBlock" | "currentEpoch") =>
+        jsonRpc<Hex>(
+          rpc,
+          "eth_call",
+          [{ to: registry, data: encodeFunctionData({ abi: SequencerRegistry.abi, functionName: fn }) }, "latest"],
+          5_000,
+        );
+      const [due, head] = await Promise.all([call("nextEpochBlock"), jsonRpc<Hex>(rpc, "eth_blockNumber", [], 5_000)]);
+      if (BigInt(head) < BigInt(due)) return;
+      const [from] = await jsonRpc<Hex[]>(rpc, "eth_accounts", [], 5_000);
+      const data = encodeFunctionData({ abi: SequencerRegistry.abi, functionName: "advanceEpoch" });
+      await jsonRpc(rpc, "eth_sendTransaction", [{ from, to: registry, data }], 5_000);
+      const epoch = BigInt(await call("currentEpoch"));
+      print(`  ${"staking".padEnd(12)} registry epoch ${epoch}`);
+      reported = false;
+    } catch (error) {
+      if (!reported) print(`  ${"staking".padEnd(12)} could not advance the epoch: ${String(error)}`);
+      reported = true;
+    } finally {
+      busy = false;
+    }
+  };
+}
+
 /** The genesis `l1` section for `registry` at the L1's latest block. */
 async function l1Anchor(rpc: string, chainId: bigint, registry: Hex): Promise<GenesisJson["l1"]> {
   const latest = await jsonRpc<{ number: Hex; hash: Hex }>(rpc, "eth_getBlockByNumber", ["latest", false], 10_000);
@@ -430,6 +467,7 @@ export async function runDevnet(opts: RunDevnetOptions, print: (line: string) =>
   let anvil: AnvilProcess | null = null;
   const children: { node: DevnetNode; child: ChildProcess }[] = [];
   let timer: ReturnType<typeof setInterval> | undefined;
+  let epochTimer: ReturnType<typeof setInterval> | undefined;
   // Handlers go in first: a Ctrl-C while anvil starts must still stop it. They stay for the whole run, so a second
   // Ctrl-C cannot kill the devnet halfway through stopping its children.
   let signalled: string | null = null;
@@ -500,6 +538,13 @@ export async function runDevnet(opts: RunDevnetOptions, print: (line: string) =>
         });
       }
       print(`wrote ${join(plan.dir, "devnet.json")}; Ctrl-C stops everything`);
+      const registry = l1.contracts.registry;
+      if (l1.embedded && registry !== undefined) {
+        const keeper = epochKeeper(l1.rpc, registry, print);
+        epochTimer = setInterval(() => {
+          if (!stopping) void keeper();
+        }, 2_000);
+      }
       timer = setInterval(async () => {
         const statuses = await Promise.all(plan.nodes.map((n) => fetchStatus(n.metrics, 1_000)));
         if (stopping || signalled !== null) return;
@@ -518,6 +563,7 @@ export async function runDevnet(opts: RunDevnetOptions, print: (line: string) =>
   } finally {
     stopping = true;
     if (timer !== undefined) clearInterval(timer);
+    if (epochTimer !== undefined) clearInterval(epochTimer);
     if (children.length > 0) {
       print(`\n${signalled ?? "stop"}: stopping ${children.length} nodes...`);
       await Promise.all(children.map(({ child }) => stopChild(child)));

@@ -72,7 +72,7 @@ export class Membership {
     ];
     this.log.info(
       { height, epoch: now.value.epoch.toString(), members: now.value.members.length, setId: now.value.setId },
-      "registry epoch: the validator set changes two heights on",
+      "registry epoch: its set decides from two heights on",
     );
     return { kind: "ok", changes, setId: now.value.setId };
   }

@@ -184,12 +184,30 @@ describe("dcn devnet with the embedded L1", () => {
     if (v0 === undefined) throw new Error("no node");
     // The nodes' L1 mirrors read the registry at confirmed blocks: epoch 1, two blocks below the head.
     await waitUntil(
-      "validator-0's mirror at registry epoch 1",
+      "validator-0's mirror at registry epoch 1 or later",
       async () => {
         const l1Status = (await statusOf(v0.metrics))?.l1 as { epoch?: number | null; confirmedBlock?: number | null };
-        return l1Status?.epoch === 1 && typeof l1Status.confirmedBlock === "number";
+        return (l1Status?.epoch ?? 0) >= 1 && typeof l1Status.confirmedBlock === "number";
       },
       20_000,
+      show,
+    );
+    // The devnet advances the registry's epoch when due (every 20 L1 blocks); the subnet takes the new epoch's set
+    // (the same members here) two heights after a block anchored in it, and keeps committing through the change.
+    await waitUntil(
+      "validator-0's mirror at registry epoch 2",
+      async () => ((await statusOf(v0.metrics))?.l1 as { epoch?: number | null })?.epoch === 2 || false,
+      45_000,
+      show,
+    );
+    const atEpoch2 = (await statusOf(v0.metrics))?.headHeight ?? 0;
+    await waitUntil(
+      "every node 10 heights past the epoch change",
+      async () => {
+        const all = await Promise.all(devnet.nodes.map((n) => statusOf(n.metrics)));
+        return all.every((s) => s !== null && s.headHeight >= atEpoch2 + 10);
+      },
+      30_000,
       show,
     );
     const viaRpc = await rpc<Status>(v0.rpc, "lumia_status");
