@@ -148,9 +148,10 @@ function epochKeeper(rpc: string, registry: Hex, print: (line: string) => void):
       if (BigInt(head) < BigInt(due)) return;
       const [from] = await jsonRpc<Hex[]>(rpc, "eth_accounts", [], 5_000);
       const data = encodeFunctionData({ abi: SequencerRegistry.abi, functionName: "advanceEpoch" });
+      const current = BigInt(await call("currentEpoch"));
+      // Mined with the L1's next block; the next tick (2 s) sees the new epoch's boundary, not this one.
       await jsonRpc(rpc, "eth_sendTransaction", [{ from, to: registry, data }], 5_000);
-      const epoch = BigInt(await call("currentEpoch"));
-      print(`  ${"staking".padEnd(12)} registry epoch ${epoch}`);
+      print(`  ${"staking".padEnd(12)} registry epoch ${current + 1n}`);
       reported = false;
     } catch (error) {
       if (!reported) print(`  ${"staking".padEnd(12)} could not advance the epoch: ${String(error)}`);
