@@ -33,7 +33,7 @@ export const CONFIG_LIMITS = {
   /** gossipsub drops messages above 4 MiB without a word; a block must fit in one with room for its envelope. */
   maxBlockBytes: 4_000_000,
   maxBlockTransactions: 100_000,
-  /** Below this an L1 poller would mostly measure its own requests. */
+  /** Below this the L1 mirror would mostly measure its own requests. */
   minL1PollIntervalMs: 100,
   /** Deeper than any L1 reorg seen on Ethereum since the merge, far below finality (64+ blocks). */
   maxL1Confirmations: 256,

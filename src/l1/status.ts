@@ -1,9 +1,6 @@
-// What the node shows about its L1 (L1Status, shared with the L1 mirror, which the node runs), the dcn_l1_* metrics and
-// the viem transport both use, and the standalone status poller: whether the endpoint answers, its chain id and head.
-// A timer polls eth_chainId and eth_blockNumber (viem) every `pollIntervalMs`, backing off exponentially while the
-// endpoint fails. Nothing here throws into the node: failures become `connected: false` with the error's short
-// message, a counter, and one log line per change of state. The status carries no URL: lumia_status is public, and
-// L1 endpoint URLs often embed an API key.
+// What the node shows about its L1 (L1Status, which the L1 mirror in ./mirror.ts maintains), the dcn_l1_* metrics, the
+// viem transport, and a one-shot reader for tools (the devnet's probe of an external L1). The status carries no URL:
+// lumia_status is public, and L1 endpoint URLs often embed an API key.
 import type { Registry } from "prom-client";
 import { Counter, Gauge } from "prom-client";
 import { BaseError, createPublicClient, http, type PublicClient, webSocket } from "viem";
@@ -20,7 +17,7 @@ export interface L1Status {
   readonly lastUpdateMs: number | null;
   /** Why the last poll failed; null after a success. */
   readonly error: string | null;
-  /** The L1 mirror's confirmation depth; null from the status poller alone. */
+  /** The L1 mirror's confirmation depth; null without a mirror. */
   readonly confirmations: number | null;
   /** Newest block at confirmation depth (the mirror); null before the first or without a mirror. */
   readonly confirmedBlock: number | null;
@@ -43,36 +40,17 @@ export const L1_NOT_CONFIGURED: L1Status = {
   reorgs: 0,
 };
 
-export const L1_STATUS_LIMITS = {
-  defaultRequestTimeoutMs: 5_000,
-  defaultMaxBackoffMs: 60_000,
-  maxErrorChars: 200,
-} as const;
+/** Longest error text kept in the status. */
+const MAX_ERROR_CHARS = 200;
 
-/** The two reads the poller makes; viem's public client in production, anything in tests. */
+/** Chain id and head of an L1 endpoint (the devnet's probe of an external L1). */
 export interface L1Reader {
   getChainId(): Promise<number>;
   getBlockNumber(): Promise<bigint>;
   close(): Promise<void>;
 }
 
-export interface L1StatusOptions {
-  readonly rpcUrl: string;
-  readonly pollIntervalMs: number;
-  readonly requestTimeoutMs?: number;
-  readonly maxBackoffMs?: number;
-}
-
-export interface L1StatusModules {
-  /** Registers dcn_l1_* metrics here when given. */
-  readonly registry?: Registry;
-  readonly log?: (level: "info" | "warn", msg: string, fields: Record<string, unknown>) => void;
-  readonly nowMs?: () => number;
-  /** Overrides the viem client built from rpcUrl. */
-  readonly reader?: L1Reader;
-}
-
-/** The dcn_l1_* metrics the status poller and the L1 mirror share (a node registers them once, from one of the two). */
+/** The dcn_l1_* metrics (registered once per node, by its L1 mirror). */
 export interface L1Metrics {
   readonly head: Gauge;
   readonly connected: Gauge;
@@ -120,7 +98,7 @@ export async function closeL1Client(client: { transport: unknown }): Promise<voi
   }
 }
 
-/** viem public client over HTTP(S) or WebSocket, chosen by the URL's scheme; no retries (the poller backs off). */
+/** viem public client over HTTP(S) or WebSocket, chosen by the URL's scheme; no retries (callers back off). */
 export function createL1Reader(rpcUrl: string, timeoutMs: number): L1Reader {
   const ws = rpcUrl.startsWith("ws://") || rpcUrl.startsWith("wss://");
   const transport = createL1Transport(rpcUrl, timeoutMs);
@@ -154,6 +132,6 @@ export function shortError(error: unknown): string {
     const why = typeof root === "object" && root !== null && "message" in root ? String(root.message) : "";
     if (why !== "") line = `${line} ${why.split("\n")[0]}`;
   }
-  const max = L1_STATUS_LIMITS.maxErrorChars;
+  const max = MAX_ERROR_CHARS;
   return line.length > max ? `${line.slice(0, max - 3)}...` : line;
 }

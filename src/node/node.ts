@@ -287,8 +287,8 @@ export class DcnNode {
 
   /** Starts the network, the HTTP endpoint and consensus. `onFatal` gets errors after which the node must exit. */
   async start(onFatal: (error: Error) => void): Promise<void> {
-    // The HTTP endpoint (which reads the dashboard's files) and the L1 poller come first: the driver refuses events
-    // before its start(), so nothing slow may sit between the network's start and the driver's.
+    // The HTTP endpoint (which reads the dashboard's files) and the L1 mirror come first, so that little sits between
+    // the network's start and the driver's (gossip that arrives meanwhile waits in the driver's queue).
     this.l1Mirror?.start();
     const m = this.config.metrics;
     if (m.enabled) {
