@@ -2,16 +2,22 @@
 // precommitted and certified, so a certificate commits to everything the header commits to: the parent (the chain),
 // the transactions, the receipts and the post-execution state root of every VM.
 //
-// Header (version 4), layout in docs/protocol.md "Blocks":
+// Header (version 5), layout in docs/protocol.md "Blocks":
 //   version u8 | chainId u64 | height u64 | timestampMs u64 | parentHash bytes32 | l1Origin (u64 | bytes32) | proposer bytes20 |
-//   validatorSetId bytes32 | nextValidatorSetId bytes32 | transactionsRoot bytes32 | receiptsRoot bytes32 |
-//   stateRoot bytes32 | gasLimit u64 |
+//   validatorSetId bytes32 | nextValidatorSetId bytes32 | lastCertificateHash bytes32 | transactionsRoot bytes32 |
+//   receiptsRoot bytes32 | stateRoot bytes32 | gasLimit u64 |
 //   gasUsed u64 | baseFeePerGas u64 | logsBloom bytes256 | vmRoots: u32 count | (vm u8 | root bytes32)*
-// Block: header | u32 count | (u32 length | raw signed Ethereum transaction)*
+// Block: header | lastCertificate (u32 length | encoded certificate) | u32 count | (u32 length | raw signed Ethereum transaction)*
 //
 // validatorSetId names the set that decides (signs) this height; nextValidatorSetId the set that decides the next
 // one. A certificate of height h therefore commits to the set of h+1, and a light client that trusts the set of h can
 // follow a change of set without trusting whoever serves it the new members.
+//
+// lastCertificate is the certificate of the parent (empty for height 1, with lastCertificateHash zero; else
+// lastCertificateHash = keccak256 of its bytes): the proposer's choice among the certificates +2/3 of the parent's
+// set could form, made canonical by this block. Certificates a node formed itself differ in their signer bitmaps
+// from node to node; the one in the next block is the same everywhere, so work accounting (who signed what) and
+// the certificate each node serves for a height below its head are deterministic.
 //
 // l1Origin is the L1 block the block is anchored to: for a subnet that follows the L1 registry (genesis `l1`), a
 // confirmed L1 block no older than the parent's origin (the genesis origin for height 1), from which the registry's
@@ -38,13 +44,15 @@ import {
   versioned,
 } from "../../consensus/codec.ts";
 
-export const BLOCK_VERSION = 4;
+export const BLOCK_VERSION = 5;
 export const MAX_VMS = 8;
 export const ZERO_HASH: Hex = `0x${"00".repeat(32)}`;
 /** Hard caps of the wire format; the configured limits (consensus.maxBlockBytes, ...) are lower. */
 export const MAX_TRANSACTION_BYTES = 128 * 1024;
 export const MAX_BLOCK_TRANSACTIONS = 100_000;
 export const MAX_BLOCK_BYTES = 8 * 1024 * 1024;
+/** A certificate of 65535 validators (the u16 limit) is 8,383 bytes. */
+export const MAX_LAST_CERTIFICATE_BYTES = 16 * 1024;
 
 export const headerSchema = versioned(
   BLOCK_VERSION,
@@ -57,6 +65,7 @@ export const headerSchema = versioned(
     proposer: hexBytes(20),
     validatorSetId: hex32,
     nextValidatorSetId: hex32,
+    lastCertificateHash: hex32,
     transactionsRoot: hex32,
     receiptsRoot: hex32,
     stateRoot: hex32,
@@ -72,6 +81,7 @@ export type BlockHeader = Infer<typeof headerSchema>;
 
 export const blockSchema = struct({
   header: headerSchema,
+  lastCertificate: varBytes(MAX_LAST_CERTIFICATE_BYTES),
   transactions: list(varBytes(MAX_TRANSACTION_BYTES), MAX_BLOCK_TRANSACTIONS),
 });
 
@@ -112,6 +122,7 @@ export type BlockProblemCode =
   | "wrong_parent"
   | "wrong_validator_set"
   | "wrong_next_validator_set"
+  | "wrong_last_certificate"
   | "wrong_l1_origin"
   | "l1_origin_not_confirmed"
   | "unknown_proposer"
@@ -183,6 +194,13 @@ export function checkBlock(block: Block, encodedLength: number, ctx: BlockContex
       "wrong_next_validator_set",
       `next validator set ${h.nextValidatorSetId}, expected ${ctx.nextValidatorSetId}`,
     );
+  }
+  if (h.height === 1) {
+    if (block.lastCertificate.length !== 0 || h.lastCertificateHash !== ZERO_HASH) {
+      return problem("wrong_last_certificate", "height 1 has no parent certificate");
+    }
+  } else if (toHex(keccak256(block.lastCertificate)) !== h.lastCertificateHash) {
+    return problem("wrong_last_certificate", "lastCertificateHash is not the hash of the block's last certificate");
   }
   if (!ctx.isValidator(h.proposer)) return problem("unknown_proposer", `proposer ${h.proposer} is not a validator`);
   if (h.timestampMs <= ctx.parentTimestampMs) {

@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import { MAX_TRANSACTION_BYTES } from "../chain/block.ts";
 import type { Genesis } from "../config/genesis.ts";
+import { blstScheme } from "../crypto/blst.ts";
 import { ExecutionCore } from "../execution/core.ts";
 import type { L1View } from "../l1/view.ts";
 import { Mempool, type MempoolLimits } from "../mempool/mempool.ts";
@@ -82,7 +83,11 @@ export async function openNodeState(opts: {
         nowMs,
       },
     );
-    executor = new BlockExecutor(opts.executor, { genesis, core, mempool, store, nowMs, l1 }, parent);
+    executor = new BlockExecutor(
+      opts.executor,
+      { genesis, core, mempool, store, nowMs, l1, scheme: blstScheme },
+      parent,
+    );
     await executor.loadRecentHashes();
     return { store, core, mempool, executor, membership: new Membership(genesis, store, l1, opts.log) };
   } catch (error) {

@@ -755,9 +755,10 @@ export class ConsensusDriver {
       stateWrites: extras.stateWrites,
       receipts: extras.receipts,
       transactionHashes: extras.transactionHashes,
+      ...(extras.parentCertificate === undefined ? {} : { parentCertificate: extras.parentCertificate }),
     });
     this.pendingDecision = null;
-    await this.m.executor.committed(block, hash);
+    await this.m.executor.committed(block, hash, certificate);
     const now = this.m.clock.nowMs();
     this.lastCommitMs = now;
     this.m.metrics.height.set(height);

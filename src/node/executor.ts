@@ -2,8 +2,15 @@
 // blocks and checks that every result the header claims (transactions and receipts roots, state roots of every VM,
 // gas used, logs bloom) matches, and hands the state writes, receipts and transaction index to the commit batch.
 // Execution results are kept per block hash for the height being decided, so a block is executed once per node.
-import type { Hex } from "../../consensus/bytes.ts";
-import type { ValidatorSet } from "../../consensus/types.ts";
+import { bytesEqual, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
+import {
+  type Certificate,
+  decodeCertificate,
+  encodeCertificate,
+  verifyCertificate,
+} from "../../consensus/certificate.ts";
+import { DecodeError } from "../../consensus/codec.ts";
+import type { SignatureScheme, ValidatorSet } from "../../consensus/types.ts";
 import { indexOfAddress } from "../../consensus/validator-set.ts";
 import {
   type Block,
@@ -64,6 +71,11 @@ export interface CommitExtras {
   readonly stateWrites: ReadonlyMap<string, Uint8Array>;
   readonly receipts: Uint8Array;
   readonly transactionHashes: readonly Hex[];
+  /**
+   * The block's last certificate when it differs from the one this node holds for the parent: the store replaces
+   * its certificate of the parent with it, so every node serves the same (canonical) certificate below its head.
+   */
+  readonly parentCertificate?: Certificate;
 }
 
 /** Keeps at most this many executed candidates (a few proposals per round, a few rounds). */
@@ -71,7 +83,12 @@ const MAX_CANDIDATES = 64;
 
 export class BlockExecutor {
   private parent: ParentInfo;
-  private candidates = new Map<Hex, { result: ExecutionResult; txs: readonly DecodedTx[] }>();
+  private candidates = new Map<
+    Hex,
+    { result: ExecutionResult; txs: readonly DecodedTx[]; lastCertificate: Certificate | null }
+  >();
+  /** The encoded certificate this node holds for the parent (empty for the genesis): what a block it builds carries. */
+  private parentCertificate: Uint8Array = new Uint8Array(0);
   private readonly operators: ReadonlyMap<Hex, Hex>;
   /** Hashes of the last 256 committed blocks (and the genesis as height 0): what BLOCKHASH can see. */
   private readonly recent = new Map<number, Hex>();
@@ -86,6 +103,8 @@ export class BlockExecutor {
       readonly nowMs: () => number;
       /** The L1 mirror when the genesis anchors the subnet to L1, else null. */
       readonly l1: L1View | null;
+      /** Checks the parent certificates that blocks carry. */
+      readonly scheme: SignatureScheme;
     },
     parent: ParentInfo,
   ) {
@@ -117,10 +136,15 @@ export class BlockExecutor {
     return parentOf(decodeBlock(bytes).header, hash);
   }
 
-  /** Loads the hashes BLOCKHASH may ask for; call once after construction. */
+  /** Loads the hashes BLOCKHASH may ask for and the head's certificate; call once after construction. */
   async loadRecentHashes(): Promise<void> {
     this.recent.set(0, this.m.genesis.hash);
     const head = this.m.store.headHeight;
+    if (head > 0) {
+      const cert = await this.m.store.getCertificate(head);
+      if (cert === undefined) throw new Error(`head block ${head} has no certificate in the store`);
+      this.parentCertificate = encodeCertificate(cert);
+    }
     for (let h = Math.max(1, head - 255); h <= head; h++) {
       const cert = await this.m.store.getCertificate(h);
       if (cert !== undefined) this.recent.set(h, cert.blockHash);
@@ -167,6 +191,7 @@ export class BlockExecutor {
       proposer,
       validatorSetId: sets.set.id,
       nextValidatorSetId: sets.next.id,
+      lastCertificateHash: height === 1 ? ZERO_HASH : toHex(keccak256(this.parentCertificate)),
       transactionsRoot: result.transactionsRoot,
       receiptsRoot: result.receiptsRoot,
       stateRoot: result.stateRoot,
@@ -176,9 +201,13 @@ export class BlockExecutor {
       logsBloom: result.logsBloom,
       vmRoots: result.vmRoots,
     };
-    const block: Block = { header, transactions: result.included.map((t) => t.raw) };
+    const block: Block = {
+      header,
+      lastCertificate: this.parentCertificate,
+      transactions: result.included.map((t) => t.raw),
+    };
     const bytes = encodeBlock(block);
-    this.remember(blockHashOf(block), result, result.included);
+    this.remember(blockHashOf(block), result, result.included, null);
     return { block, bytes };
   }
 
@@ -215,6 +244,8 @@ export class BlockExecutor {
     if (structural !== null) return structural;
     const origin = await this.checkL1Origin(h.l1Origin);
     if (origin !== null) return origin;
+    const last = await this.checkLastCertificate(block.lastCertificate);
+    if (!last.ok) return last.problem;
     const txs: DecodedTx[] = [];
     for (const [i, raw] of block.transactions.entries()) {
       const decoded = decodeTransaction(raw, this.m.genesis.chainId);
@@ -238,8 +269,37 @@ export class BlockExecutor {
     }
     const mismatch = compare(h, result);
     if (mismatch !== null) return problem("execution_mismatch", mismatch);
-    this.remember(blockHashOf(block), result, txs);
+    this.remember(blockHashOf(block), result, txs, last.replaces);
     return null;
+  }
+
+  /**
+   * A block's last certificate must certify the parent, by the set that decided the parent. The certificate this node
+   * holds itself needs no check; another signer subset is verified (one aggregate pairing).
+   */
+  private async checkLastCertificate(
+    bytes: Uint8Array,
+  ): Promise<{ ok: true; replaces: Certificate | null } | { ok: false; problem: BlockProblem }> {
+    const parent = this.parent;
+    // Height 1 (no parent certificate) is checked by checkBlock.
+    if (parent.height === 0 || bytesEqual(bytes, this.parentCertificate)) return { ok: true, replaces: null };
+    const fail = (message: string) => ({ ok: false as const, problem: problem("wrong_last_certificate", message) });
+    let cert: Certificate;
+    try {
+      cert = decodeCertificate(bytes);
+    } catch (error) {
+      if (error instanceof DecodeError) return fail(`last certificate: ${error.message}`);
+      throw error;
+    }
+    if (cert.height !== parent.height || cert.blockHash !== parent.hash) {
+      return fail(`last certificate is for ${cert.height} ${cert.blockHash}, not the parent ${parent.hash}`);
+    }
+    const setId = await this.m.store.validatorSetIdAt(parent.height);
+    const set = setId === undefined ? undefined : await this.m.store.getValidatorSet(setId);
+    if (set === undefined) throw new Error(`the set that decided height ${parent.height} is not in the store`);
+    const verdict = verifyCertificate(cert, set, { scheme: this.m.scheme, chainId: this.m.genesis.chainId });
+    if (!verdict.ok) return fail(`last certificate: ${verdict.code}: ${verdict.message}`);
+    return { ok: true, replaces: cert };
   }
 
   /**
@@ -274,13 +334,18 @@ export class BlockExecutor {
       stateWrites: c.result.writes,
       receipts: encodeReceipts(c.result.receipts),
       transactionHashes: c.txs.map((t) => t.hash),
+      ...(c.lastCertificate === null ? {} : { parentCertificate: c.lastCertificate }),
     };
   }
 
-  /** After the commit batch is durable: the block is the new parent; the mempool drops what it included. */
-  async committed(block: Block, hash: Hex): Promise<void> {
+  /**
+   * After the commit batch is durable: the block is the new parent (with the certificate this node committed it
+   * with); the mempool drops what it included.
+   */
+  async committed(block: Block, hash: Hex, certificate: Certificate): Promise<void> {
     const c = this.candidates.get(hash);
     this.parent = parentOf(block.header, hash);
+    this.parentCertificate = encodeCertificate(certificate);
     this.candidates = new Map();
     this.recent.set(block.header.height, hash);
     this.recent.delete(block.header.height - 256);
@@ -310,12 +375,17 @@ export class BlockExecutor {
     };
   }
 
-  private remember(hash: Hex, result: ExecutionResult, txs: readonly DecodedTx[]): void {
+  private remember(
+    hash: Hex,
+    result: ExecutionResult,
+    txs: readonly DecodedTx[],
+    lastCertificate: Certificate | null,
+  ): void {
     if (this.candidates.size >= MAX_CANDIDATES) {
       const oldest = this.candidates.keys().next().value;
       if (oldest !== undefined) this.candidates.delete(oldest);
     }
-    this.candidates.set(hash, { result, txs });
+    this.candidates.set(hash, { result, txs, lastCertificate });
   }
 }
 

@@ -36,9 +36,10 @@ export { StorageError, type StorageErrorCode } from "./errors.ts";
 /**
  * Version of the whole database layout, including the formats of the values it keeps (blocks are stored encoded); a
  * database with another version is refused ("schema_version"). 2: block header version 3 (nextValidatorSetId);
- * 3: block header version 4 (l1Origin).
+ * 3: block header version 4 (l1Origin); 4: block header version 5 (lastCertificateHash, the parent certificate
+ * in the block).
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 /** Writes (commits, safety records, evidence) that may wait in the lane; beyond it the caller is not awaiting. */
 export const DEFAULT_MAX_PENDING_WRITES = 256;
 /** Upper bound on getRange's count and listEvidence's limit, whatever the caller asks. */
@@ -59,6 +60,11 @@ export interface CommitRecord {
   readonly receipts?: Uint8Array;
   /** Hashes of the block's transactions in order, for the transaction index. */
   readonly transactionHashes?: readonly Hex[];
+  /**
+   * The certificate of height - 1 that the block carries (its canonical certificate), when it differs from the one
+   * stored: it replaces it in the same batch.
+   */
+  readonly parentCertificate?: Certificate;
 }
 
 /** Where a committed transaction is. */
@@ -209,6 +215,22 @@ export class ChainStore {
           ),
         ),
       ];
+      const parentCert = rec.parentCertificate;
+      if (parentCert !== undefined) {
+        if (parentCert.height !== rec.height - 1 || parentCert.blockHash.toLowerCase() !== this.headBlockHash) {
+          throw new StorageError(
+            "invalid_record",
+            `commit of height ${rec.height} refused: its parent certificate is for ${parentCert.height} ` +
+              `${parentCert.blockHash}, not the head`,
+          );
+        }
+        ops.push(
+          put(
+            heightKey(Bucket.certificateByHeight, parentCert.height),
+            encodeOrInvalid("parent certificate", () => encodeCertificate(parentCert)),
+          ),
+        );
+      }
       for (const [key, value] of rec.stateWrites ?? []) ops.push(put(bucketKey(Bucket.state, fromHex(key)), value));
       if (rec.receipts !== undefined) ops.push(put(heightKey(Bucket.receiptsByHeight, rec.height), rec.receipts));
       for (const [index, txHash] of (rec.transactionHashes ?? []).entries()) {

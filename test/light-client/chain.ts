@@ -291,6 +291,7 @@ export class SyntheticChain implements RpcBackend {
     await sm.putCode(token, fromHex(TOKEN_CODE));
     await sm.putStorage(token, fromHex(toHex(uintBytes(0, 32))), Uint8Array.of(42));
     let parentHash = GENESIS_HASH;
+    let lastCertificate: Uint8Array = new Uint8Array(0);
     let nonce = 0;
     for (let height = 1; height <= HEAD; height++) {
       const txs = await plannedTransactions(height, nonce);
@@ -330,6 +331,7 @@ export class SyntheticChain implements RpcBackend {
         proposer: ts.set.validators[0]?.address ?? "0x",
         validatorSetId: ts.set.id,
         nextValidatorSetId: nextSetOf(height).set.id,
+        lastCertificateHash: height === 1 ? ZERO_HASH : toHex(keccak256(lastCertificate)),
         transactionsRoot: orderedTrieRoot(txs.map((t) => fromHex(t.raw))),
         receiptsRoot: orderedTrieRoot(receipts.map((r) => r.encoded)),
         stateRoot: globalStateRoot(vmRoots),
@@ -351,7 +353,7 @@ export class SyntheticChain implements RpcBackend {
       const certificate = certificateOf(ts, height, hash, signers);
       chain.committed.set(height, {
         hash,
-        block: { header, transactions: txs.map((t) => fromHex(t.raw)) },
+        block: { header, lastCertificate, transactions: txs.map((t) => fromHex(t.raw)) },
         certificate,
         receipts,
         stateRoot: evmRoot,
@@ -363,6 +365,7 @@ export class SyntheticChain implements RpcBackend {
         chain.transactions.push(tx);
       }
       parentHash = hash;
+      lastCertificate = encodeCertificate(certificate);
     }
     return chain;
   }

@@ -2,6 +2,7 @@
 // real BLS signatures.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { keccak256, toHex } from "../../consensus/bytes.ts";
 import { DecodeError } from "../../consensus/codec.ts";
 import { voteDigestOf } from "../../consensus/signing.ts";
 import type { SignedVote, Vote } from "../../consensus/types.ts";
@@ -33,10 +34,13 @@ const CHAIN = 777n;
 const signers = [1, 2, 3, 4].map((i) => createBlstSigner(generateBlsSecretKey(new Uint8Array(32).fill(i))));
 const set = createValidatorSet(signers.map((s) => ({ publicKey: s.publicKey, votingPower: 10n })));
 const parentHash = `0x${"ab".repeat(32)}` as const;
+/** checkBlock only hashes the parent certificate (the executor verifies it): any bytes do here. */
+const LAST_CERTIFICATE = new Uint8Array([1, 2, 3, 4]);
 
 function block(
   overrides: Partial<Block["header"]> = {},
   transactions: Uint8Array[] = [new Uint8Array([1, 2, 3])],
+  lastCertificate: Uint8Array = LAST_CERTIFICATE,
 ): Block {
   return {
     header: {
@@ -48,6 +52,7 @@ function block(
       proposer: validatorAddress(signers[0]?.publicKey ?? new Uint8Array()),
       validatorSetId: set.id,
       nextValidatorSetId: set.id,
+      lastCertificateHash: toHex(keccak256(LAST_CERTIFICATE)),
       transactionsRoot: ZERO_HASH,
       receiptsRoot: ZERO_HASH,
       stateRoot: ZERO_HASH,
@@ -58,6 +63,7 @@ function block(
       vmRoots: [{ vm: 1, root: ZERO_HASH }],
       ...overrides,
     },
+    lastCertificate,
     transactions,
   };
 }
@@ -96,6 +102,8 @@ describe("blocks", () => {
     ["wrong_validator_set", block({ validatorSetId: ZERO_HASH })],
     ["wrong_next_validator_set", block({ nextValidatorSetId: ZERO_HASH })],
     ["wrong_l1_origin", block({ l1Origin: { number: 7n, hash: `0x${"07".repeat(32)}` } })],
+    ["wrong_last_certificate", block({}, undefined, new Uint8Array([1, 2, 3, 5]))],
+    ["wrong_last_certificate", block({ lastCertificateHash: ZERO_HASH })],
     ["unknown_proposer", block({ proposer: `0x${"11".repeat(20)}` })],
     ["timestamp_not_after_parent", block({ timestampMs: 1_000_000 })],
     ["timestamp_in_future", block({ timestampMs: 1_000_200 + 5_001 })],

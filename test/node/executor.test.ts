@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nextHeightValidatorSet } from "../../consensus/validator-set.ts";
 import { type Block, blockHash, encodeBlock } from "../../src/chain/block.ts";
 import { buildGenesis, type Genesis, parseGenesis } from "../../src/config/genesis.ts";
+import { blstScheme } from "../../src/crypto/blst.ts";
 import { ExecutionCore } from "../../src/execution/core.ts";
 import { describeKeys, generateKeys } from "../../src/keys/keys.ts";
 import { Mempool } from "../../src/mempool/mempool.ts";
@@ -70,7 +71,7 @@ describe("block executor", () => {
     );
     ex = new BlockExecutor(
       { maxBlockBytes: 2_000_000, maxBlockTransactions: 1000, maxClockDriftMs: 5_000 },
-      { genesis, core, mempool, store, nowMs: () => Date.now(), l1: null },
+      { genesis, core, mempool, store, nowMs: () => Date.now(), l1: null, scheme: blstScheme },
       parent,
     );
     await ex.loadRecentHashes();

@@ -357,6 +357,7 @@ export class TestBackend implements RpcBackend {
       proposer: PROPOSER,
       validatorSetId: toHex(keccak256(utf8("validator set"))),
       nextValidatorSetId: toHex(keccak256(utf8("validator set"))),
+      lastCertificateHash: ZERO_HASH,
       gasLimit: GAS_LIMIT,
       baseFeePerGas: parent === null ? GENESIS_BASE_FEE : nextBaseFeeOf(parent),
       vmRoots: [],
@@ -420,7 +421,7 @@ export class TestBackend implements RpcBackend {
       logsBloom: logsBloom(receipts.flatMap((r) => r.logs)),
       vmRoots: [{ vm: 0, root: toHex(stateRoot) }],
     };
-    const block: Block = { header, transactions: raws.map((r) => fromHex(r)) };
+    const block: Block = { header, lastCertificate: new Uint8Array(0), transactions: raws.map((r) => fromHex(r)) };
     this.blocks.set(height, encodeBlock(block));
     this.hashes.set(blockHash(header), height);
     this.receiptsByHeight.set(height, receipts);

@@ -14,8 +14,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import type { TransactionSerializable } from "viem";
-import { fromHex, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
-import { verifyCertificate } from "../../consensus/certificate.ts";
+import { bytesEqual, fromHex, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
+import { encodeCertificate, verifyCertificate } from "../../consensus/certificate.ts";
 import type { TimeoutParams } from "../../consensus/machine.ts";
 import { voteDigestOf } from "../../consensus/signing.ts";
 import type { Evidence, SignedVote, Vote } from "../../consensus/types.ts";
@@ -843,6 +843,11 @@ export class DriverSim {
         if (cert.blockHash !== hash) this.violations.push(`${n.peerId} certificate ${h} certifies another block`);
         const decided = this.decided.get(h);
         if (decided !== undefined && decided !== hash) this.violations.push(`${n.peerId} stores ${hash} at ${h}`);
+        const child = h < store.headHeight ? await store.getBlock(h + 1) : undefined;
+        if (child !== undefined && !bytesEqual(decodeBlock(child).lastCertificate, encodeCertificate(cert))) {
+          // Below the head every node serves the certificate the next block carries, whatever it formed itself.
+          this.violations.push(`${n.peerId} certificate ${h} is not the one block ${h + 1} carries`);
+        }
         lines.push(`${n.index}:${h}:${hash}`);
         if (h > top.height) top = { height: h, hash };
       }

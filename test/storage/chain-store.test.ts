@@ -108,6 +108,22 @@ describe("commit and read", () => {
     expect(await store.getBlockByHash("0x1234")).toBeUndefined();
   });
 
+  it("replaces the parent's certificate with the one the next block carries, and only for the head", async () => {
+    const store = await openStore();
+    const [first] = await commitUpTo(store, 1);
+    if (first === undefined) throw new Error("no commit");
+    // Another signer subset of the same block (all but the last validator still hold a quorum of 4 equal powers).
+    const set = net.genesis;
+    const fewer = certificateFor(net, set, 1, first.blockHash, set.validators.length - 1);
+    expect(encodeCertificate(fewer)).not.toEqual(encodeCertificate(first.certificate));
+    const next = commitRecordAt(net, store.validatorSetFor(2), 2);
+    const notHead = certificateFor(net, set, 1, hashOf(blockAt(99)));
+    await expectCode(() => store.commit({ ...next, parentCertificate: notHead }), "invalid_record");
+    await store.commit({ ...next, parentCertificate: fewer });
+    expect(await store.getCertificate(1)).toEqual(fewer);
+    expect(await store.getCertificate(2)).toEqual(next.certificate);
+  });
+
   it("refuses any height but head + 1 (not_next) and records that contradict themselves (invalid_record)", async () => {
     const store = await openStore();
     await commitUpTo(store, 2);

@@ -82,8 +82,15 @@ export function precommit(net: TestNet, set: ValidatorSet, index: number, height
 }
 
 /** A certificate signed by every member of `set`. */
-export function certificateFor(net: TestNet, set: ValidatorSet, height: number, blockHash: Hex): Certificate {
-  const votes = set.validators.map((_, i) => precommit(net, set, i, height, blockHash));
+/** A certificate of `blockHash` signed by the first `signerCount` validators of `set` (default: all). */
+export function certificateFor(
+  net: TestNet,
+  set: ValidatorSet,
+  height: number,
+  blockHash: Hex,
+  signerCount = set.validators.length,
+): Certificate {
+  const votes = set.validators.slice(0, signerCount).map((_, i) => precommit(net, set, i, height, blockHash));
   return buildCertificate(CHAIN_ID, set, votes, blstScheme);
 }
 
