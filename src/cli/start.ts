@@ -1,5 +1,6 @@
 // `dcn start --config FILE`: loads and validates the config and genesis, decrypts the keys, runs the node until
 // SIGINT/SIGTERM (clean stop, exit 0) or a fatal error (exit 1).
+import { existsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { loadConfig, readKeyPassword } from "../config/config.ts";
 import { loadGenesis } from "../config/genesis.ts";
@@ -25,10 +26,22 @@ export async function startCommand(opts: StartOptions): Promise<number> {
   const peer = await loadKeystore(join(config.keys.dir, "peer.json"), "peer", pw);
   const consensus =
     config.role === "validator" ? await loadKeystore(join(config.keys.dir, "consensus.json"), "consensus", pw) : null;
+  // The operator key pays for the validator's L1 transactions (work reports); without it the node signs reports and
+  // leaves their submission to the other validators.
+  const operatorPath = join(config.keys.dir, "operator.json");
+  const operator =
+    config.role === "validator" && config.l1 !== null && existsSync(operatorPath)
+      ? await loadKeystore(operatorPath, "operator", pw)
+      : null;
   if (peer.insecure || consensus?.insecure === true) {
     log.warn({ keys: config.keys.dir }, "keys are stored unencrypted (--insecure): acceptable for a devnet only");
   }
-  const node = await DcnNode.create(config, genesis, { consensus: consensus?.secret ?? null, peer: peer.secret }, log);
+  const node = await DcnNode.create(
+    config,
+    genesis,
+    { consensus: consensus?.secret ?? null, peer: peer.secret, operator: operator?.secret ?? null },
+    log,
+  );
   let finish: (code: number) => void = () => {};
   const exited = new Promise<number>((r) => {
     finish = r;

@@ -2,6 +2,7 @@
 // documented in docs/protocol.md ("Node messages"). Every decoder throws only DecodeError.
 import { certificateSchema } from "../../consensus/certificate.ts";
 import {
+  bytes,
   decode,
   encode,
   hex32,
@@ -9,11 +10,12 @@ import {
   list,
   struct,
   u16,
+  u64,
   u64Number,
   varBytes,
   versioned,
 } from "../../consensus/codec.ts";
-import { signedProposalSchema, signedVoteSchema } from "../../consensus/wire.ts";
+import { SIGNATURE_LENGTH, signedProposalSchema, signedVoteSchema } from "../../consensus/wire.ts";
 import { MAX_BLOCK_BYTES } from "../chain/block.ts";
 
 export const MESSAGE_VERSION = 1;
@@ -27,6 +29,7 @@ export function topics(chainId: bigint) {
     certificates: `${base}/certificates/1`,
     evidence: `${base}/evidence/1`,
     transactions: `${base}/transactions/1`,
+    workReports: `${base}/work-reports/1`,
   } as const;
 }
 
@@ -48,6 +51,25 @@ export type ProposalMessage = Infer<typeof proposalMessageSchema>;
 
 /** Announces a commit: the certificate alone; a node without the block fetches it by height. */
 export const certificateMessageSchema = versioned(MESSAGE_VERSION, struct({ certificate: certificateSchema }));
+
+/**
+ * One validator's signature over an epoch's work report digest (docs/l1.md "Work reports"). `signerIndex` is its index
+ * in the epoch's set; `sentAtMs` only makes a re-sent copy a new gossip message (gossipsub drops exact repeats).
+ */
+export const workSignatureSchema = versioned(
+  MESSAGE_VERSION,
+  struct({
+    epoch: u64,
+    signerIndex: u16,
+    digest: hex32,
+    signature: bytes(SIGNATURE_LENGTH),
+    sentAtMs: u64Number,
+  }),
+);
+export type WorkSignature = Infer<typeof workSignatureSchema>;
+export const WORK_SIGNATURE_BYTES = 1 + 8 + 2 + 32 + SIGNATURE_LENGTH + 8;
+export const encodeWorkSignature = (m: WorkSignature): Uint8Array => encode(workSignatureSchema, m, "workSignature");
+export const decodeWorkSignature = (b: Uint8Array): WorkSignature => decode(workSignatureSchema, b, "workSignature");
 
 /** Status: the responder's committed head. Request body is empty. */
 export const statusSchema = versioned(MESSAGE_VERSION, struct({ headHeight: u64Number, headHash: hex32 }));

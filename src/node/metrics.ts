@@ -20,6 +20,9 @@ export interface NodeMetrics {
   readonly syncedBlocks: Counter;
   readonly droppedEvents: Counter<"kind">;
   readonly peerHeight: Gauge;
+  readonly workAccountedHeight: Gauge;
+  readonly workReportEpoch: Gauge;
+  readonly workReportSubmissions: Counter<"outcome">;
 }
 
 export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
@@ -94,6 +97,22 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
     peerHeight: new Gauge({
       name: "dcn_sync_best_peer_height",
       help: "Highest head height reported by a peer",
+      registers: r,
+    }),
+    workAccountedHeight: new Gauge({
+      name: "dcn_work_accounted_height",
+      help: "Last committed height counted in the epoch work ledger",
+      registers: r,
+    }),
+    workReportEpoch: new Gauge({
+      name: "dcn_work_report_epoch",
+      help: "Newest registry epoch whose work report is complete",
+      registers: r,
+    }),
+    workReportSubmissions: new Counter({
+      name: "dcn_work_report_submissions_total",
+      help: "Work report submissions to the L1 Rewards contract, by outcome",
+      labelNames: ["outcome"],
       registers: r,
     }),
   };

@@ -14,6 +14,7 @@ import { DashboardSource } from "../dashboard/data.ts";
 import type { ExecutionCore } from "../execution/core.ts";
 import { admissionList } from "../l1/admission.ts";
 import { L1Mirror, stakerReportOf } from "../l1/mirror.ts";
+import { RewardsSubmitter } from "../l1/rewards.ts";
 import { L1_NOT_CONFIGURED, type L1Status } from "../l1/status.ts";
 import type { AddResult, Mempool } from "../mempool/mempool.ts";
 import { type RpcServer, startRpcServer } from "../rpc/server.ts";
@@ -24,7 +25,13 @@ import { ConsensusDriver, type DriverParams, realClock } from "./driver.ts";
 import type { BlockExecutor } from "./executor.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import type { Logger } from "./log.ts";
-import { encodeCertificateMessage, encodeProposalMessage, protocols, topics } from "./messages.ts";
+import {
+  encodeCertificateMessage,
+  encodeProposalMessage,
+  protocols,
+  topics,
+  WORK_SIGNATURE_BYTES,
+} from "./messages.ts";
 import { createMetrics, type NodeMetrics } from "./metrics.ts";
 import { createRpcBackend, type NodeRpcBackend } from "./rpc-backend.ts";
 import { SyncManager } from "./sync.ts";
@@ -35,6 +42,8 @@ import {
   verifyProposalMessage,
   verifyVoteMessage,
 } from "./verifier.ts";
+import { WorkLedger, workReportJson } from "./work-ledger.ts";
+import { DEFAULT_WORK_REPORTER_PARAMS, WorkReporter } from "./work-reports.ts";
 
 const NODE_VERSION = "0.1.0";
 
@@ -51,6 +60,8 @@ export interface NodeKeys {
   /** BLS secret key; null for a replica that has none. */
   readonly consensus: Uint8Array | null;
   readonly peer: Uint8Array;
+  /** secp256k1 operator key: pays for the work reports this validator submits to L1; null: it submits none. */
+  readonly operator?: Uint8Array | null;
 }
 
 export interface NodeStatus {
@@ -80,6 +91,9 @@ export class DcnNode {
   private stopping: Promise<void> | null = null;
   /** The L1 mirror (the node's L1View), null without an `l1` config section. */
   l1Mirror: L1Mirror | null = null;
+  /** Epoch work accounting and reports, on a subnet anchored to L1 (genesis `l1`). */
+  workLedger: WorkLedger | null = null;
+  workReporter: WorkReporter | null = null;
   private dashboardSource: DashboardSource | null = null;
 
   private constructor(
@@ -210,6 +224,7 @@ export class DcnNode {
         committed: (height) => {
           node?.dashboard.recordCommit(height);
           node?.rpcBackend?.committed(height);
+          node?.accountWork();
         },
       },
     });
@@ -280,8 +295,50 @@ export class DcnNode {
       },
       onMessage: () => {},
     });
+    let workLedger: WorkLedger | null = null;
+    let workReporter: WorkReporter | null = null;
+    if (genesis.l1 !== null && l1Mirror !== null && config.l1 !== null) {
+      const workLog = log.child({ component: "work" });
+      workLedger = await WorkLedger.open({
+        dbPath: join(config.dataDir, "work"),
+        genesis,
+        store,
+        l1: l1Mirror,
+        log: workLog,
+      });
+      const operatorKey = keys.operator ?? null;
+      const reporter = new WorkReporter(DEFAULT_WORK_REPORTER_PARAMS, {
+        ledger: workLedger,
+        signer,
+        scheme: blstScheme,
+        submitter:
+          signer === null || operatorKey === null
+            ? null
+            : new RewardsSubmitter({
+                rpcUrl: config.l1.rpcUrl,
+                registry: genesis.l1.registry,
+                operatorKey,
+                client: l1Mirror.publicClient,
+              }),
+        publish: (bytes) => publish(t.workReports, bytes),
+        log: workLog,
+        nowMs: () => Date.now(),
+        onOutcome: (outcome) => metrics.workReportSubmissions.inc({ outcome }),
+      });
+      workReporter = reporter;
+      network.subscribe({
+        name: t.workReports,
+        maxBytes: WORK_SIGNATURE_BYTES,
+        queueLength: 256,
+        dropPolicy: "drop-newest",
+        validate: (data) => reporter.validate(data),
+        onMessage: (signature) => reporter.onSignature(signature),
+      });
+    }
     node = new DcnNode(config, genesis, network, store, driver, sync, mempool, executor, core, metrics, log);
     node.l1Mirror = l1Mirror;
+    node.workLedger = workLedger;
+    node.workReporter = workReporter;
     return node;
   }
 
@@ -304,6 +361,8 @@ export class DcnNode {
     }
     await this.network.start();
     await this.driver.start(onFatal);
+    this.workReporter?.start();
+    this.accountWork();
     const r = this.config.rpc;
     if (r.enabled) {
       const rpcLog = this.log.child({ component: "rpc" });
@@ -317,6 +376,7 @@ export class DcnNode {
         mempool: this.mempool,
         status: () => this.status(),
         ...(this.l1Mirror === null ? {} : { stakerReport: stakerReportOf(this.l1Mirror) }),
+        ...(this.workLedger === null ? {} : { workReport: async (epoch) => this.workReportJson(epoch) }),
         submit: async (raw) => {
           const added = await this.submitTransaction(raw);
           return added.ok ? { ok: true, hash: added.hash } : { ok: false, code: added.code, message: added.message };
@@ -333,6 +393,37 @@ export class DcnNode {
       },
       "node started",
     );
+  }
+
+  /** lumia_getWorkReport: a report with its signature and submission state (null: the newest). */
+  private workReportJson(epoch: bigint | null): Record<string, unknown> | null {
+    const ledger = this.workLedger;
+    if (ledger === null) return null;
+    const report = epoch === null ? ledger.recentReports()[0] : ledger.report(epoch);
+    if (report === undefined) return null;
+    const st = this.workReporter?.status(report.epoch);
+    return {
+      ...workReportJson(report),
+      phase: st?.phase ?? (report.submittable ? "untracked" : "not_submittable"),
+      signers: st?.signers ?? [],
+      signingPower: `0x${(st?.signingPower ?? 0n).toString(16)}`,
+      totalPower: `0x${report.members.reduce((sum, m) => sum + m.votingPower, 0n).toString(16)}`,
+      submissionTx: st?.txHash ?? null,
+    };
+  }
+
+  /** Accounts newly committed heights in the work ledger (in the background; it waits for the L1 view if needed). */
+  accountWork(): void {
+    const ledger = this.workLedger;
+    if (ledger === null) return;
+    ledger
+      .catchUp()
+      .then(() => {
+        this.metrics.workAccountedHeight.set(ledger.accountedHeight);
+        const latest = ledger.recentReports()[0];
+        if (latest !== undefined) this.metrics.workReportEpoch.set(Number(latest.epoch));
+      })
+      .catch((err: unknown) => this.log.error({ err }, "work accounting failed"));
   }
 
   /** Submits a raw signed transaction (JSON-RPC eth_sendRawTransaction): pooled here and gossiped to every node. */
@@ -390,8 +481,10 @@ export class DcnNode {
     if (this.stopping === null) {
       this.stopping = (async () => {
         this.sync.stop();
-        await this.l1Mirror?.stop();
+        this.workReporter?.stop();
         await this.driver.stop();
+        await this.workLedger?.close();
+        await this.l1Mirror?.stop();
         await this.rpc?.close();
         await this.http?.close();
         await this.network.stop();

@@ -29,6 +29,8 @@ export interface RpcBackendModules {
   readonly status: () => unknown;
   /** lumia_getStake / lumia_getRewards (the node's L1 mirror); absent without one. */
   readonly stakerReport?: RpcBackend["stakerReport"];
+  /** lumia_getWorkReport (the node's work ledger); absent on a subnet not anchored to L1. */
+  readonly workReport?: RpcBackend["workReport"];
   /** Where failures of commit listeners and event reads go. */
   readonly log?: { warn(fields: Record<string, unknown>, message: string): void };
 }
@@ -247,6 +249,7 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
     validatorSetHistory,
     status: () => m.status(),
     ...(m.stakerReport === undefined ? {} : { stakerReport: m.stakerReport }),
+    ...(m.workReport === undefined ? {} : { workReport: m.workReport }),
     pendingTransaction(hash) {
       const tx = m.mempool.get(hash);
       return tx === undefined ? undefined : { hash: tx.hash, raw: tx.raw, from: tx.from };

@@ -78,6 +78,11 @@ export interface RpcBackend {
     withClaims: boolean,
   ): Promise<{ ok: true; value: unknown } | { ok: false; reason: string }>;
   /**
+   * lumia_getWorkReport: the work report of a registry epoch (null: the newest complete one) with its signatures and
+   * L1 submission state, as JSON; null when this node has none. Absent on a subnet not anchored to L1.
+   */
+  workReport?(epoch: bigint | null): Promise<unknown>;
+  /**
    * Calls `listener` after each commit from now on, in height order, each height exactly once (a synced batch too);
    * returns the unsubscribe. A throwing listener is logged and skipped: it never reaches consensus.
    */

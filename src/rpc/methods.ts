@@ -32,6 +32,7 @@ import {
   type LogFilter,
   logFilter,
   noOverrides,
+  quantity as quantityParam,
   rawTransaction,
   rewardPercentiles,
   storageKeys,
@@ -494,6 +495,13 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     lumia_getStake: method([required("address", address)], async (who) => stakerAnswer(backend, who, false)),
 
     lumia_getRewards: method([required("address", address)], async (who) => stakerAnswer(backend, who, true)),
+
+    lumia_getWorkReport: method([optional("epoch", quantityParam)], async (epoch) => {
+      if (backend.workReport === undefined) {
+        return failure(ErrorCode.server, "this node keeps no work reports (its subnet is not anchored to L1)");
+      }
+      return success(await backend.workReport(epoch ?? null));
+    }),
 
     eth_call: method(
       [
