@@ -17,7 +17,20 @@ const ROOT = join(HERE, "..");
 export const SOURCE_DIR = join(HERE, "src");
 export const ARTIFACTS_PATH = join(HERE, "artifacts.ts");
 /** The contracts exported to artifacts.ts, in this order (BlsHarness is test-only). */
-export const CONTRACT_NAMES = ["LumiaToken", "SequencerRegistry", "Staking", "Rewards", "Slashing", "BlsHarness"];
+export const CONTRACT_NAMES = [
+  "LumiaToken",
+  "SequencerRegistry",
+  "Staking",
+  "Rewards",
+  "Slashing",
+  "BatchInbox",
+  "OutputOracle",
+  "Portal",
+  "L2MessagePasser",
+  "BlsHarness",
+];
+/** L2 predeploys: their runtime code goes into a genesis allocation, so artifacts.ts also exports it. */
+export const RUNTIME_CODE_CONTRACTS = ["L2MessagePasser"];
 export const SOLC_SETTINGS = {
   evmVersion: "prague",
   optimizer: { enabled: true, runs: 200 },
@@ -46,6 +59,7 @@ export class BuildError extends Error {
 export interface Artifact {
   readonly abi: readonly unknown[];
   readonly bytecode: `0x${string}`;
+  readonly deployedBytecode: `0x${string}`;
   readonly runtimeBytes: number;
 }
 
@@ -140,7 +154,12 @@ export function compileContracts(sources: Record<string, string> = readSources()
     if (runtimeBytes > MAX_RUNTIME_BYTES) {
       throw new BuildError("too_large", `${name} runtime code is ${runtimeBytes} bytes, over EIP-170's 24,576`);
     }
-    contracts[name] = { abi: compiled.abi, bytecode: `0x${compiled.evm.bytecode.object}`, runtimeBytes };
+    contracts[name] = {
+      abi: compiled.abi,
+      bytecode: `0x${compiled.evm.bytecode.object}`,
+      deployedBytecode: `0x${compiled.evm.deployedBytecode.object}`,
+      runtimeBytes,
+    };
   }
   return { solcVersion: solc.version(), inputsHash: inputsHash(sources), contracts };
 }
@@ -159,9 +178,12 @@ export function renderArtifacts(result: BuildResult): string {
   for (const name of CONTRACT_NAMES) {
     const c = result.contracts[name];
     if (c === undefined) throw new BuildError("missing_contract", `contract ${name} missing from the build`);
+    const runtime = RUNTIME_CODE_CONTRACTS.includes(name)
+      ? `, deployedBytecode: ${JSON.stringify(c.deployedBytecode)}`
+      : "";
     lines.push(
       `/** Runtime code: ${c.runtimeBytes} bytes. */`,
-      `export const ${name} = { abi: ${JSON.stringify(c.abi)} as const, bytecode: ${JSON.stringify(c.bytecode)} } as const;`,
+      `export const ${name} = { abi: ${JSON.stringify(c.abi)} as const, bytecode: ${JSON.stringify(c.bytecode)}${runtime} } as const;`,
       "",
     );
   }

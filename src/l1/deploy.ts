@@ -137,16 +137,21 @@ export interface DeployStakingOptions {
 
 export type StakingDeployment = Awaited<ReturnType<typeof deployStaking>>;
 
-/** Deploys LumiaToken (unless given), SequencerRegistry, Staking, Rewards and Slashing, and wires them. */
-export async function deployStaking(o: DeployStakingOptions) {
-  const params: StakingParams = { ...DEFAULT_STAKING_PARAMS, ...o.params };
+/**
+ * The viem clients and helpers a deployment script needs on one L1: `mined` waits for a receipt and fails on a revert,
+ * `deployContract` deploys an artifact from `account` and returns its address.
+ */
+export function createDeployer(o: {
+  readonly rpcUrl: string;
+  readonly chainId: number;
+  readonly account: Account | Address;
+  readonly pollingIntervalMs?: number;
+}) {
   const chain = l1Chain(o.rpcUrl, o.chainId);
   const pollingInterval = o.pollingIntervalMs ?? 20;
   const transport = http(o.rpcUrl, { timeout: 20_000 });
   const publicClient = createPublicClient({ chain, transport, pollingInterval, cacheTime: 0 });
   const walletClient = createWalletClient({ chain, transport });
-  const governance = o.governance;
-  const governanceAddress = typeof governance === "string" ? governance : governance.address;
 
   async function mined(hash: Promise<Hash> | Hash): Promise<TransactionReceipt> {
     const receipt = await publicClient.waitForTransactionReceipt({ hash: await hash, pollingInterval });
@@ -162,13 +167,28 @@ export async function deployStaking(o: DeployStakingOptions) {
       abi: artifact.abi as never,
       bytecode: artifact.bytecode,
       args: args as never,
-      account: governance,
+      account: o.account,
       chain,
     });
     const receipt = await mined(hash);
     if (receipt.contractAddress == null) throw new Error("deployment produced no contract");
     return receipt.contractAddress;
   }
+
+  return { chain, publicClient, walletClient, mined, deployContract };
+}
+
+/** Deploys LumiaToken (unless given), SequencerRegistry, Staking, Rewards and Slashing, and wires them. */
+export async function deployStaking(o: DeployStakingOptions) {
+  const params: StakingParams = { ...DEFAULT_STAKING_PARAMS, ...o.params };
+  const governance = o.governance;
+  const governanceAddress = typeof governance === "string" ? governance : governance.address;
+  const { chain, publicClient, walletClient, mined, deployContract } = createDeployer({
+    rpcUrl: o.rpcUrl,
+    chainId: o.chainId,
+    account: governance,
+    ...(o.pollingIntervalMs === undefined ? {} : { pollingIntervalMs: o.pollingIntervalMs }),
+  });
 
   const tokenAddress = o.token ?? (await deployContract(LumiaToken, [governanceAddress, LUMIA_SUPPLY]));
   const registryAddress = await deployContract(SequencerRegistry, [

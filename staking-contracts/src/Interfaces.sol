@@ -54,3 +54,47 @@ interface IRewards {
     /// Called by Staking before an account's shares in a pool change, with the shares it held until now.
     function settle(uint32 sequencerId, address account, uint256 shares) external;
 }
+
+/// An epoch's summary as SequencerRegistry.epochInfo returns it (same ABI layout as its EpochInfo).
+struct EpochSummary {
+    uint64 startBlock;
+    uint64 totalPower;
+    uint32 size;
+    bytes32 setId;
+}
+
+/// What the hard-finality contracts (BatchInbox, OutputOracle) read of the registry: SequencerRegistry's public
+/// views, declared apart from ISequencerRegistry so that interface stays as it is.
+interface IRegistryViews {
+    function currentEpoch() external view returns (uint64);
+    function sequencerIdOf(address operator) external view returns (uint32);
+    function isOpen(uint32 sequencerId) external view returns (bool);
+    function isJailed(uint32 sequencerId) external view returns (bool);
+    function epochInfo(uint64 epoch) external view returns (EpochSummary memory);
+    function verifyCertificate(
+        uint64 epoch,
+        bytes32 digest,
+        bytes calldata signers,
+        bytes calldata signature,
+        bytes calldata signatureG2
+    ) external view returns (uint64 signingPower, uint64 totalPower);
+}
+
+/// One certified L2 output (OutputOracle): the block, its state commitments and when L1 learnt of it.
+struct L2Output {
+    bytes32 blockHash;
+    /// The header's global state root: keccak256 over its (vm id, root) list.
+    bytes32 stateRoot;
+    /// The EVM's state trie root from that list: withdrawals are proven under it.
+    bytes32 evmRoot;
+    uint64 height;
+    /// The registry epoch whose set certified the block.
+    uint64 epoch;
+    uint64 l1BlockNumber;
+    uint64 l1Timestamp;
+}
+
+interface IOutputOracle {
+    function outputCount() external view returns (uint256);
+    function outputAt(uint256 index) external view returns (L2Output memory);
+}

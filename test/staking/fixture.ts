@@ -79,6 +79,24 @@ export async function revertOf(promise: Promise<unknown>): Promise<string> {
   throw new Error("expected a revert, but the call succeeded");
 }
 
+/** The signatures of `signerIndices` (set order) over `digest`, aggregated into the contracts' certificate form. */
+export function aggregateOver(
+  digest: Uint8Array,
+  keysBySetIndex: readonly OperatorKeys[],
+  signerIndices: readonly number[],
+): WorkCertificate {
+  const bitmap = new Uint8Array(Math.ceil(keysBySetIndex.length / 8));
+  const signatures: Uint8Array[] = [];
+  for (const i of signerIndices) {
+    const keys = keysBySetIndex[i];
+    if (keys === undefined) throw new Error(`no keys for set index ${i}`);
+    bitmap[i >> 3] = (bitmap[i >> 3] ?? 0) | (1 << (i & 7));
+    signatures.push(keys.signer.sign(digest));
+  }
+  const aggregate = blstScheme.aggregateSignatures(signatures);
+  return { signers: toHex(bitmap), signature: toHex(aggregate), signatureG2: toHex(g2ToEip2537(aggregate)) };
+}
+
 export interface WorkCertificate {
   readonly signers: Hex;
   readonly signature: Hex;
@@ -136,17 +154,7 @@ async function deploy(anvil: AnvilProcess, opts: DeployOptions) {
     keysBySetIndex: readonly OperatorKeys[],
     signerIndices: readonly number[],
   ): WorkCertificate {
-    const digest = workReportDigest(SUBNET_CHAIN_ID, epoch, entries);
-    const bitmap = new Uint8Array(Math.ceil(keysBySetIndex.length / 8));
-    const signatures: Uint8Array[] = [];
-    for (const i of signerIndices) {
-      const keys = keysBySetIndex[i];
-      if (keys === undefined) throw new Error(`no keys for set index ${i}`);
-      bitmap[i >> 3] = (bitmap[i >> 3] ?? 0) | (1 << (i & 7));
-      signatures.push(keys.signer.sign(digest));
-    }
-    const aggregate = blstScheme.aggregateSignatures(signatures);
-    return { signers: toHex(bitmap), signature: toHex(aggregate), signatureG2: toHex(g2ToEip2537(aggregate)) };
+    return aggregateOver(workReportDigest(SUBNET_CHAIN_ID, epoch, entries), keysBySetIndex, signerIndices);
   }
 
   /** The operator keys in the set order of `epoch`, from a key lookup. */

@@ -5,9 +5,20 @@ import type { Address, Hex } from "viem";
 import { toHex, uintBytes } from "../../consensus/bytes.ts";
 import { voteDigest, type WorkReportEntry } from "../../consensus/signing.ts";
 import { encodeSignedVote } from "../../consensus/wire.ts";
+import { encodeHeader } from "../../src/chain/block.ts";
+import { ASSET, deployFinality } from "../../src/l1/deploy-finality.ts";
 import { BlsHarness } from "../../staking-contracts/artifacts.ts";
 import { g1ToEip2537, g2ToEip2537 } from "../../staking-contracts/eip2537.ts";
-import { LUMIA, type OperatorKeys, operatorKeys, SUBNET_CHAIN_ID, startStakingChain } from "./fixture.ts";
+import {
+  certifyHeader,
+  headerOf,
+  proposal,
+  startL2,
+  TEST_FINALITY_PARAMS,
+  testHeader,
+  withdrawalProof,
+} from "./finality-fixture.ts";
+import { L1_CHAIN_ID, LUMIA, type OperatorKeys, operatorKeys, SUBNET_CHAIN_ID, startStakingChain } from "./fixture.ts";
 
 const SIZES = [4, 25, 100];
 
@@ -17,8 +28,18 @@ const record = (operation: string, validators: number | "-", gas: bigint) => {
 };
 
 const chain = await startStakingChain({ maxValidators: 100, minSelfStake: 1_000n * LUMIA });
+const l2 = await startL2();
 try {
   const { testClient, publicClient } = chain;
+  const finality = await deployFinality({
+    rpcUrl: chain.anvil.url,
+    chainId: L1_CHAIN_ID,
+    deployer: chain.governance,
+    registry: chain.addresses.registry,
+    token: chain.addresses.token,
+    subnetChainId: SUBNET_CHAIN_ID,
+    params: TEST_FINALITY_PARAMS,
+  });
   await chain.mined(chain.token.write.approve([chain.addresses.rewards, 2n ** 255n], chain.gov));
   await chain.mined(chain.rewards.write.fund([1_000_000n * LUMIA], chain.gov));
 
@@ -79,7 +100,76 @@ try {
     );
     const report = await chain.mined(chain.rewards.write.submitReport([epoch, entries, cert], chain.gov));
     record("submitReport (all sign: aggregate, pairing, distribution)", n, report.gasUsed);
+    const header = testHeader(n, (await chain.registry.read.epochInfo([epoch])).setId);
+    const signers = setKeys.map((_, i) => i);
+    const output = await chain.mined(
+      finality.outputOracle.write.proposeOutput(
+        proposal(epoch, header, 0, certifyHeader(header, 0, setKeys, signers)),
+        chain.gov,
+      ),
+    );
+    record("proposeOutput (all sign: header checks, aggregate, pairing)", n, output.gasUsed);
   }
+
+  // Hard finality: a 100 kB calldata batch, deposits, and a withdrawal proven with the L2 execution core's proofs.
+  const batch = toHex(Uint8Array.from({ length: 100_000 }, (_, i) => (i * 131 + 7) & 0xff));
+  const batchReceipt = await chain.mined(
+    finality.batchInbox.write.submitBatch([1n, 100n, batch], chain.as(operator(0))),
+  );
+  record("submitBatch (100 kB calldata)", "-", batchReceipt.gasUsed);
+  const depositor = chain.users[1] as Address;
+  await chain.fundAccount(depositor, 10_000n * LUMIA);
+  await chain.mined(chain.token.write.approve([finality.addresses.portal, 2n ** 255n], chain.as(depositor)));
+  const firstDeposit = await chain.mined(
+    finality.portal.write.depositETH([depositor], { ...chain.as(depositor), value: 10n ** 18n }),
+  );
+  record("depositETH (first)", "-", firstDeposit.gasUsed);
+  const ethDeposit = await chain.mined(
+    finality.portal.write.depositETH([depositor], { ...chain.as(depositor), value: 10n ** 18n }),
+  );
+  record("depositETH", "-", ethDeposit.gasUsed);
+  const lumiaDeposit = await chain.mined(finality.portal.write.depositLumia([depositor, LUMIA], chain.as(depositor)));
+  record("depositLumia", "-", lumiaDeposit.gasUsed);
+  const recipient = chain.users[2] as Address;
+  const l2Block = await l2.withdrawBlock([{ l1Recipient: recipient, asset: ASSET.eth, amount: 10n ** 17n }]);
+  const withdrawal = l2Block.withdrawals[0];
+  if (withdrawal === undefined) throw new Error("no withdrawal");
+  const outputEpoch = await chain.registry.read.currentEpoch();
+  const outputKeys = await chain.keysInSetOrder(outputEpoch, keysByPublicKey);
+  const l2Header = headerOf(l2Block.result, 1_000, (await chain.registry.read.epochInfo([outputEpoch])).setId);
+  await chain.mined(
+    finality.outputOracle.write.proposeOutput(
+      proposal(
+        outputEpoch,
+        l2Header,
+        0,
+        certifyHeader(
+          l2Header,
+          0,
+          outputKeys,
+          outputKeys.map((_, i) => i),
+        ),
+      ),
+      chain.gov,
+    ),
+  );
+  const outputIndex = (await finality.outputOracle.read.outputCount()) - 1n;
+  const proof = await withdrawalProof(l2Block, withdrawal);
+  const proven = await chain.mined(
+    finality.portal.write.proveWithdrawal(
+      [withdrawal, outputIndex, toHex(encodeHeader(l2Header)), proof.accountProof, proof.storageProof],
+      chain.gov,
+    ),
+  );
+  record(
+    `proveWithdrawal (${proof.accountProof.length}+${proof.storageProof.length} proof nodes)`,
+    "-",
+    proven.gasUsed,
+  );
+  await testClient.increaseTime({ seconds: Number(TEST_FINALITY_PARAMS.finalizationDelaySeconds) });
+  await testClient.mine({ blocks: 1 });
+  const finalized = await chain.mined(finality.portal.write.finalizeWithdrawal([withdrawal], chain.gov));
+  record("finalizeWithdrawal (ETH)", "-", finalized.gasUsed);
 
   // Delegator actions on a pool that has earned rewards.
   const id = await chain.registry.read.sequencerIdOf([operator(0)]);
@@ -141,4 +231,5 @@ try {
   process.stdout.write(`${lines.join("\n")}\n`);
 } finally {
   await chain.stop();
+  await l2.stop();
 }
