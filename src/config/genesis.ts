@@ -56,7 +56,7 @@ export const MAX_PEER_ID_BYTES = 64;
 export const GENESIS_MAX_BYTES = 4 * 1024 * 1024;
 /** Chain ids are EVM chain ids: JavaScript numbers in wallets, so at most 2^53 - 1. */
 export const MAX_CHAIN_ID = BigInt(Number.MAX_SAFE_INTEGER);
-export const GENESIS_VERSION = 3;
+export const GENESIS_VERSION = 4;
 /** Defaults of the execution section: a 30M gas block limit and a 1 gwei initial base fee (LUMIA has 18 decimals). */
 export const DEFAULT_GAS_LIMIT = 30_000_000n;
 export const DEFAULT_BASE_FEE_PER_GAS = 1_000_000_000n;
@@ -106,6 +106,17 @@ export interface GenesisL1 {
   /** SequencerRegistry address (checksummed). */
   readonly registry: Hex;
   readonly origin: { readonly number: bigint; readonly hash: Hex };
+  /**
+   * The hard-finality contracts (checksummed): where batches and outputs go and whose deposits the chain must
+   * include. Null for a subnet that posts nothing to L1 (soft finality only).
+   */
+  readonly finality: GenesisFinality | null;
+}
+
+export interface GenesisFinality {
+  readonly batchInbox: Hex;
+  readonly outputOracle: Hex;
+  readonly portal: Hex;
 }
 
 export interface Genesis {
@@ -136,6 +147,7 @@ export interface GenesisJson {
     readonly chainId: string;
     readonly registry: Hex;
     readonly origin: { readonly number: string; readonly hash: Hex };
+    readonly finality?: { readonly batchInbox: Hex; readonly outputOracle: Hex; readonly portal: Hex };
   };
   readonly execution?: {
     readonly gasLimit?: string;
@@ -312,6 +324,17 @@ export const genesisSchema = z
             hash: z.string().regex(/^0x[0-9a-fA-F]{64}$/, "a 32-byte 0x block hash"),
           })
           .meta({ description: "The L1 block the chain starts from: the L1 origin of the genesis" }),
+        finality: z
+          .strictObject({
+            batchInbox: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "a 20-byte 0x address"),
+            outputOracle: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "a 20-byte 0x address"),
+            portal: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "a 20-byte 0x address"),
+          })
+          .optional()
+          .meta({
+            description:
+              "Hard-finality contracts on the L1 (BatchInbox, OutputOracle, Portal); omit for soft finality only",
+          }),
       })
       .optional()
       .meta({ description: "Follow the L1 staking registry for membership (omit for a fixed set)" }),
@@ -367,7 +390,15 @@ export const genesisEncoding = versioned(
     ),
     gasLimit: u64,
     baseFeePerGas: u64,
-    l1: nullable(struct({ chainId: u64, registry: hexBytes(20), originNumber: u64, originHash: hex32 })),
+    l1: nullable(
+      struct({
+        chainId: u64,
+        registry: hexBytes(20),
+        originNumber: u64,
+        originHash: hex32,
+        finality: nullable(struct({ batchInbox: hexBytes(20), outputOracle: hexBytes(20), portal: hexBytes(20) })),
+      }),
+    ),
     alloc: list(
       struct({
         address: hexBytes(20),
@@ -414,6 +445,7 @@ export function encodeGenesis(
               registry: genesis.l1.registry,
               originNumber: genesis.l1.origin.number,
               originHash: genesis.l1.origin.hash,
+              finality: genesis.l1.finality,
             },
       alloc: genesis.execution.alloc.map((a) => ({
         address: a.address,
@@ -586,6 +618,14 @@ export function parseGenesis(json: unknown, source = "genesis"): Genesis {
           chainId: BigInt(g.l1.chainId),
           registry: toChecksumAddress(g.l1.registry as Hex),
           origin: { number: BigInt(g.l1.origin.number), hash: g.l1.origin.hash.toLowerCase() as Hex },
+          finality:
+            g.l1.finality === undefined
+              ? null
+              : {
+                  batchInbox: toChecksumAddress(g.l1.finality.batchInbox as Hex),
+                  outputOracle: toChecksumAddress(g.l1.finality.outputOracle as Hex),
+                  portal: toChecksumAddress(g.l1.finality.portal as Hex),
+                },
         };
   const partial = {
     chainId: BigInt(g.chainId),

@@ -68,13 +68,13 @@ afterAll(async () => {
 describe("genesis", () => {
   it("has a golden hash for fixed keys (changes only with the genesis format)", () => {
     const genesis = parseGenesis(fixedGenesis());
-    expect(genesis.hash).toBe("0x97916342e770e1d28e8bfc7824556395c5f088c0c0cd3c44f18931b0f29fb70e");
+    expect(genesis.hash).toBe("0x562c31027e75ab3802e1f4ca081ba39519c2ccc18d92baf97bfeba0a18ff8131");
   });
 
   it("hashes exactly the layout of docs/protocol.md (preimage built by hand)", () => {
     const u32 = (n: number) => uintBytes(n, 4);
     const u64 = (n: number | bigint) => uintBytes(n, 8);
-    const parts: Uint8Array[] = [new Uint8Array([3]), u64(994873017n), u64(1_767_225_600_000), u32(4)];
+    const parts: Uint8Array[] = [new Uint8Array([4]), u64(994873017n), u64(1_767_225_600_000), u32(4)];
     // Validator-set order: power descending (powers are 100 + i), so validator 3 first.
     for (const i of [3, 2, 1, 0]) {
       const id = identities[i] as PublicIdentity;
@@ -96,8 +96,9 @@ describe("genesis", () => {
       );
     }
     // Execution section: gasLimit u64, baseFeePerGas u64 (defaults 30M and 1 gwei); the L1 anchor: flag 0 (none) and
-    // 68 zero bytes (chainId u64, registry bytes20, origin number u64, origin hash bytes32); u32 count of alloc (none).
-    parts.push(u64(30_000_000), u64(1_000_000_000), new Uint8Array(1 + 68), u32(0));
+    // 68 zero bytes (chainId u64, registry bytes20, origin number u64, origin hash bytes32) and the absent finality
+    // section (flag + 60 zero bytes); u32 count of alloc (none).
+    parts.push(u64(30_000_000), u64(1_000_000_000), new Uint8Array(1 + 68 + 1 + 60), u32(0));
     const preimage = concatBytes(...parts);
     const genesis = parseGenesis(fixedGenesis());
     expect(toHex(encodeGenesis(genesis))).toBe(toHex(preimage));
@@ -128,7 +129,7 @@ describe("genesis", () => {
     const bytes = encodeGenesis(genesis);
     expect(genesis.hash).toBe(toHex(keccak256(concatBytes(GENESIS_DOMAIN, bytes))));
     expect(encode(genesisEncoding, decode(genesisEncoding, bytes))).toEqual(bytes);
-    expect(bytes[0]).toBe(3); // version
+    expect(bytes[0]).toBe(4); // version
 
     const reversed = { ...json, validators: [...json.validators].reverse() };
     expect(parseGenesis(reversed).hash).toBe(genesis.hash);
@@ -141,6 +142,31 @@ describe("genesis", () => {
     expect(() =>
       parseGenesis({ ...json, execution: { alloc: [{ address: `0x${"11".repeat(20)}`, balance: "-5" }] } }),
     ).toThrow(/balance/);
+
+    // The L1 anchor and its hard-finality contracts are part of the hash.
+    const l1 = {
+      chainId: "1",
+      registry: `0x${"aa".repeat(20)}`,
+      origin: { number: "7", hash: `0x${"bb".repeat(32)}` },
+    };
+    const anchored = parseGenesis({ ...json, l1 } as GenesisJson);
+    const finality = {
+      batchInbox: `0x${"01".repeat(20)}`,
+      outputOracle: `0x${"02".repeat(20)}`,
+      portal: `0x${"03".repeat(20)}`,
+    };
+    const withFinality = parseGenesis({ ...json, l1: { ...l1, finality } } as GenesisJson);
+    expect(anchored.l1?.finality).toBeNull();
+    expect(withFinality.l1?.finality?.portal.toLowerCase()).toBe(finality.portal);
+    expect(new Set([genesis.hash, anchored.hash, withFinality.hash]).size).toBe(3);
+    const moved = parseGenesis({
+      ...json,
+      l1: { ...l1, finality: { ...finality, portal: `0x${"04".repeat(20)}` } },
+    } as GenesisJson);
+    expect(moved.hash).not.toBe(withFinality.hash);
+    expect(() =>
+      parseGenesis({ ...json, l1: { ...l1, finality: { ...finality, portal: "0x12" } } } as GenesisJson),
+    ).toThrow(/portal/);
   });
 
   it("accepts an all-lowercase operator address and normalises it to its checksum form", () => {
