@@ -2,12 +2,14 @@
 // precommitted and certified, so a certificate commits to everything the header commits to: the parent (the chain),
 // the transactions, the receipts and the post-execution state root of every VM.
 //
-// Header (version 5), layout in docs/protocol.md "Blocks":
+// Header (version 6), layout in docs/protocol.md "Blocks":
 //   version u8 | chainId u64 | height u64 | timestampMs u64 | parentHash bytes32 | l1Origin (u64 | bytes32) | proposer bytes20 |
-//   validatorSetId bytes32 | nextValidatorSetId bytes32 | lastCertificateHash bytes32 | transactionsRoot bytes32 |
-//   receiptsRoot bytes32 | stateRoot bytes32 | gasLimit u64 |
+//   validatorSetId bytes32 | nextValidatorSetId bytes32 | lastCertificateHash bytes32 | depositsHash bytes32 |
+//   nextDepositNonce u64 | transactionsRoot bytes32 | receiptsRoot bytes32 | stateRoot bytes32 | gasLimit u64 |
 //   gasUsed u64 | baseFeePerGas u64 | logsBloom bytes256 | vmRoots: u32 count | (vm u8 | root bytes32)*
-// Block: header | lastCertificate (u32 length | encoded certificate) | u32 count | (u32 length | raw signed Ethereum transaction)*
+// Block: header | lastCertificate (u32 length | encoded certificate) | deposits: u32 count | deposit* |
+//        u32 count | (u32 length | raw signed Ethereum transaction)*
+// Deposit: nonce u64 | l1BlockNumber u64 | from bytes20 | to bytes20 | asset u8 | amount u256
 //
 // validatorSetId names the set that decides (signs) this height; nextValidatorSetId the set that decides the next
 // one. A certificate of height h therefore commits to the set of h+1, and a light client that trusts the set of h can
@@ -18,6 +20,11 @@
 // set could form, made canonical by this block. Certificates a node formed itself differ in their signer bitmaps
 // from node to node; the one in the next block is the same everywhere, so work accounting (who signed what) and
 // the certificate each node serves for a height below its head are deterministic.
+//
+// deposits are the L1 portal's deposits the block must include (forced inclusion): exactly those with nonces from the
+// parent's nextDepositNonce on whose L1 block is at or below l1Origin, in nonce order, at most MAX_BLOCK_DEPOSITS;
+// depositsHash = keccak256 of their encoded list and nextDepositNonce the nonce after the last one. The list follows
+// from the parent and the origin alone, so the proposer has no choice in it (docs/hard-finality.md "Deposits").
 //
 // l1Origin is the L1 block the block is anchored to: for a subnet that follows the L1 registry (genesis `l1`), a
 // confirmed L1 block no older than the parent's origin (the genesis origin for height 1), from which the registry's
@@ -40,11 +47,12 @@ import {
   u8,
   u64,
   u64Number,
+  u256,
   varBytes,
   versioned,
 } from "../../consensus/codec.ts";
 
-export const BLOCK_VERSION = 5;
+export const BLOCK_VERSION = 6;
 export const MAX_VMS = 8;
 export const ZERO_HASH: Hex = `0x${"00".repeat(32)}`;
 /** Hard caps of the wire format; the configured limits (consensus.maxBlockBytes, ...) are lower. */
@@ -53,6 +61,29 @@ export const MAX_BLOCK_TRANSACTIONS = 100_000;
 export const MAX_BLOCK_BYTES = 8 * 1024 * 1024;
 /** A certificate of 65535 validators (the u16 limit) is 8,383 bytes. */
 export const MAX_LAST_CERTIFICATE_BYTES = 16 * 1024;
+/** Deposits one block includes at most; more wait for the next block (still in nonce order). */
+export const MAX_BLOCK_DEPOSITS = 64;
+/** Portal asset ids (staking-contracts/src/Portal.sol). */
+export const DEPOSIT_ASSET = { eth: 0, lumia: 1 } as const;
+
+export const depositSchema = struct({
+  nonce: u64,
+  l1BlockNumber: u64,
+  from: hexBytes(20),
+  to: hexBytes(20),
+  asset: u8,
+  amount: u256,
+});
+
+export type Deposit = Infer<typeof depositSchema>;
+const depositsSchema = list(depositSchema, MAX_BLOCK_DEPOSITS);
+
+/** keccak256 of the encoded deposit list (u32 count, then each deposit): what the header commits to. */
+export function depositsHash(deposits: readonly Deposit[]): Hex {
+  return toHex(keccak256(encode(depositsSchema, deposits, "deposits")));
+}
+
+export const EMPTY_DEPOSITS_HASH: Hex = depositsHash([]);
 
 export const headerSchema = versioned(
   BLOCK_VERSION,
@@ -66,6 +97,8 @@ export const headerSchema = versioned(
     validatorSetId: hex32,
     nextValidatorSetId: hex32,
     lastCertificateHash: hex32,
+    depositsHash: hex32,
+    nextDepositNonce: u64,
     transactionsRoot: hex32,
     receiptsRoot: hex32,
     stateRoot: hex32,
@@ -82,6 +115,7 @@ export type BlockHeader = Infer<typeof headerSchema>;
 export const blockSchema = struct({
   header: headerSchema,
   lastCertificate: varBytes(MAX_LAST_CERTIFICATE_BYTES),
+  deposits: depositsSchema,
   transactions: list(varBytes(MAX_TRANSACTION_BYTES), MAX_BLOCK_TRANSACTIONS),
 });
 
@@ -123,6 +157,7 @@ export type BlockProblemCode =
   | "wrong_validator_set"
   | "wrong_next_validator_set"
   | "wrong_last_certificate"
+  | "wrong_deposits"
   | "wrong_l1_origin"
   | "l1_origin_not_confirmed"
   | "unknown_proposer"
@@ -148,6 +183,8 @@ export interface BlockContext {
   readonly parentTimestampMs: number;
   /** The parent's L1 origin (the genesis origin for height 1; {0, zero hash} without an L1 anchor). */
   readonly parentL1Origin: { readonly number: bigint; readonly hash: Hex };
+  /** The parent's nextDepositNonce (0 for height 1). */
+  readonly parentDepositNonce: bigint;
   /** Whether the subnet follows the L1 registry (genesis `l1`); if not, every origin is the parent's. */
   readonly l1Anchored: boolean;
   readonly validatorSetId: Hex;
@@ -201,6 +238,24 @@ export function checkBlock(block: Block, encodedLength: number, ctx: BlockContex
     }
   } else if (toHex(keccak256(block.lastCertificate)) !== h.lastCertificateHash) {
     return problem("wrong_last_certificate", "lastCertificateHash is not the hash of the block's last certificate");
+  }
+  if (depositsHash(block.deposits) !== h.depositsHash) {
+    return problem("wrong_deposits", "depositsHash is not the hash of the block's deposits");
+  }
+  const expectedNonce = ctx.parentDepositNonce + BigInt(block.deposits.length);
+  for (const [i, d] of block.deposits.entries()) {
+    if (d.nonce !== ctx.parentDepositNonce + BigInt(i)) {
+      return problem(
+        "wrong_deposits",
+        `deposit ${i} has nonce ${d.nonce}, expected ${ctx.parentDepositNonce + BigInt(i)}`,
+      );
+    }
+    if (d.l1BlockNumber > h.l1Origin.number) {
+      return problem("wrong_deposits", `deposit ${d.nonce} is from L1 block ${d.l1BlockNumber}, after the origin`);
+    }
+  }
+  if (h.nextDepositNonce !== expectedNonce) {
+    return problem("wrong_deposits", `nextDepositNonce ${h.nextDepositNonce}, expected ${expectedNonce}`);
   }
   if (!ctx.isValidator(h.proposer)) return problem("unknown_proposer", `proposer ${h.proposer} is not a validator`);
   if (h.timestampMs <= ctx.parentTimestampMs) {

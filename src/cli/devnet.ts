@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
 import { mkdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { basename, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { encodeFunctionData } from "viem";
 import { fromHex, type Hex, keccak256, toHex, utf8 } from "../../consensus/bytes.ts";
@@ -17,10 +17,11 @@ import { initNode } from "../keys/init.ts";
 import { operatorAddressOf, type PublicIdentity } from "../keys/keys.ts";
 import { type AnvilProcess, DEVNET_L1_CHAIN_ID, jsonRpc, startAnvil, stopLeftoverAnvil } from "../l1/anvil.ts";
 import { deployStaking, LUMIA, peerIdBytes, sequencerRegistration } from "../l1/deploy.ts";
+import { deployFinality, L2_MESSAGE_PASSER_ADDRESS } from "../l1/deploy-finality.ts";
 
 export { peerIdBytes } from "../l1/deploy.ts";
 
-import { SequencerRegistry } from "../../staking-contracts/artifacts.ts";
+import { L2MessagePasser, SequencerRegistry } from "../../staking-contracts/artifacts.ts";
 import { createL1Reader } from "../l1/status.ts";
 import { fetchStatus } from "./status.ts";
 
@@ -162,13 +163,18 @@ function epochKeeper(rpc: string, registry: Hex, print: (line: string) => void):
   };
 }
 
-/** The genesis `l1` section for `registry` at the L1's latest block. */
-async function l1Anchor(rpc: string, chainId: bigint, registry: Hex): Promise<GenesisJson["l1"]> {
+/** The genesis `l1` section for the deployed `contracts` at the L1's latest block. */
+async function l1Anchor(rpc: string, chainId: bigint, contracts: Record<string, Hex>): Promise<GenesisJson["l1"]> {
+  const { registry, batchInbox, outputOracle, portal } = contracts;
+  if (registry === undefined) throw new Error("no registry was deployed");
   const latest = await jsonRpc<{ number: Hex; hash: Hex }>(rpc, "eth_getBlockByNumber", ["latest", false], 10_000);
   return {
     chainId: chainId.toString(),
     registry,
     origin: { number: BigInt(latest.number).toString(), hash: latest.hash },
+    ...(batchInbox === undefined || outputOracle === undefined || portal === undefined
+      ? {}
+      : { finality: { batchInbox, outputOracle, portal } }),
   };
 }
 
@@ -226,7 +232,11 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
         .map((n) => ({ name: n.name, votingPower: DEVNET_VOTING_POWER, identity: n.identity })),
       execution: {
         ...(opts.baseFeePerGas === undefined ? {} : { baseFeePerGas: opts.baseFeePerGas.toString() }),
-        alloc: devnetAccounts().map((a) => ({ address: a.address, balance: DEVNET_FUNDED_BALANCE.toString() })),
+        alloc: [
+          ...devnetAccounts().map((a) => ({ address: a.address, balance: DEVNET_FUNDED_BALANCE.toString() })),
+          // The withdrawal side of the L1 portal (docs/hard-finality.md).
+          { address: L2_MESSAGE_PASSER_ADDRESS, balance: "0", code: L2MessagePasser.deployedBytecode },
+        ],
       },
       ...(opts.anchor === undefined ? {} : { l1: opts.anchor }),
     });
@@ -234,37 +244,105 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
   }
   const replicaIds = nodes.filter((n) => n.role === "replica").map((n) => n.identity.peerId);
   for (const [i, n] of nodes.entries()) {
-    const config = {
+    await writeNodeConfig(n.configPath, {
       role: n.role,
-      dataDir: "data",
       genesis: "../genesis.json",
-      keys: { dir: "keys" },
-      p2p: {
-        listen: [`/ip4/127.0.0.1/tcp/${opts.basePort + i}`],
-        peers: nodes.filter((o) => o !== n).map((o) => o.p2p),
-        replicas: replicaIds,
-      },
-      consensus: { ...(opts.consensus ?? {}) },
-      metrics: { enabled: true, host: "127.0.0.1", port: opts.metricsBasePort + i },
-      rpc: { enabled: true, host: "127.0.0.1", port: opts.rpcBasePort + i },
-      log: { level: opts.logLevel ?? "info" },
-      ...(opts.l1 === undefined
-        ? {}
-        : {
-            l1: {
-              rpcUrl: opts.l1.rpc,
-              pollIntervalMs: DEVNET_L1_POLL_INTERVAL_MS,
-              confirmations: DEVNET_L1_CONFIRMATIONS,
-              ...(opts.l1.contracts.registry === undefined ? {} : { registry: opts.l1.contracts.registry }),
-            },
-          }),
-    };
-    await writeFile(n.configPath, `${JSON.stringify(config, null, 2)}\n`);
+      ports: { p2p: opts.basePort + i, metrics: opts.metricsBasePort + i, rpc: opts.rpcBasePort + i },
+      peers: nodes.filter((o) => o !== n).map((o) => o.p2p),
+      replicas: replicaIds,
+      ...(opts.consensus === undefined ? {} : { consensus: opts.consensus }),
+      ...(opts.logLevel === undefined ? {} : { logLevel: opts.logLevel }),
+      l1: opts.l1 === undefined ? null : { rpc: opts.l1.rpc, registry: opts.l1.contracts.registry ?? null },
+    });
   }
   await writeFile(planPath, `${JSON.stringify(wanted, null, 2)}\n`);
   const plan: DevnetPlan = { dir, chainId: opts.chainId, genesisPath, nodes };
   await writeDevnetJson(plan, opts.l1 ?? null);
   return plan;
+}
+
+/** The ports of one devnet node on 127.0.0.1. */
+export interface DevnetNodePorts {
+  readonly p2p: number;
+  readonly metrics: number;
+  readonly rpc: number;
+}
+
+interface NodeConfigParams {
+  readonly role: "validator" | "replica";
+  /** The genesis file, relative to the config file (or absolute). */
+  readonly genesis: string;
+  readonly ports: DevnetNodePorts;
+  readonly peers: readonly string[];
+  readonly replicas: readonly string[];
+  readonly consensus?: Readonly<Record<string, number>>;
+  readonly logLevel?: string;
+  readonly l1: { readonly rpc: string; readonly registry: Hex | null } | null;
+}
+
+/** The config of one devnet node (data, keys and log beside it; every port on 127.0.0.1). */
+async function writeNodeConfig(path: string, p: NodeConfigParams): Promise<void> {
+  const config = {
+    role: p.role,
+    dataDir: "data",
+    genesis: p.genesis,
+    keys: { dir: "keys" },
+    p2p: { listen: [`/ip4/127.0.0.1/tcp/${p.ports.p2p}`], peers: p.peers, replicas: p.replicas },
+    consensus: { ...(p.consensus ?? {}) },
+    metrics: { enabled: true, host: "127.0.0.1", port: p.ports.metrics },
+    rpc: { enabled: true, host: "127.0.0.1", port: p.ports.rpc },
+    log: { level: p.logLevel ?? "info" },
+    ...(p.l1 === null
+      ? {}
+      : {
+          l1: {
+            rpcUrl: p.l1.rpc,
+            pollIntervalMs: DEVNET_L1_POLL_INTERVAL_MS,
+            confirmations: DEVNET_L1_CONFIRMATIONS,
+            ...(p.l1.registry === null ? {} : { registry: p.l1.registry }),
+          },
+        }),
+  };
+  await writeFile(path, `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/**
+ * A validator that joins a running devnet through the L1 registry (not in its genesis): writes `<nodeDir>/config.json`
+ * for the keys `dcn init` put in `nodeDir`, with the devnet's genesis, every devnet node as a p2p peer, its replicas
+ * and its L1 (with the registry). The devnet's nodes admit the new peer once its registration is confirmed on L1.
+ */
+export async function joiningNodeConfig(
+  devnetDir: string,
+  nodeDir: string,
+  ports: DevnetNodePorts,
+  opts: { readonly logLevel?: string; readonly name?: string } = {},
+): Promise<DevnetNode> {
+  const dir = resolve(devnetDir);
+  const devnet = JSON.parse(await readFile(join(dir, "devnet.json"), "utf8")) as {
+    l1: { rpc: string; contracts: Record<string, Hex> } | null;
+    nodes: { role: string; p2p: string; peerId: string }[];
+  };
+  const identity = JSON.parse(await readFile(join(nodeDir, "identity.json"), "utf8")) as PublicIdentity;
+  const configPath = join(resolve(nodeDir), "config.json");
+  await writeNodeConfig(configPath, {
+    role: "validator",
+    genesis: relative(resolve(nodeDir), join(dir, "genesis.json")),
+    ports,
+    peers: devnet.nodes.map((n) => n.p2p),
+    replicas: devnet.nodes.filter((n) => n.role === "replica").map((n) => n.peerId),
+    ...(opts.logLevel === undefined ? {} : { logLevel: opts.logLevel }),
+    l1: devnet.l1 === null ? null : { rpc: devnet.l1.rpc, registry: devnet.l1.contracts.registry ?? null },
+  });
+  return {
+    name: opts.name ?? basename(resolve(nodeDir)),
+    role: "validator",
+    dir: resolve(nodeDir),
+    configPath,
+    p2p: `/ip4/127.0.0.1/tcp/${ports.p2p}/p2p/${identity.peerId}`,
+    metrics: `http://127.0.0.1:${ports.metrics}`,
+    rpc: `http://127.0.0.1:${ports.rpc}`,
+    identity,
+  };
 }
 
 /** `<dir>/devnet.json`: the shape DESIGN.md fixes (l1 is null for a plan prepared without an L1, as in tests). */
@@ -341,6 +419,8 @@ export const DEVNET_STAKING_PARAMS = {
   minSelfStake: DEVNET_VOTING_POWER * LUMIA,
   maxValidators: 100,
 } as const;
+/** Withdrawals on the devnet wait 10 s after their proof, not an hour. */
+export const DEVNET_FINALITY_PARAMS = { finalizationDelaySeconds: 10n } as const;
 /** LUMIA given to the Rewards contract for its emission (100 epochs of the default emission). */
 export const DEVNET_REWARDS_FUNDING = 1_000_000n * LUMIA;
 const CONTRACTS_FILE = "contracts.json";
@@ -395,10 +475,19 @@ export async function deployStakingContracts(
     }
     await d.fundAccount(governance, 0n);
     await d.mined(d.rewards.write.fund([DEVNET_REWARDS_FUNDING], d.gov));
+    const finality = await deployFinality({
+      rpcUrl: l1.rpc,
+      chainId: Number(l1.chainId),
+      deployer: governance,
+      registry: d.addresses.registry,
+      token: d.addresses.token,
+      subnetChainId: plan.chainId,
+      params: DEVNET_FINALITY_PARAMS,
+    });
     await d.advanceEpoch(async (blocks) => {
       await rpc("anvil_mine", [quantity(blocks)]);
     });
-    const contracts: Record<string, Hex> = { ...d.addresses };
+    const contracts: Record<string, Hex> = { ...d.addresses, ...finality.addresses };
     await writeFile(savedPath, `${JSON.stringify(contracts, null, 2)}\n`);
     return contracts;
   } finally {
@@ -519,9 +608,8 @@ export async function runDevnet(opts: RunDevnetOptions, print: (line: string) =>
       let plan = await prepareDevnet({ ...opts, fresh: false, l1 });
       if (l1.embedded && signalled === null) {
         l1 = { ...l1, contracts: await deployStakingContracts(l1, plan, opts.l1BlockTimeS) };
-        const registry = l1.contracts.registry;
         // The set follows the registry from the block where epoch 1 (= the genesis set) is in force.
-        const anchor = newGenesis && registry !== undefined ? await l1Anchor(l1.rpc, l1.chainId, registry) : undefined;
+        const anchor = newGenesis ? await l1Anchor(l1.rpc, l1.chainId, l1.contracts) : undefined;
         // Again, now with the registry in every node config and the addresses in devnet.json.
         plan = await prepareDevnet({ ...opts, fresh: false, l1, ...(anchor === undefined ? {} : { anchor }) });
         print(`  ${"staking".padEnd(12)} registry ${l1.contracts.registry}  epoch 1 = the genesis set`);

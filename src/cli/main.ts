@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { registerBenchCommand } from "./bench.ts";
+import { registerOperatorCommands } from "./operator.ts";
 import { registerStakeCommands } from "./stake-commands.ts";
 
 function version(): string {
@@ -182,6 +183,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     code = c;
   });
   registerStakeCommands(program, out, (c) => {
+    code = c;
+  });
+  registerOperatorCommands(program, out, (c) => {
     code = c;
   });
 

@@ -61,6 +61,9 @@ export interface GenesisAccount {
   readonly storage?: Readonly<Record<Hex, Hex>> | ReadonlyMap<Hex, Hex>;
 }
 
+/** The portal's asset id of LUMIA, the L2's native coin (staking-contracts/src/Portal.sol). */
+const LUMIA_ASSET = 1;
+
 export interface BlockEnv {
   readonly chainId: bigint;
   readonly height: number;
@@ -76,6 +79,11 @@ export interface BlockEnv {
    * Without it BLOCKHASH is 0. Every node must answer the same, so only committed blocks qualify.
    */
   readonly blockHash?: (height: number) => Hex | null;
+  /**
+   * L1 portal deposits to credit before the transactions, in order (the block's forced deposits): LUMIA (asset 1) is
+   * the L2's native coin, minted to `to`. ETH (asset 0) has no L2 representation yet: it is not credited here.
+   */
+  readonly deposits?: readonly { readonly to: Hex; readonly asset: number; readonly amount: bigint }[];
 }
 
 export interface ExecutedLog {
@@ -332,6 +340,13 @@ export class ExecutionCore {
     const deadline = mode === "build" && buildBudgetMs !== undefined ? performance.now() + buildBudgetMs : Infinity;
     await withState(parentEvmRoot, async () => {
       await sm.checkpoint();
+      for (const d of env.deposits ?? []) {
+        if (d.asset !== LUMIA_ASSET || d.amount === 0n) continue;
+        const to = createAddressFromString(d.to);
+        const account = (await sm.getAccount(to)) ?? new Account();
+        account.balance += d.amount;
+        await sm.putAccount(to, account);
+      }
       for (const [index, tx] of txs.entries()) {
         if (mode === "build" && env.gasLimit - gasUsed < MIN_TX_GAS) break;
         // A block every validator must re-execute within a round: past the budget the proposer stops adding.

@@ -20,7 +20,8 @@ import {
 } from "viem";
 import { fromHex, type Hex } from "../../consensus/bytes.ts";
 import { computeValidatorSetId, ValidatorSetError } from "../../consensus/validator-set.ts";
-import { SequencerRegistry } from "../../staking-contracts/artifacts.ts";
+import { Portal, SequencerRegistry } from "../../staking-contracts/artifacts.ts";
+import type { Deposit } from "../chain/block.ts";
 import {
   readStakerReport,
   resolveStakingContracts,
@@ -52,6 +53,8 @@ export const L1_MIRROR_LIMITS = {
   fetchConcurrency: 64,
   defaultRequestTimeoutMs: 5_000,
   defaultMaxBackoffMs: 60_000,
+  /** L1 blocks per eth_getLogs request when reading portal deposits (providers cap log ranges). */
+  depositScanBlocks: 2_000n,
 } as const;
 
 const RESUME_KEY = "resume";
@@ -63,6 +66,8 @@ export interface L1MirrorOptions {
   readonly confirmations: number;
   /** SequencerRegistry address; null = no epochs (epochAt answers "unknown"). */
   readonly registry: Hex | null;
+  /** The hard-finality Portal (genesis l1.finality.portal); null = no deposits (depositsAt answers none). */
+  readonly portal?: Hex | null;
   /** Directory of the mirror's own level DB (the resume point); null = nothing saved. */
   readonly dbPath: string | null;
   readonly requestTimeoutMs?: number;
@@ -167,6 +172,10 @@ export class L1Mirror implements L1View {
   private failures = 0;
   private stopped = false;
   private counts = { blocksFetched: 0, reorgs: 0, confirmedReorgs: 0, rpcErrors: 0, deepestReorg: 0 };
+  /** Portal deposits by nonce, read from confirmed blocks up to `depositsScanned`. */
+  private readonly deposits = new Map<bigint, Deposit>();
+  private depositsScanned = -1n;
+  private depositScan: Promise<void> | null = null;
   private readonly metrics: L1Metrics | null;
   private readonly nowMs: () => number;
 
@@ -274,6 +283,60 @@ export class L1Mirror implements L1View {
     // An unknown is a transport failure: asked again next time.
     if (answer.kind !== "unknown") setBounded(this.epochs, key, answer, L1_MIRROR_LIMITS.epochCacheEntries);
     return answer;
+  }
+
+  async depositsAt(ref: L1Ref, fromNonce: bigint, max: number): Promise<L1Answer<Deposit[]>> {
+    const portal = this.opts.portal ?? null;
+    if (portal === null) return { kind: "ok", value: [] };
+    const confirmed = await this.checkConfirmed(ref);
+    if (confirmed.kind !== "ok") return confirmed;
+    while (this.depositsScanned < ref.number) {
+      this.depositScan ??= this.scanDeposits(portal, ref.number).finally(() => {
+        this.depositScan = null;
+      });
+      try {
+        await this.depositScan;
+      } catch (error) {
+        this.countRpcError();
+        return { kind: "unknown", reason: `cannot read portal deposits: ${shortError(error)}` };
+      }
+    }
+    const out: Deposit[] = [];
+    for (let nonce = fromNonce; out.length < max; nonce++) {
+      const d = this.deposits.get(nonce);
+      if (d === undefined || d.l1BlockNumber > ref.number) break;
+      out.push(d);
+    }
+    return { kind: "ok", value: out };
+  }
+
+  /** Reads DepositInitiated events of confirmed blocks after the last scan, up to at least `to`. */
+  private async scanDeposits(portal: Hex, to: bigint): Promise<void> {
+    const until = this.confirmed === null || this.confirmed.number < to ? to : this.confirmed.number;
+    while (this.depositsScanned < until) {
+      const from = this.depositsScanned + 1n;
+      const end =
+        from + L1_MIRROR_LIMITS.depositScanBlocks - 1n < until ? from + L1_MIRROR_LIMITS.depositScanBlocks - 1n : until;
+      const logs = await this.client.getContractEvents({
+        address: portal as Address,
+        abi: Portal.abi,
+        eventName: "DepositInitiated",
+        fromBlock: from,
+        toBlock: end,
+      });
+      for (const log of logs) {
+        const a = log.args as { nonce: bigint; from: Hex; to: Hex; asset: number; amount: bigint };
+        this.deposits.set(a.nonce, {
+          nonce: a.nonce,
+          l1BlockNumber: log.blockNumber,
+          from: lower(a.from),
+          to: lower(a.to),
+          asset: a.asset,
+          amount: a.amount,
+        });
+      }
+      this.depositsScanned = end;
+    }
   }
 
   // -------------------------------------------------------------------------------------------------------------------
@@ -496,6 +559,9 @@ export class L1Mirror implements L1View {
         confirmedBlock: this.confirmed === null ? null : Number(this.confirmed.number),
       });
       this.confirmed = null;
+      // Deposits were read from confirmed blocks only: read them again from the fork point.
+      for (const [nonce, d] of this.deposits) if (d.l1BlockNumber >= fromNumber) this.deposits.delete(nonce);
+      if (this.depositsScanned >= fromNumber) this.depositsScanned = fromNumber - 1n;
     } else {
       this.m.log?.("info", "L1 reorg within confirmation depth", { fromBlock: Number(fromNumber), depth });
     }

@@ -3,6 +3,7 @@
 // an L1 RPC with a confirmation depth; every answer is about one L1 block hash, so all honest nodes that see the same
 // canonical L1 chain answer the same. The driver and the block executor depend on this interface only.
 import type { Hex } from "../../consensus/bytes.ts";
+import type { Deposit } from "../chain/block.ts";
 
 /** An L1 block an L2 block is anchored to. */
 export interface L1Ref {
@@ -44,4 +45,9 @@ export interface L1View {
   checkConfirmed(ref: L1Ref): Promise<L1Answer<true>>;
   /** The registry's current epoch and its set as of the L1 block `ref` (which must be confirmed). */
   epochAt(ref: L1Ref): Promise<L1Answer<L1Epoch>>;
+  /**
+   * The portal's deposits with nonces from `fromNonce` on, emitted at or below the confirmed L1 block `ref`, in nonce
+   * order, at most `max`: what a block anchored at `ref` must include. Empty when the genesis names no portal.
+   */
+  depositsAt(ref: L1Ref, fromNonce: bigint, max: number): Promise<L1Answer<Deposit[]>>;
 }

@@ -611,8 +611,9 @@ export class ConsensusDriver {
     const sets = await this.setsFor(height);
     if (sets === null) return null;
     const proposer = this.address ?? (`0x${"00".repeat(20)}` as Hex);
-    const { block, bytes } = await this.m.executor.build(height, proposer, sets);
-    return this.rememberBlock(block, bytes, true);
+    const built = await this.m.executor.build(height, proposer, sets);
+    if (built === null) return null;
+    return this.rememberBlock(built.block, built.bytes, true);
   }
 
   private async propose(proposal: Proposal, inputs: Input[]): Promise<void> {

@@ -18,8 +18,11 @@ import {
   type BlockProblem,
   blockHash,
   checkBlock,
+  type Deposit,
   decodeBlock,
+  depositsHash,
   encodeBlock,
+  MAX_BLOCK_DEPOSITS,
   problem,
   ZERO_HASH,
 } from "../chain/block.ts";
@@ -27,7 +30,7 @@ import { encodeReceipts } from "../chain/receipts.ts";
 import type { Genesis } from "../config/genesis.ts";
 import type { ExecutionCore, ExecutionResult } from "../execution/core.ts";
 import { type DecodedTx, decodeTransaction } from "../execution/tx.ts";
-import type { L1Ref, L1View } from "../l1/view.ts";
+import type { L1Answer, L1Ref, L1View } from "../l1/view.ts";
 import type { Mempool } from "../mempool/mempool.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 
@@ -37,6 +40,8 @@ export interface ParentInfo {
   readonly height: number;
   readonly timestampMs: number;
   readonly l1Origin: L1Ref;
+  /** The parent header's nextDepositNonce (0 at the genesis). */
+  readonly depositNonce: bigint;
   readonly gasLimit: bigint;
   readonly gasUsed: bigint;
   readonly baseFeePerGas: bigint;
@@ -122,6 +127,7 @@ export class BlockExecutor {
         height: 0,
         timestampMs: genesis.genesisTimeMs,
         l1Origin: genesis.l1?.origin ?? NO_L1_ORIGIN,
+        depositNonce: 0n,
         gasLimit: genesis.execution.gasLimit,
         gasUsed: genesis.execution.gasLimit / 2n, // at target: the base fee of height 1 is the genesis base fee
         baseFeePerGas: genesis.execution.baseFeePerGas,
@@ -162,12 +168,22 @@ export class BlockExecutor {
     return this.m.core.nextBaseFee(this.parent);
   }
 
-  /** Builds a block for `height` on the head from the mempool and executes it. */
-  async build(height: number, proposer: Hex, sets: DecidingSets): Promise<{ block: Block; bytes: Uint8Array }> {
+  /**
+   * Builds a block for `height` on the head from the mempool and executes it. Null when the L1 view cannot yet say
+   * which deposits the block must include (propose nothing: the next round retries).
+   */
+  async build(height: number, proposer: Hex, sets: DecidingSets): Promise<{ block: Block; bytes: Uint8Array } | null> {
     const parent = this.parent;
     const baseFee = this.nextBaseFee();
     const timestampMs = Math.max(this.m.nowMs(), parent.timestampMs + 1);
-    const l1Origin = this.nextL1Origin();
+    let l1Origin = this.nextL1Origin();
+    let deposits = await this.depositsFor(l1Origin);
+    if (deposits.kind !== "ok" && l1Origin !== parent.l1Origin) {
+      // The new origin's deposits cannot be read yet: stay on the parent's origin (its deposits were readable).
+      l1Origin = parent.l1Origin;
+      deposits = await this.depositsFor(l1Origin);
+    }
+    if (deposits.kind !== "ok") return null;
     const candidates = this.m.mempool.pending({
       gasLimit: parent.gasLimit,
       maxBytes: this.params.maxBlockBytes - 64 * 1024,
@@ -177,7 +193,7 @@ export class BlockExecutor {
     const result = await this.m.core.execute(
       parent.stateRoot,
       parent.vmRoots,
-      this.env(height, timestampMs, proposer, baseFee),
+      this.env(height, timestampMs, proposer, baseFee, deposits.value),
       candidates,
       "build",
       this.params.maxBuildMs ?? DEFAULT_MAX_BUILD_MS,
@@ -192,6 +208,8 @@ export class BlockExecutor {
       validatorSetId: sets.set.id,
       nextValidatorSetId: sets.next.id,
       lastCertificateHash: height === 1 ? ZERO_HASH : toHex(keccak256(this.parentCertificate)),
+      depositsHash: depositsHash(deposits.value),
+      nextDepositNonce: parent.depositNonce + BigInt(deposits.value.length),
       transactionsRoot: result.transactionsRoot,
       receiptsRoot: result.receiptsRoot,
       stateRoot: result.stateRoot,
@@ -204,6 +222,7 @@ export class BlockExecutor {
     const block: Block = {
       header,
       lastCertificate: this.parentCertificate,
+      deposits: deposits.value,
       transactions: result.included.map((t) => t.raw),
     };
     const bytes = encodeBlock(block);
@@ -230,6 +249,7 @@ export class BlockExecutor {
       parentHash: parent.hash,
       parentTimestampMs: parent.timestampMs,
       parentL1Origin: parent.l1Origin,
+      parentDepositNonce: parent.depositNonce,
       l1Anchored: this.m.genesis.l1 !== null,
       validatorSetId: set.id,
       nextValidatorSetId: sets.next.id,
@@ -246,6 +266,8 @@ export class BlockExecutor {
     if (origin !== null) return origin;
     const last = await this.checkLastCertificate(block.lastCertificate);
     if (!last.ok) return last.problem;
+    const deposits = await this.checkDeposits(block);
+    if (deposits !== null) return deposits;
     const txs: DecodedTx[] = [];
     for (const [i, raw] of block.transactions.entries()) {
       const decoded = decodeTransaction(raw, this.m.genesis.chainId);
@@ -257,7 +279,7 @@ export class BlockExecutor {
       result = await this.m.core.execute(
         parent.stateRoot,
         parent.vmRoots,
-        this.env(h.height, h.timestampMs, h.proposer, h.baseFeePerGas),
+        this.env(h.height, h.timestampMs, h.proposer, h.baseFeePerGas, block.deposits),
         txs,
         "validate",
       );
@@ -312,6 +334,35 @@ export class BlockExecutor {
     return head !== null && head.number > parent.number ? head : parent;
   }
 
+  /** The deposits a block anchored at `origin` must include after the parent's. */
+  private async depositsFor(origin: L1Ref): Promise<L1Answer<Deposit[]>> {
+    const l1 = this.m.l1;
+    if (l1 === null || this.m.genesis.l1?.finality == null) return { kind: "ok", value: [] };
+    return l1.depositsAt(origin, this.parent.depositNonce, MAX_BLOCK_DEPOSITS);
+  }
+
+  /**
+   * Forced inclusion: the block's deposits must be exactly the ones this node reads from the portal for its origin
+   * (checkBlock already checked the hash, nonces and nextDepositNonce).
+   */
+  private async checkDeposits(block: Block): Promise<BlockProblem | null> {
+    const expected = await this.depositsFor(block.header.l1Origin);
+    if (expected.kind === "unknown") {
+      return problem(
+        "l1_origin_not_confirmed",
+        `deposits of L1 origin ${block.header.l1Origin.number}: ${expected.reason}`,
+      );
+    }
+    if (expected.kind === "invalid") return problem("wrong_l1_origin", expected.reason);
+    if (depositsHash(expected.value) !== block.header.depositsHash) {
+      return problem(
+        "wrong_deposits",
+        `the block includes ${block.deposits.length} deposits; the portal has ${expected.value.length} due by its origin`,
+      );
+    }
+    return null;
+  }
+
   /** A moved origin must be a canonical L1 block at confirmation depth in this node's view. */
   private async checkL1Origin(origin: L1Ref): Promise<BlockProblem | null> {
     const parent = this.parent.l1Origin;
@@ -361,8 +412,15 @@ export class BlockExecutor {
     };
   }
 
-  private env(height: number, timestampMs: number, proposer: Hex, baseFeePerGas: bigint) {
+  private env(
+    height: number,
+    timestampMs: number,
+    proposer: Hex,
+    baseFeePerGas: bigint,
+    deposits: readonly Deposit[] = [],
+  ) {
     return {
+      deposits,
       chainId: this.m.genesis.chainId,
       height,
       timestampMs,
@@ -399,6 +457,7 @@ function parentOf(h: BlockHeader, hash: Hex): ParentInfo {
     height: h.height,
     timestampMs: h.timestampMs,
     l1Origin: h.l1Origin,
+    depositNonce: h.nextDepositNonce,
     gasLimit: h.gasLimit,
     gasUsed: h.gasUsed,
     baseFeePerGas: h.baseFeePerGas,

@@ -137,6 +137,7 @@ export class DcnNode {
           pollIntervalMs: config.l1.pollIntervalMs,
           confirmations: config.l1.confirmations,
           registry,
+          portal: genesis.l1?.finality?.portal ?? null,
           dbPath: join(config.dataDir, "l1"),
         },
         {

@@ -37,9 +37,9 @@ export { StorageError, type StorageErrorCode } from "./errors.ts";
  * Version of the whole database layout, including the formats of the values it keeps (blocks are stored encoded); a
  * database with another version is refused ("schema_version"). 2: block header version 3 (nextValidatorSetId);
  * 3: block header version 4 (l1Origin); 4: block header version 5 (lastCertificateHash, the parent certificate
- * in the block).
+ * in the block); 5: block header version 6 (deposits).
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 /** Writes (commits, safety records, evidence) that may wait in the lane; beyond it the caller is not awaiting. */
 export const DEFAULT_MAX_PENDING_WRITES = 256;
 /** Upper bound on getRange's count and listEvidence's limit, whatever the caller asks. */

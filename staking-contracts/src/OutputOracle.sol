@@ -5,26 +5,26 @@ import {IOutputOracle, IRegistryViews, L2Output} from "./Interfaces.sol";
 
 /// @title Output oracle: L2 outputs certified by the subnet's validator set.
 /// @notice Anyone may propose an output: the authority is the certificate, not the caller. An output is an L2 block
-/// header (the node's version 5 encoding, src/chain/block.ts, docs/protocol.md "Blocks") with a soft-finality
+/// header (the node's version 6 encoding, src/chain/block.ts, docs/protocol.md "Blocks") with a soft-finality
 /// certificate of more than 2/3 of the power of the registry epoch whose set the header names: the aggregate BLS
 /// signature over the precommit digest of the block (consensus/signing.ts certificateDigest), verified by
 /// SequencerRegistry.verifyCertificate. Heights strictly increase from output to output. The header's EVM state root
 /// is kept so that the Portal can prove L2 state (withdrawals) under it.
 contract OutputOracle is IOutputOracle {
-    uint8 public constant HEADER_VERSION = 5;
+    uint8 public constant HEADER_VERSION = 6;
     /// The EVM's id in the header's VM root list (src/execution/vm.ts EVM_VM).
     uint8 public constant EVM_VM_ID = 1;
     /// src/chain/block.ts MAX_VMS: the most (vm id, root) entries a header carries.
     uint256 public constant MAX_VMS = 8;
     bytes32 public constant PRECOMMIT_DOMAIN = keccak256("lumia.dcn.v1.precommit");
 
-    // Header v5 byte offsets (big-endian integers).
+    // Header v6 byte offsets (big-endian integers; docs/protocol.md "Blocks").
     uint256 private constant CHAIN_ID_OFFSET = 1;
     uint256 private constant HEIGHT_OFFSET = 9;
     uint256 private constant VALIDATOR_SET_ID_OFFSET = 117;
-    uint256 private constant STATE_ROOT_OFFSET = 277;
-    uint256 private constant VM_COUNT_OFFSET = 589;
-    uint256 private constant VM_ROOTS_OFFSET = 593;
+    uint256 private constant STATE_ROOT_OFFSET = 317;
+    uint256 private constant VM_COUNT_OFFSET = 629;
+    uint256 private constant VM_ROOTS_OFFSET = 633;
     uint256 private constant VM_ROOT_ENTRY_BYTES = 33;
 
     IRegistryViews public immutable registry;

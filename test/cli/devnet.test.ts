@@ -140,7 +140,16 @@ describe("dcn devnet with the embedded L1", () => {
     const l1 = devnet.l1?.rpc ?? "";
     // The staking contracts are deployed, and the registry's epoch 1 is the genesis set (same id).
     const contracts = devnet.l1?.contracts ?? {};
-    expect(Object.keys(contracts).sort()).toEqual(["registry", "rewards", "slashing", "staking", "token"]);
+    expect(Object.keys(contracts).sort()).toEqual([
+      "batchInbox",
+      "outputOracle",
+      "portal",
+      "registry",
+      "rewards",
+      "slashing",
+      "staking",
+      "token",
+    ]);
     for (const address of Object.values(contracts)) expect(address).toMatch(/^0x[0-9a-fA-F]{40}$/);
     const registryAddress = contracts.registry as `0x${string}`;
     const l1Client = createPublicClient({ transport: http(l1) });
@@ -160,6 +169,10 @@ describe("dcn devnet with the embedded L1", () => {
     // The genesis anchors the subnet to this registry: its set follows the registry's epochs from there on.
     expect(genesis.l1?.registry.toLowerCase()).toBe(registryAddress.toLowerCase());
     expect(genesis.l1?.chainId).toBe(31_337n);
+    // ... and names the hard-finality contracts the devnet deployed.
+    expect(genesis.l1?.finality?.portal.toLowerCase()).toBe(contracts.portal?.toLowerCase());
+    expect(genesis.l1?.finality?.batchInbox.toLowerCase()).toBe(contracts.batchInbox?.toLowerCase());
+    expect(genesis.l1?.finality?.outputOracle.toLowerCase()).toBe(contracts.outputOracle?.toLowerCase());
     const config = JSON.parse(readFileSync(join(data, "validator-0", "config.json"), "utf8")) as {
       l1: { registry: string; confirmations: number };
     };

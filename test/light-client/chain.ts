@@ -12,7 +12,14 @@ import { buildCertificate, type Certificate, encodeCertificate } from "../../con
 import { voteDigest } from "../../consensus/signing.ts";
 import type { SignedVote, Signer, ValidatorSet } from "../../consensus/types.ts";
 import { createValidatorSet, hasQuorum } from "../../consensus/validator-set.ts";
-import { type Block, type BlockHeader, blockHash, EMPTY_BLOOM, ZERO_HASH } from "../../src/chain/block.ts";
+import {
+  type Block,
+  type BlockHeader,
+  blockHash,
+  EMPTY_BLOOM,
+  EMPTY_DEPOSITS_HASH,
+  ZERO_HASH,
+} from "../../src/chain/block.ts";
 import { orderedTrieRoot } from "../../src/chain/ordered-trie.ts";
 import type { StoredReceipt } from "../../src/chain/receipts.ts";
 import { blstScheme, createBlstSigner } from "../../src/crypto/blst.ts";
@@ -332,6 +339,8 @@ export class SyntheticChain implements RpcBackend {
         validatorSetId: ts.set.id,
         nextValidatorSetId: nextSetOf(height).set.id,
         lastCertificateHash: height === 1 ? ZERO_HASH : toHex(keccak256(lastCertificate)),
+        depositsHash: EMPTY_DEPOSITS_HASH,
+        nextDepositNonce: 0n,
         transactionsRoot: orderedTrieRoot(txs.map((t) => fromHex(t.raw))),
         receiptsRoot: orderedTrieRoot(receipts.map((r) => r.encoded)),
         stateRoot: globalStateRoot(vmRoots),
@@ -353,7 +362,7 @@ export class SyntheticChain implements RpcBackend {
       const certificate = certificateOf(ts, height, hash, signers);
       chain.committed.set(height, {
         hash,
-        block: { header, lastCertificate, transactions: txs.map((t) => fromHex(t.raw)) },
+        block: { header, lastCertificate, deposits: [], transactions: txs.map((t) => fromHex(t.raw)) },
         certificate,
         receipts,
         stateRoot: evmRoot,

@@ -14,8 +14,11 @@ import {
   blockHash,
   blockHashOfEncoded,
   checkBlock,
+  type Deposit,
   decodeBlock,
+  depositsHash,
   EMPTY_BLOOM,
+  EMPTY_DEPOSITS_HASH,
   encodeBlock,
   ZERO_HASH,
 } from "../../src/chain/block.ts";
@@ -53,6 +56,8 @@ function block(
       validatorSetId: set.id,
       nextValidatorSetId: set.id,
       lastCertificateHash: toHex(keccak256(LAST_CERTIFICATE)),
+      depositsHash: EMPTY_DEPOSITS_HASH,
+      nextDepositNonce: 3n,
       transactionsRoot: ZERO_HASH,
       receiptsRoot: ZERO_HASH,
       stateRoot: ZERO_HASH,
@@ -64,8 +69,19 @@ function block(
       ...overrides,
     },
     lastCertificate,
+    deposits: [],
     transactions,
   };
+}
+
+function deposit(nonce: bigint, l1BlockNumber: bigint): Deposit {
+  return { nonce, l1BlockNumber, from: `0x${"01".repeat(20)}`, to: `0x${"02".repeat(20)}`, asset: 1, amount: 5n };
+}
+
+/** A block whose deposits and header commitments agree (checkBlock then judges the nonces and L1 blocks). */
+function withDeposits(deposits: Deposit[]): Block {
+  const b = block({ depositsHash: depositsHash(deposits), nextDepositNonce: 3n + BigInt(deposits.length) });
+  return { ...b, deposits };
 }
 
 const ctx: BlockContext = {
@@ -74,6 +90,7 @@ const ctx: BlockContext = {
   parentHash,
   parentTimestampMs: 1_000_000,
   parentL1Origin: { number: 0n, hash: ZERO_HASH },
+  parentDepositNonce: 3n,
   l1Anchored: false,
   validatorSetId: set.id,
   nextValidatorSetId: set.id,
@@ -104,6 +121,10 @@ describe("blocks", () => {
     ["wrong_l1_origin", block({ l1Origin: { number: 7n, hash: `0x${"07".repeat(32)}` } })],
     ["wrong_last_certificate", block({}, undefined, new Uint8Array([1, 2, 3, 5]))],
     ["wrong_last_certificate", block({ lastCertificateHash: ZERO_HASH })],
+    ["wrong_deposits", block({ depositsHash: ZERO_HASH })],
+    ["wrong_deposits", block({ nextDepositNonce: 4n })],
+    ["wrong_deposits", withDeposits([deposit(4n, 0n)])],
+    ["wrong_deposits", withDeposits([deposit(3n, 1n)])],
     ["unknown_proposer", block({ proposer: `0x${"11".repeat(20)}` })],
     ["timestamp_not_after_parent", block({ timestampMs: 1_000_000 })],
     ["timestamp_in_future", block({ timestampMs: 1_000_200 + 5_001 })],

@@ -16,7 +16,15 @@ import {
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { concatBytes, fromHex, type Hex, keccak256, toHex, utf8 } from "../../consensus/bytes.ts";
-import { type Block, type BlockHeader, blockHash, decodeBlock, encodeBlock, ZERO_HASH } from "../../src/chain/block.ts";
+import {
+  type Block,
+  type BlockHeader,
+  blockHash,
+  decodeBlock,
+  EMPTY_DEPOSITS_HASH,
+  encodeBlock,
+  ZERO_HASH,
+} from "../../src/chain/block.ts";
 import type { StoredReceipt } from "../../src/chain/receipts.ts";
 import { commonFor, decodeTransaction } from "../../src/execution/tx.ts";
 import type {
@@ -358,6 +366,8 @@ export class TestBackend implements RpcBackend {
       validatorSetId: toHex(keccak256(utf8("validator set"))),
       nextValidatorSetId: toHex(keccak256(utf8("validator set"))),
       lastCertificateHash: ZERO_HASH,
+      depositsHash: EMPTY_DEPOSITS_HASH,
+      nextDepositNonce: 0n,
       gasLimit: GAS_LIMIT,
       baseFeePerGas: parent === null ? GENESIS_BASE_FEE : nextBaseFeeOf(parent),
       vmRoots: [],
@@ -421,7 +431,12 @@ export class TestBackend implements RpcBackend {
       logsBloom: logsBloom(receipts.flatMap((r) => r.logs)),
       vmRoots: [{ vm: 0, root: toHex(stateRoot) }],
     };
-    const block: Block = { header, lastCertificate: new Uint8Array(0), transactions: raws.map((r) => fromHex(r)) };
+    const block: Block = {
+      header,
+      lastCertificate: new Uint8Array(0),
+      deposits: [],
+      transactions: raws.map((r) => fromHex(r)),
+    };
     this.blocks.set(height, encodeBlock(block));
     this.hashes.set(blockHash(header), height);
     this.receiptsByHeight.set(height, receipts);

@@ -553,6 +553,8 @@ export class DriverSim {
         const ordered = set.validators.map((v) => byKey.get(toHex(v.publicKey)) as (typeof list)[number]);
         return { kind: "ok", value: { epoch, members: ordered, setId: set.id } };
       },
+      // The simulated subnet has no portal (its genesis names no finality contracts).
+      depositsAt: async () => ({ kind: "ok", value: [] }),
     };
   }
 

@@ -1,5 +1,5 @@
 // The hard-finality contracts on a real anvil next to the staking contracts (./fixture.ts), with a registered set of
-// four validators in epoch 1; headers encoded by the node (src/chain/block.ts, version 5) and certified by the node's
+// four validators in epoch 1; headers encoded by the node (src/chain/block.ts, version 6) and certified by the node's
 // BLS code over the precommit digest (consensus/signing.ts certificateDigest); an L2 made by the node's execution
 // core (src/execution/) on a real level database, so withdrawals are proven with real Merkle-Patricia proofs.
 import {
@@ -13,7 +13,14 @@ import {
 import { privateKeyToAccount } from "viem/accounts";
 import { concatBytes, fromHex, keccak256, toHex, uintBytes, utf8 } from "../../consensus/bytes.ts";
 import { certificateDigest } from "../../consensus/signing.ts";
-import { type BlockHeader, blockHash, EMPTY_BLOOM, encodeHeader, ZERO_HASH } from "../../src/chain/block.ts";
+import {
+  type BlockHeader,
+  blockHash,
+  EMPTY_BLOOM,
+  EMPTY_DEPOSITS_HASH,
+  encodeHeader,
+  ZERO_HASH,
+} from "../../src/chain/block.ts";
 import { type AccountProof, ExecutionCore, type ExecutionResult, globalStateRoot } from "../../src/execution/core.ts";
 import { EVM_VM } from "../../src/execution/vm.ts";
 import {
@@ -117,7 +124,7 @@ export function evmState(evmRoot: Hex): Pick<BlockHeader, "stateRoot" | "vmRoots
   return { stateRoot: globalStateRoot(vmRoots), vmRoots };
 }
 
-/** A well-formed v5 header of the subnet at `height`, decided by the set `validatorSetId`. */
+/** A well-formed v6 header of the subnet at `height`, decided by the set `validatorSetId`. */
 export function testHeader(height: number, validatorSetId: Hex, overrides: Partial<BlockHeader> = {}): BlockHeader {
   return {
     chainId: SUBNET_CHAIN_ID,
@@ -129,6 +136,8 @@ export function testHeader(height: number, validatorSetId: Hex, overrides: Parti
     validatorSetId,
     nextValidatorSetId: validatorSetId,
     lastCertificateHash: ZERO_HASH,
+    depositsHash: EMPTY_DEPOSITS_HASH,
+    nextDepositNonce: 0n,
     transactionsRoot: toHex(keccak256(utf8("txs"))),
     receiptsRoot: toHex(keccak256(utf8("receipts"))),
     gasLimit: 30_000_000n,
@@ -141,12 +150,12 @@ export function testHeader(height: number, validatorSetId: Hex, overrides: Parti
 }
 
 /**
- * The header v5 layout written out from the task's table, independently of the codec: a test checks that
- * src/chain/block.ts encodes exactly this, so OutputOracle's fixed offsets read the node's headers.
+ * The header v6 layout of docs/protocol.md written out independently of the codec: a test checks that src/chain/block.ts
+ * encodes exactly this, so OutputOracle's fixed offsets read the node's headers.
  */
-export function encodeHeaderV5Layout(h: BlockHeader): Uint8Array {
+export function encodeHeaderV6Layout(h: BlockHeader): Uint8Array {
   return concatBytes(
-    Uint8Array.of(5),
+    Uint8Array.of(6),
     uintBytes(h.chainId, 8),
     uintBytes(h.height, 8),
     uintBytes(h.timestampMs, 8),
@@ -157,6 +166,8 @@ export function encodeHeaderV5Layout(h: BlockHeader): Uint8Array {
     fromHex(h.validatorSetId),
     fromHex(h.nextValidatorSetId),
     fromHex(h.lastCertificateHash),
+    fromHex(h.depositsHash),
+    uintBytes(h.nextDepositNonce, 8),
     fromHex(h.transactionsRoot),
     fromHex(h.receiptsRoot),
     fromHex(h.stateRoot),
@@ -296,7 +307,7 @@ export async function startL2() {
   return { core, store, genesis, withdrawBlock, stop: () => store.destroy() };
 }
 
-/** The v5 header of an executed L2 block at `height`, decided by `validatorSetId`. */
+/** The v6 header of an executed L2 block at `height`, decided by `validatorSetId`. */
 export function headerOf(result: ExecutionResult, height: number, validatorSetId: Hex): BlockHeader {
   return testHeader(height, validatorSetId, {
     transactionsRoot: result.transactionsRoot,

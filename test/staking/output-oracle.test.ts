@@ -1,4 +1,4 @@
-// OutputOracle on anvil: v5 headers encoded by the node, certified by the node's BLS code over the precommit digest
+// OutputOracle on anvil: v6 headers encoded by the node, certified by the node's BLS code over the precommit digest
 // and verified by the registry on chain; every refusal (below 2/3, another epoch's set, a tampered byte, another
 // chain, a height that does not increase, malformed VM roots, a set too old) and the views.
 import type { Hex } from "viem";
@@ -9,7 +9,7 @@ import { BLOCK_VERSION, blockHash, encodeHeader } from "../../src/chain/block.ts
 import { globalStateRoot } from "../../src/execution/vm.ts";
 import {
   certifyHeader,
-  encodeHeaderV5Layout,
+  encodeHeaderV6Layout,
   type FinalityChain,
   proposal,
   revertOf,
@@ -42,13 +42,13 @@ const oracle = () => chain.finality.outputOracle;
 const propose = (args: ReturnType<typeof proposal>) => chain.mined(oracle().write.proposeOutput(args, chain.gov));
 const simulate = (args: ReturnType<typeof proposal>) => oracle().simulate.proposeOutput(args, chain.gov);
 
-describe("header v5 and digest", () => {
+describe("header v6 and digest", () => {
   it("the node's encoder writes the layout the contract reads, and the contract's digest is the node's", async () => {
-    expect(BLOCK_VERSION).toBe(5);
+    expect(BLOCK_VERSION).toBe(6);
     const header = testHeader(42, setId1);
     const encoded = encodeHeader(header);
-    expect(toHex(encoded)).toBe(toHex(encodeHeaderV5Layout(header)));
-    expect(encoded.length).toBe(593 + 33);
+    expect(toHex(encoded)).toBe(toHex(encodeHeaderV6Layout(header)));
+    expect(encoded.length).toBe(633 + 33);
     const onChain = await oracle().read.certificateDigest([42n, 3, blockHash(header)]);
     expect(onChain).toBe(toHex(certificateDigest(SUBNET_CHAIN_ID, 42, 3, blockHash(header))));
   });
@@ -120,8 +120,9 @@ describe("proposeOutput", () => {
     const header = testHeader(10, setId1);
     const cert = certifyHeader(header, 0, chain.setKeys, QUORUM);
     const encoded = encodeHeader(header);
-    // timestampMs, parentHash, proposer, lastCertificateHash, gasUsed, logsBloom: all covered by the block hash.
-    for (const offset of [20, 30, 100, 190, 320, 400]) {
+    // timestampMs, parentHash, proposer, lastCertificateHash, depositsHash, nextDepositNonce, gasUsed, logsBloom: all
+    // covered by the block hash.
+    for (const offset of [20, 30, 100, 190, 220, 250, 360, 440]) {
       const tampered = new Uint8Array(encoded);
       tampered[offset] = (tampered[offset] ?? 0) ^ 0x01;
       const args = [1n, toHex(tampered), 0, cert.signers, cert.signature, cert.signatureG2] as const;
@@ -129,7 +130,7 @@ describe("proposeOutput", () => {
     }
     // The state root no longer matches the VM roots.
     const badRoot = new Uint8Array(encoded);
-    badRoot[300] = (badRoot[300] ?? 0) ^ 0x01;
+    badRoot[330] = (badRoot[330] ?? 0) ^ 0x01;
     const args = [1n, toHex(badRoot), 0, cert.signers, cert.signature, cert.signatureG2] as const;
     expect(await revertOf(simulate(args))).toBe("StateRootMismatch");
   });
@@ -141,9 +142,9 @@ describe("proposeOutput", () => {
 
     const header = testHeader(10, setId1);
     const cert = certifyHeader(header, 0, chain.setKeys, QUORUM);
-    const v4 = encodeHeader(header);
-    v4[0] = 4;
-    expect(await revertOf(simulate([1n, toHex(v4), 0, cert.signers, cert.signature, cert.signatureG2]))).toBe(
+    const v5 = encodeHeader(header);
+    v5[0] = 5;
+    expect(await revertOf(simulate([1n, toHex(v5), 0, cert.signers, cert.signature, cert.signatureG2]))).toBe(
       "BadHeaderVersion",
     );
     const truncated = toHex(encodeHeader(header).subarray(0, 600));

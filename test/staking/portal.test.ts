@@ -1,5 +1,5 @@
 // Portal on anvil: deposits (consecutive nonces, bounds) and withdrawals end to end. The L2 is the node's execution
-// core on level with the L2MessagePasser predeploy: a user calls initiateWithdrawal there, the block's v5 header is
+// core on level with the L2MessagePasser predeploy: a user calls initiateWithdrawal there, the block's v6 header is
 // certified by the node's BLS code and proposed to the OutputOracle, and the withdrawal is proven on L1 with the
 // execution core's eth_getProof proofs (real Merkle-Patricia proofs), then finalized after the delay.
 import { type Address, getAddress, type Hex } from "viem";
