@@ -20,7 +20,7 @@ import {
 } from "viem";
 import { fromHex, type Hex } from "../../consensus/bytes.ts";
 import { computeValidatorSetId, ValidatorSetError } from "../../consensus/validator-set.ts";
-import { Portal, SequencerRegistry } from "../../staking-contracts/artifacts.ts";
+import { BatchInbox, Portal, SequencerRegistry } from "../../staking-contracts/artifacts.ts";
 import type { Deposit } from "../chain/block.ts";
 import {
   readStakerReport,
@@ -68,6 +68,8 @@ export interface L1MirrorOptions {
   readonly registry: Hex | null;
   /** The hard-finality Portal (genesis l1.finality.portal); null = no deposits (depositsAt answers none). */
   readonly portal?: Hex | null;
+  /** The batch inbox (genesis l1.finality.batchInbox); null = no batches (batchesPosted answers zeros). */
+  readonly batchInbox?: Hex | null;
   /** Directory of the mirror's own level DB (the resume point); null = nothing saved. */
   readonly dbPath: string | null;
   readonly requestTimeoutMs?: number;
@@ -308,6 +310,33 @@ export class L1Mirror implements L1View {
       out.push(d);
     }
     return { kind: "ok", value: out };
+  }
+
+  async batchesPosted(ref: L1Ref, epoch: bigint): Promise<L1Answer<readonly bigint[]>> {
+    const confirmed = await this.checkConfirmed(ref);
+    if (confirmed.kind !== "ok") return confirmed;
+    if (this.opts.registry === null) return { kind: "unknown", reason: "no l1.registry is configured" };
+    try {
+      const members = await this.registryCall<readonly { sequencerId: number }[]>("epochMembers", [epoch], ref.hash);
+      const inbox = this.opts.batchInbox ?? null;
+      if (inbox === null) return { kind: "ok", value: members.map(() => 0n) };
+      const counts = await Promise.all(
+        members.map(
+          (m) =>
+            this.client.readContract({
+              address: inbox as Address,
+              abi: BatchInbox.abi,
+              functionName: "batchesOf",
+              args: [epoch, m.sequencerId],
+              blockHash: ref.hash,
+            }) as Promise<bigint>,
+        ),
+      );
+      return { kind: "ok", value: counts.map((c) => BigInt(c)) };
+    } catch (error) {
+      this.countRpcError();
+      return { kind: "unknown", reason: `cannot read batch counts of epoch ${epoch}: ${shortError(error)}` };
+    }
   }
 
   /** Reads DepositInitiated events of confirmed blocks after the last scan, up to at least `to`. */

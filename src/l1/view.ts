@@ -50,4 +50,10 @@ export interface L1View {
    * order, at most `max`: what a block anchored at `ref` must include. Empty when the genesis names no portal.
    */
   depositsAt(ref: L1Ref, fromNonce: bigint, max: number): Promise<L1Answer<Deposit[]>>;
+  /**
+   * Batches each member of registry epoch `epoch`'s set (in set order) posted to the batch inbox during that epoch, as
+   * of the confirmed L1 block `ref` (a block after the epoch ended, so the counts are final). Zeros when the genesis
+   * names no batch inbox.
+   */
+  batchesPosted(ref: L1Ref, epoch: bigint): Promise<L1Answer<readonly bigint[]>>;
 }

@@ -138,6 +138,7 @@ export class DcnNode {
           confirmations: config.l1.confirmations,
           registry,
           portal: genesis.l1?.finality?.portal ?? null,
+          batchInbox: genesis.l1?.finality?.batchInbox ?? null,
           dbPath: join(config.dataDir, "l1"),
         },
         {

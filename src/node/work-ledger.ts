@@ -8,7 +8,8 @@
 //   blocksProposed   - committed heights of the epoch whose header names it as proposer;
 //   precommitsSigned - heights of the epoch whose canonical certificate (carried by the next block, lastCertificate)
 //                      has its bit set;
-//   batchesPosted    - 0 until batches are posted to L1.
+//   batchesPosted    - batches it posted to the L1 batch inbox during the epoch (the inbox counts them per registry
+//                      epoch and sequencer), read at the L1 origin that put the next epoch in force: final by then.
 // An epoch is complete when the first height of a later epoch is committed: that block carries the certificate of the
 // epoch's last height. The ledger persists its cursor and open tallies in <dataDir>/work after every height, and the
 // last completed reports; a restart resumes from the cursor.
@@ -223,7 +224,12 @@ export class WorkLedger {
       if (set === undefined) throw new Error(`validator set ${cert.validatorSetId} of height ${h - 1} is not stored`);
       for (const i of certificateSigners(cert, set)) prev.signed[i] = (prev.signed[i] ?? 0) + 1;
       // Every tally older than this height's epoch now has all its certificates.
-      for (const t of next.open.filter((t) => BigInt(t.epoch) < epoch)) completed.push(await this.complete(t));
+      const origin = { number: BigInt(originTwoBack.number), hash: originTwoBack.hash };
+      for (const t of next.open.filter((t) => BigInt(t.epoch) < epoch)) {
+        const report = await this.complete(t, origin);
+        if (report === null) return false;
+        completed.push(report);
+      }
       next.open = next.open.filter((t) => BigInt(t.epoch) >= epoch);
     }
     next.cursor = h;
@@ -255,9 +261,21 @@ export class WorkLedger {
     return true;
   }
 
-  private async complete(t: Tally): Promise<WorkReport> {
+  /** The report of a completed tally; null when the L1 view cannot give the epoch's batch counts yet. */
+  private async complete(t: Tally, after: L1Ref): Promise<WorkReport | null> {
     const set = await this.m.store.getValidatorSet(t.setId);
     if (set === undefined) throw new Error(`validator set ${t.setId} of epoch ${t.epoch} is not stored`);
+    const epoch = BigInt(t.epoch);
+    const submittable = epoch > 0n && t.setId === t.registrySetId;
+    let batches: readonly bigint[] = [];
+    if (submittable) {
+      const answer = await this.m.l1.batchesPosted(after, epoch);
+      if (answer.kind !== "ok") {
+        this.m.log.debug({ epoch: t.epoch, reason: answer.reason }, "work ledger waits for the epoch's batch counts");
+        return null;
+      }
+      batches = answer.value;
+    }
     const members = set.validators.map((v) => ({
       address: v.address.toLowerCase() as Hex,
       publicKey: toHex(v.publicKey),
@@ -266,10 +284,8 @@ export class WorkLedger {
     const entries = members.map((m, i) => ({
       blocksProposed: BigInt(t.proposed[m.address] ?? 0),
       precommitsSigned: BigInt(t.signed[i] ?? 0),
-      batchesPosted: 0n,
+      batchesPosted: batches[i] ?? 0n,
     }));
-    const epoch = BigInt(t.epoch);
-    const submittable = epoch > 0n && t.setId === t.registrySetId;
     if (!submittable && epoch > 0n) {
       this.m.log.warn(
         { epoch: t.epoch, chainSet: t.setId, registrySet: t.registrySetId },

@@ -1,8 +1,8 @@
 // Work reports and rewards on a real devnet (anvil + 4 validator processes), checked against the chain itself:
 // - a delegator stakes in a pool; after the next epochs' work reports land on L1 (each exactly once: one successful
 //   submitReport transaction and one ReportAccepted event per epoch), its claim pays exactly what this test computes
-//   from the L2 chain's headers and certificates (proposals, signer bitmaps), the registry's epoch snapshots and the
-//   Rewards parameters, with the contract's rounding;
+//   from the L2 chain's headers and certificates (proposals, signer bitmaps), the batch inbox's events, the registry's
+//   epoch snapshots and the Rewards parameters, with the contract's rounding;
 // - an L1 reorg deeper than the head but within the confirmation depth changes nothing on L2: the committed chain is
 //   the same on every node, every L2 block's L1 origin is still canonical, the mirrors counted a shallow reorg and no
 //   confirmed one, and the subnet keeps committing.
@@ -24,7 +24,7 @@ import { fromHex } from "../../consensus/bytes.ts";
 import { decode } from "../../consensus/codec.ts";
 import { validatorAddress } from "../../consensus/validator-set.ts";
 import { headerSchema } from "../../src/chain/block.ts";
-import { LumiaToken, Rewards, SequencerRegistry, Staking } from "../../staking-contracts/artifacts.ts";
+import { BatchInbox, LumiaToken, Rewards, SequencerRegistry, Staking } from "../../staking-contracts/artifacts.ts";
 
 const DCN = join(import.meta.dirname, "../../bin/dcn.mjs");
 const dir = mkdtempSync(join(tmpdir(), "dcn-devnet-rewards-"));
@@ -133,8 +133,14 @@ describe("work reports, rewards and L1 reorgs on the devnet", () => {
     const devnet = JSON.parse(readFileSync(devnetPath, "utf8")) as DevnetJson;
     if (typeof devnet.l1.pid === "number") anvilPids.push(devnet.l1.pid);
     const l1Url = devnet.l1.rpc;
-    const { registry, staking, rewards, token } = devnet.l1.contracts as Record<string, Address>;
-    if (registry === undefined || staking === undefined || rewards === undefined || token === undefined) {
+    const { registry, staking, rewards, token, batchInbox } = devnet.l1.contracts as Record<string, Address>;
+    if (
+      registry === undefined ||
+      staking === undefined ||
+      rewards === undefined ||
+      token === undefined ||
+      batchInbox === undefined
+    ) {
       throw new Error("devnet.json lacks contract addresses");
     }
     const l1 = createPublicClient({ transport: http(l1Url) });
@@ -306,8 +312,22 @@ describe("work reports, rewards and L1 reorgs on the devnet", () => {
       expect(heights.length, `L2 heights of epoch ${epoch}`).toBeGreaterThan(0);
       const proposed = addresses.map((a) => BigInt(heights.filter((h) => headers[h - 1]?.proposer === a).length));
       const signed = addresses.map((_, i) => BigInt(heights.filter((h) => headers[h - 1]?.signers.includes(i)).length));
+      // Batches each member posted in the epoch, from the inbox's events (calldata and blob batches).
+      const posted = await Promise.all(
+        (["BatchSubmitted", "BlobBatchSubmitted"] as const).map((eventName) =>
+          l1.getContractEvents({ address: batchInbox, abi: BatchInbox.abi, eventName, fromBlock: 0n }),
+        ),
+      );
+      const batches = members.map((m) =>
+        BigInt(
+          posted.flat().filter((e) => {
+            const a = e.args as { sequencerId: number; epoch: bigint };
+            return a.sequencerId === m.sequencerId && a.epoch === epoch;
+          }).length,
+        ),
+      );
       const scores = addresses.map(
-        (_, i) => (proposed[i] ?? 0n) * wProposed + (signed[i] ?? 0n) * wSigned + 0n * wBatches,
+        (_, i) => (proposed[i] ?? 0n) * wProposed + (signed[i] ?? 0n) * wSigned + (batches[i] ?? 0n) * wBatches,
       );
       // The contract's score for each member (RewardDistributed) is the one computed here.
       const distributed = await l1.getContractEvents({

@@ -555,6 +555,7 @@ export class DriverSim {
       },
       // The simulated subnet has no portal (its genesis names no finality contracts).
       depositsAt: async () => ({ kind: "ok", value: [] }),
+      batchesPosted: async (_ref, epoch) => ({ kind: "ok", value: members(epoch).map(() => 0n) }),
     };
   }
 
