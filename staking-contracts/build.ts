@@ -27,10 +27,11 @@ export const CONTRACT_NAMES = [
   "OutputOracle",
   "Portal",
   "L2MessagePasser",
+  "BridgedEth",
   "BlsHarness",
 ];
 /** L2 predeploys: their runtime code goes into a genesis allocation, so artifacts.ts also exports it. */
-export const RUNTIME_CODE_CONTRACTS = ["L2MessagePasser"];
+export const RUNTIME_CODE_CONTRACTS = ["L2MessagePasser", "BridgedEth"];
 export const SOLC_SETTINGS = {
   evmVersion: "prague",
   optimizer: { enabled: true, runs: 200 },

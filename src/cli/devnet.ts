@@ -17,11 +17,11 @@ import { initNode } from "../keys/init.ts";
 import { operatorAddressOf, type PublicIdentity } from "../keys/keys.ts";
 import { type AnvilProcess, DEVNET_L1_CHAIN_ID, jsonRpc, startAnvil, stopLeftoverAnvil } from "../l1/anvil.ts";
 import { deployStaking, LUMIA, peerIdBytes, sequencerRegistration } from "../l1/deploy.ts";
-import { deployFinality, L2_MESSAGE_PASSER_ADDRESS } from "../l1/deploy-finality.ts";
+import { deployFinality, l2Predeploys } from "../l1/deploy-finality.ts";
 
 export { peerIdBytes } from "../l1/deploy.ts";
 
-import { L2MessagePasser, SequencerRegistry } from "../../staking-contracts/artifacts.ts";
+import { SequencerRegistry } from "../../staking-contracts/artifacts.ts";
 import { createL1Reader } from "../l1/status.ts";
 import { fetchStatus } from "./status.ts";
 
@@ -71,6 +71,16 @@ export const DEFAULT_L1_PORT = 8645;
 export const DEFAULT_L1_BLOCK_TIME_S = 1;
 /** Confirmation depth of devnet nodes: anvil never reorgs, but a depth > 0 exercises the same code as production. */
 export const DEVNET_L1_CONFIRMATIONS = 2;
+/**
+ * Hard finality on the devnet (docs/hard-finality.md): a batch at least every 5 s and an output every 30 heights, so
+ * that batches and outputs show up within seconds; validators take turns 3 s apart (anvil mines every second).
+ */
+export const DEVNET_FINALITY_CONFIG = {
+  batchMinBlocks: 30,
+  batchMaxAgeMs: 5_000,
+  outputInterval: 30,
+  posterStaggerMs: 3_000,
+} as const;
 /** Voting power of each genesis validator, and its self-stake in whole LUMIA on the devnet registry. */
 export const DEVNET_VOTING_POWER = 100n;
 
@@ -234,8 +244,8 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
         ...(opts.baseFeePerGas === undefined ? {} : { baseFeePerGas: opts.baseFeePerGas.toString() }),
         alloc: [
           ...devnetAccounts().map((a) => ({ address: a.address, balance: DEVNET_FUNDED_BALANCE.toString() })),
-          // The withdrawal side of the L1 portal (docs/hard-finality.md).
-          { address: L2_MESSAGE_PASSER_ADDRESS, balance: "0", code: L2MessagePasser.deployedBytecode },
+          // The L2 side of the L1 portal: withdrawals and bridged ETH (docs/hard-finality.md).
+          ...l2Predeploys().map((p) => ({ address: p.address, balance: "0", code: p.code as Hex })),
         ],
       },
       ...(opts.anchor === undefined ? {} : { l1: opts.anchor }),
@@ -300,6 +310,7 @@ async function writeNodeConfig(path: string, p: NodeConfigParams): Promise<void>
             pollIntervalMs: DEVNET_L1_POLL_INTERVAL_MS,
             confirmations: DEVNET_L1_CONFIRMATIONS,
             ...(p.l1.registry === null ? {} : { registry: p.l1.registry }),
+            ...DEVNET_FINALITY_CONFIG,
           },
         }),
   };

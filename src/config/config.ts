@@ -39,6 +39,15 @@ export const CONFIG_LIMITS = {
   maxL1Confirmations: 256,
 } as const;
 
+/** Hard-finality defaults (docs/hard-finality.md): about one batch every 10 minutes and one output an hour at 1 s blocks. */
+export const DEFAULT_FINALITY = {
+  batchMinBlocks: 600,
+  batchMaxAgeMs: 600_000,
+  outputInterval: 3_600,
+  posterStaggerMs: 60_000,
+  maxFeePerGasGwei: 200,
+} as const;
+
 /** Blocks an L1 block needs on top of it before the node anchors to it (the devnet's anvil uses 2). */
 export const DEFAULT_L1_CONFIRMATIONS = 6;
 
@@ -369,6 +378,52 @@ export const configSchema = z
             description: "SequencerRegistry contract address; without it the node reads no validator sets from L1",
             examples: ["0x5FbDB2315678afecb367f032d93F642f64180aa3"],
           }),
+        deriveFromL1: z.boolean().default(false).meta({
+          description:
+            "Rebuild the chain from the batches in the genesis' L1 batch inbox (confirmed blocks only), with or without p2p peers (docs/hard-finality.md)",
+        }),
+        batchMinBlocks: z
+          .number()
+          .int()
+          .min(1)
+          .max(4096)
+          .default(DEFAULT_FINALITY.batchMinBlocks)
+          .meta({
+            description:
+              "A validator posts a batch once this many committed heights are pending (or see batchMaxAgeMs)",
+            examples: [DEFAULT_FINALITY.batchMinBlocks],
+          }),
+        batchMaxAgeMs: ms(
+          1_000,
+          86_400_000,
+          DEFAULT_FINALITY.batchMaxAgeMs,
+          "...or once the oldest pending block is this old (by its header timestamp)",
+        ),
+        outputInterval: z
+          .number()
+          .int()
+          .min(1)
+          .max(1_000_000)
+          .default(DEFAULT_FINALITY.outputInterval)
+          .meta({
+            description: "Heights between two outputs a validator proposes to the L1 output oracle",
+            examples: [DEFAULT_FINALITY.outputInterval],
+          }),
+        posterStaggerMs: ms(
+          100,
+          T,
+          DEFAULT_FINALITY.posterStaggerMs,
+          "Between two validators' turns to post a batch or an output (the next one posts if the first did not)",
+        ),
+        maxFeePerGasGwei: z
+          .number()
+          .positive()
+          .max(1_000_000)
+          .default(DEFAULT_FINALITY.maxFeePerGasGwei)
+          .meta({
+            description: "Highest L1 fee per gas the batcher and output proposer pay (gwei); above it they wait",
+            examples: [DEFAULT_FINALITY.maxFeePerGasGwei],
+          }),
       })
       .optional()
       .meta({
@@ -425,6 +480,13 @@ export interface NodeConfig {
     readonly confirmations: number;
     /** SequencerRegistry address; null = no registry (the L1 head and confirmations only). */
     readonly registry: `0x${string}` | null;
+    /** Hard finality (docs/hard-finality.md): derivation from L1, batch and output posting. */
+    readonly deriveFromL1: boolean;
+    readonly batchMinBlocks: number;
+    readonly batchMaxAgeMs: number;
+    readonly outputInterval: number;
+    readonly posterStaggerMs: number;
+    readonly maxFeePerGasGwei: number;
   } | null;
 }
 
@@ -484,6 +546,12 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
             pollIntervalMs: c.l1.pollIntervalMs,
             confirmations: c.l1.confirmations,
             registry: c.l1.registry === undefined ? null : (c.l1.registry as `0x${string}`),
+            deriveFromL1: c.l1.deriveFromL1,
+            batchMinBlocks: c.l1.batchMinBlocks,
+            batchMaxAgeMs: c.l1.batchMaxAgeMs,
+            outputInterval: c.l1.outputInterval,
+            posterStaggerMs: c.l1.posterStaggerMs,
+            maxFeePerGasGwei: c.l1.maxFeePerGasGwei,
           },
   };
 }

@@ -17,6 +17,7 @@ import {
   Account,
   type Address,
   bigIntToUnpaddedBytes,
+  bytesToBigInt,
   createAddressFromString,
   equalsBytes,
   generateAddress,
@@ -25,7 +26,7 @@ import {
   ValueEncoding,
 } from "@ethereumjs/util";
 import { createVM, encodeReceipt, runTx, type VM } from "@ethereumjs/vm";
-import { fromHex, type Hex, isHex, toHex } from "../../consensus/bytes.ts";
+import { concatBytes, fromHex, type Hex, isHex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { orderedTrieRoot } from "../chain/ordered-trie.ts";
 import { ExecutionError } from "./errors.ts";
 import { type KeyValueReader, NodeCache, OverlayDB } from "./overlay.ts";
@@ -61,8 +62,16 @@ export interface GenesisAccount {
   readonly storage?: Readonly<Record<Hex, Hex>> | ReadonlyMap<Hex, Hex>;
 }
 
-/** The portal's asset id of LUMIA, the L2's native coin (staking-contracts/src/Portal.sol). */
+/** The portal's asset ids (staking-contracts/src/Portal.sol): LUMIA is the L2's native coin, ETH a predeploy token. */
+const ETH_ASSET = 0;
 const LUMIA_ASSET = 1;
+/**
+ * The BridgedEth predeploy (staking-contracts/src/BridgedEth.sol) and its OpenZeppelin ERC20 storage layout: balances
+ * mapping at slot 0, total supply at slot 2. ETH deposits are minted by writing these slots.
+ */
+export const BRIDGED_ETH_ADDRESS: Hex = "0x00000000000000000000000000000000004c7503";
+const ERC20_BALANCES_SLOT = 0n;
+const ERC20_TOTAL_SUPPLY_SLOT = 2n;
 
 export interface BlockEnv {
   readonly chainId: bigint;
@@ -81,7 +90,7 @@ export interface BlockEnv {
   readonly blockHash?: (height: number) => Hex | null;
   /**
    * L1 portal deposits to credit before the transactions, in order (the block's forced deposits): LUMIA (asset 1) is
-   * the L2's native coin, minted to `to`. ETH (asset 0) has no L2 representation yet: it is not credited here.
+   * the L2's native coin, minted to `to`; ETH (asset 0) is minted as BridgedEth tokens (a predeploy's storage).
    */
   readonly deposits?: readonly { readonly to: Hex; readonly asset: number; readonly amount: bigint }[];
 }
@@ -341,11 +350,15 @@ export class ExecutionCore {
     await withState(parentEvmRoot, async () => {
       await sm.checkpoint();
       for (const d of env.deposits ?? []) {
-        if (d.asset !== LUMIA_ASSET || d.amount === 0n) continue;
-        const to = createAddressFromString(d.to);
-        const account = (await sm.getAccount(to)) ?? new Account();
-        account.balance += d.amount;
-        await sm.putAccount(to, account);
+        if (d.amount === 0n) continue;
+        if (d.asset === LUMIA_ASSET) {
+          const to = createAddressFromString(d.to);
+          const account = (await sm.getAccount(to)) ?? new Account();
+          account.balance += d.amount;
+          await sm.putAccount(to, account);
+        } else if (d.asset === ETH_ASSET) {
+          await creditBridgedEth(sm, d.to, d.amount);
+        }
       }
       for (const [index, tx] of txs.entries()) {
         if (mode === "build" && env.gasLimit - gasUsed < MIN_TX_GAS) break;
@@ -728,5 +741,18 @@ export class ExecutionCore {
     const evmRoot = toHex(await sm.getStateRoot());
     const vmRoots = [{ vm: EVM_VM.id, root: evmRoot }];
     return { stateRoot: globalStateRoot(vmRoots), vmRoots, writes: reachableWrites(evmRoot, session.overlay.writes) };
+  }
+}
+
+/** Mints `amount` BridgedEth to `to` by writing the token's balance and total supply slots. */
+async function creditBridgedEth(sm: MerkleStateManager, to: Hex, amount: bigint): Promise<void> {
+  const token = createAddressFromString(BRIDGED_ETH_ADDRESS);
+  const balanceSlot = keccak256(
+    concatBytes(setLengthLeft(fromHex(to), 32), setLengthLeft(bigIntToUnpaddedBytes(ERC20_BALANCES_SLOT), 32)),
+  );
+  const supplySlot = setLengthLeft(bigIntToUnpaddedBytes(ERC20_TOTAL_SUPPLY_SLOT), 32);
+  for (const slot of [balanceSlot, supplySlot]) {
+    const current = bytesToBigInt(await sm.getStorage(token, slot));
+    await sm.putStorage(token, slot, bigIntToUnpaddedBytes(current + amount));
   }
 }

@@ -2,8 +2,8 @@
 // token, with viem: BatchInbox (batches for data availability), OutputOracle (certified L2 outputs) and Portal
 // (deposits, withdrawals proven against outputs). One code path for the devnet and the tests, like deploy.ts.
 import { type Account, type Address, getContract, type Hex } from "viem";
-import { BatchInbox, L2MessagePasser, OutputOracle, Portal } from "../../staking-contracts/artifacts.ts";
-import type { GenesisAccount } from "../execution/core.ts";
+import { BatchInbox, BridgedEth, L2MessagePasser, OutputOracle, Portal } from "../../staking-contracts/artifacts.ts";
+import { BRIDGED_ETH_ADDRESS, type GenesisAccount } from "../execution/core.ts";
 import { createDeployer, STAKING_ERRORS } from "./deploy.ts";
 
 /**
@@ -11,6 +11,8 @@ import { createDeployer, STAKING_ERRORS } from "./deploy.ts";
  * code here, and the Portal proves withdrawals against this account's storage.
  */
 export const L2_MESSAGE_PASSER_ADDRESS: Hex = "0x00000000000000000000000000000000004c7502";
+/** The BridgedEth predeploy: ETH deposited through the Portal, as an ERC-20 on the L2 (LUMIA is the native coin). */
+export { BRIDGED_ETH_ADDRESS } from "../execution/core.ts";
 
 /** Asset ids of Portal and L2MessagePasser. */
 export const ASSET = { eth: 0, lumia: 1 } as const;
@@ -60,9 +62,15 @@ export interface FinalityAddresses {
 
 export type FinalityDeployment = Awaited<ReturnType<typeof deployFinality>>;
 
-/** The genesis allocation entry of the L2MessagePasser predeploy. */
-export function l2MessagePasserGenesis(address: Hex = L2_MESSAGE_PASSER_ADDRESS): GenesisAccount {
-  return { address, balance: 0n, code: L2MessagePasser.deployedBytecode };
+/**
+ * The L2 predeploys of a subnet with hard finality, for its genesis allocation: the L2MessagePasser (withdrawals) and
+ * BridgedEth (deposited ETH). Their addresses are constants of the contracts and of the execution core.
+ */
+export function l2Predeploys(): GenesisAccount[] {
+  return [
+    { address: L2_MESSAGE_PASSER_ADDRESS, balance: 0n, code: L2MessagePasser.deployedBytecode },
+    { address: BRIDGED_ETH_ADDRESS, balance: 0n, code: BridgedEth.deployedBytecode },
+  ];
 }
 
 /** Deploys BatchInbox, OutputOracle and Portal against `registry` and `token`. */

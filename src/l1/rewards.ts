@@ -1,18 +1,12 @@
-// Submitting an epoch's certified work report to the L1 Rewards contract with the node's operator key. The contract
-// accepts each epoch's report once (ReportAlreadyAccepted after that), so a submission that loses a race is harmless;
-// the caller (src/node/work-reports.ts) staggers its validators so that normally one transaction is sent at all.
-import { type Address, createWalletClient, type Hex, type PublicClient } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+// Submitting an epoch's certified work report to the L1 Rewards contract with the node's operator key (through the
+// operator's L1Sender). The contract accepts each epoch's report once (ReportAlreadyAccepted after that), so a
+// submission that loses a race is harmless; the caller (src/node/work-reports.ts) staggers its validators so that
+// normally one transaction is sent at all.
+import type { Abi, Address, Hex, PublicClient } from "viem";
 import type { WorkReportEntry } from "../../consensus/signing.ts";
 import { Rewards } from "../../staking-contracts/artifacts.ts";
-import { l1Chain, stakingRevert } from "./deploy.ts";
+import { firstLine, type L1Sender } from "./sender.ts";
 import { resolveStakingContracts } from "./staker.ts";
-import { createL1Transport } from "./status.ts";
-
-export const REWARDS_LIMITS = {
-  requestTimeoutMs: 15_000,
-  receiptTimeoutMs: 120_000,
-} as const;
 
 /** The aggregate of the epoch's validators over the report digest, in the contract's encoding. */
 export interface ReportCertificate {
@@ -35,23 +29,19 @@ export type SubmitOutcome =
 
 export class RewardsSubmitter {
   private rewards: Address | null = null;
-  private readonly account;
 
   constructor(
     private readonly opts: {
-      readonly rpcUrl: string;
       readonly registry: Address;
-      /** The operator's secp256k1 key (keys/operator.json): it pays the gas. */
-      readonly operatorKey: Uint8Array;
+      /** The operator's sender (shared with the batcher and the output proposer: one nonce sequence). */
+      readonly sender: L1Sender;
       /** Read-only client (the L1 mirror's). */
       readonly client: PublicClient;
     },
-  ) {
-    this.account = privateKeyToAccount(`0x${Buffer.from(opts.operatorKey).toString("hex")}`);
-  }
+  ) {}
 
   get operator(): Address {
-    return this.account.address;
+    return this.opts.sender.address;
   }
 
   /** Whether the Rewards contract has accepted the report of `epoch` (at the L1 head). */
@@ -65,76 +55,47 @@ export class RewardsSubmitter {
     })) as boolean;
   }
 
-  /** Simulates, then sends `submitReport` and waits for its receipt. Never throws. */
+  /** Sends `submitReport` (simulated first) and waits for it to be mined. Never throws. */
   async submit(
     epoch: bigint,
     entries: readonly WorkReportEntry[],
     certificate: ReportCertificate,
   ): Promise<SubmitOutcome> {
     let rewards: Address;
-    let chainId: number;
     try {
       rewards = await this.rewardsAddress();
-      chainId = await this.opts.client.getChainId();
     } catch (error) {
       return { kind: "failed", reason: `cannot reach the L1: ${firstLine(error)}` };
     }
-    const chain = l1Chain(this.opts.rpcUrl, chainId);
-    const request = {
+    const outcome = await this.opts.sender.send("work-report", {
       address: rewards,
-      abi: Rewards.abi,
+      abi: Rewards.abi as Abi,
       functionName: "submitReport",
       args: [epoch, entries.map((e) => ({ ...e })), certificate],
-      account: this.account,
-      chain,
-    } as const;
-    let hash: Hex;
-    try {
-      const simulated = await this.opts.client.simulateContract(request as never);
-      const wallet = createWalletClient({
-        account: this.account,
-        chain,
-        transport: createL1Transport(this.opts.rpcUrl, REWARDS_LIMITS.requestTimeoutMs),
-      });
-      hash = await wallet.writeContract(simulated.request as never);
-    } catch (error) {
-      const revert = stakingRevert(error);
-      if (revert?.name === "ReportAlreadyAccepted") return { kind: "already_accepted" };
-      if (revert !== null) return { kind: "refused", reason: `${revert.name}(${revert.args.map(String).join(", ")})` };
-      return { kind: "failed", reason: firstLine(error) };
-    }
-    try {
-      const receipt = await this.opts.client.waitForTransactionReceipt({
-        hash,
-        pollingInterval: 500,
-        timeout: REWARDS_LIMITS.receiptTimeoutMs,
-      });
-      if (receipt.status !== "success") {
+    });
+    switch (outcome.kind) {
+      case "mined":
+        return { kind: "accepted", txHash: outcome.txHash, l1Block: outcome.l1Block, gasUsed: outcome.gasUsed };
+      case "refused":
+        return outcome.error === "ReportAlreadyAccepted"
+          ? { kind: "already_accepted" }
+          : { kind: "refused", reason: outcome.reason };
+      case "fee_cap":
+        return { kind: "failed", reason: outcome.reason };
+      case "failed":
         // Reverted on chain after a good simulation: most likely another submission landed in between.
         return (await this.isAccepted(epoch).catch(() => false))
           ? { kind: "already_accepted" }
-          : { kind: "failed", reason: `transaction ${hash} reverted` };
-      }
-      return { kind: "accepted", txHash: hash, l1Block: receipt.blockNumber, gasUsed: receipt.gasUsed };
-    } catch (error) {
-      return { kind: "failed", reason: `transaction ${hash}: ${firstLine(error)}` };
+          : { kind: "failed", reason: outcome.reason };
     }
   }
 
   private async rewardsAddress(): Promise<Address> {
     if (this.rewards === null) {
-      const c = await resolveStakingContracts(this.opts.client, this.opts.registry, { blockNumber: await this.head() });
+      const head = await this.opts.client.getBlockNumber({ cacheTime: 0 });
+      const c = await resolveStakingContracts(this.opts.client, this.opts.registry, { blockNumber: head });
       this.rewards = c.rewards;
     }
     return this.rewards;
   }
-
-  private head(): Promise<bigint> {
-    return this.opts.client.getBlockNumber({ cacheTime: 0 });
-  }
-}
-
-function firstLine(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.split("\n")[0] ?? text;
 }

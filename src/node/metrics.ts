@@ -1,6 +1,7 @@
 // Prometheus metrics of the node, one Registry per node (tests run several nodes in one process). Names carry their
 // unit (`_seconds`, `_total`, `_bytes`); the list is documented in docs/operations.md.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { createFinalityMetrics, type FinalityMetrics } from "../l1/batcher.ts";
 
 export interface NodeMetrics {
   readonly registry: Registry;
@@ -23,6 +24,8 @@ export interface NodeMetrics {
   readonly workAccountedHeight: Gauge;
   readonly workReportEpoch: Gauge;
   readonly workReportSubmissions: Counter<"outcome">;
+  /** Batcher, output proposer, finalized tracker, derivation (src/l1/batcher.ts). */
+  readonly finality: FinalityMetrics;
 }
 
 export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
@@ -115,5 +118,6 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
       labelNames: ["outcome"],
       registers: r,
     }),
+    finality: createFinalityMetrics(registry),
   };
 }

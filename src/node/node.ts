@@ -4,6 +4,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { Hex } from "../../consensus/bytes.ts";
+import { validatorAddress } from "../../consensus/validator-set.ts";
 import { encodeSignedVote } from "../../consensus/wire.ts";
 import { Network } from "../../p2p/index.ts";
 import { MAX_BLOCK_BYTES, MAX_TRANSACTION_BYTES } from "../chain/block.ts";
@@ -13,14 +14,18 @@ import { blstScheme, createBlstSigner } from "../crypto/blst.ts";
 import { DashboardSource } from "../dashboard/data.ts";
 import type { ExecutionCore } from "../execution/core.ts";
 import { admissionList } from "../l1/admission.ts";
+import { Batcher, InboxReader } from "../l1/batcher.ts";
 import { L1Mirror, stakerReportOf } from "../l1/mirror.ts";
+import { FinalizedTracker, OutputProposer } from "../l1/outputs.ts";
 import { RewardsSubmitter } from "../l1/rewards.ts";
+import { DEFAULT_L1_SENDER_PARAMS, L1Sender } from "../l1/sender.ts";
 import { L1_NOT_CONFIGURED, type L1Status } from "../l1/status.ts";
 import type { AddResult, Mempool } from "../mempool/mempool.ts";
 import { type RpcServer, startRpcServer } from "../rpc/server.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 import { encodeEvidence } from "../storage/evidence.ts";
 import { openNodeState } from "./assemble.ts";
+import { DEFAULT_DERIVE_PARAMS, L1Derivation } from "./derive.ts";
 import { ConsensusDriver, type DriverParams, realClock } from "./driver.ts";
 import type { BlockExecutor } from "./executor.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
@@ -94,6 +99,11 @@ export class DcnNode {
   /** Epoch work accounting and reports, on a subnet anchored to L1 (genesis `l1`). */
   workLedger: WorkLedger | null = null;
   workReporter: WorkReporter | null = null;
+  /** Hard finality (genesis l1.finality, docs/hard-finality.md): posting, the finalized height, derivation. */
+  batcher: Batcher | null = null;
+  outputProposer: OutputProposer | null = null;
+  finalizedTracker: FinalizedTracker | null = null;
+  derivation: L1Derivation | null = null;
   private dashboardSource: DashboardSource | null = null;
 
   private constructor(
@@ -297,6 +307,21 @@ export class DcnNode {
       },
       onMessage: () => {},
     });
+    // The validator's L1 transactions (work reports, batches, outputs) go through one sender: one nonce sequence.
+    const operatorKey = keys.operator ?? null;
+    const l1Sender =
+      signer !== null && operatorKey !== null && config.l1 !== null && l1Mirror !== null
+        ? new L1Sender(
+            { ...DEFAULT_L1_SENDER_PARAMS, maxFeePerGasWei: BigInt(Math.round(config.l1.maxFeePerGasGwei * 1e9)) },
+            {
+              rpcUrl: config.l1.rpcUrl,
+              operatorKey,
+              client: l1Mirror.publicClient,
+              log: log.child({ component: "l1-sender" }),
+              metrics: metrics.finality,
+            },
+          )
+        : null;
     let workLedger: WorkLedger | null = null;
     let workReporter: WorkReporter | null = null;
     if (genesis.l1 !== null && l1Mirror !== null && config.l1 !== null) {
@@ -308,20 +333,14 @@ export class DcnNode {
         l1: l1Mirror,
         log: workLog,
       });
-      const operatorKey = keys.operator ?? null;
       const reporter = new WorkReporter(DEFAULT_WORK_REPORTER_PARAMS, {
         ledger: workLedger,
         signer,
         scheme: blstScheme,
         submitter:
-          signer === null || operatorKey === null
+          l1Sender === null
             ? null
-            : new RewardsSubmitter({
-                rpcUrl: config.l1.rpcUrl,
-                registry: genesis.l1.registry,
-                operatorKey,
-                client: l1Mirror.publicClient,
-              }),
+            : new RewardsSubmitter({ registry: genesis.l1.registry, sender: l1Sender, client: l1Mirror.publicClient }),
         publish: (bytes) => publish(t.workReports, bytes),
         log: workLog,
         nowMs: () => Date.now(),
@@ -338,6 +357,82 @@ export class DcnNode {
       });
     }
     node = new DcnNode(config, genesis, network, store, driver, sync, mempool, executor, core, metrics, log);
+    const finality = genesis.l1?.finality ?? null;
+    if (finality !== null && genesis.l1 !== null && l1Mirror !== null && config.l1 !== null) {
+      const mirror = l1Mirror;
+      const l1 = config.l1;
+      const finalityLog = log.child({ component: "finality" });
+      const fm = metrics.finality;
+      const confirmedHead = () => mirror.confirmedHead()?.number ?? null;
+      const pollMs = Math.max(1_000, l1.pollIntervalMs);
+      node.finalizedTracker = new FinalizedTracker({
+        oracle: finality.outputOracle,
+        client: mirror.publicClient,
+        pollMs,
+        log: finalityLog,
+        metrics: fm,
+      });
+      if (signer !== null && l1Sender !== null) {
+        const sender = l1Sender;
+        const ownAddress = validatorAddress(signer.publicKey);
+        const reader = new InboxReader({
+          client: mirror.publicClient,
+          inbox: finality.batchInbox,
+          fromBlock: genesis.l1.origin.number,
+          confirmedHead,
+        });
+        node.batcher = new Batcher(
+          {
+            batchMinBlocks: l1.batchMinBlocks,
+            batchMaxAgeMs: l1.batchMaxAgeMs,
+            staggerMs: l1.posterStaggerMs,
+            pollMs,
+          },
+          {
+            chainId,
+            inbox: finality.batchInbox,
+            reader,
+            client: mirror.publicClient,
+            store,
+            sender,
+            ownAddress,
+            log: finalityLog.child({ part: "batcher" }),
+            metrics: fm,
+            nowMs: () => Date.now(),
+          },
+        );
+        node.outputProposer = new OutputProposer(
+          { outputInterval: l1.outputInterval, staggerMs: l1.posterStaggerMs, pollMs },
+          {
+            oracle: finality.outputOracle,
+            client: mirror.publicClient,
+            store,
+            l1: mirror,
+            genesisOrigin: genesis.l1.origin,
+            sender,
+            ownAddress,
+            log: finalityLog.child({ part: "outputs" }),
+            metrics: fm,
+            nowMs: () => Date.now(),
+          },
+        );
+      }
+      if (l1.deriveFromL1) {
+        node.derivation = new L1Derivation(DEFAULT_DERIVE_PARAMS, {
+          chainId,
+          inbox: finality.batchInbox,
+          client: mirror.publicClient,
+          confirmedHead,
+          fromBlock: genesis.l1.origin.number,
+          headHeight: () => store.headHeight,
+          applyCommits: (commits) => driver.applyCommits(commits),
+          log: finalityLog.child({ part: "derive" }),
+          metrics: fm,
+        });
+      }
+    } else if (config.l1?.deriveFromL1 === true) {
+      throw new Error("config l1.deriveFromL1 needs a genesis that names a batch inbox (genesis l1.finality)");
+    }
     node.l1Mirror = l1Mirror;
     node.workLedger = workLedger;
     node.workReporter = workReporter;
@@ -364,6 +459,10 @@ export class DcnNode {
     await this.network.start();
     await this.driver.start(onFatal);
     this.workReporter?.start();
+    this.finalizedTracker?.start();
+    this.batcher?.start();
+    this.outputProposer?.start();
+    this.derivation?.start();
     this.accountWork();
     const r = this.config.rpc;
     if (r.enabled) {
@@ -379,6 +478,9 @@ export class DcnNode {
         status: () => this.status(),
         ...(this.l1Mirror === null ? {} : { stakerReport: stakerReportOf(this.l1Mirror) }),
         ...(this.workLedger === null ? {} : { workReport: async (epoch) => this.workReportJson(epoch) }),
+        ...(this.finalizedTracker === null
+          ? {}
+          : { finalizedHeight: () => this.finalizedTracker?.finalizedHeight ?? 0 }),
         submit: async (raw) => {
           const added = await this.submitTransaction(raw);
           return added.ok ? { ok: true, hash: added.hash } : { ok: false, code: added.code, message: added.message };
@@ -484,6 +586,10 @@ export class DcnNode {
       this.stopping = (async () => {
         this.sync.stop();
         this.workReporter?.stop();
+        this.derivation?.stop();
+        this.batcher?.stop();
+        this.outputProposer?.stop();
+        this.finalizedTracker?.stop();
         await this.driver.stop();
         await this.workLedger?.close();
         await this.l1Mirror?.stop();

@@ -31,6 +31,8 @@ export interface RpcBackendModules {
   readonly stakerReport?: RpcBackend["stakerReport"];
   /** lumia_getWorkReport (the node's work ledger); absent on a subnet not anchored to L1. */
   readonly workReport?: RpcBackend["workReport"];
+  /** The "finalized" tag (src/l1/outputs.ts FinalizedTracker); absent without hard-finality contracts. */
+  readonly finalizedHeight?: RpcBackend["finalizedHeight"];
   /** Where failures of commit listeners and event reads go. */
   readonly log?: { warn(fields: Record<string, unknown>, message: string): void };
 }
@@ -250,6 +252,7 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
     status: () => m.status(),
     ...(m.stakerReport === undefined ? {} : { stakerReport: m.stakerReport }),
     ...(m.workReport === undefined ? {} : { workReport: m.workReport }),
+    ...(m.finalizedHeight === undefined ? {} : { finalizedHeight: m.finalizedHeight }),
     pendingTransaction(hash) {
       const tx = m.mempool.get(hash);
       return tx === undefined ? undefined : { hash: tx.hash, raw: tx.raw, from: tx.from };

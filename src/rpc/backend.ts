@@ -83,6 +83,11 @@ export interface RpcBackend {
    */
   workReport?(epoch: bigint | null): Promise<unknown>;
   /**
+   * The "finalized" block tag: the highest height covered by an L1 output in an L1-finalized block
+   * (docs/hard-finality.md). Absent (or 0) until then: the genesis.
+   */
+  finalizedHeight?(): number;
+  /**
    * Calls `listener` after each commit from now on, in height order, each height exactly once (a synced batch too);
    * returns the unsubscribe. A throwing listener is logged and skipped: it never reaches consensus.
    */

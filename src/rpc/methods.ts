@@ -1,6 +1,6 @@
 // The Ethereum JSON-RPC methods the node serves, over the RpcBackend. Block tags: "latest", "safe" and "pending" are
-// the head (every committed block is certified, so the head is soft-final; pending differs only for the nonce), while
-// "finalized" and "earliest" are 0 until L1 hard finality is tracked.
+// the head (every committed block is certified, so the head is soft-final; pending differs only for the nonce);
+// "finalized" is the highest height covered by an output in an L1-finalized block (0 before one), "earliest" is 0.
 import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
 import type { Block } from "../chain/block.ts";
 import { buildOrderedTrie, type OrderedTrie } from "../chain/ordered-trie.ts";
@@ -93,6 +93,8 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
       case "pending":
         return backend.headHeight();
       case "finalized":
+        // Never above the head: a node still catching up serves only what it has.
+        return Math.min(backend.finalizedHeight?.() ?? 0, backend.headHeight());
       case "earliest":
         return 0;
     }

@@ -7,6 +7,7 @@ import {
   ConfigError,
   configJsonSchema,
   configTemplate,
+  DEFAULT_FINALITY,
   loadConfig,
   parseConfig,
   readKeyPassword,
@@ -66,6 +67,8 @@ describe("parseConfig", () => {
       pollIntervalMs: 2000,
       confirmations: 6,
       registry: null,
+      deriveFromL1: false,
+      ...DEFAULT_FINALITY,
     });
     const registry = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
     expect(
@@ -73,7 +76,14 @@ describe("parseConfig", () => {
         { ...MINIMAL, l1: { rpcUrl: "wss://l1.example/v3/key", pollIntervalMs: 500, confirmations: 2, registry } },
         "/srv",
       ).l1,
-    ).toEqual({ rpcUrl: "wss://l1.example/v3/key", pollIntervalMs: 500, confirmations: 2, registry });
+    ).toEqual({
+      rpcUrl: "wss://l1.example/v3/key",
+      pollIntervalMs: 500,
+      confirmations: 2,
+      registry,
+      deriveFromL1: false,
+      ...DEFAULT_FINALITY,
+    });
   });
 
   it("maps every field of a full config, timeouts onto TimeoutParams", () => {
@@ -413,6 +423,8 @@ describe("config/example.json", () => {
       pollIntervalMs: 2000,
       confirmations: 6,
       registry: null,
+      deriveFromL1: false,
+      ...DEFAULT_FINALITY,
     });
   });
 });

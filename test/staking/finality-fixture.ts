@@ -25,14 +25,15 @@ import { type AccountProof, ExecutionCore, type ExecutionResult, globalStateRoot
 import { EVM_VM } from "../../src/execution/vm.ts";
 import {
   ASSET,
+  BRIDGED_ETH_ADDRESS,
   DEFAULT_FINALITY_PARAMS,
   deployFinality,
   FINALITY_ERRORS,
   type FinalityParams,
   L2_MESSAGE_PASSER_ADDRESS,
-  l2MessagePasserGenesis,
+  l2Predeploys,
 } from "../../src/l1/deploy-finality.ts";
-import { L2MessagePasser } from "../../staking-contracts/artifacts.ts";
+import { BridgedEth, L2MessagePasser } from "../../staking-contracts/artifacts.ts";
 import { decoded, env, signRaw, TestDb } from "../execution/helpers.ts";
 import {
   aggregateOver,
@@ -246,32 +247,47 @@ export async function startL2() {
   const core = await ExecutionCore.create({
     chainId: SUBNET_CHAIN_ID,
     db: store.reader,
-    alloc: [l2MessagePasserGenesis(), { address: L2_USER.address.toLowerCase() as Hex, balance: 1_000n * 10n ** 18n }],
+    alloc: [...l2Predeploys(), { address: L2_USER.address.toLowerCase() as Hex, balance: 1_000n * 10n ** 18n }],
   });
   const genesis = await core.genesisStateRoot();
   await store.commit(genesis.writes);
   let nonce = 0;
 
   /**
-   * Executes block 1 on genesis with one `initiateWithdrawal` per request, commits it, and returns what the Portal
-   * needs. Every transaction must succeed.
+   * Executes block 1 on genesis with one withdrawal per request, commits it, and returns what the Portal needs. LUMIA
+   * (the native coin) leaves through L2MessagePasser.initiateWithdrawal; ETH through BridgedEth.withdraw, after the
+   * block's deposits minted the user's bridged ETH (as an L1 deposit would). Every transaction must succeed.
    */
   async function withdrawBlock(requests: readonly { l1Recipient: Address; asset: number; amount: bigint }[]) {
     const txs = [];
+    const deposits = [];
     for (const r of requests) {
+      const eth = r.asset === ASSET.eth;
+      if (eth) deposits.push({ to: L2_USER.address.toLowerCase() as Hex, asset: ASSET.eth, amount: r.amount });
       const raw = await signRaw(
         L2_USER,
-        {
-          to: L2_MESSAGE_PASSER_ADDRESS,
-          value: r.amount,
-          gas: 200_000n,
-          nonce: nonce++,
-          data: encodeFunctionData({
-            abi: L2MessagePasser.abi,
-            functionName: "initiateWithdrawal",
-            args: [r.l1Recipient, r.asset],
-          }),
-        },
+        eth
+          ? {
+              to: BRIDGED_ETH_ADDRESS,
+              gas: 200_000n,
+              nonce: nonce++,
+              data: encodeFunctionData({
+                abi: BridgedEth.abi,
+                functionName: "withdraw",
+                args: [r.l1Recipient, r.amount],
+              }),
+            }
+          : {
+              to: L2_MESSAGE_PASSER_ADDRESS,
+              value: r.amount,
+              gas: 200_000n,
+              nonce: nonce++,
+              data: encodeFunctionData({
+                abi: L2MessagePasser.abi,
+                functionName: "initiateWithdrawal",
+                args: [r.l1Recipient, r.asset],
+              }),
+            },
         SUBNET_CHAIN_ID,
       );
       txs.push(decoded(raw, SUBNET_CHAIN_ID));
@@ -279,7 +295,7 @@ export async function startL2() {
     const result = await core.execute(
       genesis.stateRoot,
       genesis.vmRoots,
-      env(1, { chainId: SUBNET_CHAIN_ID }),
+      env(1, { chainId: SUBNET_CHAIN_ID, deposits }),
       txs,
       "validate",
     );

@@ -2,10 +2,13 @@
 // core on level with the L2MessagePasser predeploy: a user calls initiateWithdrawal there, the block's v6 header is
 // certified by the node's BLS code and proposed to the OutputOracle, and the withdrawal is proven on L1 with the
 // execution core's eth_getProof proofs (real Merkle-Patricia proofs), then finalized after the delay.
-import { type Address, getAddress, type Hex } from "viem";
+import { type Address, decodeErrorResult, encodeFunctionData, getAddress, type Hex } from "viem";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { fromHex, toHex } from "../../consensus/bytes.ts";
 import { encodeHeader } from "../../src/chain/block.ts";
+import { BRIDGED_ETH_ADDRESS } from "../../src/l1/deploy-finality.ts";
+import { BridgedEth, L2MessagePasser } from "../../staking-contracts/artifacts.ts";
+import { env } from "../execution/helpers.ts";
 import {
   ASSET,
   certifyHeader,
@@ -24,7 +27,7 @@ import {
   withdrawalHash,
   withdrawalProof,
 } from "./finality-fixture.ts";
-import { LUMIA } from "./fixture.ts";
+import { LUMIA, SUBNET_CHAIN_ID } from "./fixture.ts";
 
 const ETHER = 10n ** 18n;
 const DELAY = TEST_FINALITY_PARAMS.finalizationDelaySeconds;
@@ -155,8 +158,37 @@ describe("withdrawals", () => {
     const { value } = await withdrawalProof(block, ethWithdrawal);
     expect(BigInt(value)).toBe(1n);
     const account = await l2.core.reader(block.result.vmRoots).getAccount(L2_MESSAGE_PASSER_ADDRESS);
-    // initiateWithdrawal keeps the ETH it is sent (the L2 side of the withdrawal).
-    expect(account?.balance).toBe(ETHER + 5n * LUMIA);
+    // initiateWithdrawal keeps the LUMIA (native coin) it is sent; BridgedEth burned the ETH tokens it withdrew: the
+    // deposit minted 1 ETH to the user, the withdrawal burned it, so balance and total supply are 0 again.
+    expect(account?.balance).toBe(5n * LUMIA);
+    const bridged = async (fn: "balanceOf" | "totalSupply", args: readonly Hex[]) => {
+      const data = encodeFunctionData({ abi: BridgedEth.abi, functionName: fn, args: args as never });
+      const r = await l2.core.call(block.result.vmRoots, env(2, { chainId: SUBNET_CHAIN_ID }), {
+        to: BRIDGED_ETH_ADDRESS,
+        data,
+      });
+      return BigInt(r.returnData);
+    };
+    expect(await bridged("balanceOf", [L2_USER.address])).toBe(0n);
+    expect(await bridged("totalSupply", [])).toBe(0n);
+    // Native LUMIA cannot leave as ETH, and only BridgedEth may start an ETH withdrawal.
+    const passer = async (data: Hex, value = 0n) => {
+      const call = { from: L2_USER.address as Hex, to: L2_MESSAGE_PASSER_ADDRESS, data, value };
+      const r = await l2.core.call(block.result.vmRoots, env(2, { chainId: SUBNET_CHAIN_ID }), call);
+      return r.status === 1 ? null : decodeErrorResult({ abi: L2MessagePasser.abi, data: r.returnData }).errorName;
+    };
+    const asEth = encodeFunctionData({
+      abi: L2MessagePasser.abi,
+      functionName: "initiateWithdrawal",
+      args: [L2_USER.address, ASSET.eth],
+    });
+    expect(await passer(asEth, ETHER)).toBe("UnknownAsset");
+    const direct = encodeFunctionData({
+      abi: L2MessagePasser.abi,
+      functionName: "initiateEthWithdrawal",
+      args: [L2_USER.address, L2_USER.address, ETHER],
+    });
+    expect(await passer(direct)).toBe("NotBridgedEth");
     expect(withdrawalHash(ethWithdrawal)).toBe(
       await chain.publicClient.readContract({
         address: chain.finality.addresses.portal,

@@ -1,0 +1,256 @@
+// The batch format: committed L2 blocks as posted to the L1 BatchInbox for data availability (docs/hard-finality.md).
+// Pure apart from node:zlib's brotli; decoding takes hostile bytes (anyone open on the registry may post a batch).
+//
+// Before compression (consensus/codec.ts schemas):
+//   version u8 (= 1) | chainId u64 | firstHeight u64 | blocks: u32 count (<= 4096) || (u32 length || block bytes)* |
+//   lastCertificate: u32 length (<= 16 KiB) || encoded certificate
+// Block i has height firstHeight + i. The certificate of each block but the last is the next block's
+// `lastCertificate` (its canonical certificate, carried in the header v5 block); the batch's own `lastCertificate`
+// is the canonical certificate of its last block.
+// On L1 (submitBatch's `data`): 0x01 || brotli(bytes), at most MAX_BATCH_DATA_BYTES.
+import { brotliCompressSync, brotliDecompressSync, constants as zlib } from "node:zlib";
+import { type Certificate, decodeCertificate, encodeCertificate } from "../../consensus/certificate.ts";
+import {
+  DecodeError,
+  decode,
+  encode,
+  list,
+  struct,
+  u64,
+  u64Number,
+  varBytes,
+  versioned,
+} from "../../consensus/codec.ts";
+import { decodeBlock, MAX_BLOCK_BYTES, MAX_LAST_CERTIFICATE_BYTES } from "../chain/block.ts";
+import type { CommitCandidate } from "../node/driver.ts";
+
+export const BATCH_VERSION = 1;
+/** Compression tag of the L1 data: 0x01 = brotli. */
+export const BATCH_BROTLI = 0x01;
+export const MAX_BATCH_BLOCKS = 4096;
+/**
+ * Largest `data` the node posts: the inbox takes 128 KiB of calldata (geth's pool refuses larger transactions), and
+ * the ABI envelope and the rest of the transaction need room too.
+ */
+export const MAX_BATCH_DATA_BYTES = 120 * 1024;
+/** BatchInbox.MAX_BATCH_BYTES: nothing larger can be on L1. */
+export const INBOX_MAX_BATCH_BYTES = 128 * 1024;
+/**
+ * Most bytes a batch may decompress to. Brotli reaches ratios above 1000:1 on repetitive input, so 120 KiB could
+ * expand to gigabytes; a batch of empty blocks (~1 KiB each, ~100:1) stays far below this.
+ */
+export const MAX_BATCH_DECOMPRESSED_BYTES = 16 * 1024 * 1024;
+/**
+ * brotli quality for posting, chosen by measurement (docs/hard-finality.md): on devnet blocks 5 compresses within a few
+ * per cent of 11 at a small fraction of its time, and the batcher compresses each candidate size about 12 times.
+ */
+export const BATCH_BROTLI_QUALITY = 5;
+
+export interface Batch {
+  readonly chainId: bigint;
+  readonly firstHeight: number;
+  /** Encoded blocks of heights firstHeight, firstHeight + 1, ... */
+  readonly blocks: readonly Uint8Array[];
+  /** The encoded canonical certificate of the last block. */
+  readonly lastCertificate: Uint8Array;
+}
+
+export const batchSchema = versioned(
+  BATCH_VERSION,
+  struct({
+    chainId: u64,
+    firstHeight: u64Number,
+    blocks: list(varBytes(MAX_BLOCK_BYTES), MAX_BATCH_BLOCKS),
+    lastCertificate: varBytes(MAX_LAST_CERTIFICATE_BYTES),
+  }),
+);
+
+export type BatchErrorCode =
+  | "empty"
+  | "unknown_compression"
+  | "too_large"
+  | "decompression_failed"
+  | "malformed"
+  | "inconsistent";
+
+/** Bytes that are not a batch of this chain (hostile or corrupt input): a typed error, never anything else. */
+export class BatchError extends Error {
+  override readonly name = "BatchError";
+  constructor(
+    readonly code: BatchErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The uncompressed batch bytes. Throws EncodeError when the batch does not fit the schema (a caller bug). */
+export function encodeBatch(batch: Batch): Uint8Array {
+  return encode(batchSchema, batch, "batch");
+}
+
+/** The L1 `data` of a batch: 0x01 || brotli(encodeBatch(batch)). The caller checks the size against the limit. */
+export function encodeBatchData(batch: Batch, quality = BATCH_BROTLI_QUALITY): Uint8Array {
+  const raw = encodeBatch(batch);
+  const compressed = brotliCompressSync(raw, {
+    params: {
+      [zlib.BROTLI_PARAM_QUALITY]: quality,
+      [zlib.BROTLI_PARAM_SIZE_HINT]: raw.length,
+      [zlib.BROTLI_PARAM_MODE]: zlib.BROTLI_MODE_GENERIC,
+    },
+  });
+  const out = new Uint8Array(1 + compressed.length);
+  out[0] = BATCH_BROTLI;
+  out.set(compressed, 1);
+  return out;
+}
+
+/**
+ * Decodes L1 batch data. Throws only BatchError: `too_large` before decompressing more than
+ * MAX_BATCH_DECOMPRESSED_BYTES, `malformed` (with the codec's DecodeError as cause) for bytes outside the schema.
+ */
+export function decodeBatchData(data: Uint8Array): Batch {
+  if (data.length === 0) throw new BatchError("empty", "batch data is empty");
+  if (data.length > INBOX_MAX_BATCH_BYTES) {
+    throw new BatchError(
+      "too_large",
+      `batch data of ${data.length} bytes exceeds the inbox's ${INBOX_MAX_BATCH_BYTES}`,
+    );
+  }
+  if (data[0] !== BATCH_BROTLI) {
+    throw new BatchError("unknown_compression", `unknown batch compression tag 0x${(data[0] ?? 0).toString(16)}`);
+  }
+  let raw: Uint8Array;
+  try {
+    const out = brotliDecompressSync(data.subarray(1), { maxOutputLength: MAX_BATCH_DECOMPRESSED_BYTES });
+    // A plain view: decoded fields are slices of it and must be Uint8Arrays, not Buffers.
+    raw = new Uint8Array(out.buffer, out.byteOffset, out.length);
+  } catch (cause) {
+    const code = (cause as { code?: string }).code;
+    if (code === "ERR_BUFFER_TOO_LARGE" || cause instanceof RangeError) {
+      throw new BatchError("too_large", `batch decompresses to more than ${MAX_BATCH_DECOMPRESSED_BYTES} bytes`, {
+        cause,
+      });
+    }
+    throw new BatchError("decompression_failed", `batch data is not brotli: ${(cause as Error).message}`, { cause });
+  }
+  try {
+    return decode(batchSchema, raw, "batch");
+  } catch (cause) {
+    if (cause instanceof DecodeError) throw new BatchError("malformed", cause.message, { cause });
+    throw cause;
+  }
+}
+
+/** Height of the batch's last block (the batch has at least one block once decoded by commitsOfBatch). */
+export function lastHeightOf(batch: Batch): number {
+  return batch.firstHeight + batch.blocks.length - 1;
+}
+
+/**
+ * The commits a batch carries, in height order: each block with its canonical certificate (the next block's
+ * `lastCertificate`, the batch's own for the last). Checks the shape only (chain id, consecutive heights, each
+ * certificate names its block's height and hash is left to the driver, which verifies every certificate against the
+ * set of its height and re-executes every block). Throws only BatchError.
+ */
+export function commitsOfBatch(batch: Batch, chainId?: bigint): CommitCandidate[] {
+  if (chainId !== undefined && batch.chainId !== chainId) {
+    throw new BatchError("inconsistent", `batch is for chain ${batch.chainId}, expected ${chainId}`);
+  }
+  if (batch.blocks.length === 0) throw new BatchError("empty", "batch has no blocks");
+  if (batch.firstHeight < 1) throw new BatchError("inconsistent", "batch starts at height 0");
+  const decoded = batch.blocks.map((bytes, i) => {
+    try {
+      return decodeBlock(bytes);
+    } catch (cause) {
+      throw new BatchError("malformed", `block #${i}: ${(cause as Error).message}`, { cause });
+    }
+  });
+  const out: CommitCandidate[] = [];
+  for (const [i, block] of decoded.entries()) {
+    const height = batch.firstHeight + i;
+    if (block.header.height !== height) {
+      throw new BatchError("inconsistent", `block #${i} has height ${block.header.height}, expected ${height}`);
+    }
+    if (block.header.chainId !== batch.chainId) {
+      throw new BatchError("inconsistent", `block #${i} is for chain ${block.header.chainId}`);
+    }
+    const next = decoded[i + 1];
+    const certBytes = next === undefined ? batch.lastCertificate : next.lastCertificate;
+    let certificate: Certificate;
+    try {
+      certificate = decodeCertificate(certBytes);
+    } catch (cause) {
+      throw new BatchError("malformed", `certificate of height ${height}: ${(cause as Error).message}`, { cause });
+    }
+    if (certificate.height !== height) {
+      throw new BatchError("inconsistent", `certificate of height ${height} names height ${certificate.height}`);
+    }
+    out.push({ block: batch.blocks[i] as Uint8Array, certificate });
+  }
+  return out;
+}
+
+/** One committed height as the store serves it (ChainStore.getRange). */
+export interface BatchItem {
+  readonly height: number;
+  readonly block: Uint8Array;
+  readonly certificate: Certificate;
+}
+
+export interface PackedBatch {
+  readonly batch: Batch;
+  readonly data: Uint8Array;
+  readonly firstHeight: number;
+  readonly lastHeight: number;
+  /** Uncompressed size. */
+  readonly rawBytes: number;
+}
+
+/**
+ * The longest prefix of `items` (consecutive heights) whose batch data fits `maxDataBytes`, or null when not even
+ * the first block fits (it needs a blob batch: not implemented). Compresses O(log n) candidate sizes.
+ */
+export function packBatch(
+  chainId: bigint,
+  items: readonly BatchItem[],
+  maxDataBytes = MAX_BATCH_DATA_BYTES,
+  quality = BATCH_BROTLI_QUALITY,
+): PackedBatch | null {
+  const usable = items.slice(0, MAX_BATCH_BLOCKS);
+  for (const [i, item] of usable.entries()) {
+    const first = usable[0] as BatchItem;
+    if (item.height !== first.height + i) throw new RangeError(`items are not consecutive at #${i}`);
+  }
+  const build = (count: number): PackedBatch => {
+    const slice = usable.slice(0, count);
+    const first = slice[0] as BatchItem;
+    const last = slice[slice.length - 1] as BatchItem;
+    const batch: Batch = {
+      chainId,
+      firstHeight: first.height,
+      blocks: slice.map((s) => s.block),
+      lastCertificate: encodeCertificate(last.certificate),
+    };
+    const data = encodeBatchData(batch, quality);
+    return { batch, data, firstHeight: first.height, lastHeight: last.height, rawBytes: encodeBatch(batch).length };
+  };
+  if (usable.length === 0) return null;
+  const all = build(usable.length);
+  if (all.data.length <= maxDataBytes) return all;
+  // Binary search for the largest count that fits: size grows with the count.
+  let lo = 0;
+  let best: PackedBatch | null = null;
+  let hi = usable.length - 1;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    const candidate = build(mid);
+    if (candidate.data.length <= maxDataBytes) {
+      lo = mid;
+      best = candidate;
+    } else hi = mid - 1;
+  }
+  if (lo === 0) return null;
+  return best?.batch.blocks.length === lo ? best : build(lo);
+}

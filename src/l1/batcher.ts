@@ -1,0 +1,481 @@
+// The batcher: posts every committed height to the L1 BatchInbox (docs/hard-finality.md "Batches"), and the L1
+// transaction sender it shares with the output proposer (src/l1/outputs.ts).
+//
+// Who posts: the validators of the current set take turns like the work reports do. The batch with inbox index i
+// (BatchInbox.batchCount at the L1 head) is due to the member at set index (i mod n) as soon as the range is ready,
+// to the next member `staggerMs` later, and so on; each first re-reads the inbox at the L1 head and skips when the
+// range has been posted meanwhile. "Ready" is read from the chain, so every node agrees on it: the oldest pending
+// block is older than `batchMaxAgeMs` (header timestamps), or `batchMinBlocks` are pending. Pending heights are those
+// after the last posted one up to head - 1: below the head, the store's certificate is the canonical one (the next
+// block carries it), so a batch never holds a certificate that a later block replaces.
+//
+// The inbox does not order or dedupe ranges; the posted height is the highest height reached contiguously from 1 by
+// the BatchSubmitted events (calldata batches only). Events in blocks the L1 mirror has not confirmed are re-read on
+// every pass, so a batch reorged out of the L1 is posted again.
+
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import type { Address, Hex, PublicClient } from "viem";
+import type { ValidatorSet } from "../../consensus/types.ts";
+import { BatchInbox } from "../../staking-contracts/artifacts.ts";
+import { decodeBlock } from "../chain/block.ts";
+import type { Logger } from "../node/log.ts";
+import type { ChainStore } from "../storage/chain-store.ts";
+import { MAX_BATCH_BLOCKS, MAX_BATCH_DATA_BYTES, packBatch } from "./batch.ts";
+import { firstLine, type L1Sender } from "./sender.ts";
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Metrics
+
+export interface FinalityMetrics {
+  readonly batcherPostedHeight: Gauge;
+  readonly batcherPendingBlocks: Gauge;
+  readonly batcherBatches: Counter<"outcome">;
+  readonly batcherBatchBytes: Histogram;
+  readonly batcherBatchBlocks: Histogram;
+  readonly l1Transactions: Counter<"kind" | "outcome">;
+  readonly l1Resubmissions: Counter<"kind">;
+  readonly outputHeight: Gauge;
+  readonly outputProposals: Counter<"outcome">;
+  readonly finalizedHeight: Gauge;
+  readonly derivedHeight: Gauge;
+  readonly derivedBatches: Counter<"outcome">;
+}
+
+/** Registered with the node's other metrics (src/node/metrics.ts), documented in docs/metrics.md. */
+export function createFinalityMetrics(registry: Registry): FinalityMetrics {
+  const r = [registry];
+  return {
+    batcherPostedHeight: new Gauge({
+      name: "dcn_batcher_posted_height",
+      help: "Highest L2 height posted to the L1 batch inbox contiguously from height 1 (at the L1 head)",
+      registers: r,
+    }),
+    batcherPendingBlocks: new Gauge({
+      name: "dcn_batcher_pending_blocks",
+      help: "Committed heights below the head not yet posted to the batch inbox",
+      registers: r,
+    }),
+    batcherBatches: new Counter({
+      name: "dcn_batcher_batches_total",
+      help: "Batches this node tried to post, by outcome",
+      labelNames: ["outcome"],
+      registers: r,
+    }),
+    batcherBatchBytes: new Histogram({
+      name: "dcn_batcher_batch_bytes",
+      help: "Compressed size of each batch this node posted",
+      buckets: [1024, 4096, 16_384, 32_768, 65_536, 98_304, 122_880],
+      registers: r,
+    }),
+    batcherBatchBlocks: new Histogram({
+      name: "dcn_batcher_batch_blocks",
+      help: "Blocks in each batch this node posted",
+      buckets: [1, 4, 16, 64, 256, 1024, 4096],
+      registers: r,
+    }),
+    l1Transactions: new Counter({
+      name: "dcn_l1_transactions_total",
+      help: "L1 transactions of the batcher and the output proposer, by kind and outcome",
+      labelNames: ["kind", "outcome"],
+      registers: r,
+    }),
+    l1Resubmissions: new Counter({
+      name: "dcn_l1_resubmissions_total",
+      help: "L1 transactions sent again with the same nonce and higher fees because they were not mined in time",
+      labelNames: ["kind"],
+      registers: r,
+    }),
+    outputHeight: new Gauge({
+      name: "dcn_output_height",
+      help: "L2 height of the newest output in the L1 output oracle (at the L1 head)",
+      registers: r,
+    }),
+    outputProposals: new Counter({
+      name: "dcn_output_proposals_total",
+      help: "Outputs this node tried to propose, by outcome",
+      labelNames: ["outcome"],
+      registers: r,
+    }),
+    finalizedHeight: new Gauge({
+      name: "dcn_finalized_height",
+      help: "Highest L2 height covered by an output in an L1-finalized block (the RPC's finalized tag)",
+      registers: r,
+    }),
+    derivedHeight: new Gauge({
+      name: "dcn_derive_height",
+      help: "Highest L2 height this node committed from L1 batches (derivation)",
+      registers: r,
+    }),
+    derivedBatches: new Counter({
+      name: "dcn_derive_batches_total",
+      help: "L1 batches read by derivation, by outcome",
+      labelNames: ["outcome"],
+      registers: r,
+    }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Turns
+
+/**
+ * This node's place in the rotation for the job numbered `rotation` (batch index, output height / interval): 0 = its
+ * turn now, k = after k staggers; null when it is not in `set`.
+ */
+export function turnOf(set: ValidatorSet, ownAddress: Hex, rotation: bigint): number | null {
+  const n = set.validators.length;
+  const own = set.validators.findIndex((v) => v.address.toLowerCase() === ownAddress.toLowerCase());
+  if (own < 0 || n === 0) return null;
+  return (own - Number(rotation % BigInt(n)) + n) % n;
+}
+
+/** Height ranges seen in the inbox: the contiguous prefix from height 1 and a bounded list of ranges beyond a gap. */
+export class PostedRanges {
+  contiguous = 0;
+  private ahead: { first: number; last: number }[] = [];
+  constructor(private readonly maxAhead = 1024) {}
+
+  add(first: number, last: number): void {
+    if (last <= this.contiguous) return;
+    if (first <= this.contiguous + 1) {
+      this.contiguous = last;
+      this.absorb();
+      return;
+    }
+    this.ahead.push({ first, last });
+    this.ahead.sort((a, b) => a.first - b.first);
+    // Far ahead of a gap: forget the farthest (a later pass reads it again once the gap is filled).
+    if (this.ahead.length > this.maxAhead) this.ahead.length = this.maxAhead;
+  }
+
+  clone(): PostedRanges {
+    const c = new PostedRanges(this.maxAhead);
+    c.contiguous = this.contiguous;
+    c.ahead = this.ahead.map((r) => ({ ...r }));
+    return c;
+  }
+
+  private absorb(): void {
+    let changed = true;
+    while (changed) {
+      changed = false;
+      this.ahead = this.ahead.filter((r) => {
+        if (r.last <= this.contiguous) return false;
+        if (r.first <= this.contiguous + 1) {
+          this.contiguous = r.last;
+          changed = true;
+          return false;
+        }
+        return true;
+      });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Reading the inbox
+
+/** L1 blocks per eth_getLogs request (providers commonly cap ranges at 1k-10k). */
+export const LOG_RANGE_BLOCKS = 2_000n;
+
+export interface InboxBatchEvent {
+  readonly index: bigint;
+  readonly firstHeight: number;
+  readonly lastHeight: number;
+  readonly dataHash: Hex;
+  readonly l1Block: bigint;
+  readonly txHash: Hex;
+  readonly logIndex: number;
+}
+
+/** BatchSubmitted events of `inbox` in [fromBlock, toBlock], in L1 order, in chunks of LOG_RANGE_BLOCKS. */
+export async function readBatchEvents(
+  client: PublicClient,
+  inbox: Address,
+  fromBlock: bigint,
+  toBlock: bigint,
+): Promise<InboxBatchEvent[]> {
+  const out: InboxBatchEvent[] = [];
+  for (let from = fromBlock; from <= toBlock; from += LOG_RANGE_BLOCKS) {
+    const to = from + LOG_RANGE_BLOCKS - 1n < toBlock ? from + LOG_RANGE_BLOCKS - 1n : toBlock;
+    const logs = await client.getContractEvents({
+      address: inbox,
+      abi: BatchInbox.abi,
+      eventName: "BatchSubmitted",
+      fromBlock: from,
+      toBlock: to,
+      strict: true,
+    });
+    for (const log of logs) {
+      const a = log.args as { index: bigint; firstHeight: bigint; lastHeight: bigint; dataHash: Hex };
+      if (log.blockNumber === null || log.transactionHash === null || log.logIndex === null) continue;
+      // Heights beyond 2^53 cannot be ours (nor decoded by the node): skip rather than lose precision.
+      if (a.lastHeight > BigInt(Number.MAX_SAFE_INTEGER)) continue;
+      out.push({
+        index: a.index,
+        firstHeight: Number(a.firstHeight),
+        lastHeight: Number(a.lastHeight),
+        dataHash: a.dataHash,
+        l1Block: log.blockNumber,
+        txHash: log.transactionHash,
+        logIndex: log.logIndex,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * The inbox's posted height at the L1 head: events up to the confirmed block are read once and kept; those above it
+ * are read again on every call (they may still be reorged away).
+ */
+export class InboxReader {
+  private readonly confirmed = new PostedRanges();
+  private scannedTo: bigint;
+
+  constructor(
+    private readonly m: {
+      readonly client: PublicClient;
+      readonly inbox: Address;
+      /** The first L1 block that may hold a batch of this chain (the genesis L1 origin). */
+      readonly fromBlock: bigint;
+      readonly confirmedHead: () => bigint | null;
+    },
+  ) {
+    this.scannedTo = m.fromBlock - 1n;
+  }
+
+  async postedHeight(): Promise<{ height: number; l1Head: bigint }> {
+    const head = await this.m.client.getBlockNumber({ cacheTime: 0 });
+    const confirmed = this.m.confirmedHead() ?? this.m.fromBlock - 1n;
+    const stable = confirmed < head ? confirmed : head;
+    if (stable > this.scannedTo) {
+      for (const e of await readBatchEvents(this.m.client, this.m.inbox, this.scannedTo + 1n, stable)) {
+        this.confirmed.add(e.firstHeight, e.lastHeight);
+      }
+      this.scannedTo = stable;
+    }
+    const ranges = this.confirmed.clone();
+    if (head > this.scannedTo) {
+      for (const e of await readBatchEvents(this.m.client, this.m.inbox, this.scannedTo + 1n, head)) {
+        ranges.add(e.firstHeight, e.lastHeight);
+      }
+    }
+    return { height: ranges.contiguous, l1Head: head };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// The batcher
+
+export interface BatcherParams {
+  /** Post once this many heights are pending... */
+  readonly batchMinBlocks: number;
+  /** ...or once the oldest pending block is this old (by its header timestamp). */
+  readonly batchMaxAgeMs: number;
+  /** Between two validators' turns. */
+  readonly staggerMs: number;
+  /** How often the batcher looks at the inbox and the chain. */
+  readonly pollMs: number;
+}
+
+export type BatcherPhase = "idle" | "waiting" | "posting" | "backoff";
+
+export interface BatcherStatus {
+  readonly postedHeight: number;
+  readonly pendingBlocks: number;
+  readonly phase: BatcherPhase;
+  readonly lastTx: Hex | null;
+  readonly lastError: string | null;
+}
+
+export class Batcher {
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private ticking = false;
+  private failures = 0;
+  private nextAttemptMs = 0;
+  private state: {
+    posted: number;
+    pending: number;
+    phase: BatcherPhase;
+    lastTx: Hex | null;
+    lastError: string | null;
+  } = { posted: 0, pending: 0, phase: "idle", lastTx: null, lastError: null };
+
+  constructor(
+    private readonly params: BatcherParams,
+    private readonly m: {
+      readonly chainId: bigint;
+      readonly inbox: Address;
+      readonly reader: InboxReader;
+      readonly client: PublicClient;
+      readonly store: Pick<ChainStore, "headHeight" | "getBlock" | "getRange" | "validatorSetFor">;
+      readonly sender: L1Sender;
+      /** This validator's consensus address (its place in the rotation). */
+      readonly ownAddress: Hex;
+      readonly log: Logger;
+      readonly metrics: FinalityMetrics;
+      readonly nowMs: () => number;
+    },
+  ) {
+    if (!(params.batchMinBlocks >= 1 && params.batchMinBlocks <= MAX_BATCH_BLOCKS)) {
+      throw new RangeError(`batchMinBlocks must be 1..${MAX_BATCH_BLOCKS}, got ${params.batchMinBlocks}`);
+    }
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.params.pollMs);
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.m.sender.stop();
+  }
+
+  status(): BatcherStatus {
+    return {
+      postedHeight: this.state.posted,
+      pendingBlocks: this.state.pending,
+      phase: this.state.phase,
+      lastTx: this.state.lastTx,
+      lastError: this.state.lastError,
+    };
+  }
+
+  /** One pass (the timer calls it; tests may too). Never throws. */
+  async tick(): Promise<void> {
+    if (this.ticking || this.timer === null) return;
+    this.ticking = true;
+    try {
+      await this.pass();
+    } catch (error) {
+      this.state.lastError = firstLine(error);
+      this.m.log.warn({ err: firstLine(error) }, "batcher pass failed");
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async pass(): Promise<void> {
+    const { height: posted } = await this.m.reader.postedHeight();
+    const head = this.m.store.headHeight;
+    // Below the head only: the head's certificate may still be replaced by the one the next block carries.
+    const last = head - 1;
+    const pending = Math.max(0, last - posted);
+    this.state.posted = posted;
+    this.state.pending = pending;
+    this.m.metrics.batcherPostedHeight.set(posted);
+    this.m.metrics.batcherPendingBlocks.set(pending);
+    if (pending === 0) {
+      this.state.phase = "idle";
+      return;
+    }
+    const now = this.m.nowMs();
+    if (now < this.nextAttemptMs) {
+      this.state.phase = "backoff";
+      return;
+    }
+    // Readiness from two headers; the blocks themselves are read only when this node is about to post.
+    const firstBytes = await this.m.store.getBlock(posted + 1);
+    if (firstBytes === undefined) return;
+    const timestampOf = (bytes: Uint8Array) => decodeBlock(bytes).header.timestampMs;
+    let readyAtMs = timestampOf(firstBytes) + this.params.batchMaxAgeMs;
+    if (pending >= this.params.batchMinBlocks) {
+      const nth = await this.m.store.getBlock(posted + this.params.batchMinBlocks);
+      if (nth !== undefined) readyAtMs = Math.min(readyAtMs, timestampOf(nth));
+    }
+    if (now < readyAtMs) {
+      this.state.phase = "waiting";
+      return;
+    }
+    const batchCount = (await this.m.client.readContract({
+      address: this.m.inbox,
+      abi: BatchInbox.abi,
+      functionName: "batchCount",
+    })) as bigint;
+    const set = this.m.store.validatorSetFor(this.m.store.headHeight + 1);
+    const turn = turnOf(set, this.m.ownAddress, batchCount);
+    if (turn === null) {
+      this.state.phase = "idle";
+      return;
+    }
+    const slotMs = readyAtMs + turn * this.params.staggerMs;
+    if (now < slotMs) {
+      this.state.phase = "waiting";
+      return;
+    }
+    // Brotli shrinks blocks by 1.6x (random transactions) to ~5x (empty blocks): this much raw input always fills a
+    // batch, and the store's first block comes back even when it alone is larger.
+    const items = (
+      await this.m.store.getRange(posted + 1, Math.min(pending, MAX_BATCH_BLOCKS), 32 * MAX_BATCH_DATA_BYTES)
+    ).filter((i) => i.height <= last);
+    const packed = packBatch(this.m.chainId, items);
+    if (packed === null) {
+      this.state.lastError = `block ${posted + 1} does not fit a ${MAX_BATCH_DATA_BYTES}-byte calldata batch`;
+      this.m.metrics.batcherBatches.inc({ outcome: "too_large" });
+      this.m.log.error({ height: posted + 1, bytes: firstBytes.length }, "block too large for a calldata batch");
+      this.backoff();
+      return;
+    }
+    // Someone may have posted since the pass began (the previous poster's transaction was mined late).
+    const again = await this.m.reader.postedHeight();
+    if (again.height >= packed.firstHeight) return;
+    this.state.phase = "posting";
+    this.m.log.info(
+      {
+        first: packed.firstHeight,
+        last: packed.lastHeight,
+        bytes: packed.data.length,
+        rawBytes: packed.rawBytes,
+        turn,
+        batchIndex: batchCount.toString(),
+      },
+      "posting a batch to L1",
+    );
+    const outcome = await this.m.sender.send("batch", {
+      address: this.m.inbox,
+      abi: BatchInbox.abi,
+      functionName: "submitBatch",
+      args: [BigInt(packed.firstHeight), BigInt(packed.lastHeight), `0x${Buffer.from(packed.data).toString("hex")}`],
+    });
+    this.m.metrics.batcherBatches.inc({ outcome: outcome.kind });
+    switch (outcome.kind) {
+      case "mined":
+        this.failures = 0;
+        this.state.phase = "idle";
+        this.state.lastTx = outcome.txHash;
+        this.state.lastError = null;
+        this.m.metrics.batcherBatchBytes.observe(packed.data.length);
+        this.m.metrics.batcherBatchBlocks.observe(packed.lastHeight - packed.firstHeight + 1);
+        this.m.log.info(
+          {
+            first: packed.firstHeight,
+            last: packed.lastHeight,
+            tx: outcome.txHash,
+            l1Block: outcome.l1Block.toString(),
+            gas: outcome.gasUsed.toString(),
+            resubmits: outcome.resubmits,
+          },
+          "batch posted to L1",
+        );
+        return;
+      case "refused":
+      case "fee_cap":
+      case "failed":
+        this.state.lastError = outcome.reason;
+        this.m.log.warn(
+          { first: packed.firstHeight, last: packed.lastHeight, outcome: outcome.kind, reason: outcome.reason },
+          "batch not posted",
+        );
+        this.backoff();
+        return;
+    }
+  }
+
+  private backoff(): void {
+    this.failures += 1;
+    this.state.phase = "backoff";
+    this.nextAttemptMs = this.m.nowMs() + Math.min(60_000, 1_000 * 2 ** this.failures);
+  }
+}
