@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { registerBenchCommand } from "./bench.ts";
+import { registerBridgeCommands } from "./bridge.ts";
 import { registerOperatorCommands } from "./operator.ts";
 import { registerStakeCommands } from "./stake-commands.ts";
 
@@ -186,6 +187,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     code = c;
   });
   registerOperatorCommands(program, out, (c) => {
+    code = c;
+  });
+  registerBridgeCommands(program, out, (c) => {
     code = c;
   });
 

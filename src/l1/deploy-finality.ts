@@ -20,7 +20,7 @@ export const ASSET = { eth: 0, lumia: 1 } as const;
 /** Every custom error of the staking and finality contracts: OutputOracle lets the registry's errors through. */
 export const FINALITY_ERRORS = [
   ...STAKING_ERRORS,
-  ...[...BatchInbox.abi, ...OutputOracle.abi, ...Portal.abi, ...L2MessagePasser.abi].filter(
+  ...[...BatchInbox.abi, ...OutputOracle.abi, ...Portal.abi, ...L2MessagePasser.abi, ...BridgedEth.abi].filter(
     (item) => item.type === "error",
   ),
 ];

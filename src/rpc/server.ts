@@ -230,7 +230,10 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
   });
   server.requestTimeout = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   server.headersTimeout = Math.min(server.requestTimeout, 10_000);
-  server.keepAliveTimeout = 5_000;
+  // Well above the idle time after which HTTP clients stop reusing a connection (undici: 4 s; browsers: longer): a
+  // client that sends on a connection the server is closing at that moment gets "other side closed". Idle connections
+  // are bounded by maxConnections.
+  server.keepAliveTimeout = 30_000;
   server.maxHeadersCount = 100;
   server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   server.on("clientError", (_error, socket) => {
