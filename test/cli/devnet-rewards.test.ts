@@ -6,9 +6,7 @@
 // - an L1 reorg deeper than the head but within the confirmation depth changes nothing on L2: the committed chain is
 //   the same on every node, every L2 block's L1 origin is still canonical, the mirrors counted a shallow reorg and no
 //   confirmed one, and the subnet keeps committing.
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   type Address,
@@ -19,78 +17,19 @@ import {
   parseEventLogs,
   toFunctionSelector,
 } from "viem";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { fromHex } from "../../consensus/bytes.ts";
 import { decode } from "../../consensus/codec.ts";
 import { validatorAddress } from "../../consensus/validator-set.ts";
 import { headerSchema } from "../../src/chain/block.ts";
 import { BatchInbox, LumiaToken, Rewards, SequencerRegistry, Staking } from "../../staking-contracts/artifacts.ts";
+import { devnetFixture, rpc, waitUntil } from "./devnet-fixture.ts";
 
-const DCN = join(import.meta.dirname, "../../bin/dcn.mjs");
-const dir = mkdtempSync(join(tmpdir(), "dcn-devnet-rewards-"));
-const started: ChildProcess[] = [];
-const anvilPids: number[] = [];
+/** Ports 38000-39800: apart from the other devnet tests and the e2e clusters (20000-28000). */
+const fixture = devnetFixture("devnet-rewards", 38_000);
 const LUMIA = 10n ** 18n;
 const ACC_SCALE = 10n ** 36n;
 const BPS = 10_000n;
-
-afterAll(async () => {
-  for (const child of started) {
-    if (child.exitCode !== null || child.signalCode !== null) continue;
-    const exited = new Promise((r) => child.once("exit", r));
-    child.kill("SIGINT");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  for (const pid of anvilPids) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {}
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
-
-/** Ports apart from test/cli/devnet*.test.ts (30000-38000) and the e2e clusters (20000-28000). */
-function ports() {
-  const base = 38_000 + (process.pid % 90) * 20;
-  return [
-    "--base-port",
-    base,
-    "--metrics-base-port",
-    base + 5,
-    "--rpc-base-port",
-    base + 10,
-    "--l1-port",
-    base + 15,
-  ].map(String);
-}
-
-async function rpc<T>(url: string, method: string, params: unknown[] = []): Promise<T> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
-    signal: AbortSignal.timeout(5_000),
-  });
-  const body = (await res.json()) as { result?: T; error?: { message: string } };
-  if (body.error !== undefined) throw new Error(`${method}: ${body.error.message}`);
-  return body.result as T;
-}
-
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, log: () => string) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}\n${log()}`);
-}
-
-interface DevnetJson {
-  l1: { rpc: string; pid: number | null; contracts: Record<string, Address> };
-  nodes: { name: string; metrics: string; rpc: string }[];
-}
 
 interface CertifiedHeader {
   header: Hex;
@@ -100,38 +39,7 @@ interface CertifiedHeader {
 
 describe("work reports, rewards and L1 reorgs on the devnet", () => {
   it("pays a delegator exactly its share computed from the chain, each report lands once, a shallow reorg changes nothing", async () => {
-    const data = join(dir, "devnet");
-    const child = spawn(
-      process.execPath,
-      [DCN, "devnet", "--validators", "4", "--replicas", "0", "--data-dir", data, ...ports()],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    started.push(child);
-    let out = "";
-    child.stdout?.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr?.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    const show = () => {
-      const tails = [0, 1, 2, 3].map((i) => {
-        const file = join(data, `validator-${i}`, "node.log");
-        if (!existsSync(file)) return "";
-        const lines = readFileSync(file, "utf8").trimEnd().split("\n");
-        return `--- validator-${i}\n${lines
-          .filter((l) => l.includes('"work"') || l.includes('"warn"') || l.includes('"error"'))
-          .slice(-12)
-          .join("\n")}`;
-      });
-      return `${out.slice(-3000)}\n${tails.join("\n")}`;
-    };
-    const devnetPath = join(data, "devnet.json");
-    await waitUntil("devnet.json", async () => existsSync(devnetPath) && out.includes("wrote"), 60_000, show);
-    const devnet = JSON.parse(readFileSync(devnetPath, "utf8")) as DevnetJson;
-    if (typeof devnet.l1.pid === "number") anvilPids.push(devnet.l1.pid);
+    const { data, devnet, show } = await fixture.start(["--validators", "4", "--replicas", "0"]);
     const l1Url = devnet.l1.rpc;
     const { registry, staking, rewards, token, batchInbox } = devnet.l1.contracts as Record<string, Address>;
     if (
