@@ -12,12 +12,13 @@ import { basename, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { encodeFunctionData } from "viem";
 import { fromHex, type Hex, keccak256, toHex, utf8 } from "../../consensus/bytes.ts";
-import { buildGenesis, type GenesisJson } from "../config/genesis.ts";
+import { buildGenesis, GENESIS_VERSION, type GenesisJson } from "../config/genesis.ts";
 import { initNode } from "../keys/init.ts";
 import { operatorAddressOf, type PublicIdentity } from "../keys/keys.ts";
 import { type AnvilProcess, DEVNET_L1_CHAIN_ID, jsonRpc, startAnvil, stopLeftoverAnvil } from "../l1/anvil.ts";
 import { deployStaking, LUMIA, peerIdBytes, sequencerRegistration } from "../l1/deploy.ts";
 import { deployFinality, l2Predeploys } from "../l1/deploy-finality.ts";
+import { SCHEMA_VERSION } from "../storage/chain-store.ts";
 
 export { peerIdBytes } from "../l1/deploy.ts";
 
@@ -132,6 +133,8 @@ interface SavedPlan {
   readonly basePort: number;
   readonly metricsBasePort: number;
   readonly rpcBasePort: number;
+  /** The data formats the devnet was made with: nodes refuse data of another storage or genesis version. */
+  readonly formats: { readonly storage: number; readonly genesis: number };
 }
 
 const PLAN_FILE = "plan.json";
@@ -200,9 +203,17 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
     basePort: opts.basePort,
     metricsBasePort: opts.metricsBasePort,
     rpcBasePort: opts.rpcBasePort,
+    formats: { storage: SCHEMA_VERSION, genesis: GENESIS_VERSION },
   };
   if (existsSync(planPath)) {
     const saved = JSON.parse(await readFile(planPath, "utf8")) as SavedPlan;
+    if (JSON.stringify(saved.formats) !== JSON.stringify(wanted.formats)) {
+      throw new DevnetError(
+        "plan_mismatch",
+        `${dir} holds a devnet made by another version of this node (data formats ${JSON.stringify(saved.formats ?? "older")}, ` +
+          `this one writes ${JSON.stringify(wanted.formats)}): run with --fresh to start it again, or use another --data-dir`,
+      );
+    }
     if (JSON.stringify(saved) !== JSON.stringify(wanted)) {
       throw new DevnetError(
         "plan_mismatch",
