@@ -12,14 +12,19 @@ type Decoded = Uint8Array | Decoded[];
 const CODE_KEY_HEX_LENGTH = 2 + 2 * 33;
 
 /**
- * The subset of `writes` reachable from `stateRoot` through the account trie and the storage tries, plus all code.
- * Throws on a node that does not decode as a trie node (a broken invariant: the trie produced it).
+ * The subset of `writes` reachable from `stateRoot`: for the EVM (`evmAccounts`, the default) through the account trie
+ * and the storage tries below its leaves, plus all code; otherwise (the SVM: leaves are opaque account encodings)
+ * through the one trie. Throws on a node that does not decode as a trie node (a broken invariant: the trie produced it).
  */
-export function reachableWrites(stateRoot: Hex, writes: ReadonlyMap<string, Uint8Array>): Map<string, Uint8Array> {
+export function reachableWrites(
+  stateRoot: Hex,
+  writes: ReadonlyMap<string, Uint8Array>,
+  evmAccounts = true,
+): Map<string, Uint8Array> {
   const kept = new Map<string, Uint8Array>();
-  for (const [key, value] of writes) if (key.length === CODE_KEY_HEX_LENGTH) kept.set(key, value);
+  if (evmAccounts) for (const [key, value] of writes) if (key.length === CODE_KEY_HEX_LENGTH) kept.set(key, value);
   // Explicit stack: a path is at most 64 nibbles deep, but storage tries hang below account leaves.
-  const stack: { ref: Decoded; accounts: boolean }[] = [{ ref: fromHex(stateRoot), accounts: true }];
+  const stack: { ref: Decoded; accounts: boolean }[] = [{ ref: fromHex(stateRoot), accounts: evmAccounts }];
   const followValue = (value: Decoded, accounts: boolean) => {
     if (!accounts || !(value instanceof Uint8Array) || value.length === 0) return;
     const account = RLP.decode(value) as Decoded;
