@@ -1,0 +1,87 @@
+// The short part of the fault suite (the whole suite: `npm run test:faults`, docs/reliability.md): four validators
+// as `dcn start` processes, each in its own network namespace, under a load of signed transfers. A 2/2 partition
+// (no side has a quorum) stops commits without forking; healed, the subnet resumes. A validator killed with SIGKILL
+// mid-height restarts from its disk and catches up. At the end: one chain on every node (over JSON-RPC and from disk,
+// certificates verified), every accepted transaction has the same receipt everywhere, no evidence against anyone.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Load } from "./load.ts";
+import { NetLab, netnsUnavailable, sweep } from "./netlab.ts";
+import { FAULT_CHAIN_ID, FaultSubnet, sleep } from "./subnet.ts";
+
+const unavailable = netnsUnavailable();
+if (unavailable !== null) {
+  console.warn(`test/faults skipped: ${unavailable} (run as root on Linux with ip netns, veth and tc htb)`);
+}
+
+describe.skipIf(unavailable !== null)("a subnet in network namespaces under faults", () => {
+  const prefix = NetLab.newPrefix();
+  let subnet: FaultSubnet;
+  let load: Load;
+  const all = [0, 1, 2, 3];
+  const down = new Set<number>();
+
+  beforeAll(async () => {
+    subnet = await FaultSubnet.create({ prefix, validators: 4 });
+    subnet.startAll();
+    await subnet.waitForHeight(all, 2, 60_000);
+    load = new Load(subnet, {
+      chainId: FAULT_CHAIN_ID,
+      ratePerSec: 20,
+      wallets: 6,
+      targets: () => all.filter((i) => !down.has(i)),
+    });
+    load.start();
+  }, 90_000);
+
+  afterAll(async () => {
+    await load?.stop();
+    await subnet?.close();
+    await sweep(prefix);
+  });
+
+  it("a 2/2 partition halts commits without a fork; healed, every node resumes", async () => {
+    await subnet.lab.partition([0, 1], [2, 3]);
+    // In-flight commits land; after that, no side has +2/3 of the power.
+    await sleep(2_000);
+    const frozen = await subnet.heights(all);
+    await sleep(4_000);
+    const later = await subnet.heights(all);
+    expect(later, `heights moved during a partition without quorum: ${frozen} -> ${later}`).toEqual(frozen);
+    expect(await subnet.forks()).toEqual([]);
+
+    await subnet.lab.heal();
+    const top = Math.max(...later);
+    const recoveryMs = await subnet.waitForHeight(all, top + 3, 40_000);
+    console.info(`partition 2/2: healed, 3 heights past ${top} in ${recoveryMs} ms`);
+    expect(await subnet.forks()).toEqual([]);
+  }, 70_000);
+
+  it("a validator killed with SIGKILL mid-height restarts from disk and catches up", async () => {
+    await sleep(Math.floor(Math.random() * 800));
+    down.add(3);
+    subnet.kill9(3);
+    const atKill = Math.max(...(await subnet.heights([0, 1, 2])));
+    await subnet.waitForHeight([0, 1, 2], atKill + 3, 30_000);
+    subnet.start(3);
+    down.delete(3);
+    const others = Math.max(...(await subnet.heights([0, 1, 2])));
+    await subnet.waitForHeight([3], others, 40_000);
+    await subnet.waitForHeight(all, others + 2, 30_000);
+    expect(await subnet.forks()).toEqual([]);
+  }, 110_000);
+
+  it("loses no transaction, and every node stores one certified chain with no evidence", async () => {
+    await load.settle(30_000);
+    const result = await load.verify(all);
+    console.info(`load: ${result.accepted} accepted, ${result.resent} re-sent, ${result.lost} lost`);
+    expect(result.accepted).toBeGreaterThan(50);
+    expect(result.lost).toBe(0);
+    expect(result.receiptMismatches).toBe(0);
+
+    await subnet.stopAll();
+    const { reports, forkHeights } = await subnet.storedChains();
+    expect(forkHeights).toEqual([]);
+    expect(Math.min(...reports.map((r) => r.hashes.length))).toBeGreaterThan(5);
+    expect(await subnet.evidenceAgainst(reports, all)).toEqual([]);
+  }, 90_000);
+});
