@@ -87,6 +87,11 @@ export const DEVNET_VOTING_POWER = 100n;
 
 export interface DevnetOptions {
   readonly dir: string;
+  /**
+   * validator-0 posts batches as EIP-4844 blobs when the L1 takes them (anvil does); the others post calldata. Off by
+   * default: each blob poster loads the KZG trusted setup, seconds of CPU at start.
+   */
+  readonly blobBatches?: boolean;
   readonly validators: number;
   readonly replicas: number;
   readonly basePort: number;
@@ -273,7 +278,14 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
       replicas: replicaIds,
       ...(opts.consensus === undefined ? {} : { consensus: opts.consensus }),
       ...(opts.logLevel === undefined ? {} : { logLevel: opts.logLevel }),
-      l1: opts.l1 === undefined ? null : { rpc: opts.l1.rpc, registry: opts.l1.contracts.registry ?? null },
+      l1:
+        opts.l1 === undefined
+          ? null
+          : {
+              rpc: opts.l1.rpc,
+              registry: opts.l1.contracts.registry ?? null,
+              batchTransport: opts.blobBatches === true && i === 0 ? "auto" : "calldata",
+            },
     });
   }
   await writeFile(planPath, `${JSON.stringify(wanted, null, 2)}\n`);
@@ -298,7 +310,11 @@ interface NodeConfigParams {
   readonly replicas: readonly string[];
   readonly consensus?: Readonly<Record<string, number>>;
   readonly logLevel?: string;
-  readonly l1: { readonly rpc: string; readonly registry: Hex | null } | null;
+  readonly l1: {
+    readonly rpc: string;
+    readonly registry: Hex | null;
+    readonly batchTransport: "calldata" | "auto";
+  } | null;
 }
 
 /** The config of one devnet node (data, keys and log beside it; every port on 127.0.0.1). */
@@ -322,6 +338,9 @@ async function writeNodeConfig(path: string, p: NodeConfigParams): Promise<void>
             confirmations: DEVNET_L1_CONFIRMATIONS,
             ...(p.l1.registry === null ? {} : { registry: p.l1.registry }),
             ...DEVNET_FINALITY_CONFIG,
+            batchTransport: p.l1.batchTransport,
+            // anvil serves blobs on its own port (GET /eth/v1/beacon/blobs/{block number}).
+            beaconUrl: p.l1.rpc,
           },
         }),
   };
@@ -353,7 +372,10 @@ export async function joiningNodeConfig(
     peers: devnet.nodes.map((n) => n.p2p),
     replicas: devnet.nodes.filter((n) => n.role === "replica").map((n) => n.peerId),
     ...(opts.logLevel === undefined ? {} : { logLevel: opts.logLevel }),
-    l1: devnet.l1 === null ? null : { rpc: devnet.l1.rpc, registry: devnet.l1.contracts.registry ?? null },
+    l1:
+      devnet.l1 === null
+        ? null
+        : { rpc: devnet.l1.rpc, registry: devnet.l1.contracts.registry ?? null, batchTransport: "calldata" },
   });
   return {
     name: opts.name ?? basename(resolve(nodeDir)),

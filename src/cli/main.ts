@@ -110,6 +110,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       int(0, 3600),
       1,
     )
+    .option("--blob-batches", "validator-0 posts batches as EIP-4844 blobs (it loads the KZG setup: seconds of CPU)")
     .action(
       async (o: {
         validators: number;
@@ -124,6 +125,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         l1?: string;
         l1Port: number;
         l1BlockTime: number;
+        blobBatches?: boolean;
       }) => {
         const { runDevnet, DEFAULT_CHAIN_ID } = await import("./devnet.ts");
         code = await runDevnet(
@@ -140,6 +142,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             ...(o.l1 === undefined ? {} : { l1Url: o.l1 }),
             l1Port: o.l1Port,
             l1BlockTimeS: o.l1BlockTime,
+            blobBatches: o.blobBatches === true,
           },
           out,
         );

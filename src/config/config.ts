@@ -46,6 +46,7 @@ export const DEFAULT_FINALITY = {
   outputInterval: 3_600,
   posterStaggerMs: 60_000,
   maxFeePerGasGwei: 200,
+  batchTransport: "auto",
 } as const;
 
 /** Blocks an L1 block needs on top of it before the node anchors to it (the devnet's anvil uses 2). */
@@ -166,6 +167,27 @@ function hostProblem(text: string): Checked {
 }
 
 const L1_URL_EXAMPLE = "http://127.0.0.1:8645";
+
+const BEACON_URL_EXAMPLE = "http://127.0.0.1:5052";
+
+function beaconUrlProblem(text: string): Checked {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return {
+      message: `${JSON.stringify(text)} is not a URL`,
+      fix: `use the consensus client's Beacon API base URL, e.g. ${BEACON_URL_EXAMPLE} (the devnet: its anvil URL)`,
+    };
+  }
+  if (!["http:", "https:"].includes(url.protocol)) {
+    return {
+      message: `${JSON.stringify(text)} uses ${url.protocol.slice(0, -1)}, not http or https`,
+      fix: `use the Beacon API over HTTP, e.g. ${BEACON_URL_EXAMPLE}`,
+    };
+  }
+  return null;
+}
 
 function l1UrlProblem(text: string): Checked {
   let url: URL;
@@ -421,8 +443,26 @@ export const configSchema = z
           .max(1_000_000)
           .default(DEFAULT_FINALITY.maxFeePerGasGwei)
           .meta({
-            description: "Highest L1 fee per gas the batcher and output proposer pay (gwei); above it they wait",
+            description:
+              "Highest L1 fee per gas the batcher and output proposer pay (gwei), blob gas included; above it they wait",
             examples: [DEFAULT_FINALITY.maxFeePerGasGwei],
+          }),
+        batchTransport: z
+          .enum(["calldata", "blobs", "auto"])
+          .default(DEFAULT_FINALITY.batchTransport)
+          .meta({
+            description:
+              "How batches go to L1: calldata, EIP-4844 blobs, or auto (blobs when the L1 has them and they cost less per byte than calldata, or when a block is too large for calldata)",
+            examples: [DEFAULT_FINALITY.batchTransport],
+          }),
+        beaconUrl: z
+          .string()
+          .superRefine(checked(beaconUrlProblem))
+          .optional()
+          .meta({
+            description:
+              "Beacon API base URL of the L1's consensus client, where derivation reads the blobs of blob batches; without it blob batches are skipped (devnet: the anvil URL)",
+            examples: [BEACON_URL_EXAMPLE],
           }),
       })
       .optional()
@@ -487,6 +527,9 @@ export interface NodeConfig {
     readonly outputInterval: number;
     readonly posterStaggerMs: number;
     readonly maxFeePerGasGwei: number;
+    readonly batchTransport: "calldata" | "blobs" | "auto";
+    /** Beacon API base URL (blob batches for derivation); null = none. */
+    readonly beaconUrl: string | null;
   } | null;
 }
 
@@ -552,6 +595,8 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
             outputInterval: c.l1.outputInterval,
             posterStaggerMs: c.l1.posterStaggerMs,
             maxFeePerGasGwei: c.l1.maxFeePerGasGwei,
+            batchTransport: c.l1.batchTransport,
+            beaconUrl: c.l1.beaconUrl ?? null,
           },
   };
 }

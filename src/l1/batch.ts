@@ -7,8 +7,11 @@
 // Block i has height firstHeight + i. The certificate of each block but the last is the next block's
 // `lastCertificate` (its canonical certificate, carried in the header v5 block); the batch's own `lastCertificate`
 // is the canonical certificate of its last block.
-// On L1 (submitBatch's `data`): 0x01 || brotli(bytes), at most MAX_BATCH_DATA_BYTES.
+// On L1 (submitBatch's `data`): 0x01 || brotli(bytes), at most MAX_BATCH_DATA_BYTES. In blobs (submitBlobBatch): the
+// same bytes spread over the transaction's blobs by viem's toBlobs (31 bytes in each 32-byte field element, a 0x80
+// terminator after the last byte), at most MAX_BATCH_BLOBS blobs.
 import { brotliCompressSync, brotliDecompressSync, constants as zlib } from "node:zlib";
+import { fromBlobs, type Hex, toBlobs } from "viem";
 import { type Certificate, decodeCertificate, encodeCertificate } from "../../consensus/certificate.ts";
 import {
   DecodeError,
@@ -45,6 +48,23 @@ export const MAX_BATCH_DECOMPRESSED_BYTES = 16 * 1024 * 1024;
  * per cent of 11 at a small fraction of its time, and the batcher compresses each candidate size about 12 times.
  */
 export const BATCH_BROTLI_QUALITY = 5;
+
+/** EIP-4844: bytes of a blob (4096 field elements of 32 bytes) and the blob gas it costs. */
+export const BLOB_BYTES = 131_072;
+export const BLOB_GAS_PER_BLOB = 131_072n;
+/** Batch bytes one blob carries with viem's toBlobs encoding (31 of every 32 bytes). */
+export const BLOB_DATA_BYTES = 31 * 4096;
+/**
+ * Blobs the batcher packs into one batch: viem's limit per transaction (Prague's target per block is 6, its maximum 9:
+ * a full block's worth would wait for a block with no other blobs).
+ */
+export const MAX_BATCH_BLOBS = 6;
+/** Largest batch data the node posts in blobs (toBlobs' capacity for MAX_BATCH_BLOBS, minus the terminator). */
+export const MAX_BLOB_BATCH_DATA_BYTES = MAX_BATCH_BLOBS * BLOB_DATA_BYTES - 1;
+/** BatchInbox.MAX_BLOBS: no blob batch on L1 has more, whoever posted it. */
+export const INBOX_MAX_BLOBS = 9;
+/** Largest batch data a blob batch on L1 can carry: what derivation accepts. */
+export const INBOX_MAX_BLOB_BATCH_BYTES = INBOX_MAX_BLOBS * BLOB_DATA_BYTES;
 
 export interface Batch {
   readonly chainId: bigint;
@@ -109,14 +129,13 @@ export function encodeBatchData(batch: Batch, quality = BATCH_BROTLI_QUALITY): U
 /**
  * Decodes L1 batch data. Throws only BatchError: `too_large` before decompressing more than
  * MAX_BATCH_DECOMPRESSED_BYTES, `malformed` (with the codec's DecodeError as cause) for bytes outside the schema.
+ * `maxBytes`: the most a batch of its kind can hold on L1 (calldata: the inbox's limit; blobs:
+ * INBOX_MAX_BLOB_BATCH_BYTES).
  */
-export function decodeBatchData(data: Uint8Array): Batch {
+export function decodeBatchData(data: Uint8Array, maxBytes = INBOX_MAX_BATCH_BYTES): Batch {
   if (data.length === 0) throw new BatchError("empty", "batch data is empty");
-  if (data.length > INBOX_MAX_BATCH_BYTES) {
-    throw new BatchError(
-      "too_large",
-      `batch data of ${data.length} bytes exceeds the inbox's ${INBOX_MAX_BATCH_BYTES}`,
-    );
+  if (data.length > maxBytes) {
+    throw new BatchError("too_large", `batch data of ${data.length} bytes exceeds the limit of ${maxBytes}`);
   }
   if (data[0] !== BATCH_BROTLI) {
     throw new BatchError("unknown_compression", `unknown batch compression tag 0x${(data[0] ?? 0).toString(16)}`);
@@ -140,6 +159,73 @@ export function decodeBatchData(data: Uint8Array): Batch {
   } catch (cause) {
     if (cause instanceof DecodeError) throw new BatchError("malformed", cause.message, { cause });
     throw cause;
+  }
+}
+
+/** The blobs that carry batch `data` (0x hex, as kzg-wasm and viem take them). A caller bug when it is too large. */
+export function batchDataToBlobs(data: Uint8Array): Hex[] {
+  if (data.length === 0 || data.length > MAX_BLOB_BATCH_DATA_BYTES) {
+    throw new RangeError(`batch data of ${data.length} bytes does not fit 1..${MAX_BATCH_BLOBS} blobs`);
+  }
+  return toBlobs({ data, to: "hex" }) as Hex[];
+}
+
+/**
+ * The batch data carried by the blobs of a blob batch, in the event's order. The blobs come from a beacon node and
+ * their commitments were checked against the event's versioned hashes, but their contents are the poster's: hostile.
+ * Throws only BatchError.
+ */
+export function blobsToBatchData(blobs: readonly Uint8Array[]): Uint8Array {
+  if (blobs.length === 0) throw new BatchError("empty", "a blob batch without blobs");
+  if (blobs.length > INBOX_MAX_BLOBS) {
+    throw new BatchError("too_large", `${blobs.length} blobs, the inbox takes at most ${INBOX_MAX_BLOBS}`);
+  }
+  for (const [i, blob] of blobs.entries()) {
+    if (blob.length !== BLOB_BYTES) throw new BatchError("malformed", `blob #${i} has ${blob.length} bytes`);
+  }
+  // fromBlobs takes everything up to the last 0x80 of the last blob as data (all of it when there is none); the size
+  // check of decodeBatchData follows.
+  return fromBlobs({ blobs: blobs as Uint8Array[], to: "bytes" });
+}
+
+/** Blobs needed for `bytes` of batch data. */
+export function blobCountFor(bytes: number): number {
+  return Math.ceil((bytes + 1) / BLOB_DATA_BYTES);
+}
+
+export type BatchTransport = "calldata" | "blobs";
+export type BatchTransportMode = BatchTransport | "auto";
+
+/** Gas of one calldata byte of compressed data (nonzero; EIP-7623's floor makes it 40 when data dominates). */
+export const CALLDATA_GAS_PER_BYTE = 16n;
+
+/**
+ * How the next batch goes (docs/hard-finality.md "Blob batches"). `auto`: blobs when the L1 has them (Cancun+: the
+ * latest block carries blob fields) and a byte costs less in a blob (blob base fee x 131072 / 126976) than in
+ * calldata (16 gas x (base fee + tip), the cheapest calldata can be), or when the first pending block does not fit a
+ * calldata batch at all; calldata otherwise. Pure: the batcher reads the fees.
+ */
+export function chooseBatchTransport(o: {
+  readonly mode: BatchTransportMode;
+  /** The L1's blob base fee in wei, null when its latest block has no blob fields (before Cancun). */
+  readonly blobBaseFeeWei: bigint | null;
+  /** Base fee plus priority fee of an execution gas unit, in wei. */
+  readonly gasPriceWei: bigint;
+  /** Whether the first pending block alone fits a calldata batch. */
+  readonly firstBlockFitsCalldata: boolean;
+}): BatchTransport | null {
+  switch (o.mode) {
+    case "calldata":
+      return "calldata";
+    case "blobs":
+      return o.blobBaseFeeWei === null ? null : "blobs";
+    case "auto": {
+      if (o.blobBaseFeeWei === null) return "calldata";
+      if (!o.firstBlockFitsCalldata) return "blobs";
+      const blobPerByte = o.blobBaseFeeWei * BLOB_GAS_PER_BLOB;
+      const calldataPerByte = CALLDATA_GAS_PER_BYTE * o.gasPriceWei * BigInt(BLOB_DATA_BYTES);
+      return blobPerByte < calldataPerByte ? "blobs" : "calldata";
+    }
   }
 }
 
@@ -209,8 +295,9 @@ export interface PackedBatch {
 }
 
 /**
- * The longest prefix of `items` (consecutive heights) whose batch data fits `maxDataBytes`, or null when not even
- * the first block fits (it needs a blob batch: not implemented). Compresses O(log n) candidate sizes.
+ * The longest prefix of `items` (consecutive heights) whose batch data fits `maxDataBytes` (calldata:
+ * MAX_BATCH_DATA_BYTES; blobs: MAX_BLOB_BATCH_DATA_BYTES), or null when not even the first block fits. Compresses
+ * O(log n) candidate sizes.
  */
 export function packBatch(
   chainId: bigint,

@@ -10,7 +10,8 @@
 // block carries it), so a batch never holds a certificate that a later block replaces.
 //
 // The inbox does not order or dedupe ranges; the posted height is the highest height reached contiguously from 1 by
-// the BatchSubmitted events (calldata batches only). Events in blocks the L1 mirror has not confirmed are re-read on
+// the BatchSubmitted and BlobBatchSubmitted events. A batch goes as calldata or in blobs (l1.batchTransport, "auto":
+// whichever is cheaper per byte at the moment; blobs also when one block is too large for calldata). Events in blocks the L1 mirror has not confirmed are re-read on
 // every pass, so a batch reorged out of the L1 is posted again.
 
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
@@ -20,8 +21,19 @@ import { BatchInbox } from "../../staking-contracts/artifacts.ts";
 import { decodeBlock } from "../chain/block.ts";
 import type { Logger } from "../node/log.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
-import { MAX_BATCH_BLOCKS, MAX_BATCH_DATA_BYTES, packBatch } from "./batch.ts";
-import { firstLine, type L1Sender } from "./sender.ts";
+import {
+  type BatchItem,
+  type BatchTransport,
+  type BatchTransportMode,
+  batchDataToBlobs,
+  chooseBatchTransport,
+  INBOX_MAX_BLOBS,
+  MAX_BATCH_BLOCKS,
+  MAX_BATCH_DATA_BYTES,
+  MAX_BLOB_BATCH_DATA_BYTES,
+  packBatch,
+} from "./batch.ts";
+import { type BlobPayload, firstLine, type L1Sender } from "./sender.ts";
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Metrics
@@ -32,6 +44,7 @@ export interface FinalityMetrics {
   readonly batcherBatches: Counter<"outcome">;
   readonly batcherBatchBytes: Histogram;
   readonly batcherBatchBlocks: Histogram;
+  readonly batcherBlobs: Counter;
   readonly l1Transactions: Counter<"kind" | "outcome">;
   readonly l1Resubmissions: Counter<"kind">;
   readonly outputHeight: Gauge;
@@ -64,13 +77,18 @@ export function createFinalityMetrics(registry: Registry): FinalityMetrics {
     batcherBatchBytes: new Histogram({
       name: "dcn_batcher_batch_bytes",
       help: "Compressed size of each batch this node posted",
-      buckets: [1024, 4096, 16_384, 32_768, 65_536, 98_304, 122_880],
+      buckets: [1024, 4096, 16_384, 32_768, 65_536, 98_304, 122_880, 253_952, 507_904, 761_855],
       registers: r,
     }),
     batcherBatchBlocks: new Histogram({
       name: "dcn_batcher_batch_blocks",
       help: "Blocks in each batch this node posted",
       buckets: [1, 4, 16, 64, 256, 1024, 4096],
+      registers: r,
+    }),
+    batcherBlobs: new Counter({
+      name: "dcn_batcher_blobs_total",
+      help: "Blobs in the blob batches this node posted (EIP-4844)",
       registers: r,
     }),
     l1Transactions: new Counter({
@@ -178,17 +196,21 @@ export class PostedRanges {
 /** L1 blocks per eth_getLogs request (providers commonly cap ranges at 1k-10k). */
 export const LOG_RANGE_BLOCKS = 2_000n;
 
-export interface InboxBatchEvent {
+interface InboxEventCommon {
   readonly index: bigint;
   readonly firstHeight: number;
   readonly lastHeight: number;
-  readonly dataHash: Hex;
   readonly l1Block: bigint;
   readonly txHash: Hex;
   readonly logIndex: number;
 }
 
-/** BatchSubmitted events of `inbox` in [fromBlock, toBlock], in L1 order, in chunks of LOG_RANGE_BLOCKS. */
+/** A BatchSubmitted (calldata: the data is the transaction's input) or BlobBatchSubmitted (blobs) event. */
+export type InboxBatchEvent =
+  | (InboxEventCommon & { readonly kind: "calldata"; readonly dataHash: Hex })
+  | (InboxEventCommon & { readonly kind: "blobs"; readonly blobHashes: readonly Hex[] });
+
+/** Batch events (calldata and blob) of `inbox` in [fromBlock, toBlock], in L1 order, in chunks of LOG_RANGE_BLOCKS. */
 export async function readBatchEvents(
   client: PublicClient,
   inbox: Address,
@@ -198,28 +220,39 @@ export async function readBatchEvents(
   const out: InboxBatchEvent[] = [];
   for (let from = fromBlock; from <= toBlock; from += LOG_RANGE_BLOCKS) {
     const to = from + LOG_RANGE_BLOCKS - 1n < toBlock ? from + LOG_RANGE_BLOCKS - 1n : toBlock;
+    // Both events in one request, so they come back in L1 order.
     const logs = await client.getContractEvents({
       address: inbox,
       abi: BatchInbox.abi,
-      eventName: "BatchSubmitted",
       fromBlock: from,
       toBlock: to,
       strict: true,
     });
     for (const log of logs) {
-      const a = log.args as { index: bigint; firstHeight: bigint; lastHeight: bigint; dataHash: Hex };
+      if (log.eventName !== "BatchSubmitted" && log.eventName !== "BlobBatchSubmitted") continue;
+      const a = log.args as {
+        index: bigint;
+        firstHeight: bigint;
+        lastHeight: bigint;
+        dataHash?: Hex;
+        blobHashes?: readonly Hex[];
+      };
       if (log.blockNumber === null || log.transactionHash === null || log.logIndex === null) continue;
       // Heights beyond 2^53 cannot be ours (nor decoded by the node): skip rather than lose precision.
       if (a.lastHeight > BigInt(Number.MAX_SAFE_INTEGER)) continue;
-      out.push({
+      const common: InboxEventCommon = {
         index: a.index,
         firstHeight: Number(a.firstHeight),
         lastHeight: Number(a.lastHeight),
-        dataHash: a.dataHash,
         l1Block: log.blockNumber,
         txHash: log.transactionHash,
         logIndex: log.logIndex,
-      });
+      };
+      if (log.eventName === "BatchSubmitted" && a.dataHash !== undefined) {
+        out.push({ ...common, kind: "calldata", dataHash: a.dataHash });
+      } else if (a.blobHashes !== undefined && a.blobHashes.length >= 1 && a.blobHashes.length <= INBOX_MAX_BLOBS) {
+        out.push({ ...common, kind: "blobs", blobHashes: a.blobHashes });
+      }
     }
   }
   return out;
@@ -277,6 +310,8 @@ export interface BatcherParams {
   readonly staggerMs: number;
   /** How often the batcher looks at the inbox and the chain. */
   readonly pollMs: number;
+  /** Calldata, blobs, or whichever is cheaper per byte when the batch is posted (config l1.batchTransport). */
+  readonly transport: BatchTransportMode;
 }
 
 export type BatcherPhase = "idle" | "waiting" | "posting" | "backoff";
@@ -286,6 +321,8 @@ export interface BatcherStatus {
   readonly pendingBlocks: number;
   readonly phase: BatcherPhase;
   readonly lastTx: Hex | null;
+  /** How the last batch this node posted went. */
+  readonly lastTransport: BatchTransport | null;
   readonly lastError: string | null;
 }
 
@@ -299,8 +336,9 @@ export class Batcher {
     pending: number;
     phase: BatcherPhase;
     lastTx: Hex | null;
+    lastTransport: BatchTransport | null;
     lastError: string | null;
-  } = { posted: 0, pending: 0, phase: "idle", lastTx: null, lastError: null };
+  } = { posted: 0, pending: 0, phase: "idle", lastTx: null, lastTransport: null, lastError: null };
 
   constructor(
     private readonly params: BatcherParams,
@@ -339,6 +377,7 @@ export class Batcher {
       pendingBlocks: this.state.pending,
       phase: this.state.phase,
       lastTx: this.state.lastTx,
+      lastTransport: this.state.lastTransport,
       lastError: this.state.lastError,
     };
   }
@@ -406,17 +445,41 @@ export class Batcher {
       return;
     }
     // Brotli shrinks blocks by 1.6x (random transactions) to ~5x (empty blocks): this much raw input always fills a
-    // batch, and the store's first block comes back even when it alone is larger.
-    const items = (
-      await this.m.store.getRange(posted + 1, Math.min(pending, MAX_BATCH_BLOCKS), 32 * MAX_BATCH_DATA_BYTES)
-    ).filter((i) => i.height <= last);
-    const packed = packBatch(this.m.chainId, items);
-    if (packed === null) {
-      this.state.lastError = `block ${posted + 1} does not fit a ${MAX_BATCH_DATA_BYTES}-byte calldata batch`;
-      this.m.metrics.batcherBatches.inc({ outcome: "too_large" });
-      this.m.log.error({ height: posted + 1, bytes: firstBytes.length }, "block too large for a calldata batch");
+    // calldata batch (8x six blobs: a full blob batch of any but the most compressible blocks), and the store's
+    // first block comes back even when it alone is larger.
+    const readBytes = this.params.transport === "calldata" ? 32 * MAX_BATCH_DATA_BYTES : 8 * MAX_BLOB_BATCH_DATA_BYTES;
+    const items = (await this.m.store.getRange(posted + 1, Math.min(pending, MAX_BATCH_BLOCKS), readBytes)).filter(
+      (i) => i.height <= last,
+    );
+    const transport = await this.transportFor(items.slice(0, 1));
+    if (transport === null) {
+      this.state.lastError = "l1.batchTransport is blobs, but the L1's latest block has no blob fields (before Cancun)";
+      this.m.metrics.batcherBatches.inc({ outcome: "no_blobs" });
+      this.m.log.error({}, this.state.lastError);
       this.backoff();
       return;
+    }
+    const maxDataBytes = transport === "blobs" ? MAX_BLOB_BATCH_DATA_BYTES : MAX_BATCH_DATA_BYTES;
+    const packed = packBatch(this.m.chainId, items, maxDataBytes);
+    if (packed === null) {
+      this.state.lastError = `block ${posted + 1} does not fit a ${maxDataBytes}-byte ${transport} batch`;
+      this.m.metrics.batcherBatches.inc({ outcome: "too_large" });
+      this.m.log.error({ height: posted + 1, bytes: firstBytes.length, transport }, "block too large for a batch");
+      this.backoff();
+      return;
+    }
+    // KZG commitments and proofs take seconds: before the last look at the inbox, not after it.
+    let blobs: BlobPayload | null = null;
+    if (transport === "blobs") {
+      try {
+        blobs = await this.m.sender.prepareBlobs(batchDataToBlobs(packed.data));
+      } catch (error) {
+        this.state.lastError = `KZG: ${firstLine(error)}`;
+        this.m.metrics.batcherBatches.inc({ outcome: "failed" });
+        this.m.log.warn({ first: packed.firstHeight, err: firstLine(error) }, "blob batch not prepared");
+        this.backoff();
+        return;
+      }
     }
     // Someone may have posted since the pass began (the previous poster's transaction was mined late).
     const again = await this.m.reader.postedHeight();
@@ -428,31 +491,49 @@ export class Batcher {
         last: packed.lastHeight,
         bytes: packed.data.length,
         rawBytes: packed.rawBytes,
+        transport,
+        ...(blobs === null ? {} : { blobs: blobs.blobs.length }),
         turn,
         batchIndex: batchCount.toString(),
       },
       "posting a batch to L1",
     );
-    const outcome = await this.m.sender.send("batch", {
-      address: this.m.inbox,
-      abi: BatchInbox.abi,
-      functionName: "submitBatch",
-      args: [BigInt(packed.firstHeight), BigInt(packed.lastHeight), `0x${Buffer.from(packed.data).toString("hex")}`],
-    });
+    const range = [BigInt(packed.firstHeight), BigInt(packed.lastHeight)] as const;
+    const outcome =
+      blobs === null
+        ? await this.m.sender.send("batch", {
+            address: this.m.inbox,
+            abi: BatchInbox.abi,
+            functionName: "submitBatch",
+            args: [...range, `0x${Buffer.from(packed.data).toString("hex")}`],
+          })
+        : await this.m.sender.send(
+            "blob_batch",
+            {
+              address: this.m.inbox,
+              abi: BatchInbox.abi,
+              functionName: "submitBlobBatch",
+              args: [...range, BigInt(blobs.blobs.length)],
+            },
+            blobs,
+          );
     this.m.metrics.batcherBatches.inc({ outcome: outcome.kind });
     switch (outcome.kind) {
       case "mined":
         this.failures = 0;
         this.state.phase = "idle";
         this.state.lastTx = outcome.txHash;
+        this.state.lastTransport = transport;
         this.state.lastError = null;
         this.m.metrics.batcherBatchBytes.observe(packed.data.length);
+        if (blobs !== null) this.m.metrics.batcherBlobs.inc(blobs.blobs.length);
         this.m.metrics.batcherBatchBlocks.observe(packed.lastHeight - packed.firstHeight + 1);
         this.m.log.info(
           {
             first: packed.firstHeight,
             last: packed.lastHeight,
             tx: outcome.txHash,
+            transport,
             l1Block: outcome.l1Block.toString(),
             gas: outcome.gasUsed.toString(),
             resubmits: outcome.resubmits,
@@ -471,6 +552,26 @@ export class Batcher {
         this.backoff();
         return;
     }
+  }
+
+  /**
+   * How this batch goes (chooseBatchTransport). Reads the L1's latest block and blob base fee unless the mode is
+   * calldata. `first`: the first pending block, to know whether it fits calldata at all.
+   */
+  private async transportFor(first: readonly BatchItem[]): Promise<BatchTransport | null> {
+    const mode = this.params.transport;
+    if (mode === "calldata") return "calldata";
+    const block = await this.m.client.getBlock({ blockTag: "latest" });
+    const hasBlobs = block.excessBlobGas !== undefined && block.excessBlobGas !== null;
+    const blobBaseFeeWei = hasBlobs ? await this.m.client.getBlobBaseFee() : null;
+    if (mode === "blobs" || blobBaseFeeWei === null) {
+      return chooseBatchTransport({ mode, blobBaseFeeWei, gasPriceWei: 0n, firstBlockFitsCalldata: true });
+    }
+    const tip = await this.m.client.estimateMaxPriorityFeePerGas();
+    const gasPriceWei = (block.baseFeePerGas ?? 0n) + tip;
+    const firstBlockFitsCalldata =
+      first.length === 0 || packBatch(this.m.chainId, first, MAX_BATCH_DATA_BYTES) !== null;
+    return chooseBatchTransport({ mode, blobBaseFeeWei, gasPriceWei, firstBlockFitsCalldata });
   }
 
   private backoff(): void {

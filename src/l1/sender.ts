@@ -1,21 +1,27 @@
 // Sending the operator's L1 transactions: one at a time per account (the batcher, the output proposer and the work
 // reports share it and its nonces), simulated first so contract refusals come back named, with a fee cap, and replaced
-// with higher fees when not mined in time.
+// with higher fees when not mined in time. Blob transactions (EIP-4844 batches) go the same way, with their KZG
+// commitments and proofs computed off the main thread (src/l1/kzg.ts) and their blob fee capped and bumped too.
 import type { Counter } from "prom-client";
 import {
   type Abi,
   type Address,
+  bytesToHex,
   type Chain,
+  commitmentsToVersionedHashes,
   createWalletClient,
   decodeErrorResult,
   encodeFunctionData,
   type Hex,
+  hexToBytes,
   type PublicClient,
+  type Kzg as ViemKzg,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import type { Logger } from "../node/log.ts";
 import { l1Chain, stakingRevert } from "./deploy.ts";
 import { FINALITY_ERRORS } from "./deploy-finality.ts";
+import type { Kzg } from "./kzg.ts";
 import { createL1Transport } from "./status.ts";
 
 /** What the sender counts (src/l1/batcher.ts FinalityMetrics has them). */
@@ -25,7 +31,7 @@ export interface L1SenderMetrics {
 }
 
 export interface L1SenderParams {
-  /** Highest maxFeePerGas this node pays, in wei; above it the transaction waits. */
+  /** Highest maxFeePerGas this node pays, in wei; above it the transaction waits. Caps maxFeePerBlobGas too. */
   readonly maxFeePerGasWei: bigint;
   /** A transaction not mined after this long is sent again with the same nonce and higher fees. */
   readonly resubmitAfterMs: number;
@@ -47,6 +53,17 @@ export interface ContractCall {
   readonly args: readonly unknown[];
 }
 
+/**
+ * The blobs of a blob transaction (0x hex, 131072 bytes each; the call reads them with `blobhash(i)`) with their KZG
+ * commitments and proofs (L1Sender.prepareBlobs).
+ */
+export interface BlobPayload {
+  readonly blobs: readonly Hex[];
+  readonly commitments: readonly Hex[];
+  readonly proofs: readonly Hex[];
+  readonly versionedHashes: readonly Hex[];
+}
+
 export type SendOutcome =
   | {
       readonly kind: "mined";
@@ -65,6 +82,10 @@ export type SendOutcome =
 /** Fees grow by this factor on each replacement (geth needs at least +10% on both fee fields). */
 const FEE_BUMP_NUM = 5n;
 const FEE_BUMP_DEN = 4n;
+/** geth's blob pool replaces a blob transaction only for at least twice its blob fee. */
+const BLOB_FEE_BUMP = 2n;
+/** maxFeePerBlobGas starts at this multiple of the blob base fee: room for a few blocks of rising blob fees. */
+const BLOB_FEE_HEADROOM = 2n;
 const RECEIPT_POLL_MS = 500;
 
 /**
@@ -87,6 +108,8 @@ export class L1Sender {
       readonly log: Logger;
       readonly sleep?: (ms: number) => Promise<void>;
       readonly metrics?: L1SenderMetrics;
+      /** KZG for blob transactions (src/l1/kzg.ts sharedKzg); without it a blob send fails. */
+      readonly kzg?: () => Kzg;
     },
   ) {
     this.account = privateKeyToAccount(`0x${Buffer.from(m.operatorKey).toString("hex")}`);
@@ -100,9 +123,12 @@ export class L1Sender {
     this.stopped = true;
   }
 
-  /** Never throws. `kind` labels logs and metrics ("batch", "output"). */
-  send(kind: string, call: ContractCall): Promise<SendOutcome> {
-    const run = this.tail.then(() => this.sendNow(kind, call));
+  /**
+   * Never throws. `kind` labels logs and metrics ("batch", "output"). With `blobs`, a blob transaction (type 3) that
+   * carries them: in the same nonce sequence, one transaction at a time like the others.
+   */
+  send(kind: string, call: ContractCall, blobs?: BlobPayload): Promise<SendOutcome> {
+    const run = this.tail.then(() => this.sendNow(kind, call, blobs));
     this.tail = run.catch(() => undefined);
     return run.then(
       (outcome) => {
@@ -117,9 +143,57 @@ export class L1Sender {
     return this.m.sleep?.(ms) ?? new Promise((r) => setTimeout(r, ms));
   }
 
-  private async sendNow(kind: string, call: ContractCall): Promise<SendOutcome> {
+  /**
+   * Commitments and proofs of `blobs`, computed in the KZG worker (seconds: callers do it before their last check that
+   * the transaction is still wanted). Throws KzgError, or a plain Error when the sender has no KZG.
+   */
+  async prepareBlobs(blobs: readonly Hex[]): Promise<BlobPayload> {
+    if (this.m.kzg === undefined) throw new Error("no KZG library configured for blob transactions");
+    const kzg = this.m.kzg();
+    const commitments = await kzg.commitments(blobs);
+    const proofs = await kzg.proofs(blobs, commitments);
+    return {
+      blobs,
+      commitments,
+      proofs,
+      versionedHashes: commitmentsToVersionedHashes({ commitments: commitments as Hex[], to: "hex" }),
+    };
+  }
+
+  /** The lookup viem's serializer asks the prepared commitments and proofs from. */
+  private sidecarsOf(payload: BlobPayload): { blobs: readonly Hex[]; versionedHashes: Hex[]; kzg: ViemKzg } {
+    const { commitments, proofs } = payload;
+    if (commitments.length !== payload.blobs.length || proofs.length !== payload.blobs.length) {
+      throw new RangeError("a blob payload needs one commitment and one proof per blob");
+    }
+    const byBlob = new Map<string, { commitment: Uint8Array; proof: Uint8Array }>();
+    for (const [i, blob] of payload.blobs.entries()) {
+      byBlob.set(blob.toLowerCase(), {
+        commitment: hexToBytes(commitments[i] as Hex),
+        proof: hexToBytes(proofs[i] as Hex),
+      });
+    }
+    // viem computes sidecars through a synchronous `kzg`: answer from what the worker computed.
+    const lookup = (blob: Uint8Array) => {
+      const found = byBlob.get(bytesToHex(blob));
+      if (found === undefined) throw new Error("viem asked for the KZG commitment of an unknown blob");
+      return found;
+    };
+    return {
+      blobs: payload.blobs,
+      versionedHashes: [...payload.versionedHashes],
+      kzg: {
+        blobToKzgCommitment: (blob) => lookup(blob).commitment,
+        computeBlobKzgProof: (blob) => lookup(blob).proof,
+      },
+    };
+  }
+
+  private async sendNow(kind: string, call: ContractCall, payload?: BlobPayload): Promise<SendOutcome> {
     const client = this.m.client;
     const data = encodeFunctionData({ abi: call.abi, functionName: call.functionName, args: call.args } as never);
+    let blob: { blobs: readonly Hex[]; versionedHashes: Hex[]; kzg: ViemKzg } | null = null;
+    if (payload !== undefined) blob = this.sidecarsOf(payload);
     let gas: bigint;
     try {
       gas = await client.estimateContractGas({
@@ -128,6 +202,8 @@ export class L1Sender {
         functionName: call.functionName,
         args: call.args,
         account: this.account,
+        // The call reads blobhash(i): without the hashes it would see no blobs and revert.
+        ...(blob === null ? {} : { blobVersionedHashes: blob.versionedHashes }),
       } as never);
     } catch (error) {
       const revert = revertOf(error);
@@ -158,6 +234,20 @@ export class L1Sender {
       }
       maxFeePerGas = cap;
     }
+    let maxFeePerBlobGas = 0n;
+    if (blob !== null) {
+      let blobBaseFee: bigint;
+      try {
+        blobBaseFee = await client.getBlobBaseFee();
+      } catch (error) {
+        return { kind: "failed", reason: `blob base fee: ${firstLine(error)}` };
+      }
+      if (blobBaseFee > cap) {
+        return { kind: "fee_cap", reason: `L1 blob base fee ${blobBaseFee} wei/gas exceeds the cap ${cap}` };
+      }
+      const wanted = blobBaseFee * BLOB_FEE_HEADROOM > 0n ? blobBaseFee * BLOB_FEE_HEADROOM : 1n;
+      maxFeePerBlobGas = wanted > cap ? cap : wanted;
+    }
     const wallet = createWalletClient({
       account: this.account,
       chain,
@@ -168,6 +258,17 @@ export class L1Sender {
     const gasLimit = (gas * 6n) / 5n;
     for (let attempt = 0; attempt <= this.params.maxResubmits && !this.stopped; attempt++) {
       if (attempt > 0) {
+        if (blob !== null) {
+          const nextBlobFee = maxFeePerBlobGas * BLOB_FEE_BUMP;
+          if (nextBlobFee > cap) {
+            this.m.log.warn(
+              { kind, nonce, blobFee: nextBlobFee.toString(), cap: cap.toString() },
+              "L1 blob fee bump would exceed the cap",
+            );
+            break;
+          }
+          maxFeePerBlobGas = nextBlobFee;
+        }
         const bumped = (maxFeePerGas * FEE_BUMP_NUM) / FEE_BUMP_DEN;
         const nextFee = bumped > cap ? cap : bumped;
         const nextTip = (maxPriorityFeePerGas * FEE_BUMP_NUM) / FEE_BUMP_DEN + 1n;
@@ -183,7 +284,14 @@ export class L1Sender {
         maxPriorityFeePerGas = nextTip > nextFee ? nextFee : nextTip;
         this.m.metrics?.l1Resubmissions.inc({ kind });
         this.m.log.warn(
-          { kind, nonce, attempt, maxFeePerGas: maxFeePerGas.toString(), pending: hashes },
+          {
+            kind,
+            nonce,
+            attempt,
+            maxFeePerGas: maxFeePerGas.toString(),
+            ...(blob === null ? {} : { maxFeePerBlobGas: maxFeePerBlobGas.toString() }),
+            pending: hashes,
+          },
           "L1 transaction not mined in time: replacing it with higher fees",
         );
       }
@@ -197,6 +305,7 @@ export class L1Sender {
             maxFeePerGas,
             maxPriorityFeePerGas,
             chain,
+            ...(blob === null ? {} : { type: "eip4844", blobs: blob.blobs, kzg: blob.kzg, maxFeePerBlobGas }),
           } as never),
         );
       } catch (error) {

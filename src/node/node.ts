@@ -15,6 +15,7 @@ import { DashboardSource } from "../dashboard/data.ts";
 import type { ExecutionCore } from "../execution/core.ts";
 import { admissionList } from "../l1/admission.ts";
 import { Batcher, InboxReader } from "../l1/batcher.ts";
+import { sharedKzg } from "../l1/kzg.ts";
 import { L1Mirror, stakerReportOf } from "../l1/mirror.ts";
 import { FinalizedTracker, OutputProposer } from "../l1/outputs.ts";
 import { RewardsSubmitter } from "../l1/rewards.ts";
@@ -319,6 +320,7 @@ export class DcnNode {
               client: l1Mirror.publicClient,
               log: log.child({ component: "l1-sender" }),
               metrics: metrics.finality,
+              kzg: sharedKzg,
             },
           )
         : null;
@@ -387,6 +389,7 @@ export class DcnNode {
             batchMaxAgeMs: l1.batchMaxAgeMs,
             staggerMs: l1.posterStaggerMs,
             pollMs,
+            transport: l1.batchTransport,
           },
           {
             chainId,
@@ -428,6 +431,8 @@ export class DcnNode {
           applyCommits: (commits) => driver.applyCommits(commits),
           log: finalityLog.child({ part: "derive" }),
           metrics: fm,
+          beaconUrl: l1.beaconUrl,
+          kzg: sharedKzg,
         });
       }
     } else if (config.l1?.deriveFromL1 === true) {
@@ -463,6 +468,17 @@ export class DcnNode {
     this.batcher?.start();
     this.outputProposer?.start();
     this.derivation?.start();
+    // Blob batches need the KZG trusted setup, which takes seconds to load: in the background, before the first one.
+    const l1 = this.config.l1;
+    const blobPoster = this.batcher !== null && l1?.batchTransport !== "calldata";
+    const blobReader = this.derivation !== null && (l1?.beaconUrl ?? null) !== null;
+    if (blobPoster || blobReader) {
+      const startedMs = Date.now();
+      sharedKzg()
+        .warm()
+        .then(() => this.log.info({ ms: Date.now() - startedMs }, "KZG trusted setup loaded (blob batches)"))
+        .catch((err: unknown) => this.log.warn({ err: String(err) }, "KZG for blob batches failed to load"));
+    }
     this.accountWork();
     const r = this.config.rpc;
     if (r.enabled) {

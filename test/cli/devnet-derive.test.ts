@@ -5,6 +5,8 @@
 // - then every validator is SIGKILLed (anvil keeps running), and a fresh replica with no peers at all and
 //   l1.deriveFromL1 rebuilds the chain from L1 alone up to the last posted height B: every block up to B, its state
 //   root and its certificate equal the ones in a killed validator's data dir, and an L2 transfer made before is there.
+// The devnet posts with l1.batchTransport "auto" on anvil (Prague, blob base fee 1 wei), so batches go as EIP-4844
+// blobs: the replica reads them from anvil's Beacon API route (l1.beaconUrl) and derives at least one blob batch.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -113,7 +115,7 @@ describe("hard finality on the devnet", () => {
     const { base, args } = ports();
     const devnet = spawn(
       process.execPath,
-      [DCN, "devnet", "--validators", "4", "--replicas", "0", "--data-dir", data, ...args],
+      [DCN, "devnet", "--validators", "4", "--replicas", "0", "--blob-batches", "--data-dir", data, ...args],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     started.push(devnet);
@@ -178,26 +180,30 @@ describe("hard finality on the devnet", () => {
     const receipt = await l2Client.waitForTransactionReceipt({ hash: txHash, pollingInterval: 250, timeout: 30_000 });
     const txHeight = Number(receipt.blockNumber);
 
-    // ---- Batches and at least one output land on L1.
+    // ---- Batches (calldata or blobs) and at least one output land on L1.
+    const batchLogs = async () =>
+      (await l1.getContractEvents({ address: batchInbox, abi: BatchInbox.abi, fromBlock: 0n })).filter(
+        (e) => e.eventName === "BatchSubmitted" || e.eventName === "BlobBatchSubmitted",
+      );
     const batchEvents = async () =>
-      (
-        await l1.getContractEvents({
-          address: batchInbox,
-          abi: BatchInbox.abi,
-          eventName: "BatchSubmitted",
-          fromBlock: 0n,
-        })
-      ).map((e) => e.args as { firstHeight: bigint; lastHeight: bigint });
+      (await batchLogs()).map((e) => e.args as { firstHeight: bigint; lastHeight: bigint });
     const outputCount = () =>
       l1.readContract({ address: outputOracle, abi: OutputOracle.abi, functionName: "outputCount" }) as Promise<bigint>;
+    // validator-0 posts blobs (--blob-batches) once its KZG setup is loaded and its turn comes; the others calldata.
     await waitUntil(
-      "batches past the transfer and an output on L1",
-      async () => postedHeight(await batchEvents()) > txHeight && (await outputCount()) >= 1n,
-      120_000,
+      "batches past the transfer, one of them blobs, and an output on L1",
+      async () =>
+        postedHeight(await batchEvents()) > txHeight &&
+        (await batchLogs()).some((e) => e.eventName === "BlobBatchSubmitted") &&
+        (await outputCount()) >= 1n,
+      150_000,
       show,
     );
     // Exactly once in the normal case: no height is in two batches.
-    const events = await batchEvents();
+    const logs = await batchLogs();
+    const blobBatches = logs.filter((e) => e.eventName === "BlobBatchSubmitted").length;
+    expect(blobBatches, "validator-0 on auto posts blobs to anvil Prague").toBeGreaterThan(0);
+    const events = logs.map((e) => e.args as { firstHeight: bigint; lastHeight: bigint });
     const sorted = [...events].sort((a, b) => Number(a.firstHeight - b.firstHeight));
     for (let i = 1; i < sorted.length; i++) {
       expect(Number(sorted[i]?.firstHeight), "batches overlap").toBe(Number(sorted[i - 1]?.lastHeight) + 1);
@@ -285,10 +291,11 @@ describe("hard finality on the devnet", () => {
         dataDir: "data",
         genesis: genesisPath,
         keys: { dir: "keys" },
-        p2p: { listen: [`/ip4/127.0.0.1/tcp/${base + 16}`], peers: [] },
-        metrics: { enabled: true, host: "127.0.0.1", port: base + 17 },
+        // No peers dial it: any free port (a fixed one may be held by some client's outgoing connection).
+        p2p: { listen: ["/ip4/127.0.0.1/tcp/0"], peers: [] },
+        metrics: { enabled: true, host: "127.0.0.1", port: 0 },
         rpc: { enabled: true, host: "127.0.0.1", port: base + 18 },
-        l1: { rpcUrl: l1Url, pollIntervalMs: 500, confirmations: 2, deriveFromL1: true },
+        l1: { rpcUrl: l1Url, pollIntervalMs: 500, confirmations: 2, deriveFromL1: true, beaconUrl: l1Url },
       }),
     );
     const replica = spawn(process.execPath, [DCN, "start", "--config", join(replicaDir, "config.json")], {
@@ -313,6 +320,11 @@ describe("hard finality on the devnet", () => {
     const balance = await rpc<Hex>(replicaRpc, "eth_getBalance", [recipient, `0x${b.toString(16)}`]);
     expect(BigInt(balance)).toBe(amount);
     expect(replicaLog).toContain("derived a batch from L1");
+    const derivedKinds = replicaLog
+      .split("\n")
+      .filter((l) => l.includes("derived a batch from L1"))
+      .map((l) => /"kind":"(\w+)"/.exec(l)?.[1]);
+    expect(derivedKinds, "at least one blob batch derived").toContain("blobs");
     const exited = new Promise((r) => replica.once("exit", r));
     replica.kill("SIGINT");
     await exited;

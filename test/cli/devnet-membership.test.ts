@@ -319,7 +319,8 @@ describe("validators join and leave a running devnet through the L1 registry", (
     expect(exit.out).toMatch(/exit requested for sequencer 4: tx 0x[0-9a-f]{64}.*\n.*leaves the validator set/);
     const again = await dcn(["exit", "--dir", join(data, "validator-3"), "--devnet", data]);
     expect(again.code).toBe(1);
-    expect(again.out).toMatch(/sequencer 4 is exiting already/);
+    // "exited" when the epoch keeper advanced the registry between the two commands.
+    expect(again.out).toMatch(/sequencer 4 is exit(ing|ed) already/);
     let leftAt = 0;
     await waitUntil(
       "a validator set without validator-3",

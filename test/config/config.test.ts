@@ -69,6 +69,7 @@ describe("parseConfig", () => {
       registry: null,
       deriveFromL1: false,
       ...DEFAULT_FINALITY,
+      beaconUrl: null,
     });
     const registry = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
     expect(
@@ -83,6 +84,7 @@ describe("parseConfig", () => {
       registry,
       deriveFromL1: false,
       ...DEFAULT_FINALITY,
+      beaconUrl: null,
     });
   });
 
@@ -425,6 +427,7 @@ describe("config/example.json", () => {
       registry: null,
       deriveFromL1: false,
       ...DEFAULT_FINALITY,
+      beaconUrl: "http://127.0.0.1:5052",
     });
   });
 });

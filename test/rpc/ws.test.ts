@@ -54,7 +54,8 @@ class Client {
   }
 
   async request(method: string, params: unknown[] = []): Promise<Message> {
-    const id = this.nextId++;
+    // Ids no other message of a test uses: the fuzzed messages carry numbers and short strings.
+    const id = `request-${this.nextId++}`;
     this.send({ jsonrpc: "2.0", id, method, params });
     return this.waitFor((m) => m.id === id);
   }
