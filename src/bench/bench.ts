@@ -303,10 +303,15 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
         blocks: b.blocks,
         workloadTps: round(workloadRate(b.transfers.bare, b.erc20.bare, opts.workload), 0),
         coreWorkloadTps: round(workloadRate(b.transfers.core, b.erc20.core, opts.workload), 0),
+        pooledWorkloadTps:
+          b.transfers.pooled === null || b.erc20.pooled === null
+            ? null
+            : round(workloadRate(b.transfers.pooled, b.erc20.pooled, opts.workload), 0),
       };
       opts.log(
         `  one core: bare runTx ${b.transfers.bare} transfers/s, ${b.erc20.bare} ERC-20/s; ` +
-          `execution core ${b.transfers.core} transfers/s, ${b.erc20.core} ERC-20/s`,
+          `execution core ${b.transfers.core} transfers/s, ${b.erc20.core} ERC-20/s` +
+          (b.transfers.pooled === null ? "" : `; pooled ${b.transfers.pooled} transfers/s, ${b.erc20.pooled} ERC-20/s`),
       );
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

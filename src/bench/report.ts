@@ -38,7 +38,12 @@ export interface BenchReport {
   readonly runs: readonly RunResult[];
   /** One-core execution ceilings; workloadTps = bare runTx, coreWorkloadTps = the node's execution core. */
   readonly bare:
-    | (Omit<BareResult, "output"> & { readonly workloadTps: number; readonly coreWorkloadTps: number })
+    | (Omit<BareResult, "output"> & {
+        readonly workloadTps: number;
+        readonly coreWorkloadTps: number;
+        /** The core on transactions its pool already decoded (block validation on a validator); null if unknown. */
+        readonly pooledWorkloadTps: number | null;
+      })
     | null;
   readonly summary: readonly TargetSummary[];
   readonly ratios: readonly Ratio[];
@@ -98,6 +103,9 @@ export function renderMarkdown(report: BenchReport): string {
       `| ${name} | ${report.options.workload} | - | - | ${fmt(tps)} | - | - | - | ${fmt(1000 / tps, 2)} | - | - |`;
     lines.push(row("bare @ethereumjs/vm runTx, 1 core", b.workloadTps));
     lines.push(row("node execution core, 1 core", b.coreWorkloadTps));
+    if (b.pooledWorkloadTps !== null) {
+      lines.push(row("node execution core, pooled transactions, 1 core", b.pooledWorkloadTps));
+    }
   }
   lines.push("");
   if (report.summary.length > 0) {

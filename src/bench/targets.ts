@@ -226,6 +226,11 @@ export interface ExecRates {
   readonly bare: number;
   /** The node's execution core: decode + native sender recovery + runTx over cached trie + roots, state on level. */
   readonly core: number;
+  /**
+   * The execution core validating a block whose transactions its pool admitted (decoded at admission, so the block
+   * reuses the decode and sender recovery); null when the exec bench did not print it.
+   */
+  readonly pooled: number | null;
 }
 
 export interface BareResult {
@@ -236,7 +241,7 @@ export interface BareResult {
   readonly output: string;
 }
 
-/** Parses exec.bench.ts's table: "<workload> <core tx/s> <bare vm tx/s> <ratio>". */
+/** Parses exec.bench.ts's table: "<workload> <core tx/s> <bare vm tx/s> <ratio> [<pooled core tx/s> <ratio>]". */
 export function parseExecBenchOutput(output: string): { transfers: ExecRates; erc20: ExecRates } {
   const ratesOf = (workload: string): ExecRates => {
     const line = output.split("\n").find((l) => l.startsWith(workload));
@@ -246,7 +251,8 @@ export function parseExecBenchOutput(output: string): { transfers: ExecRates; er
     if (!(core > 0 && bare > 0)) {
       throw new BenchError("target_failed", `exec bench printed no core and bare figures for ${workload}:\n${output}`);
     }
-    return { core, bare };
+    const pooled = Number(cols?.[3]);
+    return { core, bare, pooled: pooled > 0 ? pooled : null };
   };
   return { transfers: ratesOf("transfers"), erc20: ratesOf("ERC-20 transfers") };
 }

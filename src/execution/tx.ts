@@ -12,8 +12,10 @@ import {
   type FeeMarket1559Tx,
   getMinimumGasLimit,
   type LegacyTx,
+  paramsTx,
 } from "@ethereumjs/tx";
-import { bytesEqual, concatBytes, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
+import { bytesEqual, concatBytes, type Hex, toHex } from "../../consensus/bytes.ts";
+import { fastKeccak256 } from "./keccak.ts";
 import { recoverPublicKey } from "./secp256k1.ts";
 
 /** Hard cap on one encoded transaction (same as the block wire format's MAX_TRANSACTION_BYTES). */
@@ -65,6 +67,7 @@ const SECP256K1_N_HALF = SECP256K1_N / 2n;
 // A node serves one chain, tests a handful: the cache stays tiny, the bound is a guard.
 const MAX_CACHED_COMMONS = 16;
 const commons = new Map<bigint, Common>();
+const txCommons = new Map<bigint, Common>();
 
 function fail(code: TxDecodeErrorCode, message: string): TxDecodeResult {
   return { ok: false, code, message };
@@ -99,11 +102,35 @@ export function commonFor(chainId: bigint): Common {
   if (chainId <= 0n || chainId > MAX_CHAIN_ID) throw new RangeError(`chain id ${chainId} outside [1, 2^53 - 1]`);
   const common = createCustomCommon({ chainId: Number(chainId) }, Mainnet, {
     hardfork: Hardfork.Prague,
-    customCrypto: { ecrecover },
+    customCrypto: { ecrecover, keccak256: fastKeccak256 },
   });
   if (commons.size >= MAX_CACHED_COMMONS) commons.clear();
   commons.set(chainId, common);
   return common;
+}
+
+/**
+ * The common handed to every transaction object of `chainId`. @ethereumjs/tx copies the common it is given for each
+ * transaction and merges its parameter tables into the copy through JSON.parse(JSON.stringify(...)): ~30 us of CPU
+ * per transaction measured here (184 -> 155 us per decode), plus the garbage. This instance has the tables merged
+ * once and hands itself out as its own copy.
+ * Sharing is sound because nothing changes it: the hardfork is fixed (runTx switches a transaction's hardfork only
+ * when it differs from the block's, and every block here uses the same Prague common) and transactions never
+ * subscribe to its events.
+ */
+export function txCommonFor(chainId: bigint): Common {
+  const cached = txCommons.get(chainId);
+  if (cached !== undefined) return cached;
+  const shared = commonFor(chainId).copy();
+  shared.updateParams(paramsTx);
+  shared.copy = () => shared;
+  shared.updateParams = () => {};
+  shared.setHardfork = (hardfork) => {
+    if (hardfork !== shared.hardfork()) throw new Error(`the shared transaction common is ${shared.hardfork()}`);
+  };
+  if (txCommons.size >= MAX_CACHED_COMMONS) txCommons.clear();
+  txCommons.set(chainId, shared);
+  return shared;
 }
 
 function messageOf(error: unknown): string {
@@ -113,10 +140,11 @@ function messageOf(error: unknown): string {
 /**
  * Decodes a raw signed transaction, checks it belongs to `chainId`, is canonical, signed with a low-s signature,
  * and has a gas limit covering its intrinsic gas; recovers the sender. Stateless: nonce and balance are not checked.
- * Throws only if `chainId` itself is unusable (a configuration error).
+ * Throws only if `chainId` itself is unusable (a configuration error). `knownHash`, when the caller already hashed
+ * `raw`, must be keccak256(raw) (it becomes the transaction's id unchecked).
  */
-export function decodeTransaction(raw: Uint8Array, chainId: bigint): TxDecodeResult {
-  const common = commonFor(chainId);
+export function decodeTransaction(raw: Uint8Array, chainId: bigint, knownHash?: Hex): TxDecodeResult {
+  const common = txCommonFor(chainId);
   if (raw.length > MAX_TX_BYTES) return fail("too_large", `${raw.length} bytes exceed the maximum ${MAX_TX_BYTES}`);
   if (raw.length === 0) return fail("malformed", "empty transaction");
   const first = raw[0] as number;
@@ -217,7 +245,7 @@ export function decodeTransaction(raw: Uint8Array, chainId: bigint): TxDecodeRes
     ok: true,
     tx: {
       raw,
-      hash: toHex(keccak256(raw)),
+      hash: knownHash ?? toHex(fastKeccak256(raw)),
       type,
       from: from.toLowerCase() as Hex,
       to: tx.to === undefined ? null : (tx.to.toString().toLowerCase() as Hex),

@@ -29,7 +29,7 @@ import {
 import { encodeReceipts } from "../chain/receipts.ts";
 import type { Genesis } from "../config/genesis.ts";
 import type { ExecutionCore, ExecutionResult } from "../execution/core.ts";
-import { type DecodedTx, decodeTransaction } from "../execution/tx.ts";
+import type { DecodedTx } from "../execution/tx.ts";
 import type { L1Answer, L1Ref, L1View } from "../l1/view.ts";
 import type { Mempool } from "../mempool/mempool.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
@@ -270,7 +270,8 @@ export class BlockExecutor {
     if (deposits !== null) return deposits;
     const txs: DecodedTx[] = [];
     for (const [i, raw] of block.transactions.entries()) {
-      const decoded = decodeTransaction(raw, this.m.genesis.chainId);
+      // Through the pool's cache: a transaction this node admitted is not decoded and recovered again.
+      const decoded = this.m.mempool.decoder.decode(raw);
       if (!decoded.ok) return problem("invalid_transaction", `transaction ${i}: ${decoded.code}: ${decoded.message}`);
       txs.push(decoded.tx);
     }
@@ -409,6 +410,10 @@ export class BlockExecutor {
     return {
       nonce: async (address: Hex) => (await reader.getAccount(address))?.nonce ?? 0n,
       balance: async (address: Hex) => (await reader.getAccount(address))?.balance ?? 0n,
+      account: async (address: Hex) => {
+        const account = await reader.getAccount(address);
+        return { nonce: account?.nonce ?? 0n, balance: account?.balance ?? 0n };
+      },
     };
   }
 

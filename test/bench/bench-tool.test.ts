@@ -98,7 +98,21 @@ describe("bench helpers", () => {
       "ERC-20 transfers          905           240   3.77x",
     ].join("\n");
     const rates = parseExecBenchOutput(out);
-    expect(rates).toEqual({ transfers: { core: 2210, bare: 311 }, erc20: { core: 905, bare: 240 } });
+    expect(rates).toEqual({
+      transfers: { core: 2210, bare: 311, pooled: null },
+      erc20: { core: 905, bare: 240, pooled: null },
+    });
+    // The current table adds the core on pooled (already decoded) transactions.
+    const withPooled = [
+      "execution bench: 500 txs/block, median of 5 blocks after 1 warm-up, tx per CPU second, sender recovery native",
+      "workload            core tx/s  bare vm tx/s   ratio  core, pooled tx/s   ratio",
+      "transfers                1592           237   6.71x               2208   9.30x",
+      "ERC-20 transfers          544           139   3.90x                624   4.48x",
+    ].join("\n");
+    expect(parseExecBenchOutput(withPooled)).toEqual({
+      transfers: { core: 1592, bare: 237, pooled: 2208 },
+      erc20: { core: 544, bare: 139, pooled: 624 },
+    });
     expect(workloadRate(311, 240, "transfers")).toBe(311);
     expect(workloadRate(311, 240, "mix")).toBeCloseTo(2 / (1 / 311 + 1 / 240), 6);
     expect(() => parseExecBenchOutput("transfers NaN 300 NaNx")).toThrow(/no core and bare figures/);

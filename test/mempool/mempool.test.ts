@@ -394,6 +394,24 @@ describe("onCommitted", () => {
     expect((error as MempoolError).code).toBe("account_read_failed");
     expect(((error as MempoolError).cause as Error).message).toBe("disk gone");
   });
+
+  it("reads nonce and balance in one call when the view offers it", async () => {
+    const inner = new MemoryAccounts([A]).set(A, { nonce: 3n });
+    let combined = 0;
+    const view: AccountView = {
+      nonce: () => Promise.reject(new Error("separate nonce read")),
+      balance: () => Promise.reject(new Error("separate balance read")),
+      account: async (address) => {
+        combined++;
+        return { nonce: await inner.nonce(address), balance: await inner.balance(address) };
+      },
+    };
+    const t = testPool({}, new MemoryAccounts());
+    await t.pool.onCommitted([], view);
+    expect((await addCode(t, A, { nonce: 2 })).ok).toBe(false);
+    await addOk(t, A, { nonce: 3 });
+    expect(combined).toBe(2);
+  });
 });
 
 /** An account view whose reads can be held until released, to interleave an admission with a commit. */
