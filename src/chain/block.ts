@@ -160,6 +160,7 @@ export type BlockProblemCode =
   | "wrong_deposits"
   | "wrong_l1_origin"
   | "l1_origin_not_confirmed"
+  | "l1_origin_too_old"
   | "unknown_proposer"
   | "timestamp_not_after_parent"
   | "timestamp_in_future"

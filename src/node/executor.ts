@@ -66,6 +66,14 @@ export interface ExecutorParams {
 
 export const DEFAULT_MAX_BUILD_MS = 250;
 
+/**
+ * How far (in L1 blocks) a proposed block's L1 origin may trail the newest block this node's L1 view has confirmed.
+ * The origin decides which portal deposits are due, so this bounds how long a proposer can keep a deposit out: a
+ * deposit is on L2 at the latest MAX_L1_ORIGIN_LAG_BLOCKS (+ the confirmation depth) L1 blocks after it
+ * (docs/hard-finality.md "Deposits"). Judged on the local view: a block past it gets a nil prevote, not blame.
+ */
+export const MAX_L1_ORIGIN_LAG_BLOCKS = 32n;
+
 /** The set deciding a height and the set deciding the next one: the header names both. */
 export interface DecidingSets {
   readonly set: ValidatorSet;
@@ -264,6 +272,13 @@ export class BlockExecutor {
     if (structural !== null) return structural;
     const origin = await this.checkL1Origin(h.l1Origin);
     if (origin !== null) return origin;
+    const head = certified ? null : (this.m.l1?.confirmedHead() ?? null);
+    if (this.m.genesis.l1 !== null && head !== null && head.number > h.l1Origin.number + MAX_L1_ORIGIN_LAG_BLOCKS) {
+      return problem(
+        "l1_origin_too_old",
+        `L1 origin ${h.l1Origin.number} trails the confirmed L1 block ${head.number} by more than ${MAX_L1_ORIGIN_LAG_BLOCKS}`,
+      );
+    }
     const last = await this.checkLastCertificate(block.lastCertificate);
     if (!last.ok) return last.problem;
     const deposits = await this.checkDeposits(block);
