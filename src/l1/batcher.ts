@@ -368,7 +368,6 @@ export class Batcher {
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
-    this.m.sender.stop();
   }
 
   status(): BatcherStatus {

@@ -100,6 +100,8 @@ export class DcnNode {
   /** Epoch work accounting and reports, on a subnet anchored to L1 (genesis `l1`). */
   workLedger: WorkLedger | null = null;
   workReporter: WorkReporter | null = null;
+  /** The validator's L1 transactions (work reports, batches, outputs); the node owns it and stops it last. */
+  l1Sender: L1Sender | null = null;
   /** Hard finality (genesis l1.finality, docs/hard-finality.md): posting, the finalized height, derivation. */
   batcher: Batcher | null = null;
   outputProposer: OutputProposer | null = null;
@@ -441,6 +443,7 @@ export class DcnNode {
     node.l1Mirror = l1Mirror;
     node.workLedger = workLedger;
     node.workReporter = workReporter;
+    node.l1Sender = l1Sender;
     return node;
   }
 
@@ -604,6 +607,7 @@ export class DcnNode {
         this.workReporter?.stop();
         this.derivation?.stop();
         this.batcher?.stop();
+        this.l1Sender?.stop();
         this.outputProposer?.stop();
         this.finalizedTracker?.stop();
         await this.driver.stop();
