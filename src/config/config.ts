@@ -301,6 +301,12 @@ export const configSchema = z
           0,
           "Minimum time between blocks; 0 = as fast as consensus",
         ),
+        emptyBlockIntervalMs: ms(
+          0,
+          CONFIG_LIMITS.maxBlockIntervalMs,
+          1000,
+          "With an empty pool, time between blocks: a height starts earlier as soon as a transaction or a peer's proposal arrives; 0 = never wait",
+        ),
         maxBlockBytes: z
           .number()
           .int()
@@ -502,6 +508,7 @@ export interface NodeConfig {
     readonly timeouts: TimeoutParams;
     readonly rebroadcastMs: number;
     readonly blockIntervalMs: number;
+    readonly emptyBlockIntervalMs: number;
     readonly maxBlockBytes: number;
     readonly maxBlockTransactions: number;
   };
@@ -575,6 +582,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
       },
       rebroadcastMs: c.consensus.rebroadcastMs,
       blockIntervalMs: c.consensus.blockIntervalMs,
+      emptyBlockIntervalMs: c.consensus.emptyBlockIntervalMs,
       maxBlockBytes: c.consensus.maxBlockBytes,
       maxBlockTransactions: c.consensus.maxBlockTransactions,
     },

@@ -280,6 +280,7 @@ export class ExecutionCore {
     private readonly db: KeyValueReader,
     cacheBytes: number,
     private genesis: GenesisState | null,
+    private readonly transferFastPath: boolean,
   ) {
     this.chainId = chainId;
     this.common = commonFor(chainId);
@@ -291,11 +292,23 @@ export class ExecutionCore {
     readonly db: KeyValueReader;
     readonly alloc: readonly GenesisAccount[];
     readonly nodeCacheBytes?: number;
+    /**
+     * Plain value transfers to accounts without code are applied directly (balances, nonce, fees, EIP-161) instead of
+     * through runTx: same state and receipts (test/execution/transfer-fast-path.test.ts), a fraction of the CPU.
+     * False only to compare against runTx (tests, benchmarks).
+     */
+    readonly transferFastPath?: boolean;
   }): Promise<ExecutionCore> {
     if (opts.chainId <= 0n || opts.chainId > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw new ExecutionError("invalid_argument", `chain id ${opts.chainId} outside [1, 2^53 - 1]`);
     }
-    const core = new ExecutionCore(opts.chainId, opts.db, opts.nodeCacheBytes ?? DEFAULT_NODE_CACHE_BYTES, null);
+    const core = new ExecutionCore(
+      opts.chainId,
+      opts.db,
+      opts.nodeCacheBytes ?? DEFAULT_NODE_CACHE_BYTES,
+      null,
+      opts.transferFastPath ?? true,
+    );
     core.genesis = await core.buildGenesis(opts.alloc);
     return core;
   }
@@ -365,6 +378,16 @@ export class ExecutionCore {
         // A block every validator must re-execute within a round: past the budget the proposer stops adding.
         if (included.length > 0 && performance.now() > deadline) break;
         let problem = await this.inapplicable(sm, tx, env, gasUsed);
+        if (problem === null && this.transferFastPath && isPlainTransfer(tx)) {
+          const spent = await plainTransfer(sm, tx, env);
+          if (spent !== null) {
+            gasUsed += spent;
+            rewardPoolCredit += spent * baseFee;
+            receipts.push(transferReceipt(tx, included.length, spent, gasUsed, baseFee));
+            included.push(tx);
+            continue;
+          }
+        }
         let result: Awaited<ReturnType<typeof runTx>> | null = null;
         if (problem === null) {
           try {
@@ -671,8 +694,7 @@ export class ExecutionCore {
     firstLogIndex: number,
   ): ExecutedReceipt {
     const failed = result.execResult.exceptionError !== undefined;
-    const tip =
-      tx.maxFeePerGas - baseFee < tx.maxPriorityFeePerGas ? tx.maxFeePerGas - baseFee : tx.maxPriorityFeePerGas;
+    const tip = tipPerGas(tx, baseFee);
     const logs = (result.execResult.logs ?? []).map(([address, topics, data], i) => ({
       address: toHex(address),
       topics: topics.map((t) => toHex(t)),
@@ -742,6 +764,92 @@ export class ExecutionCore {
     const vmRoots = [{ vm: EVM_VM.id, root: evmRoot }];
     return { stateRoot: globalStateRoot(vmRoots), vmRoots, writes: reachableWrites(evmRoot, session.overlay.writes) };
   }
+}
+
+/** The receipt runTx gives a successful plain transfer: no logs, an empty bloom. */
+function transferReceipt(
+  tx: DecodedTx,
+  transactionIndex: number,
+  spent: bigint,
+  cumulativeGasUsed: bigint,
+  baseFee: bigint,
+): ExecutedReceipt {
+  const bloom = new Uint8Array(BLOOM_BYTES);
+  const receipt = { status: 1 as const, cumulativeBlockGasUsed: cumulativeGasUsed, bitvector: bloom, logs: [] };
+  return {
+    transactionHash: tx.hash,
+    transactionIndex,
+    type: tx.type,
+    from: tx.from,
+    to: tx.to,
+    status: 1,
+    gasUsed: spent,
+    cumulativeGasUsed,
+    effectiveGasPrice: baseFee + tipPerGas(tx, baseFee),
+    contractAddress: null,
+    logs: [],
+    logsBloom: toHex(bloom),
+    revertReason: null,
+    encoded: encodeReceipt(receipt, tx.type),
+  };
+}
+
+/** What the proposer earns per gas: the tip, capped by what the fee cap leaves above the base fee (legacy: all of it). */
+function tipPerGas(tx: DecodedTx, baseFee: bigint): bigint {
+  const room = tx.maxFeePerGas - baseFee;
+  return room < tx.maxPriorityFeePerGas ? room : tx.maxPriorityFeePerGas;
+}
+
+/**
+ * Precompiles live at addresses 0x01..0x11 (Prague); everything up to 0xffff is left to runTx, so a future precompile
+ * (which charges gas and runs code even for an empty call) can never take the fast path.
+ */
+function isLowAddress(address: Hex): boolean {
+  return /^0x0{36}/.test(address);
+}
+
+/**
+ * A call with no data and no access list to a non-precompile (intrinsic gas exactly 21,000 means both are empty):
+ * if the recipient has no code either, nothing but balances and the sender's nonce can change.
+ */
+function isPlainTransfer(tx: DecodedTx): boolean {
+  return tx.to !== null && tx.intrinsicGas === PLAIN_TRANSFER_GAS && tx.data.length === 0 && !isLowAddress(tx.to);
+}
+
+const PLAIN_TRANSFER_GAS = 21_000n;
+
+/**
+ * Applies an applicable plain transfer (`inapplicable` passed: nonce, balance, fee cap, EOA sender) exactly as runTx
+ * would under Prague: the sender pays 21,000 gas at the effective price plus the value and bumps its nonce, the
+ * recipient gets the value, the coinbase the tip; touched accounts left empty are deleted (EIP-161, as runTx's journal
+ * cleanup does). Returns the gas used, or null (nothing changed) when the recipient has code: runTx must run it.
+ */
+async function plainTransfer(sm: MerkleStateManager, tx: DecodedTx, env: BlockEnv): Promise<bigint | null> {
+  const to = createAddressFromString(tx.to as Hex);
+  const recipientBefore = await sm.getAccount(to);
+  if (recipientBefore !== undefined && !equalsBytes(recipientBefore.codeHash, KECCAK256_NULL)) return null;
+  const gas = PLAIN_TRANSFER_GAS;
+  const tip = tipPerGas(tx, env.baseFeePerGas);
+  const from = tx.tx.getSenderAddress();
+  const sender = (await sm.getAccount(from)) ?? new Account();
+  sender.nonce += 1n;
+  sender.balance -= gas * (env.baseFeePerGas + tip) + tx.value;
+  await sm.putAccount(from, sender);
+  await credit(sm, to, tx.value);
+  await credit(sm, createAddressFromString(env.coinbase), gas * tip);
+  return gas;
+}
+
+/** Adds `amount` to an account (read fresh: it may be the sender); a touched account left empty is removed. */
+async function credit(sm: MerkleStateManager, address: Address, amount: bigint): Promise<void> {
+  const existing = await sm.getAccount(address);
+  const account = existing ?? new Account();
+  account.balance += amount;
+  if (account.isEmpty()) {
+    if (existing !== undefined) await sm.deleteAccount(address);
+    return;
+  }
+  await sm.putAccount(address, account);
 }
 
 /** Mints `amount` BridgedEth to `to` by writing the token's balance and total supply slots. */

@@ -81,9 +81,22 @@ export interface DriverParams {
   readonly rebroadcastMs: number;
   /** Minimum time between the starts of two heights (CometBFT's timeout_commit); 0 = as fast as consensus. */
   readonly blockIntervalMs: number;
+  /**
+   * With nothing to include (`DriverModules.work` says so), the next height starts only this long after the last one
+   * started, or as soon as work or a peer's message of that height arrives (CometBFT's create_empty_blocks_interval).
+   * 0 = start at once, empty or not.
+   */
+  readonly emptyBlockIntervalMs: number;
   readonly maxRoundsAhead: number;
   readonly maxBufferedMessages: number;
   readonly maxQueuedEvents: number;
+}
+
+/** What the next block could carry, for the driver to skip empty heights while there is nothing. */
+export interface PendingWork {
+  pending(): boolean;
+  /** Calls `listener` when something new arrives; returns the unsubscribe. */
+  onWork(listener: () => void): () => void;
 }
 
 export interface DriverModules {
@@ -98,6 +111,8 @@ export interface DriverModules {
   readonly clock: Clock;
   readonly log: Logger;
   readonly metrics: NodeMetrics;
+  /** Whether a block would carry anything (the mempool); without it every height starts at once. */
+  readonly work?: PendingWork;
 }
 
 /**
@@ -127,6 +142,10 @@ type Event =
   | { readonly kind: "timeout"; readonly height: number; readonly round: number; readonly step: TimeoutStep }
   | { readonly kind: "startHeight"; readonly height: number }
   | { readonly kind: "tick" };
+
+/** A proposal this node cannot judge yet (its L1 view trails) is checked again this often, at most this many times. */
+const L1_RECHECK_MS = 250;
+const MAX_L1_RECHECKS = 8;
 
 /** Events the loop never drops: losing one would stall the node. */
 const ESSENTIAL: ReadonlySet<Event["kind"]> = new Set(["timeout", "startHeight", "commits", "tick"]);
@@ -170,6 +189,8 @@ export class ConsensusDriver {
   private readonly timers = new Set<unknown>();
   /** Blocks seen at the current height, by hash (bounded by maxProposalsPerRound x rounds). */
   private blocks = new Map<Hex, KnownBlock>();
+  /** Proposals of the current height checked again because this node's L1 view trailed: value -> checks so far. */
+  private l1Rechecks = new Map<Hex, number>();
   /** Verified proposals and votes of the next height, replayed when it starts. */
   private buffered: Event[] = [];
   private safety: SafetyRecord;
@@ -181,6 +202,9 @@ export class ConsensusDriver {
   private lastCommitMs: number | null = null;
   private lastProgress = "";
   private tickHandle: unknown = null;
+  /** Set while the next height waits for work (emptyBlockIntervalMs). */
+  private idleWait: { readonly height: number; readonly handle: unknown; readonly unsubscribe: () => void } | null =
+    null;
   private fatal: ((error: Error) => void) | null = null;
 
   constructor(
@@ -236,6 +260,7 @@ export class ConsensusDriver {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.endIdleWait();
     for (const t of this.timers) this.m.clock.clearTimeout(t);
     this.timers.clear();
     if (this.tickHandle !== null) this.m.clock.clearTimeout(this.tickHandle);
@@ -409,7 +434,8 @@ export class ConsensusDriver {
     const cs = this.cs;
     const progress = `${cs.height}/${cs.round}/${cs.step}`;
     const sameHeight = this.lastProgress.startsWith(`${cs.height}/`);
-    const stalled = progress === this.lastProgress || (sameHeight && cs.round > 0);
+    // Waiting for work between heights is not a stall: nobody has anything to send.
+    const stalled = this.idleWait === null && (progress === this.lastProgress || (sameHeight && cs.round > 0));
     this.lastProgress = progress;
     if (stalled) this.m.outbox.stalled(cs.height, cs.round);
   }
@@ -443,7 +469,12 @@ export class ConsensusDriver {
     }
     let valid = this.blocks.get(proposal.value)?.valid;
     if (valid === undefined) {
-      valid = await this.isValidBlock(block, bytes);
+      const verdict = await this.checkProposedBlock(block, bytes);
+      if (verdict === "waiting") {
+        this.recheckLater(proposal, block, bytes);
+        return;
+      }
+      valid = verdict === "valid";
       this.rememberBlock(block, bytes, valid);
     }
     this.m.log.debug(
@@ -464,6 +495,10 @@ export class ConsensusDriver {
   }
 
   private buffer(e: Event): void {
+    if (this.idleWait !== null && eventHeight(e) === this.idleWait.height) {
+      this.endIdleWait();
+      this.enqueue({ kind: "startHeight", height: eventHeight(e) });
+    }
     if (this.buffered.length >= this.params.maxBufferedMessages) {
       this.m.metrics.droppedEvents.inc({ kind: "buffer_full" });
       return;
@@ -721,8 +756,12 @@ export class ConsensusDriver {
     const certificate = buildCertificate(this.params.chainId, sets.set, precommits, this.m.scheme);
     await this.commit(height, known.block, known.bytes, certificate, sets);
     this.m.outbox.publishCertificate(certificate);
-    const wait = Math.max(0, this.params.blockIntervalMs - (this.m.clock.nowMs() - this.heightStartedMs));
-    if (wait === 0) {
+    const sinceStartMs = this.m.clock.nowMs() - this.heightStartedMs;
+    const wait = Math.max(0, this.params.blockIntervalMs - sinceStartMs);
+    const work = this.m.work;
+    if (this.params.emptyBlockIntervalMs > 0 && work !== undefined && !work.pending()) {
+      this.waitForWork(height + 1, work, wait, Math.max(wait, this.params.emptyBlockIntervalMs - sinceStartMs));
+    } else if (wait === 0) {
       // Through the queue, not a direct call: a validator that decides alone (one validator, or more than 2/3 of the
       // power) would otherwise run height after height inside this one event, starving gossip and never returning.
       this.enqueue({ kind: "startHeight", height: height + 1 });
@@ -733,6 +772,44 @@ export class ConsensusDriver {
       }, wait);
       this.timers.add(handle);
     }
+  }
+
+  /**
+   * Nothing to include: starts `height` after `idleMs`, or `minMs` after work arrives, or at once when a peer's
+   * proposal or vote of `height` arrives (a peer had work: its proposer's timeout is running).
+   */
+  private waitForWork(height: number, work: PendingWork, minMs: number, idleMs: number): void {
+    this.endIdleWait();
+    const start = (afterMs: number) => {
+      if (this.idleWait?.height !== height) return;
+      this.endIdleWait();
+      if (afterMs <= 0) {
+        this.enqueue({ kind: "startHeight", height });
+        return;
+      }
+      const handle = this.m.clock.setTimeout(() => {
+        this.timers.delete(handle);
+        this.enqueue({ kind: "startHeight", height });
+      }, afterMs);
+      this.timers.add(handle);
+    };
+    const handle = this.m.clock.setTimeout(() => {
+      this.timers.delete(handle);
+      start(0);
+    }, idleMs);
+    this.timers.add(handle);
+    const unsubscribe = work.onWork(() => start(minMs - (this.m.clock.nowMs() - this.heightStartedMs)));
+    this.idleWait = { height, handle, unsubscribe };
+    this.m.metrics.idleWaits.inc();
+  }
+
+  private endIdleWait(): void {
+    const w = this.idleWait;
+    if (w === null) return;
+    this.idleWait = null;
+    w.unsubscribe();
+    this.m.clock.clearTimeout(w.handle);
+    this.timers.delete(w.handle);
   }
 
   private async commit(
@@ -779,9 +856,11 @@ export class ConsensusDriver {
     recovered?: { round: number; lock: LockState },
     preload: readonly KnownBlock[] = [],
   ): Promise<void> {
+    this.endIdleWait();
     for (const t of this.timers) this.m.clock.clearTimeout(t);
     this.timers.clear();
     this.blocks = new Map(preload.map((k) => [blockHash(k.block.header), k]));
+    this.l1Rechecks = new Map();
     this.heightStartedMs = this.m.clock.nowMs();
     // Learn the next two sets now: gossip checks of the height after this one need the second.
     await this.setsFor(height);
@@ -807,13 +886,37 @@ export class ConsensusDriver {
     return hash;
   }
 
-  private async isValidBlock(block: Block, bytes: Uint8Array): Promise<boolean> {
+  /**
+   * "waiting" when this node cannot judge the block yet because its own L1 view trails the proposer's (its mirror
+   * has not confirmed the block's L1 origin, or the next set waits on L1): not the proposer's fault, and not final.
+   */
+  private async checkProposedBlock(block: Block, bytes: Uint8Array): Promise<"valid" | "invalid" | "waiting"> {
     const height = this.m.store.headHeight + 1;
     const problem = await this.validateNext(block, bytes, height, false);
-    if (problem === null) return true;
+    if (problem === null) return "valid";
+    if (problem.code === "l1_origin_not_confirmed") {
+      this.m.log.info({ height, reason: problem.message }, "proposal waits on this node's L1 view");
+      return "waiting";
+    }
     this.m.metrics.invalidBlocks.inc({ code: problem.code });
     this.m.log.warn({ height, code: problem.code, reason: problem.message }, "invalid block proposed");
-    return false;
+    return "invalid";
+  }
+
+  /**
+   * Checks a proposal again shortly, a bounded number of times per block: its L1 origin is usually confirmed here
+   * one mirror poll later. Meanwhile the round's propose timeout runs as if no proposal had come (prevote nil), so a
+   * block that stays unverifiable costs at most the round, and one verified in time is voted for.
+   */
+  private recheckLater(proposal: SignedProposal, block: Block, bytes: Uint8Array): void {
+    const tries = this.l1Rechecks.get(proposal.value) ?? 0;
+    if (tries >= MAX_L1_RECHECKS) return;
+    this.l1Rechecks.set(proposal.value, tries + 1);
+    const handle = this.m.clock.setTimeout(() => {
+      this.timers.delete(handle);
+      this.enqueue({ kind: "proposal", proposal, block, bytes });
+    }, L1_RECHECK_MS);
+    this.timers.add(handle);
   }
 
   /** Votes (any round) this driver holds for the current height, for tests and status. */

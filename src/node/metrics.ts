@@ -14,6 +14,7 @@ export interface NodeMetrics {
   readonly blockTransactions: Histogram;
   readonly persistSeconds: Histogram;
   readonly proposals: Counter;
+  readonly idleWaits: Counter;
   readonly votes: Counter<"type">;
   readonly signingRefusals: Counter<"code">;
   readonly invalidBlocks: Counter<"code">;
@@ -67,6 +68,11 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
       registers: r,
     }),
     proposals: new Counter({ name: "dcn_consensus_proposals_total", help: "Proposals signed", registers: r }),
+    idleWaits: new Counter({
+      name: "dcn_consensus_idle_waits_total",
+      help: "Heights whose start waited for work (nothing to include: consensus.emptyBlockIntervalMs)",
+      registers: r,
+    }),
     votes: new Counter({ name: "dcn_consensus_votes_total", help: "Votes signed", labelNames: ["type"], registers: r }),
     signingRefusals: new Counter({
       name: "dcn_consensus_signing_refusals_total",

@@ -208,6 +208,7 @@ export class DcnNode {
       timeouts: c.timeouts,
       rebroadcastMs: c.rebroadcastMs,
       blockIntervalMs: c.blockIntervalMs,
+      emptyBlockIntervalMs: c.emptyBlockIntervalMs,
       maxRoundsAhead: 64,
       maxBufferedMessages: 4096,
       maxQueuedEvents: 16_384,
@@ -229,6 +230,10 @@ export class DcnNode {
       clock: realClock,
       log: log.child({ component: "consensus" }),
       metrics,
+      work: {
+        pending: () => mempool.size > 0,
+        onWork: (listener) => mempool.onAdded(() => listener()),
+      },
       outbox: {
         publishProposal: (proposal, block) => publish(t.proposals, encodeProposalMessage({ proposal, block })),
         publishVote: (vote) => publish(t.votes, encodeSignedVote(vote)),

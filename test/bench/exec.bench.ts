@@ -30,7 +30,7 @@ const arg = (name: string, fallback: number): number => {
 };
 const TXS_PER_BLOCK = arg("--txs", 500);
 const MEASURED_BLOCKS = arg("--blocks", 5);
-/** --only core|bare: run one side (for profiling). */
+/** --only core|bare|pooled: run one side (for profiling); pooled = the core on pool-decoded blocks, fast path on. */
 const ONLY = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
 
 interface Workload {
@@ -150,8 +150,15 @@ async function buildWorkloads(accounts: PrivateKeyAccount[]) {
  * Per-block tx/s of the core, first block of each workload dropped as warm-up. `admitted`: the block's transactions
  * went through the node's pool first (decoded there, untimed), so validation finds them in the decode cache; else
  * every transaction is decoded and its sender recovered inside the timed block, as for a block of unseen ones.
+ * `transferFastPath` false: every transaction through runTx (the core before the plain-transfer fast path).
  */
-async function runCore(accounts: PrivateKeyAccount[], setup: Uint8Array[][], workloads: Workload[], admitted: boolean) {
+async function runCore(
+  accounts: PrivateKeyAccount[],
+  setup: Uint8Array[][],
+  workloads: Workload[],
+  admitted: boolean,
+  transferFastPath = true,
+) {
   const decoder = new TxDecodeCache(CHAIN_ID);
   const dir = await mkdtemp(join(tmpdir(), "exec-bench-"));
   const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
@@ -160,6 +167,7 @@ async function runCore(accounts: PrivateKeyAccount[], setup: Uint8Array[][], wor
       chainId: CHAIN_ID,
       db: { get: (key) => db.get(key) },
       alloc: accounts.map((a) => ({ address: a.address.toLowerCase() as Hex, balance: 10n ** 24n })),
+      transferFastPath,
     });
     const commit = async (writes: ReadonlyMap<string, Uint8Array>) =>
       db.batch([...writes].map(([key, value]) => ({ type: "put" as const, key: fromHex(key), value })));
@@ -268,9 +276,12 @@ async function main(): Promise<void> {
   }
   const decodeUs = median(decodeRuns);
 
-  const core = ONLY === "bare" ? new Map<string, number[]>() : await runCore(accounts, setup, workloads, false);
-  const pooled = ONLY === "bare" ? new Map<string, number[]>() : await runCore(accounts, setup, workloads, true);
-  const bare = ONLY === "core" ? new Map<string, number[]>() : await runBare(accounts, setup, workloads);
+  const none = new Map<string, number[]>();
+  const core = ONLY === undefined || ONLY === "core" ? await runCore(accounts, setup, workloads, false) : none;
+  const pooled = ONLY !== "bare" ? await runCore(accounts, setup, workloads, true) : none;
+  const viaRunTx =
+    ONLY === undefined || ONLY === "core" ? await runCore(accounts, setup, workloads, true, false) : none;
+  const bare = ONLY === undefined || ONLY === "bare" ? await runBare(accounts, setup, workloads) : none;
 
   process.stdout.write(
     `execution bench: ${TXS_PER_BLOCK} txs/block, median of ${MEASURED_BLOCKS} blocks after 1 warm-up, tx per CPU second, ` +
@@ -278,15 +289,18 @@ async function main(): Promise<void> {
   );
   process.stdout.write(
     `${"workload".padEnd(18)} ${"core tx/s".padStart(10)} ${"bare vm tx/s".padStart(13)} ${"ratio".padStart(7)}` +
-      ` ${"core, pooled tx/s".padStart(18)} ${"ratio".padStart(7)}\n`,
+      ` ${"core, pooled tx/s".padStart(18)} ${"ratio".padStart(7)}` +
+      ` ${"pooled, all runTx".padStart(18)} ${"fast/runTx".padStart(11)}\n`,
   );
   for (const w of workloads) {
     const c = median(core.get(w.name) ?? [Number.NaN]);
     const b = median(bare.get(w.name) ?? [Number.NaN]);
     const p = median(pooled.get(w.name) ?? [Number.NaN]);
+    const r = median(viaRunTx.get(w.name) ?? [Number.NaN]);
     process.stdout.write(
       `${w.name.padEnd(18)} ${c.toFixed(0).padStart(10)} ${b.toFixed(0).padStart(13)} ${`${(c / b).toFixed(2)}x`.padStart(7)}` +
-        ` ${p.toFixed(0).padStart(18)} ${`${(p / b).toFixed(2)}x`.padStart(7)}\n`,
+        ` ${p.toFixed(0).padStart(18)} ${`${(p / b).toFixed(2)}x`.padStart(7)}` +
+        ` ${r.toFixed(0).padStart(18)} ${`${(p / r).toFixed(2)}x`.padStart(11)}\n`,
     );
   }
 }

@@ -51,6 +51,7 @@ describe("parseConfig", () => {
         timeouts: DEFAULT_TIMEOUTS,
         rebroadcastMs: 1000,
         blockIntervalMs: 0,
+        emptyBlockIntervalMs: 1000,
         maxBlockBytes: 2_000_000,
         maxBlockTransactions: 10_000,
       },

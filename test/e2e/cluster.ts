@@ -25,6 +25,7 @@ export const TEST_CONSENSUS = {
   timeoutPrecommitDeltaMs: 100,
   rebroadcastMs: 500,
   blockIntervalMs: 100,
+  emptyBlockIntervalMs: 150,
 };
 
 export class Cluster {

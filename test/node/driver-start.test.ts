@@ -51,6 +51,7 @@ async function singleValidator() {
       },
       rebroadcastMs: 1_000,
       blockIntervalMs: 0,
+      emptyBlockIntervalMs: 0,
       maxRoundsAhead: 8,
       maxBufferedMessages: 64,
       maxQueuedEvents: 64,

@@ -33,6 +33,7 @@ export function driverScenario(seed: number, validators: number): DriverSimConfi
     livenessWindowMs: 8_000,
     timeouts: DEFAULT_TIMEOUTS,
     blockIntervalMs: rng.pick([50, 250]),
+    emptyBlockIntervalMs: rng.pick([0, 600]),
   };
 }
 

@@ -20,6 +20,7 @@ const base: DriverSimConfig = {
   livenessWindowMs: 8_000,
   timeouts: DEFAULT_TIMEOUTS,
   blockIntervalMs: 250,
+  emptyBlockIntervalMs: 600,
 };
 
 async function run(cfg: Partial<DriverSimConfig>) {
@@ -80,6 +81,26 @@ describe("driver simulation: the real node stack under a seeded network and cloc
     expectHealthy(r);
     // Every node's chain was decided by the genesis set, then by the new one (certificates checked per height).
     for (const history of r.setHistory) expect(history).toEqual([before, after]);
+  }, 120_000);
+
+  it("starts a height only when there is work: an idle subnet waits, a transaction does not", async () => {
+    // A 4 s idle interval: without waiting for work, 20 s at a 50 ms minimum interval would be ~200 heights.
+    const r = await run({
+      seed: 16,
+      gstMs: 0,
+      lossBeforeGst: 0,
+      duplicate: 0,
+      transactions: 12,
+      durationMs: 20_000,
+      blockIntervalMs: 50,
+      emptyBlockIntervalMs: 4_000,
+      livenessHeights: 2,
+    });
+    expectHealthy(r);
+    expect(r.committedTransactions).toBe(12);
+    // Each transaction started a height (or joined the one under way) instead of waiting out the idle interval.
+    expect(Math.max(...r.txLatencyMs)).toBeLessThan(1_500);
+    expect(Math.max(...r.heads)).toBeLessThan(12 + 20_000 / 4_000 + 4);
   }, 120_000);
 
   it("keeps safety and liveness with a double-voting validator, and produces evidence against it only", async () => {

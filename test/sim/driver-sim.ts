@@ -69,6 +69,8 @@ export interface DriverSimConfig {
   readonly timeouts: TimeoutParams;
   /** The driver's minimum time between heights. */
   readonly blockIntervalMs: number;
+  /** With an empty pool, the time between heights (0 = never wait); the pool is each node's real mempool. */
+  readonly emptyBlockIntervalMs: number;
   /**
    * Membership from a simulated L1 registry: the genesis anchors the subnet to L1; `genesisMembers` form the genesis
    * set (registry epoch 1); from L1 block `switchAtBlock` on the registry is in epoch 2 with `laterMembers`. An L1 block
@@ -100,6 +102,8 @@ export interface DriverSimResult {
   readonly headHash: Hex;
   readonly violations: readonly string[];
   readonly committedTransactions: number;
+  /** Per committed transaction: virtual ms from its first submission to its first commit on any node. */
+  readonly txLatencyMs: readonly number[];
   readonly lostTransactions: number;
   readonly crashes: number;
   readonly evidenceAgainst: readonly number[];
@@ -207,7 +211,20 @@ export class DriverSim {
   private readonly evidenceAgainst = new Set<number>();
   private readonly rejectedBy = new Map<string, string[]>();
   private readonly transactions: { hash: Hex; raw: Uint8Array }[] = [];
-  private readonly log = pino({ level: "silent" });
+  /** Warnings only, read for one thing: every proposer here is honest, so no node may judge a proposal invalid. */
+  private readonly log = pino(
+    { level: "warn" },
+    {
+      write: (line: string) => {
+        const entry = JSON.parse(line) as { msg?: string; code?: string; reason?: string; height?: number };
+        if (entry.msg === "invalid block proposed") {
+          this.violations.push(
+            `an honest proposal at height ${entry.height} was judged invalid: ${entry.code}: ${entry.reason}`,
+          );
+        }
+      },
+    },
+  );
 
   private constructor(
     private readonly cfg: DriverSimConfig,
@@ -359,6 +376,7 @@ export class DriverSim {
       timeouts: this.cfg.timeouts,
       rebroadcastMs: 1_000,
       blockIntervalMs: this.cfg.blockIntervalMs,
+      emptyBlockIntervalMs: this.cfg.emptyBlockIntervalMs,
       maxRoundsAhead: 64,
       maxBufferedMessages: 4096,
       maxQueuedEvents: 16_384,
@@ -377,6 +395,10 @@ export class DriverSim {
       clock,
       log: this.log,
       metrics,
+      work: {
+        pending: () => state.mempool.size > 0,
+        onWork: (listener) => state.mempool.onAdded(() => listener()),
+      },
       outbox: {
         publishProposal: (proposal, block) => {
           this.noteSigned(n, proposal.height, proposal.round, "proposal", proposal.value);
@@ -724,7 +746,10 @@ export class DriverSim {
         prev + this.rng.int(1, Math.ceil((2 * lastMs * CLIENTS) / Math.max(1, this.transactions.length))),
       );
       byClient.set(client, at);
-      this.agenda.push(at, () => this.submit(tx.raw));
+      this.agenda.push(at, () => {
+        if (!this.submittedMs.has(tx.hash)) this.submittedMs.set(tx.hash, this.nowMs);
+        return this.submit(tx.raw);
+      });
     });
     // Like a wallet: after GST, resubmit what is not committed yet, every two seconds.
     const resubmit = () => {
@@ -785,6 +810,7 @@ export class DriverSim {
           if (at !== undefined && at !== height)
             this.violations.push(`transaction ${h} committed at ${at} and ${height}`);
           this.txHeight.set(h, height);
+          if (!this.committedMs.has(h)) this.committedMs.set(h, this.nowMs);
         }
       })(),
     );
@@ -792,6 +818,9 @@ export class DriverSim {
 
   /** Transaction hash -> the height that committed it. */
   private readonly txHeight = new Map<Hex, number>();
+  /** Transaction hash -> virtual time of its first submission, and of the first commit of it by any node. */
+  private readonly submittedMs = new Map<Hex, number>();
+  private readonly committedMs = new Map<Hex, number>();
 
   private scheduleLiveness(): void {
     const honest = () => this.nodes.filter((n) => n.index !== this.cfg.doubleVoter);
@@ -874,6 +903,10 @@ export class DriverSim {
       headHash: top.hash,
       violations: this.violations,
       committedTransactions: this.txHeight.size,
+      txLatencyMs: [...this.committedMs].flatMap(([h, at]) => {
+        const sent = this.submittedMs.get(h);
+        return sent === undefined ? [] : [at - sent];
+      }),
       lostTransactions: lost,
       crashes: this.crashes,
       evidenceAgainst: [...this.evidenceAgainst],
