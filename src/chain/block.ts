@@ -8,7 +8,10 @@
 //   nextDepositNonce u64 | transactionsRoot bytes32 | receiptsRoot bytes32 | stateRoot bytes32 | gasLimit u64 |
 //   gasUsed u64 | baseFeePerGas u64 | logsBloom bytes256 | vmRoots: u32 count | (vm u8 | root bytes32)*
 // Block: header | lastCertificate (u32 length | encoded certificate) | deposits: u32 count | deposit* |
-//        u32 count | (u32 length | raw signed Ethereum transaction)*
+//        u32 count | (u32 length | transaction entry)*
+// Transaction entry: a raw signed Ethereum transaction (EIP-2718 typed or legacy RLP), or the DCN SVM envelope
+// 0x53 || Solana wire transaction (0x53 is no EIP-2718 type in use and no RLP list prefix). Canonical order: every
+// EVM entry, then every SVM entry (docs/svm.md "Blocks").
 // Deposit: nonce u64 | l1BlockNumber u64 | from bytes20 | to bytes20 | asset u8 | amount u256
 //
 // validatorSetId names the set that decides (signs) this height; nextValidatorSetId the set that decides the next
@@ -65,6 +68,14 @@ export const MAX_LAST_CERTIFICATE_BYTES = 16 * 1024;
 export const MAX_BLOCK_DEPOSITS = 64;
 /** Portal asset ids (staking-contracts/src/Portal.sol). */
 export const DEPOSIT_ASSET = { eth: 0, lumia: 1 } as const;
+
+/** First byte of an SVM entry in `transactions` (docs/svm.md "Envelope"). */
+export const SVM_TX_PREFIX = 0x53;
+
+/** Whether a block entry is the SVM envelope (0x53 || Solana wire transaction). */
+export function isSvmEntry(entry: Uint8Array): boolean {
+  return entry[0] === SVM_TX_PREFIX;
+}
 
 export const depositSchema = struct({
   nonce: u64,
@@ -169,6 +180,8 @@ export type BlockProblemCode =
   | "gas_used_above_limit"
   | "too_large"
   | "too_many_transactions"
+  /** an EVM entry after an SVM entry: the canonical order is every EVM entry, then every SVM entry */
+  | "wrong_transaction_order"
   | "invalid_transaction"
   | "execution_mismatch";
 
@@ -273,6 +286,14 @@ export function checkBlock(block: Block, encodedLength: number, ctx: BlockContex
       "too_many_transactions",
       `${block.transactions.length} transactions exceed the limit ${ctx.maxBlockTransactions}`,
     );
+  }
+  const firstSvm = block.transactions.findIndex(isSvmEntry);
+  if (firstSvm >= 0) {
+    for (let i = firstSvm + 1; i < block.transactions.length; i++) {
+      if (!isSvmEntry(block.transactions[i] as Uint8Array)) {
+        return problem("wrong_transaction_order", `EVM transaction ${i} follows SVM transaction ${firstSvm}`);
+      }
+    }
   }
   if (h.gasLimit !== ctx.gasLimit)
     return problem("wrong_gas_limit", `gas limit ${h.gasLimit}, expected ${ctx.gasLimit}`);

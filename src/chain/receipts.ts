@@ -1,7 +1,8 @@
 // Stored receipts of a committed block (bucket receiptsByHeight): what eth_getTransactionReceipt and eth_getLogs
 // answer from, plus the typed RLP receipt the receipts trie commits to (for receipt proofs).
 //
-// Layout: version u8 (= 1) | u32 count | receipt*, receipt = txHash bytes32 | type u8 | from bytes20 |
+// Layout: version u8 (= 2) | u32 count | receipt* | u32 count | svmReceipt* (src/execution/svm/receipt.ts: signature,
+//   status, fee, computeUnits, error, logs; one per SVM entry, after the EVM ones as in the block), receipt = txHash bytes32 | type u8 | from bytes20 |
 //   to (u8 flag | bytes20) | contractAddress (u8 flag | bytes20) | status u8 | gasUsed u64 | cumulativeGasUsed u64 |
 //   effectiveGasPrice bytes32 | logs: u32 count | (address bytes20 | topics: u32 count | bytes32* | data u32 len | bytes)* |
 //   revertReason u32 len | utf8 | encoded u32 len | typed RLP receipt
@@ -24,6 +25,7 @@ import {
   versioned,
 } from "../../consensus/codec.ts";
 import type { ExecutedReceipt } from "../execution/core.ts";
+import { type StoredSvmReceipt, storedSvmReceiptCodec } from "../execution/svm/receipt.ts";
 
 const MAX_RECEIPTS = 100_000;
 const MAX_LOGS = 10_000;
@@ -58,31 +60,40 @@ const receiptSchema = struct({
   encoded: varBytes(MAX_LOG_DATA * 4),
 });
 
-export const receiptsSchema = versioned(1, list(receiptSchema, MAX_RECEIPTS));
+export const receiptsSchema = versioned(
+  2,
+  struct({ evm: list(receiptSchema, MAX_RECEIPTS), svm: list(storedSvmReceiptCodec, MAX_RECEIPTS) }),
+);
 export type StoredReceipt = Infer<typeof receiptSchema>;
+export type { StoredSvmReceipt };
 
-export function encodeReceipts(receipts: readonly ExecutedReceipt[]): Uint8Array {
-  return encode(
-    receiptsSchema,
-    receipts.map((r) => ({
-      transactionHash: r.transactionHash,
-      type: r.type,
-      from: r.from,
-      to: r.to,
-      contractAddress: r.contractAddress,
-      status: r.status,
-      gasUsed: r.gasUsed,
-      cumulativeGasUsed: r.cumulativeGasUsed,
-      effectiveGasPrice: r.effectiveGasPrice,
-      logs: r.logs.map((l) => ({ address: l.address, topics: l.topics, data: l.data })),
-      revertReason: r.revertReason ?? "",
-      encoded: r.encoded,
-    })),
-    "receipts",
-  );
+export function encodeReceipts(
+  receipts: readonly ExecutedReceipt[],
+  svmReceipts: readonly StoredSvmReceipt[] = [],
+): Uint8Array {
+  const evm = receipts.map((r) => ({
+    transactionHash: r.transactionHash,
+    type: r.type,
+    from: r.from,
+    to: r.to,
+    contractAddress: r.contractAddress,
+    status: r.status,
+    gasUsed: r.gasUsed,
+    cumulativeGasUsed: r.cumulativeGasUsed,
+    effectiveGasPrice: r.effectiveGasPrice,
+    logs: r.logs.map((l) => ({ address: l.address, topics: l.topics, data: l.data })),
+    revertReason: r.revertReason ?? "",
+    encoded: r.encoded,
+  }));
+  return encode(receiptsSchema, { evm, svm: svmReceipts }, "receipts");
 }
 
-/** Throws DecodeError. */
+/** The EVM receipts, in block order. Throws DecodeError. */
 export function decodeReceipts(bytes: Uint8Array): readonly StoredReceipt[] {
-  return decode(receiptsSchema, bytes, "receipts");
+  return decode(receiptsSchema, bytes, "receipts").evm;
+}
+
+/** The SVM receipts, in block order (they follow the EVM entries). Throws DecodeError. */
+export function decodeSvmReceipts(bytes: Uint8Array): readonly StoredSvmReceipt[] {
+  return decode(receiptsSchema, bytes, "receipts").svm;
 }

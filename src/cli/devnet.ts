@@ -10,6 +10,8 @@ import { closeSync, existsSync, openSync } from "node:fs";
 import { mkdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { basename, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { getBase58Decoder } from "@solana/kit";
 import { encodeFunctionData } from "viem";
 import { fromHex, type Hex, keccak256, toHex, utf8 } from "../../consensus/bytes.ts";
 import { buildGenesis, GENESIS_VERSION, type GenesisJson } from "../config/genesis.ts";
@@ -38,6 +40,22 @@ export function devnetAccounts(): { address: Hex; privateKey: Hex }[] {
   return Array.from({ length: DEVNET_FUNDED_ACCOUNTS }, (_, i) => {
     const privateKey = toHex(keccak256(utf8(`lumia-dcn devnet account ${i}`)));
     return { address: operatorAddressOf(fromHex(privateKey)), privateKey };
+  });
+}
+
+/** Solana dev accounts funded in a devnet genesis (svm.alloc), 1,000 SOL each; keys are public. */
+export const DEVNET_SOLANA_ACCOUNTS = 10;
+export const DEVNET_SOLANA_LAMPORTS = 1_000n * 1_000_000_000n;
+
+/**
+ * Deterministic Solana dev keys: Ed25519 seed keccak256("lumia-dcn devnet solana account <i>"); `secretKey` is the
+ * 32-byte seed (kit: createKeyPairSignerFromPrivateKeyBytes), `address` the base58 public key.
+ */
+export function devnetSolanaAccounts(): { address: string; secretKey: Hex }[] {
+  const base58 = getBase58Decoder();
+  return Array.from({ length: DEVNET_SOLANA_ACCOUNTS }, (_, i) => {
+    const seed = keccak256(utf8(`lumia-dcn devnet solana account ${i}`));
+    return { address: base58.decode(ed25519.getPublicKey(seed)), secretKey: toHex(seed) };
   });
 }
 
@@ -264,6 +282,9 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
           ...l2Predeploys().map((p) => ({ address: p.address, balance: "0", code: p.code as Hex })),
         ],
       },
+      svm: {
+        alloc: devnetSolanaAccounts().map((a) => ({ address: a.address, lamports: DEVNET_SOLANA_LAMPORTS.toString() })),
+      },
       ...(opts.anchor === undefined ? {} : { l1: opts.anchor }),
     });
     await writeFile(genesisPath, `${JSON.stringify(genesis, null, 2)}\n`);
@@ -398,6 +419,7 @@ async function writeDevnetJson(plan: DevnetPlan, l1: DevnetL1 | null): Promise<v
         ? null
         : { rpc: l1.rpc, chainId: l1.chainId.toString(), embedded: l1.embedded, pid: l1.pid, contracts: l1.contracts },
     funded: devnetAccounts(),
+    solanaFunded: devnetSolanaAccounts(),
     nodes: plan.nodes.map((n) => ({
       name: n.name,
       role: n.role,

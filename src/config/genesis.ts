@@ -7,9 +7,11 @@
 import { resolve } from "node:path";
 import { PublicKey } from "@chainsafe/blst";
 import { peerIdFromString } from "@libp2p/peer-id";
+import { getBase58Encoder } from "@solana/kit";
 import { z } from "zod";
 import { concatBytes, fromHex, type Hex, keccak256, toHex, utf8 } from "../../consensus/bytes.ts";
 import {
+  bytes,
   type Codec,
   encode,
   hex32,
@@ -56,13 +58,15 @@ export const MAX_PEER_ID_BYTES = 64;
 export const GENESIS_MAX_BYTES = 4 * 1024 * 1024;
 /** Chain ids are EVM chain ids: JavaScript numbers in wallets, so at most 2^53 - 1. */
 export const MAX_CHAIN_ID = BigInt(Number.MAX_SAFE_INTEGER);
-export const GENESIS_VERSION = 4;
+/** 5: the SVM allocation (`svm.alloc`); the genesis state holds the SVM root from then on. */
+export const GENESIS_VERSION = 5;
 /** Defaults of the execution section: a 30M gas block limit and a 1 gwei initial base fee (LUMIA has 18 decimals). */
 export const DEFAULT_GAS_LIMIT = 30_000_000n;
 export const DEFAULT_BASE_FEE_PER_GAS = 1_000_000_000n;
 export const MAX_ALLOC_ACCOUNTS = 100_000;
 export const MAX_ALLOC_STORAGE_SLOTS = 4096;
 export const MAX_CODE_BYTES = 24_576;
+export const MAX_SVM_ALLOC_ACCOUNTS = 10_000;
 /** keccak256("lumia.dcn.v1.genesis"): prefix of the hashed preimage, so no other signed or hashed format collides. */
 export const GENESIS_DOMAIN: Uint8Array = keccak256(utf8("lumia.dcn.v1.genesis"));
 
@@ -97,6 +101,18 @@ export interface GenesisExecution {
   readonly alloc: readonly GenesisAccount[];
 }
 
+/** A pre-funded Solana account: a system-owned account without data. */
+export interface GenesisSvmAccount {
+  /** Base58 pubkey (32 bytes). */
+  readonly address: string;
+  readonly lamports: bigint;
+}
+
+export interface GenesisSvm {
+  /** Sorted by the pubkey bytes. */
+  readonly alloc: readonly GenesisSvmAccount[];
+}
+
 /**
  * The L1 anchor of a subnet whose membership follows the staking registry: the registry's address and the L1 block the
  * chain starts from (the L1 origin of the genesis). Null for a subnet whose set is fixed by the genesis.
@@ -123,6 +139,8 @@ export interface Genesis {
   readonly chainId: bigint;
   readonly genesisTimeMs: number;
   readonly execution: GenesisExecution;
+  /** The Solana VM's initial accounts (empty when the file has no `svm`). */
+  readonly svm: GenesisSvm;
   readonly l1: GenesisL1 | null;
   /** In file order. */
   readonly validators: readonly GenesisValidator[];
@@ -154,6 +172,7 @@ export interface GenesisJson {
     readonly baseFeePerGas?: string;
     readonly alloc?: readonly GenesisAccountJson[];
   };
+  readonly svm?: { readonly alloc?: readonly { readonly address: string; readonly lamports: string }[] };
   readonly validators: readonly {
     readonly name: string;
     readonly blsPublicKey: Hex;
@@ -310,6 +329,28 @@ export const genesisSchema = z
           .optional(),
       })
       .optional(),
+    svm: z
+      .strictObject({
+        alloc: z
+          .array(
+            z.strictObject({
+              address: z.string().superRefine((value, ctx) => {
+                if (base58Pubkey(value) === null) {
+                  addIssue(
+                    ctx,
+                    `${JSON.stringify(value.slice(0, 60))} is not a base58 Solana pubkey`,
+                    "write the account's address as Solana wallets show it (base58 of 32 bytes)",
+                  );
+                }
+              }),
+              lamports: decimalString("lamports", 1n, 2n ** 64n - 1n),
+            }),
+          )
+          .max(MAX_SVM_ALLOC_ACCOUNTS)
+          .optional(),
+      })
+      .optional()
+      .meta({ description: "Solana VM accounts funded at genesis (base58 pubkey -> lamports)" }),
     validators: z.array(validatorSchema).min(1).max(MAX_GENESIS_VALIDATORS),
     l1: z
       .strictObject({
@@ -340,6 +381,17 @@ export const genesisSchema = z
       .meta({ description: "Follow the L1 staking registry for membership (omit for a fixed set)" }),
   })
   .meta({ title: "Lumia DCN genesis" });
+
+/** The 32 bytes of a base58 pubkey, or null. */
+function base58Pubkey(value: string): Uint8Array | null {
+  if (value.length < 32 || value.length > 44) return null;
+  try {
+    const out = new Uint8Array(getBase58Encoder().encode(value));
+    return out.length === 32 ? out : null;
+  } catch {
+    return null;
+  }
+}
 
 function decimalString(what: string, min: bigint, max: bigint) {
   return z.string().superRefine((value, ctx) => {
@@ -409,12 +461,13 @@ export const genesisEncoding = versioned(
       }),
       MAX_ALLOC_ACCOUNTS,
     ),
+    svmAlloc: list(struct({ address: bytes(32), lamports: u64 }), MAX_SVM_ALLOC_ACCOUNTS),
   }),
 );
 
 /** The canonical bytes of a genesis (without the domain prefix). */
 export function encodeGenesis(
-  genesis: Pick<Genesis, "chainId" | "genesisTimeMs" | "validators" | "validatorSet" | "execution" | "l1">,
+  genesis: Pick<Genesis, "chainId" | "genesisTimeMs" | "validators" | "validatorSet" | "execution" | "svm" | "l1">,
 ): Uint8Array {
   const byAddress = new Map(genesis.validators.map((v) => [v.address.toLowerCase(), v]));
   const ordered = genesis.validatorSet.validators.map((member) => {
@@ -456,6 +509,10 @@ export function encodeGenesis(
           .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
           .map(([slot, value]) => ({ slot, value })),
       })),
+      svmAlloc: genesis.svm.alloc.map((a) => ({
+        address: base58Pubkey(a.address) as Uint8Array,
+        lamports: a.lamports,
+      })),
     },
     "genesis",
   );
@@ -463,7 +520,7 @@ export function encodeGenesis(
 
 /** keccak256(GENESIS_DOMAIN || encodeGenesis(genesis)). */
 export function genesisHash(
-  genesis: Pick<Genesis, "chainId" | "genesisTimeMs" | "validators" | "validatorSet" | "execution" | "l1">,
+  genesis: Pick<Genesis, "chainId" | "genesisTimeMs" | "validators" | "validatorSet" | "execution" | "svm" | "l1">,
 ): Hex {
   return toHex(keccak256(concatBytes(GENESIS_DOMAIN, encodeGenesis(genesis))));
 }
@@ -605,7 +662,25 @@ export function parseGenesis(json: unknown, source = "genesis"): Genesis {
         fix: "list each account once",
       }),
   );
+  const svmAlloc = (g.svm?.alloc ?? [])
+    .map((a) => ({
+      address: a.address,
+      lamports: BigInt(a.lamports),
+      key: toHex(base58Pubkey(a.address) as Uint8Array),
+    }))
+    .sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+  firstSeen(
+    svmAlloc,
+    (a) => a.key,
+    (first, i) =>
+      issues.push({
+        path: `svm.alloc[${i}]`,
+        message: `the same pubkey as svm.alloc[${first}]`,
+        fix: "list each account once",
+      }),
+  );
   if (issues.length > 0) throw new GenesisError("invalid", source, issues);
+  const svm: GenesisSvm = { alloc: svmAlloc.map(({ address, lamports }) => ({ address, lamports })) };
   const execution: GenesisExecution = {
     gasLimit: BigInt(g.execution?.gasLimit ?? DEFAULT_GAS_LIMIT),
     baseFeePerGas: BigInt(g.execution?.baseFeePerGas ?? DEFAULT_BASE_FEE_PER_GAS),
@@ -631,6 +706,7 @@ export function parseGenesis(json: unknown, source = "genesis"): Genesis {
     chainId: BigInt(g.chainId),
     genesisTimeMs: g.genesisTimeMs,
     execution,
+    svm,
     validators,
     validatorSet,
     l1,
@@ -668,6 +744,7 @@ export interface BuildGenesisParameters {
     readonly identity: PublicIdentity;
   }[];
   readonly execution?: GenesisJson["execution"];
+  readonly svm?: GenesisJson["svm"];
   readonly l1?: GenesisJson["l1"];
 }
 
@@ -685,6 +762,7 @@ export function buildGenesis(params: BuildGenesisParameters): GenesisJson {
       operator: v.identity.operator,
     })),
     ...(params.execution === undefined ? {} : { execution: params.execution }),
+    ...(params.svm === undefined ? {} : { svm: params.svm }),
     ...(params.l1 === undefined ? {} : { l1: params.l1 }),
   };
   parseGenesis(json, "built genesis");

@@ -6,11 +6,13 @@
 // account (async) first, then checks and mutates without awaiting. `onCommitted` bumps a head epoch before it reads
 // accounts; an `add` whose read straddled a commit reads again, so no transaction is admitted against a stale head.
 import { type Hex, toHex } from "../../consensus/bytes.ts";
+import { isSvmEntry } from "../chain/block.ts";
 import { fastKeccak256 } from "../execution/keccak.ts";
 import { type DecodedTx, effectiveTip } from "../execution/tx.ts";
 import { TxDecodeCache } from "../execution/tx-cache.ts";
 import { Heap } from "./heap.ts";
 import { TokenBuckets } from "./rate-limit.ts";
+import type { SvmLane } from "./svm-lane.ts";
 
 /** The committed head state the pool checks nonces and balances against. */
 export interface AccountView {
@@ -57,10 +59,23 @@ export type AddRefusalCode =
   | "known"
   | "pool_full"
   | "rate_limited"
-  | "sender_full";
+  | "sender_full"
+  /** SVM: the recent blockhash is not in the 150-block window */
+  | "stale_blockhash"
+  /** SVM: the fee payer has no account */
+  | "unknown_payer"
+  /** SVM: the signature was processed within the replay window */
+  | "already_processed";
 
 export type AddResult =
-  | { readonly ok: true; readonly hash: Hex; readonly replaced: Hex | null }
+  | {
+      readonly ok: true;
+      /** keccak256 of the entry (for an SVM entry too). */
+      readonly hash: Hex;
+      readonly replaced: Hex | null;
+      /** The base58 first signature, for an SVM entry. */
+      readonly signature?: string;
+    }
   | { readonly ok: false; readonly code: AddRefusalCode; readonly message: string };
 
 export interface PendingOptions {
@@ -81,6 +96,8 @@ export interface MempoolDeps {
    * sender recovery (the block executor decodes through `Mempool.decoder`). Default: a cache of the default size.
    */
   readonly decoder?: TxDecodeCache;
+  /** The Solana lane: SVM entries (0x53 || wire bytes) go there; without it they are refused as unsupported. */
+  readonly svm?: SvmLane;
 }
 
 export type MempoolErrorCode =
@@ -237,6 +254,9 @@ export class Mempool {
   private committing: Promise<void> | null = null;
   private sweep: Iterator<Hex> | null = null;
   private readonly addedListeners = new Set<(tx: DecodedTx) => void>();
+  private readonly workListeners = new Set<() => void>();
+  /** The Solana lane (./svm-lane.ts), null when the node runs no SVM. */
+  readonly svm: SvmLane | null;
   /** Decodes (once per node) what the pool admits and what blocks carry. */
   readonly decoder: TxDecodeCache;
 
@@ -265,15 +285,17 @@ export class Mempool {
     this.accounts = deps.accounts;
     this.evictBaseFee = deps.baseFee();
     this.decoder = deps.decoder ?? new TxDecodeCache(deps.chainId);
+    this.svm = deps.svm ?? null;
     if (this.decoder.chainId !== deps.chainId) throw new RangeError("the decoder serves another chain");
   }
 
+  /** Transactions held, both lanes. */
   get size(): number {
-    return this.byHash.size;
+    return this.byHash.size + (this.svm?.size ?? 0);
   }
 
   get sizeBytes(): number {
-    return this.bytes;
+    return this.bytes + (this.svm?.sizeBytes ?? 0);
   }
 
   get(hash: Hex): DecodedTx | undefined {
@@ -298,6 +320,7 @@ export class Mempool {
     if (raw.length > this.limits.maxTxBytes) {
       return refuse("too_large", `${raw.length} bytes exceed the pool's maximum ${this.limits.maxTxBytes}`);
     }
+    if (isSvmEntry(raw)) return this.addSvm(raw);
     // Every supported type's hash is keccak256 of its raw encoding, so duplicates are caught before decoding.
     const hash = toHex(fastKeccak256(raw));
     if (this.byHash.has(hash)) return refuse("known", `transaction ${hash} is already pooled`);
@@ -320,6 +343,7 @@ export class Mempool {
     if (sender !== undefined) this.refresh(sender, account.nonce, account.balance);
     const result = this.admit(tx, account.nonce, account.balance);
     if (result.ok) {
+      this.notifyWork();
       for (const listener of [...this.addedListeners]) {
         try {
           listener(tx);
@@ -329,6 +353,32 @@ export class Mempool {
       }
     }
     return result;
+  }
+
+  private async addSvm(entry: Uint8Array): Promise<AddResult> {
+    if (this.svm === null) return refuse("unsupported_type", "this node runs no SVM");
+    const added = await this.svm.add(entry);
+    if (!added.ok) return refuse(added.code, added.message);
+    this.notifyWork();
+    return { ok: true, hash: added.hash, replaced: null, signature: added.signature };
+  }
+
+  private notifyWork(): void {
+    for (const listener of [...this.workListeners]) {
+      try {
+        listener();
+      } catch {
+        // The block producer's wake-up; its failure is its own.
+      }
+    }
+  }
+
+  /** Calls `listener` whenever either lane admits a transaction (wakes a block producer waiting for work). */
+  onWork(listener: () => void): () => void {
+    this.workListeners.add(listener);
+    return () => {
+      this.workListeners.delete(listener);
+    };
   }
 
   /** Calls `listener` with every transaction admitted from now on (eth_subscribe newPendingTransactions). */

@@ -6,8 +6,10 @@ import { MAX_TRANSACTION_BYTES } from "../chain/block.ts";
 import type { Genesis } from "../config/genesis.ts";
 import { blstScheme } from "../crypto/blst.ts";
 import { ExecutionCore } from "../execution/core.ts";
+import { SvmExecutor } from "../execution/svm/executor.ts";
 import type { L1View } from "../l1/view.ts";
 import { Mempool, type MempoolLimits } from "../mempool/mempool.ts";
+import { DEFAULT_SVM_LANE_LIMITS, SvmLane, type SvmLaneLimits } from "../mempool/svm-lane.ts";
 import { ChainStore } from "../storage/chain-store.ts";
 import { BlockExecutor, type ExecutorParams } from "./executor.ts";
 import type { Logger } from "./log.ts";
@@ -41,6 +43,8 @@ export async function openNodeState(opts: {
   readonly executor: ExecutorParams;
   readonly nowMs: () => number;
   readonly mempool?: Omit<MempoolLimits, "blockGasLimit">;
+  /** The pool's Solana lane (default DEFAULT_SVM_LANE_LIMITS). */
+  readonly svmLane?: SvmLaneLimits;
   /** Required when the genesis anchors the subnet to L1 (genesis `l1`). */
   readonly l1?: L1View | null;
   readonly log: Logger;
@@ -68,7 +72,8 @@ export async function openNodeState(opts: {
         storage: Object.fromEntries(a.storage),
       })),
     });
-    const parent = await BlockExecutor.loadParent(genesis, core, store);
+    const svm = new SvmExecutor({ db: store.stateReader() });
+    const parent = await BlockExecutor.loadParent(genesis, core, store, svm);
     // The mempool checks against the committed head; `executor` is assigned right below, before anything runs.
     let executor: BlockExecutor | null = null;
     const mempool = new Mempool(
@@ -81,11 +86,16 @@ export async function openNodeState(opts: {
         },
         baseFee: () => (executor === null ? core.nextBaseFee(parent) : executor.nextBaseFee()),
         nowMs,
+        svm: new SvmLane(opts.svmLane ?? DEFAULT_SVM_LANE_LIMITS, {
+          window: () => (executor as BlockExecutor).svmWindow(),
+          lamports: (a) => (executor as BlockExecutor).svmHead().lamports(a),
+          processedAt: (sig) => (executor as BlockExecutor).svmHead().processedAt(sig),
+        }),
       },
     );
     executor = new BlockExecutor(
       opts.executor,
-      { genesis, core, mempool, store, nowMs, l1, scheme: blstScheme },
+      { genesis, core, mempool, store, nowMs, l1, scheme: blstScheme, svm },
       parent,
     );
     await executor.loadRecentHashes();

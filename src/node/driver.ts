@@ -10,7 +10,7 @@
 //
 // Signatures are verified before messages reach the loop (in the gossip validators, see verifier.ts), so the loop
 // only orders and applies them.
-import type { Hex } from "../../consensus/bytes.ts";
+import { type Hex, toHex } from "../../consensus/bytes.ts";
 import { buildCertificate, type Certificate, verifyCertificate } from "../../consensus/certificate.ts";
 import {
   type Action,
@@ -42,6 +42,7 @@ import { indexOfAddress, validatorAddress } from "../../consensus/validator-set.
 import { type Block, blockHash, decodeBlock, problem } from "../chain/block.ts";
 import type { ChainStore, SafetyRecord } from "../storage/chain-store.ts";
 import type { BlockExecutor, DecidingSets } from "./executor.ts";
+import { failpoint } from "./failpoints.ts";
 import type { Logger } from "./log.ts";
 import type { Membership } from "./membership.ts";
 import type { HeightStateResponse } from "./messages.ts";
@@ -58,6 +59,11 @@ export interface Outbox {
   /** The subnet has committed `height` (a certificate or a peer's status says so): catch up, from `peer` if given. */
   behind(height: number, peer: string | undefined): void;
   committed(height: number, hash: Hex): void;
+  /**
+   * The validator with BLS key `proposerKey` signed a proposal of an invalid block (`code`): a fault of its own, not of
+   * whoever relayed it (relays cannot tell), so its peer is the one to score down.
+   */
+  invalidProposal?(proposerKey: Hex, height: number, code: string): void;
 }
 
 export interface Clock {
@@ -469,7 +475,7 @@ export class ConsensusDriver {
     }
     let valid = this.blocks.get(proposal.value)?.valid;
     if (valid === undefined) {
-      const verdict = await this.checkProposedBlock(block, bytes);
+      const verdict = await this.checkProposedBlock(proposal, block, bytes);
       if (verdict === "waiting") {
         this.recheckLater(proposal, block, bytes);
         return;
@@ -671,6 +677,7 @@ export class ConsensusDriver {
     // every height this validator proposes in a row (until it no longer fits) and restore a stale lock on restart.
     const base = this.safety.height === proposal.height ? this.safety : { ...emptySafety(), lock: this.cs.lock };
     await this.persist({ ...base, mark, height: proposal.height, ownProposal: signed }, proposal.height);
+    failpoint("proposing", proposal.height);
     this.m.outbox.publishProposal(signed, known.bytes);
     this.m.log.debug({ height: proposal.height, round: proposal.round, value: proposal.value }, "proposed");
     this.m.metrics.proposals.inc();
@@ -699,6 +706,7 @@ export class ConsensusDriver {
       vote.height,
     );
     this.m.outbox.publishVote(signed);
+    if (vote.type === "prevote") failpoint("after-prevote", vote.height);
     this.m.metrics.votes.inc({ type: vote.type });
     inputs.push({ kind: "vote", vote: signed });
   }
@@ -835,6 +843,7 @@ export class ConsensusDriver {
       transactionHashes: extras.transactionHashes,
       ...(extras.parentCertificate === undefined ? {} : { parentCertificate: extras.parentCertificate }),
     });
+    failpoint("mid-commit", height);
     this.pendingDecision = null;
     await this.m.executor.committed(block, hash, certificate);
     const now = this.m.clock.nowMs();
@@ -890,7 +899,11 @@ export class ConsensusDriver {
    * "waiting" when this node cannot judge the block yet because its own L1 view trails the proposer's (its mirror
    * has not confirmed the block's L1 origin, or the next set waits on L1): not the proposer's fault, and not final.
    */
-  private async checkProposedBlock(block: Block, bytes: Uint8Array): Promise<"valid" | "invalid" | "waiting"> {
+  private async checkProposedBlock(
+    proposal: SignedProposal,
+    block: Block,
+    bytes: Uint8Array,
+  ): Promise<"valid" | "invalid" | "waiting"> {
     const height = this.m.store.headHeight + 1;
     const problem = await this.validateNext(block, bytes, height, false);
     if (problem === null) return "valid";
@@ -899,7 +912,12 @@ export class ConsensusDriver {
       return "waiting";
     }
     this.m.metrics.invalidBlocks.inc({ code: problem.code });
-    this.m.log.warn({ height, code: problem.code, reason: problem.message }, "invalid block proposed");
+    this.m.log.warn(
+      { height, proposer: proposal.proposerIndex, code: problem.code, reason: problem.message },
+      "invalid block proposed",
+    );
+    const proposer = this.m.store.validatorSetFor(height).validators[proposal.proposerIndex];
+    if (proposer !== undefined) this.m.outbox.invalidProposal?.(toHex(proposer.publicKey), height, problem.code);
     return "invalid";
   }
 

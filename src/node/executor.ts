@@ -2,6 +2,11 @@
 // blocks and checks that every result the header claims (transactions and receipts roots, state roots of every VM,
 // gas used, logs bloom) matches, and hands the state writes, receipts and transaction index to the commit batch.
 // Execution results are kept per block hash for the height being decided, so a block is executed once per node.
+//
+// Two VMs run in every block (docs/svm.md "Blocks"): the EVM entries first, through ExecutionCore, then the SVM entries
+// (0x53 || Solana wire bytes) through SvmExecutor, with slot = height, the header's timestamp and the blockhashes of
+// the last 150 committed blocks. The header's vmRoots hold both roots; transactionsRoot and receiptsRoot cover every
+// entry in block order. Cross-VM calls will replace the two loops with one ordered loop over a shared core.
 import { bytesEqual, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import {
   type Certificate,
@@ -22,16 +27,32 @@ import {
   decodeBlock,
   depositsHash,
   encodeBlock,
+  isSvmEntry,
   MAX_BLOCK_DEPOSITS,
   problem,
   ZERO_HASH,
 } from "../chain/block.ts";
+import { orderedTrieRoot } from "../chain/ordered-trie.ts";
 import { encodeReceipts } from "../chain/receipts.ts";
 import type { Genesis } from "../config/genesis.ts";
 import type { ExecutionCore, ExecutionResult } from "../execution/core.ts";
+import { SVM_VM } from "../execution/svm/account.ts";
+import { svmBlockhash } from "../execution/svm/blockhash.ts";
+import {
+  MAX_SVM_BLOCK_TRANSACTIONS,
+  SVM_BLOCKHASH_WINDOW,
+  type SvmBlockEnv,
+  type SvmExecutionResult,
+  SvmExecutor,
+} from "../execution/svm/executor.ts";
+import { encodeSvmReceiptLeaf, signatureIndexKey, toStoredSvmReceipt } from "../execution/svm/receipt.ts";
+import type { DecodedSvmTx } from "../execution/svm/tx.ts";
+import { SvmDecodeCache } from "../execution/svm/tx-cache.ts";
 import type { DecodedTx } from "../execution/tx.ts";
+import { globalStateRoot, type VmRoot } from "../execution/vm.ts";
 import type { L1Answer, L1Ref, L1View } from "../l1/view.ts";
 import type { Mempool } from "../mempool/mempool.ts";
+import { type SvmHeadView, svmEntryOf } from "../mempool/svm-lane.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 
 /** What the next block is built on: the head's header fields that the next header depends on. */
@@ -93,13 +114,46 @@ export interface CommitExtras {
 
 /** Keeps at most this many executed candidates (a few proposals per round, a few rounds). */
 const MAX_CANDIDATES = 64;
+/** Bytes of a block that are not transactions, kept free when filling it (header, certificate, deposits). */
+const BLOCK_OVERHEAD_BYTES = 64 * 1024;
+
+/** What executing a block's entries on both VMs gives: the header's claims, and each VM's own result. */
+export interface BlockExecution {
+  readonly stateRoot: Hex;
+  readonly vmRoots: readonly VmRoot[];
+  readonly transactionsRoot: Hex;
+  readonly receiptsRoot: Hex;
+  readonly logsBloom: Hex;
+  readonly gasUsed: bigint;
+  readonly writes: ReadonlyMap<string, Uint8Array>;
+  readonly evm: ExecutionResult;
+  readonly svm: SvmExecutionResult;
+}
+
+/** The SVM root of a VM root list; every state since the genesis has one. */
+export function svmRootOf(vmRoots: readonly VmRoot[]): Hex {
+  const entry = vmRoots.find((r) => r.vm === SVM_VM.id);
+  if (entry === undefined) throw new Error("the VM root list has no SVM root (a state from before the SVM genesis)");
+  return entry.root;
+}
 
 export class BlockExecutor {
   private parent: ParentInfo;
   private candidates = new Map<
     Hex,
-    { result: ExecutionResult; txs: readonly DecodedTx[]; lastCertificate: Certificate | null }
+    { result: BlockExecution; txs: readonly DecodedTx[]; lastCertificate: Certificate | null }
   >();
+  /** The Solana VM (docs/svm.md); its trie shares the store's state bucket. */
+  readonly svm: SvmExecutor;
+  /** Decodes SVM entries of blocks when the pool has no SVM lane (the lane's cache otherwise). */
+  private readonly svmDecoder: SvmDecodeCache;
+  /** svmBlockhash of the hashes in `recent`, by height (computed once per block). */
+  private readonly svmHashes = new Map<number, string>();
+  private svmWindowCache: { readonly height: number; readonly set: ReadonlySet<string> } | null = null;
+  private svmHeadCache: {
+    readonly hash: Hex;
+    readonly view: SvmHeadView & { readonly root: Hex; readonly height: number };
+  } | null = null;
   /** The encoded certificate this node holds for the parent (empty for the genesis): what a block it builds carries. */
   private parentCertificate: Uint8Array = new Uint8Array(0);
   private readonly operators: ReadonlyMap<Hex, Hex>;
@@ -118,18 +172,30 @@ export class BlockExecutor {
       readonly l1: L1View | null;
       /** Checks the parent certificates that blocks carry. */
       readonly scheme: SignatureScheme;
+      /** The SVM executor over the store's state (one is created when absent). */
+      readonly svm?: SvmExecutor;
     },
     parent: ParentInfo,
   ) {
     this.parent = parent;
+    this.svm = m.svm ?? new SvmExecutor({ db: m.store.stateReader() });
+    this.svmDecoder = m.mempool.svm?.decoder ?? new SvmDecodeCache();
     this.operators = new Map(m.genesis.validators.map((v) => [v.address.toLowerCase() as Hex, v.operator]));
   }
 
   /** The parent of the next block after a restart: the head header, or the genesis (whose state it writes once). */
-  static async loadParent(genesis: Genesis, core: ExecutionCore, store: ChainStore): Promise<ParentInfo> {
+  static async loadParent(
+    genesis: Genesis,
+    core: ExecutionCore,
+    store: ChainStore,
+    svm: SvmExecutor = new SvmExecutor({ db: store.stateReader() }),
+  ): Promise<ParentInfo> {
     if (store.headHeight === 0) {
-      const g = await core.genesisStateRoot();
-      await store.putState(g.writes);
+      const evm = await core.genesisStateRoot();
+      const svmGenesis = await svm.genesis(genesis.svm.alloc);
+      await store.putState(new Map([...evm.writes, ...svmGenesis.writes]));
+      const vmRoots = [...evm.vmRoots, { vm: SVM_VM.id, root: svmGenesis.root }].sort((a, b) => a.vm - b.vm);
+      const g = { stateRoot: globalStateRoot(vmRoots), vmRoots };
       return {
         hash: genesis.hash,
         height: 0,
@@ -165,6 +231,85 @@ export class BlockExecutor {
     }
   }
 
+  /** The SVM blockhashes of heights `height - 1`, `height - 2`, ... back to the genesis, at most 150. */
+  recentSvmBlockhashes(height: number): string[] {
+    const out: string[] = [];
+    for (let h = height - 1; h >= 0 && h >= height - SVM_BLOCKHASH_WINDOW; h--) {
+      let blockhash = this.svmHashes.get(h);
+      if (blockhash === undefined) {
+        const hash = this.recent.get(h);
+        if (hash === undefined) throw new Error(`the hash of committed height ${h} is not loaded`);
+        blockhash = svmBlockhash(hash);
+        this.svmHashes.set(h, blockhash);
+      }
+      out.push(blockhash);
+    }
+    return out;
+  }
+
+  /** The blockhash clients use now: the head block's (valid through height head + 150). */
+  latestSvmBlockhash(): { readonly blockhash: string; readonly height: number } {
+    return { blockhash: this.recentSvmBlockhashes(this.parent.height + 1)[0] as string, height: this.parent.height };
+  }
+
+  /** The blockhashes a transaction may name to enter the next block. */
+  svmWindow(): ReadonlySet<string> {
+    const next = this.parent.height + 1;
+    if (this.svmWindowCache?.height !== next) {
+      this.svmWindowCache = { height: next, set: new Set(this.recentSvmBlockhashes(next)) };
+    }
+    return this.svmWindowCache.set;
+  }
+
+  /** The committed head's SVM state, for the pool's lane and the Solana RPC (one reader per head: its trie is shared). */
+  svmHead(): SvmHeadView & { readonly root: Hex; readonly height: number } {
+    if (this.svmHeadCache?.hash === this.parent.hash) return this.svmHeadCache.view;
+    const root = svmRootOf(this.parent.vmRoots);
+    const reader = this.svm.reader(root);
+    const window = this.svmWindow();
+    const view: SvmHeadView & { readonly root: Hex; readonly height: number } = {
+      root,
+      height: this.parent.height,
+      window: () => window,
+      lamports: async (address) => {
+        if (this.svm.isReserved(address)) return null;
+        return (await reader.getAccount(address))?.lamports ?? null;
+      },
+      processedAt: (signature) => reader.processedAt(signature),
+    };
+    this.svmHeadCache = { hash: this.parent.hash, view };
+    return view;
+  }
+
+  private svmEnv(height: number, timestampMs: number): SvmBlockEnv {
+    return {
+      slot: height,
+      unixTimestamp: Math.floor(timestampMs / 1000),
+      recentBlockhashes: this.recentSvmBlockhashes(height),
+    };
+  }
+
+  /** Both VMs' results as the header claims them (EVM entries first, then SVM entries). */
+  private combine(evm: ExecutionResult, svm: SvmExecutionResult): BlockExecution {
+    const vmRoots = evm.vmRoots.map((r) => (r.vm === SVM_VM.id ? { vm: r.vm, root: svm.root } : r));
+    const noSvm = svm.included.length === 0;
+    return {
+      stateRoot: globalStateRoot(vmRoots),
+      vmRoots,
+      transactionsRoot: noSvm
+        ? evm.transactionsRoot
+        : orderedTrieRoot([...evm.included.map((t) => t.raw), ...svm.included.map(svmEntryOf)]),
+      receiptsRoot: noSvm
+        ? evm.receiptsRoot
+        : orderedTrieRoot([...evm.receipts.map((r) => r.encoded), ...svm.receipts.map(encodeSvmReceiptLeaf)]),
+      logsBloom: evm.logsBloom,
+      gasUsed: evm.gasUsed,
+      writes: svm.writes.size === 0 ? evm.writes : new Map([...evm.writes, ...svm.writes]),
+      evm,
+      svm,
+    };
+  }
+
   /** BLOCKHASH lookup for execution at the next height (and for calls). */
   readonly blockHashLookup = (height: number): Hex | null => this.recent.get(height) ?? null;
 
@@ -192,20 +337,42 @@ export class BlockExecutor {
       deposits = await this.depositsFor(l1Origin);
     }
     if (deposits.kind !== "ok") return null;
+    const maxBytes = this.params.maxBlockBytes - BLOCK_OVERHEAD_BYTES;
     const candidates = this.m.mempool.pending({
       gasLimit: parent.gasLimit,
-      maxBytes: this.params.maxBlockBytes - 64 * 1024,
+      maxBytes,
       maxCount: this.params.maxBlockTransactions,
       baseFee,
     });
-    const result = await this.m.core.execute(
+    // SVM candidates after the EVM ones, in what the EVM candidates leave of the byte and count limits.
+    let evmBytes = 0;
+    for (const t of candidates) evmBytes += t.raw.length + 4;
+    const lane = this.m.mempool.svm;
+    const svmCandidates =
+      lane?.pending({
+        maxBytes: maxBytes - evmBytes,
+        maxCount: Math.min(this.params.maxBlockTransactions - candidates.length, MAX_SVM_BLOCK_TRANSACTIONS),
+      }) ?? [];
+    const budgetMs = this.params.maxBuildMs ?? DEFAULT_MAX_BUILD_MS;
+    const startedMs = performance.now();
+    const evm = await this.m.core.execute(
       parent.stateRoot,
       parent.vmRoots,
       this.env(height, timestampMs, proposer, baseFee, deposits.value),
       candidates,
       "build",
-      this.params.maxBuildMs ?? DEFAULT_MAX_BUILD_MS,
+      budgetMs,
     );
+    const svm = await this.svm.execute(
+      svmRootOf(parent.vmRoots),
+      this.svmEnv(height, timestampMs),
+      svmCandidates,
+      "build",
+      Math.max(0, budgetMs - (performance.now() - startedMs)),
+    );
+    // Inapplicable now (stale, replayed, unfunded payer): they would be skipped again in every block.
+    lane?.drop(svm.skipped.flatMap((k) => (k.signature === null ? [] : [k.signature])));
+    const result = this.combine(evm, svm);
     const header: BlockHeader = {
       chainId: this.m.genesis.chainId,
       height,
@@ -231,10 +398,10 @@ export class BlockExecutor {
       header,
       lastCertificate: this.parentCertificate,
       deposits: deposits.value,
-      transactions: result.included.map((t) => t.raw),
+      transactions: [...evm.included.map((t) => t.raw), ...svm.included.map(svmEntryOf)],
     };
     const bytes = encodeBlock(block);
-    this.remember(blockHashOf(block), result, result.included, null);
+    this.remember(blockHashOf(block), result, evm.included, null);
     return { block, bytes };
   }
 
@@ -284,21 +451,40 @@ export class BlockExecutor {
     const deposits = await this.checkDeposits(block);
     if (deposits !== null) return deposits;
     const txs: DecodedTx[] = [];
+    const svmTxs: DecodedSvmTx[] = [];
     for (const [i, raw] of block.transactions.entries()) {
-      // Through the pool's cache: a transaction this node admitted is not decoded and recovered again.
+      // Through the pool's caches: a transaction this node admitted is not decoded and verified again.
+      if (isSvmEntry(raw)) {
+        const decoded = this.svmDecoder.decode(raw.subarray(1));
+        if (!decoded.ok) {
+          return problem("invalid_transaction", `SVM transaction ${i}: ${decoded.code}: ${decoded.message}`);
+        }
+        svmTxs.push(decoded.tx);
+        continue;
+      }
       const decoded = this.m.mempool.decoder.decode(raw);
       if (!decoded.ok) return problem("invalid_transaction", `transaction ${i}: ${decoded.code}: ${decoded.message}`);
       txs.push(decoded.tx);
     }
-    let result: ExecutionResult;
+    if (svmTxs.length > MAX_SVM_BLOCK_TRANSACTIONS) {
+      return problem("too_many_transactions", `${svmTxs.length} SVM transactions exceed ${MAX_SVM_BLOCK_TRANSACTIONS}`);
+    }
+    let result: BlockExecution;
     try {
-      result = await this.m.core.execute(
+      const evm = await this.m.core.execute(
         parent.stateRoot,
         parent.vmRoots,
         this.env(h.height, h.timestampMs, h.proposer, h.baseFeePerGas, block.deposits),
         txs,
         "validate",
       );
+      const svm = await this.svm.execute(
+        svmRootOf(parent.vmRoots),
+        this.svmEnv(h.height, h.timestampMs),
+        svmTxs,
+        "validate",
+      );
+      result = this.combine(evm, svm);
     } catch (error) {
       if (error instanceof Error && "code" in error && error.code === "invalid_transaction") {
         return problem("invalid_transaction", error.message);
@@ -397,10 +583,15 @@ export class BlockExecutor {
   commitExtras(hash: Hex): CommitExtras {
     const c = this.candidates.get(hash);
     if (c === undefined) throw new Error(`block ${hash} was not executed on this node`);
+    const svm = c.result.svm;
     return {
       stateWrites: c.result.writes,
-      receipts: encodeReceipts(c.result.receipts),
-      transactionHashes: c.txs.map((t) => t.hash),
+      receipts: encodeReceipts(
+        c.result.evm.receipts,
+        svm.receipts.map((r, i) => toStoredSvmReceipt(r, (svm.included[i] as DecodedSvmTx).signatureBytes)),
+      ),
+      // In block order, so an entry's index is its position: SVM entries under their signature's index key.
+      transactionHashes: [...c.txs.map((t) => t.hash), ...svm.included.map((t) => signatureIndexKey(t.signatureBytes))],
       ...(c.lastCertificate === null ? {} : { parentCertificate: c.lastCertificate }),
     };
   }
@@ -416,6 +607,9 @@ export class BlockExecutor {
     this.candidates = new Map();
     this.recent.set(block.header.height, hash);
     this.recent.delete(block.header.height - 256);
+    this.svmHashes.delete(block.header.height - 256);
+    this.m.mempool.svm?.onCommitted(c?.result.svm.included.map((t) => t.signature) ?? [], this.svmHead());
+    for (const t of c?.result.svm.included ?? []) this.svmDecoder.forget(t.raw);
     await this.m.mempool.onCommitted(c?.txs.map((t) => t.hash) ?? [], this.accounts());
   }
 
@@ -455,7 +649,7 @@ export class BlockExecutor {
 
   private remember(
     hash: Hex,
-    result: ExecutionResult,
+    result: BlockExecution,
     txs: readonly DecodedTx[],
     lastCertificate: Certificate | null,
   ): void {
@@ -486,7 +680,7 @@ function parentOf(h: BlockHeader, hash: Hex): ParentInfo {
   };
 }
 
-function compare(h: BlockHeader, r: ExecutionResult): string | null {
+function compare(h: BlockHeader, r: BlockExecution): string | null {
   const checks: [string, unknown, unknown][] = [
     ["transactionsRoot", h.transactionsRoot, r.transactionsRoot],
     ["receiptsRoot", h.receiptsRoot, r.receiptsRoot],

@@ -23,6 +23,7 @@ import { DEFAULT_L1_SENDER_PARAMS, L1Sender } from "../l1/sender.ts";
 import { L1_NOT_CONFIGURED, type L1Status } from "../l1/status.ts";
 import type { AddResult, Mempool } from "../mempool/mempool.ts";
 import { type RpcServer, startRpcServer } from "../rpc/server.ts";
+import { createSolanaRpcBackend } from "../rpc/solana-backend.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 import { encodeEvidence } from "../storage/evidence.ts";
 import { openNodeState } from "./assemble.ts";
@@ -129,6 +130,8 @@ export class DcnNode {
     await mkdir(config.dataDir, { recursive: true });
     const c = config.consensus;
     const admitted = [...genesis.validators.map((v) => v.peerId), ...config.p2p.replicas];
+    /** BLS key (lowercase hex) -> peer id of every validator known from genesis or the registry: whom to score down. */
+    const peerOfKey = new Map(genesis.validators.map((v) => [v.blsPublicKey.toLowerCase(), v.peerId]));
     // The network is created after the state is open; the mirror reports membership only once started (after that).
     let networkRef: Network | null = null;
     let l1Mirror: L1Mirror | null = null;
@@ -158,7 +161,12 @@ export class DcnNode {
           registry: metrics.registry,
           log: (level, msg, fields) => l1Log[level](fields, msg),
           // The registry's sets widen the admission list; the local peers stay admitted whatever L1 says.
-          onMembership: (m) => networkRef?.setAllowedPeers(admissionList(admitted, m)),
+          onMembership: (m) => {
+            for (const member of m?.members ?? []) {
+              if (member.peerId !== "") peerOfKey.set(member.publicKey.toLowerCase(), member.peerId);
+            }
+            networkRef?.setAllowedPeers(admissionList(admitted, m));
+          },
         },
       );
     } else if (genesis.l1 !== null) {
@@ -232,7 +240,7 @@ export class DcnNode {
       metrics,
       work: {
         pending: () => mempool.size > 0,
-        onWork: (listener) => mempool.onAdded(() => listener()),
+        onWork: (listener) => mempool.onWork(listener),
       },
       outbox: {
         publishProposal: (proposal, block) => publish(t.proposals, encodeProposalMessage({ proposal, block })),
@@ -240,6 +248,12 @@ export class DcnNode {
         publishCertificate: (cert) => publish(t.certificates, encodeCertificateMessage(cert)),
         publishEvidence: (e) => publish(t.evidence, encodeEvidence(e)),
         stalled: (height, round) => sync?.stalled(height, round),
+        invalidProposal: (proposerKey, height, code) => {
+          const peer = peerOfKey.get(proposerKey.toLowerCase());
+          if (peer === undefined || peer === network.peerId) return;
+          log.warn({ height, peer, code }, "scoring down the proposer of an invalid block");
+          network.report(peer, "reject", `invalid_block_${code}`);
+        },
         behind: (height, peer) => sync?.behind(height, peer),
         committed: (height) => {
           node?.dashboard.recordCommit(height);
@@ -510,7 +524,21 @@ export class DcnNode {
           return added.ok ? { ok: true, hash: added.hash } : { ok: false, code: added.code, message: added.message };
         },
       });
-      this.rpc = await startRpcServer({ host: r.host, port: r.port, cors: [...r.cors], log: rpcLog }, this.rpcBackend);
+      const solana = createSolanaRpcBackend({
+        genesis: this.genesis,
+        store: this.store,
+        executor: this.executor,
+        finalizedHeight: () => this.finalizedTracker?.finalizedHeight ?? 0,
+        submit: async (entry) => {
+          const added = await this.submitTransaction(entry);
+          if (!added.ok) return { ok: false, code: added.code, message: added.message };
+          return { ok: true, signature: added.signature ?? "" };
+        },
+      });
+      this.rpc = await startRpcServer(
+        { host: r.host, port: r.port, cors: [...r.cors], log: rpcLog, solana },
+        this.rpcBackend,
+      );
     }
     this.log.info(
       {

@@ -2,7 +2,7 @@
 // the head (every committed block is certified, so the head is soft-final; pending differs only for the nonce);
 // "finalized" is the highest height covered by an output in an L1-finalized block (0 before one), "earliest" is 0.
 import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
-import type { Block } from "../chain/block.ts";
+import { type Block, isSvmEntry } from "../chain/block.ts";
 import { buildOrderedTrie, type OrderedTrie } from "../chain/ordered-trie.ts";
 import type { StoredReceipt } from "../chain/receipts.ts";
 import type { RpcBackend, RpcCallRequest, RpcCallResult } from "./backend.ts";
@@ -165,9 +165,11 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
 
   function transactionsOf(entry: BlockEntry, full: boolean): unknown[] | Failure {
     const { block, hash } = entry;
-    if (!full) return block.transactions.map((raw) => txHash(raw));
+    // SVM entries (0x53 || Solana wire bytes, after every EVM entry) are served by the Solana methods (./solana.ts).
+    if (!full) return block.transactions.filter((raw) => !isSvmEntry(raw)).map((raw) => txHash(raw));
     const out: unknown[] = [];
     for (const [index, raw] of block.transactions.entries()) {
+      if (isSvmEntry(raw)) break;
       const tx = txs.decode(raw);
       if (tx === null) return undecodable(txHash(raw));
       out.push(

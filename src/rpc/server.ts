@@ -7,6 +7,7 @@ import type { RpcBackend } from "./backend.ts";
 import { errorResponse, RequestHandler, type RpcLog } from "./dispatch.ts";
 import { ErrorCode, RpcServerError } from "./errors.ts";
 import { createMethods, DEFAULT_METHOD_LIMITS } from "./methods.ts";
+import { createSolanaMethods, type SolanaRpcBackend } from "./solana.ts";
 import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, SubscriptionHub } from "./subscriptions.ts";
 import {
   attachWebSocket,
@@ -50,6 +51,8 @@ export interface RpcServerOptions {
   /** WebSocket ping period (default 30 s); a connection that missed the previous pong is cut. */
   readonly wsKeepaliveMs?: number;
   readonly log?: RpcLog;
+  /** Serves the Solana JSON-RPC subset (./solana.ts) on the same endpoint. */
+  readonly solana?: SolanaRpcBackend;
 }
 
 export interface RpcServer {
@@ -77,12 +80,20 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
   const maxConcurrent = opts.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS;
   const corsOrigins = new Set(opts.cors ?? []);
   const log = opts.log;
-  const methods = createMethods(backend, {
-    ...DEFAULT_METHOD_LIMITS,
-    maxLogRange: opts.maxLogRange ?? DEFAULT_MAX_LOG_RANGE,
-    maxLogResults: opts.maxLogResults ?? DEFAULT_METHOD_LIMITS.maxLogResults,
-    gasCap: opts.gasCap ?? DEFAULT_METHOD_LIMITS.gasCap,
-  });
+  const methods = new Map(
+    createMethods(backend, {
+      ...DEFAULT_METHOD_LIMITS,
+      maxLogRange: opts.maxLogRange ?? DEFAULT_MAX_LOG_RANGE,
+      maxLogResults: opts.maxLogResults ?? DEFAULT_METHOD_LIMITS.maxLogResults,
+      gasCap: opts.gasCap ?? DEFAULT_METHOD_LIMITS.gasCap,
+    }),
+  );
+  if (opts.solana !== undefined) {
+    for (const [name, def] of createSolanaMethods(opts.solana)) {
+      if (methods.has(name)) throw new Error(`Solana method ${name} collides with an Ethereum method`);
+      methods.set(name, def);
+    }
+  }
   const handler = new RequestHandler({ methods, maxBatch: opts.maxBatch ?? DEFAULT_MAX_BATCH, log });
   const hub = new SubscriptionHub(backend, {
     maxSubscriptionsPerConnection: opts.maxSubscriptionsPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,

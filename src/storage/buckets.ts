@@ -29,9 +29,10 @@ export const Bucket = {
   /** key: bucket || node key (trie node hash, or code hash prefixed as the execution core wants); value: node bytes.
    * Content-addressed: written in the commit batch of the block that created them (and once for genesis). */
   state: 0x0a,
-  /** key: bucket || height u64 BE; value: the block's receipts (execution core encoding). */
+  /** key: bucket || height u64 BE; value: the block's receipts, EVM then SVM (src/chain/receipts.ts). */
   receiptsByHeight: 0x0b,
-  /** key: bucket || transaction hash (32 bytes); value: height u64 BE || index u32 BE. */
+  /** key: bucket || transaction hash (32 bytes; an SVM transaction's is signatureIndexKey(signature),
+   * src/execution/svm/receipt.ts); value: height u64 BE || index u32 BE (the entry's position in the block). */
   transactionByHash: 0x0c,
 } as const;
 

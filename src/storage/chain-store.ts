@@ -13,6 +13,7 @@ import { decode, EncodeError, encode } from "../../consensus/codec.ts";
 import type { LockState } from "../../consensus/machine.ts";
 import type { SigningMark } from "../../consensus/safety.ts";
 import type { Evidence, SignedProposal, SignedVote, ValidatorSet } from "../../consensus/types.ts";
+import { failpoint } from "../node/failpoints.ts";
 import { Bucket, bucketEnd, bucketKey, heightKey, heightOfKey, MetaField, metaKey } from "./buckets.ts";
 import {
   decodeMembership,
@@ -37,9 +38,11 @@ export { StorageError, type StorageErrorCode } from "./errors.ts";
  * Version of the whole database layout, including the formats of the values it keeps (blocks are stored encoded); a
  * database with another version is refused ("schema_version"). 2: block header version 3 (nextValidatorSetId);
  * 3: block header version 4 (l1Origin); 4: block header version 5 (lastCertificateHash, the parent certificate
- * in the block); 5: block header version 6 (deposits).
+ * in the block); 5: block header version 6 (deposits); 6: stored receipts version 2 (SVM receipts after the EVM
+ * ones), SVM transactions in the transaction index (src/execution/svm/receipt.ts signatureIndexKey), the genesis
+ * state with an SVM root.
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 /** Writes (commits, safety records, evidence) that may wait in the lane; beyond it the caller is not awaiting. */
 export const DEFAULT_MAX_PENDING_WRITES = 256;
 /** Upper bound on getRange's count and listEvidence's limit, whatever the caller asks. */
@@ -249,6 +252,8 @@ export class ChainStore {
         const idKey = bucketKey(Bucket.validatorSetById, fromHex(nextId));
         if (!(await this.has(idKey))) ops.push(put(idKey, encodeMembership(rec.nextValidatorSet)));
       }
+      // The commit is one atomic batch: "mid-write" (testing only) crashes right before it.
+      failpoint("mid-write", rec.height);
       await this.io("commit batch", () => this.db.batch(ops, { sync: true }));
       this.head = rec.height;
       this.headBlockHash = hash;

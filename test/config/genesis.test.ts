@@ -68,13 +68,36 @@ afterAll(async () => {
 describe("genesis", () => {
   it("has a golden hash for fixed keys (changes only with the genesis format)", () => {
     const genesis = parseGenesis(fixedGenesis());
-    expect(genesis.hash).toBe("0x562c31027e75ab3802e1f4ca081ba39519c2ccc18d92baf97bfeba0a18ff8131");
+    // Changed with genesis version 5: the encoding ends with the SVM allocation (u32 count, here 0).
+    expect(genesis.hash).toBe("0x5655efafe5a916b44358ce43384f816f26cb8bb6931dd07d0f136523d23238cc");
+  });
+
+  it("reads svm.alloc: sorted by pubkey bytes, hashed, bad pubkeys and duplicates refused", () => {
+    const a = "4Nd1mBQtrMJVYVfKf2PJy9NZUZdTAsp7D4xWLs4gDB4T";
+    const b = "11111111111111111111111111111112";
+    const json = {
+      ...fixedGenesis(),
+      svm: {
+        alloc: [
+          { address: a, lamports: "5" },
+          { address: b, lamports: "7" },
+        ],
+      },
+    };
+    const genesis = parseGenesis(json);
+    expect(genesis.svm.alloc.map((x) => x.address)).toEqual([b, a]); // 0x00..01 sorts first
+    expect(genesis.hash).not.toBe(parseGenesis(fixedGenesis()).hash);
+    const swapped = { ...json, svm: { alloc: [...json.svm.alloc].reverse() } };
+    expect(parseGenesis(swapped).hash).toBe(genesis.hash);
+    expect(issuesOf({ ...json, svm: { alloc: [{ address: "0xabc", lamports: "1" }] } })[0]?.path).toContain("svm");
+    expect(issuesOf({ ...json, svm: { alloc: [{ address: a, lamports: "0" }] } })[0]?.path).toContain("svm");
+    expect(issuesOf({ ...json, svm: { alloc: [json.svm.alloc[0], json.svm.alloc[0]] } })[0]?.path).toBe("svm.alloc[1]");
   });
 
   it("hashes exactly the layout of docs/protocol.md (preimage built by hand)", () => {
     const u32 = (n: number) => uintBytes(n, 4);
     const u64 = (n: number | bigint) => uintBytes(n, 8);
-    const parts: Uint8Array[] = [new Uint8Array([4]), u64(994873017n), u64(1_767_225_600_000), u32(4)];
+    const parts: Uint8Array[] = [new Uint8Array([5]), u64(994873017n), u64(1_767_225_600_000), u32(4)];
     // Validator-set order: power descending (powers are 100 + i), so validator 3 first.
     for (const i of [3, 2, 1, 0]) {
       const id = identities[i] as PublicIdentity;
@@ -97,8 +120,8 @@ describe("genesis", () => {
     }
     // Execution section: gasLimit u64, baseFeePerGas u64 (defaults 30M and 1 gwei); the L1 anchor: flag 0 (none) and
     // 68 zero bytes (chainId u64, registry bytes20, origin number u64, origin hash bytes32) and the absent finality
-    // section (flag + 60 zero bytes); u32 count of alloc (none).
-    parts.push(u64(30_000_000), u64(1_000_000_000), new Uint8Array(1 + 68 + 1 + 60), u32(0));
+    // section (flag + 60 zero bytes); u32 count of alloc (none); u32 count of the SVM alloc (none).
+    parts.push(u64(30_000_000), u64(1_000_000_000), new Uint8Array(1 + 68 + 1 + 60), u32(0), u32(0));
     const preimage = concatBytes(...parts);
     const genesis = parseGenesis(fixedGenesis());
     expect(toHex(encodeGenesis(genesis))).toBe(toHex(preimage));
@@ -129,7 +152,7 @@ describe("genesis", () => {
     const bytes = encodeGenesis(genesis);
     expect(genesis.hash).toBe(toHex(keccak256(concatBytes(GENESIS_DOMAIN, bytes))));
     expect(encode(genesisEncoding, decode(genesisEncoding, bytes))).toEqual(bytes);
-    expect(bytes[0]).toBe(4); // version
+    expect(bytes[0]).toBe(5); // version
 
     const reversed = { ...json, validators: [...json.validators].reverse() };
     expect(parseGenesis(reversed).hash).toBe(genesis.hash);

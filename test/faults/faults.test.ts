@@ -3,7 +3,11 @@
 // (no side has a quorum) stops commits without forking; healed, the subnet resumes. A validator killed with SIGKILL
 // mid-height restarts from its disk and catches up. At the end: one chain on every node (over JSON-RPC and from disk,
 // certificates verified), every accepted transaction has the same receipt everywhere, no evidence against anyone.
+// In between, validator-3's keys propose blocks with a wrong state root (its node stopped): refused by everyone.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ByzantineValidator } from "./attacker.ts";
 import { Load } from "./load.ts";
 import { NetLab, netnsUnavailable, sweep } from "./netlab.ts";
 import { FAULT_CHAIN_ID, FaultSubnet, sleep } from "./subnet.ts";
@@ -69,6 +73,45 @@ describe.skipIf(unavailable !== null)("a subnet in network namespaces under faul
     await subnet.waitForHeight(all, others + 2, 30_000);
     expect(await subnet.forks()).toEqual([]);
   }, 110_000);
+
+  it("a proposer of blocks with a wrong state root gets nil prevotes; nobody commits its blocks", async () => {
+    down.add(3);
+    await subnet.stop(3);
+    const invalidBefore = await Promise.all(
+      [0, 1, 2].map((i) => subnet.metric(i, "dcn_consensus_invalid_blocks_total", ['code="execution_mismatch"'])),
+    );
+    const attacker = await ByzantineValidator.start(subnet, 3, "invalid-block");
+    try {
+      await subnet.waitFor("2 invalid proposals", async () => attacker.sent.invalidBlocks >= 2, 40_000);
+      const top = Math.max(...(await subnet.heights([0, 1, 2])));
+      await subnet.waitForHeight([0, 1, 2], top + 2, 30_000);
+      const invalid = await Promise.all(
+        [0, 1, 2].map((i) => subnet.metric(i, "dcn_consensus_invalid_blocks_total", ['code="execution_mismatch"'])),
+      );
+      expect(
+        invalid.every((n, k) => n > (invalidBefore[k] ?? 0)),
+        `invalid blocks per node: ${invalid}`,
+      ).toBe(true);
+      expect(await attacker.committedOwnBlocks(subnet, [0, 1, 2])).toBe(0);
+      // The proposer itself is scored down (its peer id, from the genesis), not the peer that relayed its block.
+      const attackerPeer = subnet.node(3).peerId;
+      for (const i of [0, 1, 2]) {
+        const log = readFileSync(join(subnet.node(i).dir, "node.log"), "utf8");
+        expect(log, `validator-${i}`).toContain(
+          `"peer":"${attackerPeer}","code":"execution_mismatch","msg":"scoring down the proposer of an invalid block"`,
+        );
+      }
+    } finally {
+      await attacker.stop();
+    }
+    // Past every height the attacker could have signed for validator-3, the real node comes back.
+    const top = Math.max(...(await subnet.heights([0, 1, 2])));
+    await subnet.waitForHeight([0, 1, 2], top + 2, 30_000);
+    subnet.start(3);
+    down.delete(3);
+    await subnet.waitForHeight(all, top + 4, 60_000);
+    expect(await subnet.forks()).toEqual([]);
+  }, 120_000);
 
   it("loses no transaction, and every node stores one certified chain with no evidence", async () => {
     await load.settle(30_000);

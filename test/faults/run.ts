@@ -3,11 +3,16 @@
 // blocks committed, transactions accepted and lost, safety violations, recovery time; exits 1 when any transaction
 // is lost, any safety check fails, or a scenario's liveness check times out. `--only NAME[,NAME]` runs a subset;
 // `--seed N` replays the random choices (kill instants, victims, partitions). Figures: docs/reliability.md.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fromHex, keccak256, utf8 } from "../../consensus/bytes.ts";
+import { nextHeightValidatorSet, proposerIndex } from "../../consensus/validator-set.ts";
 import { generatePeerKey, Network } from "../../p2p/index.ts";
 import { signEip1559 } from "../../src/bench/tx.ts";
 import { devnetAccounts } from "../../src/cli/devnet.ts";
+import { loadGenesis } from "../../src/config/genesis.ts";
 import { generateBlsSecretKey } from "../../src/crypto/blst.ts";
+import type { Failpoint } from "../../src/node/failpoints.ts";
 import { ByzantineValidator } from "./attacker.ts";
 import { Load } from "./load.ts";
 import { NetLab, netemSupported, netnsUnavailable, sweep } from "./netlab.ts";
@@ -40,6 +45,18 @@ interface Outcome {
   readonly recoveryMs: number | null;
   /** Extra safety violations the scenario found (e.g. heights that moved without a quorum). */
   readonly violations?: number;
+  /** What `violations` counts, when not heights committed without a quorum. */
+  readonly violationsWhat?: string;
+  /** Printed under the table. */
+  readonly notes?: readonly string[];
+}
+
+interface ScenarioSpec {
+  /** Validators whose `dcn start` does not run (the Byzantine one's keys are the attacker's). */
+  readonly notStarted?: number[];
+  /** Extra environment of each node's first start (e.g. an armed failpoint). */
+  readonly env?: (subnet: FaultSubnet, rand: (n: number) => number) => Promise<Map<number, Record<string, string>>>;
+  readonly run: (c: Ctx) => Promise<Outcome>;
 }
 
 const ALL = [0, 1, 2, 3];
@@ -65,7 +82,87 @@ async function recover(subnet: FaultSubnet, indices: readonly number[] = ALL, ti
   return subnet.waitForHeight(indices, top + 3, timeoutMs);
 }
 
-const scenarios: Record<string, { notStarted?: number[]; run: (c: Ctx) => Promise<Outcome> }> = {
+/** The node whose validator proposes round 0 of `height` (static set: priorities advance once per height). */
+async function proposerNodeAt(subnet: FaultSubnet, height: number): Promise<number> {
+  const genesis = await loadGenesis(subnet.plan.genesisPath);
+  let set = genesis.validatorSet;
+  for (let h = 1; h < height; h++) set = nextHeightValidatorSet(set);
+  const node = (await subnet.validatorIndices(ALL)).indexOf(proposerIndex(set, 0));
+  if (node < 0) throw new Error(`no node proposes height ${height}`);
+  return node;
+}
+
+/** Heights in the load phase (it starts at height 2; a few heights a second), where the failpoints fire. */
+const KILL_HEIGHT = 24;
+
+/**
+ * One validator armed with DCN_FAILPOINT=<point>@KILL_HEIGHT kills itself there under load; restarted (disarmed)
+ * 1 s later it must rejoin without signing anything that conflicts with what it signed before (no evidence on any
+ * node), with every block up to its head and (through the common checks) every accepted transaction's receipt.
+ */
+function killAt(point: Failpoint): ScenarioSpec {
+  let victim = -1;
+  return {
+    env: async (subnet, rand) => {
+      // "proposing" fires only on the proposer; any validator prevotes and commits.
+      victim = point === "proposing" ? await proposerNodeAt(subnet, KILL_HEIGHT) : rand(4);
+      return new Map([[victim, { DCN_FAILPOINT: `${point}@${KILL_HEIGHT}` }]]);
+    },
+    run: async ({ subnet, down }) => {
+      const signal = await subnet.waitForExit(victim, 90_000);
+      down.add(victim);
+      const marker = `failpoint ${point} at height ${KILL_HEIGHT}: SIGKILL`;
+      const log = readFileSync(join(subnet.node(victim).dir, "node.log"), "utf8");
+      if (signal !== "SIGKILL" || !log.includes(marker)) {
+        throw new Error(`${subnet.node(victim).name} ended with ${signal} without "${marker}" in its log`);
+      }
+      const others = ALL.filter((i) => i !== victim);
+      const atKill = await maxHeight(subnet, others);
+      await sleep(1_000);
+      subnet.start(victim);
+      // The head it restarts from is what its disk kept: a batch written before the kill ("mid-commit") is there.
+      let resumedAt = -1;
+      await subnet.waitFor(
+        `${subnet.node(victim).name} to answer`,
+        async () => {
+          resumedAt = (await subnet.status(victim))?.headHeight ?? -1;
+          return resumedAt >= 0;
+        },
+        60_000,
+      );
+      if (point === "mid-commit" && resumedAt < KILL_HEIGHT) {
+        throw new Error(
+          `restarted at head ${resumedAt}: the block of height ${KILL_HEIGHT} written before the kill is gone`,
+        );
+      }
+      down.delete(victim);
+      const recoveryMs = await recover(subnet, ALL, 90_000);
+      const holes = await subnet.holes(victim);
+      const evidence = (await Promise.all(ALL.map((i) => subnet.metric(i, "dcn_consensus_evidence_total")))).reduce(
+        (a, b) => a + b,
+        0,
+      );
+      const refusals = await subnet.metric(victim, "dcn_consensus_signing_refusals_total");
+      return {
+        faults: `SIGKILL of validator-${victim} by DCN_FAILPOINT=${point}@${KILL_HEIGHT} (others at ${atKill}), restart 1 s later from head ${resumedAt}`,
+        recoveryMs,
+        violations: holes.length + evidence,
+        violationsWhat: "victim's missing blocks + live evidence",
+        notes: [
+          `victim's blocks missing after restart: ${holes.length}`,
+          `evidence detected live, all nodes: ${evidence}`,
+          `victim's signing refusals after restart (the safety record at work): ${refusals}`,
+        ],
+      };
+    },
+  };
+}
+
+/** Sum of `metric` on each of `nodes`. */
+const metricPerNode = (subnet: FaultSubnet, nodes: readonly number[], metric: string, labels: string[] = []) =>
+  Promise.all(nodes.map((i) => subnet.metric(i, metric, labels)));
+
+const scenarios: Record<string, ScenarioSpec> = {
   "partition-2-2": {
     run: async ({ subnet }) => {
       await subnet.lab.partition([0, 1], [2, 3]);
@@ -322,6 +419,117 @@ const scenarios: Record<string, { notStarted?: number[]; run: (c: Ctx) => Promis
       }
     },
   },
+  "equivocating-proposer": {
+    notStarted: [3],
+    run: async (ctx) => {
+      const { subnet } = ctx;
+      const honest = [0, 1, 2];
+      ctx.honest = honest;
+      const attacker = await ByzantineValidator.start(subnet, 3, "equivocate");
+      try {
+        const before = await maxHeight(subnet, honest);
+        await subnet.waitFor("3 equivocations", async () => attacker.sent.equivocations >= 3, 90_000);
+        await subnet.waitForHeight(honest, before + 10, 60_000);
+        // Both blocks of every pair are valid: an honest node that found one invalid would count it here.
+        const invalid = await metricPerNode(subnet, honest, "dcn_consensus_invalid_blocks_total");
+        if (invalid.some((n) => n > 0))
+          throw new Error(`honest nodes judged the attacker's blocks invalid: ${invalid}`);
+        const detected = await metricPerNode(subnet, honest, "dcn_consensus_evidence_total", [
+          'kind="duplicateProposal"',
+        ]);
+        if (!detected.every((n) => n > 0)) throw new Error(`duplicateProposal evidence per honest node: ${detected}`);
+        if (attacker.proposerMismatches > 0) throw new Error("the attacker's proposer computation is wrong");
+        // Valid blocks, so a height where every honest node saw the same one first may commit it; none means every
+        // split held (the honest prevotes divided, the round failed, an honest proposer's round decided).
+        const committed = await attacker.committedOwnBlocks(subnet, honest);
+        return {
+          faults: `validator-3, at each of its proposer turns, sends block A to validators 0,1 and B to 2 (alternating): ${attacker.sent.equivocations} pairs at ${attacker.proposedAt.join(" ")}`,
+          recoveryMs: null,
+          notes: [
+            `duplicateProposal evidence detected by validators 0,1,2: ${detected.join("/")}; heights that committed A or B: ${committed}`,
+          ],
+        };
+      } finally {
+        await attacker.stop();
+      }
+    },
+  },
+  "invalid-block-proposer": {
+    notStarted: [3],
+    run: async (ctx) => {
+      const { subnet } = ctx;
+      const honest = [0, 1, 2];
+      ctx.honest = honest;
+      const attacker = await ByzantineValidator.start(subnet, 3, "invalid-block");
+      try {
+        const before = await maxHeight(subnet, honest);
+        await subnet.waitFor("3 invalid proposals", async () => attacker.sent.invalidBlocks >= 3, 90_000);
+        await subnet.waitForHeight(honest, before + 10, 60_000);
+        const invalid = await metricPerNode(subnet, honest, "dcn_consensus_invalid_blocks_total", [
+          'code="execution_mismatch"',
+        ]);
+        if (!invalid.every((n) => n > 0)) throw new Error(`invalid blocks counted per honest node: ${invalid}`);
+        const logged = honest.filter((i) => {
+          const log = readFileSync(join(subnet.node(i).dir, "node.log"), "utf8");
+          return log.includes("invalid block proposed") && log.includes("execution_mismatch");
+        });
+        if (logged.length !== honest.length) throw new Error(`"invalid block proposed" logged only by ${logged}`);
+        // No honest node committed a block of the attacker (all of them carry a wrong state root).
+        const committed = await attacker.committedOwnBlocks(subnet, honest);
+        const connected = await attacker.connectedTo(subnet, 0);
+        return {
+          faults: `validator-3 proposes blocks with a wrong state root at each of its turns: ${attacker.sent.invalidBlocks} at ${attacker.proposedAt.join(" ")}`,
+          recoveryMs: null,
+          violations: committed,
+          violationsWhat: "attacker blocks committed",
+          notes: [
+            `invalid blocks counted (execution_mismatch) by validators 0,1,2: ${invalid.join("/")}`,
+            `attacker's blocks committed: ${committed}; attacker still connected to validator-0: ${connected}`,
+          ],
+        };
+      } finally {
+        await attacker.stop();
+      }
+    },
+  },
+  "foreign-key-proposer": {
+    notStarted: [3],
+    run: async (ctx) => {
+      const { subnet } = ctx;
+      const honest = [0, 1, 2];
+      ctx.honest = honest;
+      const attacker = await ByzantineValidator.start(subnet, 3, "foreign-proposer");
+      try {
+        const rejectsBefore = await metricPerNode(subnet, honest, "dcn_p2p_gossip_messages_total", [
+          'code="bad_signature"',
+        ]);
+        const before = await maxHeight(subnet, honest);
+        await subnet.waitFor("3 proposals", async () => attacker.sent.proposals >= 3, 90_000);
+        await subnet.waitForHeight(honest, before + 10, 60_000);
+        const rejects = (
+          await metricPerNode(subnet, honest, "dcn_p2p_gossip_messages_total", ['code="bad_signature"'])
+        ).map((n, k) => n - (rejectsBefore[k] ?? 0));
+        if (!rejects.some((n) => n > 0)) throw new Error("no proposal signed by a key outside the set was rejected");
+        const committed = await attacker.committedOwnBlocks(subnet, honest);
+        const connected = await attacker.connectedTo(subnet, 0);
+        return {
+          faults: `validator-3's peer signs its proposals with a BLS key outside the set: ${attacker.sent.proposals} at ${attacker.proposedAt.join(" ")}`,
+          recoveryMs: null,
+          violations: committed,
+          violationsWhat: "attacker blocks committed",
+          notes: [
+            `bad_signature rejects at validators 0,1,2: ${rejects.join("/")}; blocks committed: ${committed}; still connected to validator-0: ${connected}`,
+          ],
+        };
+      } finally {
+        await attacker.stop();
+      }
+    },
+  },
+  "kill-proposing": killAt("proposing"),
+  "kill-after-prevote": killAt("after-prevote"),
+  "kill-mid-commit": killAt("mid-commit"),
+  "kill-mid-write": killAt("mid-write"),
 };
 
 async function runScenario(name: string, seed: number): Promise<Row> {
@@ -344,9 +552,11 @@ async function runScenario(name: string, seed: number): Promise<Row> {
   try {
     subnet = await FaultSubnet.create({ prefix, validators: 4 });
     const running = ALL.filter((i) => !(spec.notStarted ?? []).includes(i));
-    for (const i of running) subnet.start(i);
+    const rand = prng(seed);
+    const env = (await spec.env?.(subnet, rand)) ?? new Map<number, Record<string, string>>();
+    for (const i of running) subnet.start(i, env.get(i) ?? {});
     await subnet.waitForHeight(running, 2, 60_000);
-    const ctx: Ctx = { subnet, down: new Set(), rand: prng(seed), honest: [...ALL] };
+    const ctx: Ctx = { subnet, down: new Set(), rand, honest: [...ALL] };
     const s = subnet;
     load = new Load(subnet, {
       chainId: FAULT_CHAIN_ID,
@@ -363,7 +573,8 @@ async function runScenario(name: string, seed: number): Promise<Row> {
       row.safety += n;
       if (n > 0) row.notes.push(`${what}: ${n}`);
     };
-    count("heights committed without a quorum", outcome.violations ?? 0);
+    count(outcome.violationsWhat ?? "heights committed without a quorum", outcome.violations ?? 0);
+    row.notes.push(...(outcome.notes ?? []));
     await load.settle(60_000);
     const result = await load.verify(running);
     row.accepted = result.accepted;

@@ -131,8 +131,11 @@ export class FaultSubnet {
     return r;
   }
 
-  /** Starts `dcn start` inside node i's namespace (`ip netns exec` execs node: the child's pid is the node's). */
-  start(i: number): void {
+  /**
+   * Starts `dcn start` inside node i's namespace (`ip netns exec` execs node: the child's pid is the node's), with
+   * `env` added to the harness's environment (e.g. DCN_FAILPOINT).
+   */
+  start(i: number, env: Readonly<Record<string, string>> = {}): void {
     if (this.children.has(i)) throw new Error(`${this.node(i).name} is running`);
     const n = this.node(i);
     const configPath = this.plan.nodes[i]?.configPath ?? "";
@@ -151,7 +154,7 @@ export class FaultSubnet {
         "--parent-pid",
         String(process.pid),
       ],
-      { stdio: ["ignore", out, out], env: { ...process.env }, detached: true },
+      { stdio: ["ignore", out, out], env: { ...process.env, ...env }, detached: true },
     );
     this.children.set(i, child);
   }
@@ -175,6 +178,31 @@ export class FaultSubnet {
   running(i: number): boolean {
     const c = this.children.get(i);
     return c !== undefined && c.exitCode === null && c.signalCode === null;
+  }
+
+  /**
+   * Waits until node i's process ends by itself (a failpoint's SIGKILL); resolves with its signal and forgets the
+   * child, so start(i) may run it again. Throws on timeout.
+   */
+  async waitForExit(i: number, timeoutMs: number): Promise<NodeJS.Signals | number | null> {
+    const c = this.children.get(i);
+    if (c === undefined) throw new Error(`${this.node(i).name} is not running`);
+    await this.waitFor(
+      `${this.node(i).name} to exit`,
+      async () => c.exitCode !== null || c.signalCode !== null,
+      timeoutMs,
+    );
+    this.children.delete(i);
+    return c.signalCode ?? c.exitCode;
+  }
+
+  /** Heights 1..head at which node i answers no block over JSON-RPC (a committed block lost): must be none. */
+  async holes(i: number): Promise<number[]> {
+    const head = await this.height(i);
+    const table = await this.blockHashes([i]);
+    const missing: number[] = [];
+    for (const [height, hashes] of table) if (height <= head && hashes[0] === null) missing.push(height);
+    return missing;
   }
 
   /** SIGKILL: no shutdown path runs; the node restarts from what its disk holds. */

@@ -61,8 +61,11 @@ export interface SvmBlockEnv {
   readonly slot: number;
   /** Seconds (Solana's Clock.unix_timestamp). */
   readonly unixTimestamp: number;
-  /** This block's blockhash (./blockhash.ts): valid for transactions from the next block on. */
-  readonly blockhash: string;
+  /**
+   * This block's blockhash (./blockhash.ts), when known: checked, not used. A node does not know it while executing:
+   * the L2 block hash covers the header, which commits to this execution's root.
+   */
+  readonly blockhash?: string;
   /** The blockhashes of slots `slot - 1`, `slot - 2`, ... (newest first, at most SVM_BLOCKHASH_WINDOW). */
   readonly recentBlockhashes: readonly string[];
 }
@@ -220,6 +223,8 @@ export class SvmExecutor {
     env: SvmBlockEnv,
     txs: readonly Candidate[],
     mode: "build" | "validate",
+    /** Build mode: stop including transactions once this much time has passed (the rest stay in the pool). */
+    buildBudgetMs?: number,
   ): Promise<SvmExecutionResult> {
     const window = this.checkEnv(env, parentRoot);
     if (txs.length > MAX_SVM_BLOCK_TRANSACTIONS) {
@@ -243,8 +248,11 @@ export class SvmExecutor {
     const skipped: SvmSkipped[] = [];
     const processed: Uint8Array[] = [];
     const seen = new Set<string>();
+    const deadline = mode === "build" && buildBudgetMs !== undefined ? performance.now() + buildBudgetMs : Infinity;
     try {
       for (const [i, candidate] of txs.entries()) {
+        // Every validator re-executes the block within a round: past the budget the proposer stops adding.
+        if (included.length > 0 && performance.now() > deadline) break;
         const outcome = await this.apply(state, instance, candidate, window, seen);
         if (outcome.kind === "skip") {
           const skip: SvmSkipped = { index: i, ...outcome.skip };
@@ -337,7 +345,7 @@ export class SvmExecutor {
     if (!Number.isSafeInteger(env.unixTimestamp)) {
       throw new ExecutionError("invalid_argument", `unix timestamp ${env.unixTimestamp} is not a safe integer`);
     }
-    if (base58Bytes32(env.blockhash) === null) {
+    if (env.blockhash !== undefined && base58Bytes32(env.blockhash) === null) {
       throw new ExecutionError("invalid_argument", `blockhash ${env.blockhash} is not base58 of 32 bytes`);
     }
     if (env.recentBlockhashes.length > SVM_BLOCKHASH_WINDOW || env.recentBlockhashes.length > env.slot) {
