@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ByzantineValidator } from "./attacker.ts";
 import { Load } from "./load.ts";
-import { NetLab, netnsUnavailable, sweep } from "./netlab.ts";
+import { NetLab, netnsUnavailable, randomLossSupported, sweep } from "./netlab.ts";
 import { FAULT_CHAIN_ID, FaultSubnet, sleep } from "./subnet.ts";
 
 const unavailable = netnsUnavailable();
@@ -59,6 +59,22 @@ describe.skipIf(unavailable !== null)("a subnet in network namespaces under faul
     console.info(`partition 2/2: healed, 3 heights past ${top} in ${recoveryMs} ms`);
     expect(await subnet.forks()).toEqual([]);
   }, 70_000);
+
+  it("5% random packet loss on every link between validators: commits continue, no fork", async (ctx) => {
+    if (!randomLossSupported()) {
+      console.warn("random loss skipped: no iptables with the statistic match (install the iptables package)");
+      ctx.skip();
+    }
+    await subnet.lab.setRandomLoss(5);
+    try {
+      const top = Math.max(...(await subnet.heights(all)));
+      await subnet.waitForHeight(all, top + 6, 40_000);
+      expect(await subnet.lab.randomLossDrops()).toBeGreaterThan(0);
+    } finally {
+      await subnet.lab.heal();
+    }
+    expect(await subnet.forks()).toEqual([]);
+  }, 60_000);
 
   it("a validator killed with SIGKILL mid-height restarts from disk and catches up", async () => {
     await sleep(Math.floor(Math.random() * 800));

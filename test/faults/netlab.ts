@@ -87,6 +87,23 @@ export function netemSupported(): boolean {
   }
 }
 
+/**
+ * Whether packets can be dropped at random without sch_netem: iptables' `statistic` match (netfilter is in this
+ * kernel; .ci/run installs the iptables package).
+ */
+export function randomLossSupported(): boolean {
+  const probe = `dcrl${process.pid % 10_000}`;
+  try {
+    if (spawnSync("ip", ["netns", "add", probe]).status !== 0) return false;
+    const rule = ["-A", "OUTPUT", "-d", "10.0.0.1", "-m", "statistic", "--mode", "random", "--probability", "0.5"];
+    return spawnSync("ip", ["netns", "exec", probe, "iptables", ...rule, "-j", "DROP"]).status === 0;
+  } catch {
+    return false;
+  } finally {
+    spawnSync("ip", ["netns", "del", probe]);
+  }
+}
+
 /** Removes every namespace and link whose name starts with `prefix` (a run that crashed leaves them). */
 export async function sweep(prefix: string): Promise<void> {
   if (prefix.length < 3) throw new RangeError(`refusing to sweep the short prefix "${prefix}"`);
@@ -125,6 +142,7 @@ export interface LabNode {
 /** Namespaces and links of one run; `destroy()` (or `sweep(prefix)`) removes them all. */
 export class NetLab {
   private readonly faults = new Map<string, LinkFault>();
+  private randomLossPercent = 0;
 
   private constructor(
     readonly prefix: string,
@@ -263,8 +281,41 @@ export class NetLab {
     }
   }
 
+  /**
+   * Drops `percent` % of the packets each node sends to the other nodes, at random (iptables statistic; the harness's
+   * bridge address is spared, so RPC and status keep working); 0 removes it. Independent of the htb link faults.
+   */
+  async setRandomLoss(percent: number): Promise<void> {
+    if (percent < 0 || percent >= 100) throw new RangeError(`loss ${percent}% outside [0, 100)`);
+    for (const n of this.nodes) {
+      await sh(["iptables", "-F", "OUTPUT"], n.ns);
+      if (percent === 0) continue;
+      for (const peer of this.nodes) {
+        if (peer.index === n.index) continue;
+        const probability = (percent / 100).toFixed(4);
+        const match = ["-m", "statistic", "--mode", "random", "--probability", probability];
+        await sh(["iptables", "-A", "OUTPUT", "-d", peer.ip, ...match, "-j", "DROP"], n.ns);
+      }
+    }
+    this.randomLossPercent = percent;
+  }
+
+  /** Packets dropped so far by the random-loss rules (iptables counters of every node's OUTPUT chain). */
+  async randomLossDrops(): Promise<number> {
+    let total = 0;
+    for (const n of this.nodes) {
+      const out = await sh(["iptables", "-L", "OUTPUT", "-n", "-v", "-x"], n.ns);
+      for (const line of out.split("\n")) {
+        const fields = line.trim().split(/\s+/);
+        if (fields[2] === "DROP") total += Number(fields[0]);
+      }
+    }
+    return total;
+  }
+
   /** Clears every fault. */
   async heal(): Promise<void> {
+    if (this.randomLossPercent > 0) await this.setRandomLoss(0);
     for (const key of [...this.faults.keys()]) {
       const [from, to] = key.split(">").map(Number);
       await this.setLink(from ?? -1, to ?? -1, null);

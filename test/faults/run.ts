@@ -15,7 +15,7 @@ import { generateBlsSecretKey } from "../../src/crypto/blst.ts";
 import type { Failpoint } from "../../src/node/failpoints.ts";
 import { ByzantineValidator } from "./attacker.ts";
 import { Load } from "./load.ts";
-import { NetLab, netemSupported, netnsUnavailable, sweep } from "./netlab.ts";
+import { NetLab, netemSupported, netnsUnavailable, randomLossSupported, sweep } from "./netlab.ts";
 import { FAULT_CHAIN_ID, FaultSubnet, sleep } from "./subnet.ts";
 
 interface Row {
@@ -206,11 +206,14 @@ const scenarios: Record<string, ScenarioSpec> = {
   "slow-lossy-links": {
     run: async ({ subnet }) => {
       const netem = netemSupported();
+      // Without sch_netem: congestion (queueing delay, tail drop) plus random loss from iptables where it exists.
+      const randomLoss = !netem && randomLossSupported();
       await subnet.lab.setAll(
         netem
           ? { kind: "netem", delayMs: 100, jitterMs: 50, lossPercent: 5 }
           : { kind: "congest", rateKbit: 1_000, queuePackets: 20 },
       );
+      if (randomLoss) await subnet.lab.setRandomLoss(5);
       const before = await maxHeight(subnet, ALL);
       await subnet.waitForHeight(ALL, before + 5, 90_000);
       await sleep(10_000);
@@ -218,7 +221,7 @@ const scenarios: Record<string, ScenarioSpec> = {
       return {
         faults: netem
           ? "netem on every link: 100+-50 ms delay, 5% loss, >= 10 s"
-          : "every link 1 Mbit/s with a 20-packet queue (tail drop), >= 10 s (kernel without sch_netem)",
+          : `every link 1 Mbit/s with a 20-packet queue (tail drop)${randomLoss ? " and 5% random loss (iptables)" : ""}, >= 10 s (kernel without sch_netem)`,
         recoveryMs: await recover(subnet),
       };
     },
