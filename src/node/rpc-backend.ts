@@ -3,8 +3,9 @@
 import { type Hex, toHex } from "../../consensus/bytes.ts";
 import { certificateSigners, encodeCertificate } from "../../consensus/certificate.ts";
 import { type Block, decodeBlock } from "../chain/block.ts";
-import { decodeReceipts } from "../chain/receipts.ts";
+import { decodeReceipts, decodeSvmReceipts } from "../chain/receipts.ts";
 import type { ExecutionCore } from "../execution/core.ts";
+import { storedSvmReceiptLeaf } from "../execution/svm/receipt.ts";
 import type { Mempool } from "../mempool/mempool.ts";
 import type {
   CommittedEvent,
@@ -185,6 +186,10 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
     async receipts(height) {
       const bytes = await m.store.getReceipts(height);
       return bytes === undefined ? undefined : decodeReceipts(bytes);
+    },
+    async svmReceiptLeaves(height) {
+      const bytes = await m.store.getReceipts(height);
+      return bytes === undefined ? [] : decodeSvmReceipts(bytes).map(storedSvmReceiptLeaf);
     },
     transactionLocation: (hash) => m.store.getTransactionLocation(hash),
     async account(height, address) {

@@ -47,6 +47,11 @@ export interface RpcBackend {
   blockByHeight(height: number): Promise<{ hash: Hex; block: Block } | undefined>;
   blockByHash(hash: Hex): Promise<{ hash: Hex; block: Block } | undefined>;
   receipts(height: number): Promise<readonly StoredReceipt[] | undefined>;
+  /**
+   * The receipts-trie leaves of the block's SVM entries (they follow the EVM receipts in the receipts root); a backend
+   * without the SVM has none.
+   */
+  svmReceiptLeaves?(height: number): Promise<readonly Uint8Array[]>;
   transactionLocation(hash: Hex): Promise<{ height: number; index: number } | undefined>;
   account(height: number, address: Hex): Promise<RpcAccount | null>;
   code(height: number, address: Hex): Promise<Hex>;

@@ -136,12 +136,14 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     height: number,
     block: Block,
     receipts: readonly StoredReceipt[],
+    svmLeaves: readonly Uint8Array[],
   ): { transactions: OrderedTrie; receipts: OrderedTrie } | Failure {
     const cached = proofTries.get(height);
     if (cached !== undefined) return cached;
     const tries = {
       transactions: buildOrderedTrie(block.transactions),
-      receipts: buildOrderedTrie(receipts.map((r) => r.encoded)),
+      // The EVM receipts, then the SVM entries' leaves: the block's order (docs/svm.md).
+      receipts: buildOrderedTrie([...receipts.map((r) => r.encoded), ...svmLeaves]),
     };
     // The header's roots are authoritative: a proof against any other root would be refused by every client.
     if (
@@ -447,10 +449,11 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     lumia_getTransactionCertificate: method([required("hash", hash32)], async (hash) => {
       const location = await backend.transactionLocation(hash);
       if (location === undefined) return success(null);
-      const [entry, receipts, certified] = await Promise.all([
+      const [entry, receipts, certified, svmLeaves] = await Promise.all([
         backend.blockByHeight(location.height),
         backend.receipts(location.height),
         certifiedHeader(location.height),
+        backend.svmReceiptLeaves?.(location.height) ?? Promise.resolve([]),
       ]);
       if (receipts === undefined) return missingReceipts(location.height);
       if (isFailure(certified)) return certified;
@@ -459,7 +462,7 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
       if (entry === undefined || raw === undefined || receipt?.transactionHash !== hash || certified === null) {
         return failure(ErrorCode.internal, `transaction ${hash} is indexed at a missing or uncertified position`);
       }
-      const tries = triesOf(location.height, entry.block, receipts);
+      const tries = triesOf(location.height, entry.block, receipts, svmLeaves);
       if (isFailure(tries)) return tries;
       return success({
         transactionHash: hash,

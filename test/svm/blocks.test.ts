@@ -7,15 +7,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { concatBytes, type Hex } from "../../consensus/bytes.ts";
+import { concatBytes, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import type { Certificate } from "../../consensus/certificate.ts";
 import { nextHeightValidatorSet } from "../../consensus/validator-set.ts";
 import { type Block, blockHash, encodeBlock, SVM_TX_PREFIX } from "../../src/chain/block.ts";
 import { buildGenesis, type Genesis, parseGenesis } from "../../src/config/genesis.ts";
 import { SVM_FEE_COLLECTOR } from "../../src/execution/svm/account.ts";
 import { describeKeys, generateKeys } from "../../src/keys/keys.ts";
+import { orderedTrieKey, verifyTrieProof } from "../../src/light-client/trie.ts";
 import { type NodeState, openNodeState } from "../../src/node/assemble.ts";
 import { svmRootOf } from "../../src/node/executor.ts";
+import { createRpcBackend } from "../../src/node/rpc-backend.ts";
+import { createMethods } from "../../src/rpc/methods.ts";
 import { createSolanaMethods } from "../../src/rpc/solana.ts";
 import { createSolanaRpcBackend } from "../../src/rpc/solana-backend.ts";
 import { addressOf, testAccount } from "../execution/helpers.ts";
@@ -231,6 +234,32 @@ describe("SVM entries in blocks", () => {
       blockhash: a.executor.latestSvmBlockhash().blockhash,
       lastValidBlockHeight: 151,
     });
+  });
+
+  it("proves the EVM entry of a mixed block: lumia_getTransactionCertificate's receipt trie holds the SVM leaves", async () => {
+    const methods = createMethods(
+      createRpcBackend({
+        chainId: CHAIN,
+        version: "test",
+        store: a.store,
+        core: a.core,
+        executor: a.executor,
+        mempool: a.mempool,
+        submit: async () => ({ ok: false, code: "unsupported", message: "read-only" }),
+        status: () => ({}),
+      }),
+      { maxLogRange: 100, maxLogResults: 100, maxFeeHistoryBlocks: 100, gasCap: 50_000_000n, txCacheEntries: 16 },
+    );
+    const def = methods.get("lumia_getTransactionCertificate");
+    if (def === undefined) throw new Error("no lumia_getTransactionCertificate");
+    const evmHash = toHex(keccak256(block1.transactions[0] as Uint8Array));
+    const out = await def.run([evmHash]);
+    if (!out.ok) throw new Error(out.error.message);
+    const proof = out.result as { receipt: Hex; receiptProof: Hex[]; transactionProof: Hex[]; transaction: Hex };
+    const receipt = await verifyTrieProof(block1.header.receiptsRoot, orderedTrieKey(0), proof.receiptProof);
+    expect(receipt.ok && receipt.value !== null && toHex(receipt.value)).toBe(proof.receipt);
+    const tx = await verifyTrieProof(block1.header.transactionsRoot, orderedTrieKey(0), proof.transactionProof);
+    expect(tx.ok && tx.value !== null && toHex(tx.value)).toBe(proof.transaction);
   });
 
   it("refuses a replay at admission once it is processed", async () => {

@@ -98,6 +98,18 @@ export function encodeSvmReceiptLeaf(r: SvmReceipt): Uint8Array {
   );
 }
 
+/** The receipts-trie leaf of a stored SVM receipt (what encodeSvmReceiptLeaf gave when the block was executed). */
+export function storedSvmReceiptLeaf(r: StoredSvmReceipt): Uint8Array {
+  return concatBytes(
+    Uint8Array.of(SVM_RECEIPT_PREFIX),
+    encode(
+      svmReceiptLeafCodec,
+      { status: r.status, fee: r.fee, computeUnits: r.computeUnits, error: r.error, logsHash: svmLogsHash(r.logs) },
+      "svmReceipt",
+    ),
+  );
+}
+
 export function toStoredSvmReceipt(r: SvmReceipt, signatureBytes: Uint8Array): StoredSvmReceipt {
   return {
     signature: signatureBytes,
