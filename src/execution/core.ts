@@ -28,7 +28,7 @@ import {
 import { createVM, encodeReceipt, runTx, type VM } from "@ethereumjs/vm";
 import { concatBytes, fromHex, type Hex, isHex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { orderedTrieRoot } from "../chain/ordered-trie.ts";
-import { ExecutionError } from "./errors.ts";
+import { ExecutionError, isMissingNode, messageOf, withState } from "./errors.ts";
 import { type KeyValueReader, NodeCache, OverlayDB } from "./overlay.ts";
 import { reachableWrites } from "./reachable.ts";
 import { BLOOM_BYTES, decodeRevertReason, orBloom } from "./receipts.ts";
@@ -235,39 +235,12 @@ function lower(address: Address): Hex {
   return address.toString().toLowerCase() as Hex;
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 function evmRootOf(roots: readonly VmRoot[]): Hex {
   const problem = vmRootsProblem(roots);
   if (problem !== null) throw new ExecutionError("invalid_argument", problem);
   const evm = roots.find((r) => r.vm === EVM_VM.id);
   if (evm === undefined) throw new ExecutionError("invalid_argument", "no EVM root in the VM root list");
   return evm.root.toLowerCase() as Hex;
-}
-
-function isMissingNode(error: unknown): boolean {
-  const message = messageOf(error);
-  return message.includes("Missing node") || message.includes("does not contain state root");
-}
-
-/** Turns ethereumjs' "node not found" into a typed missing_state error; passes everything else through. */
-async function withState<T>(root: Hex, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    if (error instanceof ExecutionError) throw error;
-    if (isMissingNode(error)) {
-      throw new ExecutionError(
-        "missing_state",
-        `state under root ${root} is not in the database`,
-        { root },
-        { cause: error },
-      );
-    }
-    throw error;
-  }
 }
 
 export class ExecutionCore {
@@ -694,7 +667,6 @@ export class ExecutionCore {
     firstLogIndex: number,
   ): ExecutedReceipt {
     const failed = result.execResult.exceptionError !== undefined;
-    const tip = tipPerGas(tx, baseFee);
     const logs = (result.execResult.logs ?? []).map(([address, topics, data], i) => ({
       address: toHex(address),
       topics: topics.map((t) => toHex(t)),
@@ -702,23 +674,14 @@ export class ExecutionCore {
       logIndex: firstLogIndex + i,
     }));
     const isRevert = failed && result.execResult.exceptionError?.error === "revert";
-    return {
-      transactionHash: tx.hash,
-      transactionIndex,
-      type: tx.type,
-      from: tx.from,
-      to: tx.to,
+    return executedReceipt(tx, transactionIndex, cumulativeGasUsed, baseFee, {
       status: failed ? 0 : 1,
       gasUsed: result.totalGasSpent,
-      cumulativeGasUsed,
-      effectiveGasPrice: baseFee + tip,
-      contractAddress:
-        tx.to === null ? toHex(generateAddress(tx.tx.getSenderAddress().bytes, bigIntToUnpaddedBytes(tx.nonce))) : null,
       logs,
       logsBloom: toHex(result.bloom.bitvector),
       revertReason: isRevert ? decodeRevertReason(result.execResult.returnValue) : null,
       encoded: encodeReceipt(result.receipt, tx.type),
-    };
+    });
   }
 
   /** Offers a result's nodes to the shared cache: the next block usually reads them. */
@@ -776,21 +739,36 @@ function transferReceipt(
 ): ExecutedReceipt {
   const bloom = new Uint8Array(BLOOM_BYTES);
   const receipt = { status: 1 as const, cumulativeBlockGasUsed: cumulativeGasUsed, bitvector: bloom, logs: [] };
+  return executedReceipt(tx, transactionIndex, cumulativeGasUsed, baseFee, {
+    status: 1,
+    gasUsed: spent,
+    logs: [],
+    logsBloom: toHex(bloom),
+    revertReason: null,
+    encoded: encodeReceipt(receipt, tx.type),
+  });
+}
+
+/** A receipt's fields that follow from the transaction and its place in the block, plus what execution gave. */
+function executedReceipt(
+  tx: DecodedTx,
+  transactionIndex: number,
+  cumulativeGasUsed: bigint,
+  baseFee: bigint,
+  outcome: Pick<ExecutedReceipt, "status" | "gasUsed" | "logs" | "logsBloom" | "revertReason" | "encoded">,
+): ExecutedReceipt {
   return {
     transactionHash: tx.hash,
     transactionIndex,
     type: tx.type,
     from: tx.from,
     to: tx.to,
-    status: 1,
-    gasUsed: spent,
     cumulativeGasUsed,
     effectiveGasPrice: baseFee + tipPerGas(tx, baseFee),
-    contractAddress: null,
-    logs: [],
-    logsBloom: toHex(bloom),
-    revertReason: null,
-    encoded: encodeReceipt(receipt, tx.type),
+    // Set for every creation transaction, failed ones included (as Ethereum clients report it).
+    contractAddress:
+      tx.to === null ? toHex(generateAddress(tx.tx.getSenderAddress().bytes, bigIntToUnpaddedBytes(tx.nonce))) : null,
+    ...outcome,
   };
 }
 
@@ -813,7 +791,7 @@ function isLowAddress(address: Hex): boolean {
  * if the recipient has no code either, nothing but balances and the sender's nonce can change.
  */
 function isPlainTransfer(tx: DecodedTx): boolean {
-  return tx.to !== null && tx.intrinsicGas === PLAIN_TRANSFER_GAS && tx.data.length === 0 && !isLowAddress(tx.to);
+  return tx.to !== null && tx.intrinsicGas === PLAIN_TRANSFER_GAS && !isLowAddress(tx.to);
 }
 
 const PLAIN_TRANSFER_GAS = 21_000n;

@@ -28,3 +28,36 @@ export class ExecutionError extends Error {
     this.context = context;
   }
 }
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The tries (@ethereumjs/mpt) say a node under a root is not in the database. */
+export function isMissingNode(error: unknown): boolean {
+  const message = messageOf(error);
+  return message.includes("Missing node") || message.includes("does not contain state root");
+}
+
+/**
+ * Runs `run` on the state under `root` (`what` names it in the message), turning the trie's "node not found" into a
+ * typed missing_state error; passes everything else through.
+ */
+export async function withState<T>(root: string, run: () => Promise<T>, what = "state"): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof ExecutionError) throw error;
+    if (isMissingNode(error)) {
+      throw new ExecutionError(
+        "missing_state",
+        `${what} under root ${root} is not in the database`,
+        { root },
+        {
+          cause: error,
+        },
+      );
+    }
+    throw error;
+  }
+}

@@ -132,14 +132,14 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
 
   // Proofs of one block are often asked together (a wallet checking its transactions): keep its tries a while.
   const proofTries = new Map<number, { transactions: OrderedTrie; receipts: OrderedTrie }>();
-  function triesOf(
+  async function triesOf(
     height: number,
     block: Block,
     receipts: readonly StoredReceipt[],
-    svmLeaves: readonly Uint8Array[],
-  ): { transactions: OrderedTrie; receipts: OrderedTrie } | Failure {
+  ): Promise<{ transactions: OrderedTrie; receipts: OrderedTrie } | Failure> {
     const cached = proofTries.get(height);
     if (cached !== undefined) return cached;
+    const svmLeaves = (await backend.svmReceiptLeaves?.(height)) ?? [];
     const tries = {
       transactions: buildOrderedTrie(block.transactions),
       // The EVM receipts, then the SVM entries' leaves: the block's order (docs/svm.md).
@@ -449,11 +449,10 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     lumia_getTransactionCertificate: method([required("hash", hash32)], async (hash) => {
       const location = await backend.transactionLocation(hash);
       if (location === undefined) return success(null);
-      const [entry, receipts, certified, svmLeaves] = await Promise.all([
+      const [entry, receipts, certified] = await Promise.all([
         backend.blockByHeight(location.height),
         backend.receipts(location.height),
         certifiedHeader(location.height),
-        backend.svmReceiptLeaves?.(location.height) ?? Promise.resolve([]),
       ]);
       if (receipts === undefined) return missingReceipts(location.height);
       if (isFailure(certified)) return certified;
@@ -462,7 +461,7 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
       if (entry === undefined || raw === undefined || receipt?.transactionHash !== hash || certified === null) {
         return failure(ErrorCode.internal, `transaction ${hash} is indexed at a missing or uncertified position`);
       }
-      const tries = triesOf(location.height, entry.block, receipts, svmLeaves);
+      const tries = await triesOf(location.height, entry.block, receipts);
       if (isFailure(tries)) return tries;
       return success({
         transactionHash: hash,

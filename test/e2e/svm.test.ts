@@ -21,16 +21,13 @@ import {
   setTransactionMessageLifetimeUsingBlockhash,
   signTransactionMessageWithSigners,
 } from "@solana/kit";
-import { getCreateAccountInstruction, getTransferSolInstruction } from "@solana-program/system";
+import { getTransferSolInstruction } from "@solana-program/system";
 import {
   fetchToken,
-  getInitializeAccount3Instruction,
-  getInitializeMint2Instruction,
   getMintSize,
   getMintToInstruction,
   getTokenSize,
   getTransferInstruction,
-  TOKEN_PROGRAM_ADDRESS,
 } from "@solana-program/token";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fromHex, type Hex } from "../../consensus/bytes.ts";
@@ -42,6 +39,7 @@ import { devnetSolanaAccounts } from "../../src/cli/devnet.ts";
 import { loadGenesis } from "../../src/config/genesis.ts";
 import { jsonRpc } from "../../src/l1/anvil.ts";
 import { ChainStore } from "../../src/storage/chain-store.ts";
+import { splSetupInstructions } from "../svm/helpers.ts";
 import { Cluster, sleep } from "./cluster.ts";
 
 const SOL = 1_000_000_000n;
@@ -135,29 +133,17 @@ describe("Solana transactions on the subnet", () => {
     const rentMint = await rpc.getMinimumBalanceForRentExemption(BigInt(getMintSize())).send();
     const rentToken = await rpc.getMinimumBalanceForRentExemption(BigInt(getTokenSize())).send();
     expect(rentMint).toBe(1_461_600n);
-    const tokenAccount = (account: KeyPairSigner, owner: Address): Instruction[] => [
-      getCreateAccountInstruction({
-        payer: alice,
-        newAccount: account,
-        lamports: rentToken,
-        space: getTokenSize(),
-        programAddress: TOKEN_PROGRAM_ADDRESS,
-      }),
-      getInitializeAccount3Instruction({ account: account.address, mint: mint.address, owner }),
-    ];
     await send(
-      [
-        getCreateAccountInstruction({
-          payer: alice,
-          newAccount: mint,
-          lamports: rentMint,
-          space: getMintSize(),
-          programAddress: TOKEN_PROGRAM_ADDRESS,
-        }),
-        getInitializeMint2Instruction({ mint: mint.address, decimals: 6, mintAuthority: alice.address }),
-        ...tokenAccount(aliceToken, alice.address),
-        ...tokenAccount(bobToken, bob.address),
-      ],
+      splSetupInstructions({
+        payer: alice,
+        mint,
+        accounts: [
+          [aliceToken, alice.address],
+          [bobToken, bob.address],
+        ],
+        rentMint,
+        rentToken,
+      }),
       alice,
     );
     await send(

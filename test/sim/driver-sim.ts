@@ -397,7 +397,7 @@ export class DriverSim {
       metrics,
       work: {
         pending: () => state.mempool.size > 0,
-        onWork: (listener) => state.mempool.onAdded(() => listener()),
+        onWork: (listener) => state.mempool.onWork(listener),
       },
       outbox: {
         publishProposal: (proposal, block) => {

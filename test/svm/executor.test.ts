@@ -1,13 +1,8 @@
 import { verifyMerkleProof } from "@ethereumjs/mpt";
 import { address, getBase58Encoder, type KeyPairSigner } from "@solana/kit";
-import { getCreateAccountInstruction } from "@solana-program/system";
 import {
-  getInitializeAccount3Instruction,
-  getInitializeMint2Instruction,
-  getMintSize,
   getMintToInstruction,
   getTokenDecoder,
-  getTokenSize,
   getTransferInstruction,
   TOKEN_PROGRAM_ADDRESS,
 } from "@solana-program/token";
@@ -16,7 +11,7 @@ import { fromHex, toHex } from "../../consensus/bytes.ts";
 import { ExecutionError } from "../../src/execution/errors.ts";
 import { encodeSvmAccount, SVM_FEE_COLLECTOR, SVM_VM } from "../../src/execution/svm/account.ts";
 import { SvmExecutor } from "../../src/execution/svm/executor.ts";
-import { buildTx, SOL, signer, TestChain, TestDb, transferIx } from "./helpers.ts";
+import { buildTx, SOL, signer, splSetupInstructions, TestChain, TestDb, transferIx } from "./helpers.ts";
 
 let alice: KeyPairSigner;
 let bob: KeyPairSigner;
@@ -91,33 +86,16 @@ describe("SvmExecutor", () => {
     const rentToken = 2_039_280n; // for 165 bytes
     const setup = await buildTx(
       alice,
-      [
-        getCreateAccountInstruction({
-          payer: alice,
-          newAccount: mint,
-          lamports: rentMint,
-          space: getMintSize(),
-          programAddress: TOKEN_PROGRAM_ADDRESS,
-        }),
-        getInitializeMint2Instruction({ mint: mint.address, decimals: 6, mintAuthority: alice.address }),
-        ...[
-          [aliceToken, alice],
-          [bobToken, bob],
-        ].flatMap(([account, owner]) => [
-          getCreateAccountInstruction({
-            payer: alice,
-            newAccount: account as KeyPairSigner,
-            lamports: rentToken,
-            space: getTokenSize(),
-            programAddress: TOKEN_PROGRAM_ADDRESS,
-          }),
-          getInitializeAccount3Instruction({
-            account: (account as KeyPairSigner).address,
-            mint: mint.address,
-            owner: (owner as KeyPairSigner).address,
-          }),
-        ]),
-      ],
+      splSetupInstructions({
+        payer: alice,
+        mint,
+        accounts: [
+          [aliceToken, alice.address],
+          [bobToken, bob.address],
+        ],
+        rentMint,
+        rentToken,
+      }),
       chain.latestBlockhash,
     );
     const created = await chain.next([setup], "validate");

@@ -1,8 +1,5 @@
-// Test chain for the SVM executor: real level in a temp dir, real litesvm, transactions built and signed with
-// @solana/kit exactly as a wallet would.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+// Test chain for the SVM executor: real level in a temp dir (the execution tests' TestDb), real litesvm, transactions
+// built and signed with @solana/kit exactly as a wallet would.
 import {
   type Address,
   appendTransactionMessageInstructions,
@@ -17,10 +14,15 @@ import {
   setTransactionMessageLifetimeUsingBlockhash,
   signTransactionMessageWithSigners,
 } from "@solana/kit";
-import { getTransferSolInstruction } from "@solana-program/system";
-import { Level } from "level";
-import { fromHex, type Hex, keccak256, toHex, uintBytes, utf8 } from "../../consensus/bytes.ts";
-import type { KeyValueReader } from "../../src/execution/overlay.ts";
+import { getCreateAccountInstruction, getTransferSolInstruction } from "@solana-program/system";
+import {
+  getInitializeAccount3Instruction,
+  getInitializeMint2Instruction,
+  getMintSize,
+  getTokenSize,
+  TOKEN_PROGRAM_ADDRESS,
+} from "@solana-program/token";
+import { type Hex, keccak256, toHex, uintBytes, utf8 } from "../../consensus/bytes.ts";
 import { svmBlockhash } from "../../src/execution/svm/blockhash.ts";
 import {
   SVM_BLOCKHASH_WINDOW,
@@ -29,38 +31,11 @@ import {
   type SvmGenesisAccount,
 } from "../../src/execution/svm/executor.ts";
 
+import { TestDb } from "../execution/helpers.ts";
+
+export { TestDb };
+
 export const SOL = 1_000_000_000n;
-
-export class TestDb {
-  private constructor(
-    readonly dir: string,
-    public db: Level<Uint8Array, Uint8Array>,
-  ) {}
-
-  static async open(): Promise<TestDb> {
-    const dir = await mkdtemp(join(tmpdir(), "lumia-svm-"));
-    const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
-    await db.open();
-    return new TestDb(dir, db);
-  }
-
-  readonly reader: KeyValueReader = { get: (key) => this.db.get(key) };
-
-  async commit(writes: ReadonlyMap<string, Uint8Array>): Promise<void> {
-    await this.db.batch([...writes].map(([key, value]) => ({ type: "put" as const, key: fromHex(key), value })));
-  }
-
-  async reopen(): Promise<void> {
-    await this.db.close();
-    this.db = new Level<Uint8Array, Uint8Array>(this.dir, { keyEncoding: "view", valueEncoding: "view" });
-    await this.db.open();
-  }
-
-  async destroy(): Promise<void> {
-    await this.db.close();
-    await rm(this.dir, { recursive: true, force: true });
-  }
-}
 
 /** A deterministic key pair (seeded), so two runs build byte-identical transactions. */
 export function signer(i: number): Promise<KeyPairSigner> {
@@ -144,4 +119,38 @@ export class TestChain {
   async lamports(address: Address): Promise<bigint> {
     return (await this.executor.reader(this.root).getAccount(address))?.lamports ?? 0n;
   }
+}
+
+/**
+ * One transaction's instructions that create an SPL mint (6 decimals, `payer` the mint authority) and a token account
+ * of that mint per `[account, owner]`, rent paid by `payer`: what a wallet sends before minting.
+ */
+export function splSetupInstructions(opts: {
+  readonly payer: KeyPairSigner;
+  readonly mint: KeyPairSigner;
+  readonly accounts: readonly (readonly [KeyPairSigner, Address])[];
+  readonly rentMint: bigint;
+  readonly rentToken: bigint;
+}): Instruction[] {
+  const { payer, mint } = opts;
+  return [
+    getCreateAccountInstruction({
+      payer,
+      newAccount: mint,
+      lamports: opts.rentMint,
+      space: getMintSize(),
+      programAddress: TOKEN_PROGRAM_ADDRESS,
+    }),
+    getInitializeMint2Instruction({ mint: mint.address, decimals: 6, mintAuthority: payer.address }),
+    ...opts.accounts.flatMap(([account, owner]) => [
+      getCreateAccountInstruction({
+        payer,
+        newAccount: account,
+        lamports: opts.rentToken,
+        space: getTokenSize(),
+        programAddress: TOKEN_PROGRAM_ADDRESS,
+      }),
+      getInitializeAccount3Instruction({ account: account.address, mint: mint.address, owner }),
+    ]),
+  ];
 }

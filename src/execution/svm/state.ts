@@ -11,7 +11,7 @@ import { createMerkleProof, MerklePatriciaTrie } from "@ethereumjs/mpt";
 import { ValueEncoding } from "@ethereumjs/util";
 import { concatBytes, fromHex, type Hex, toHex, uintBytes, utf8 } from "../../../consensus/bytes.ts";
 import { bytes, decode, encode, list, u64 } from "../../../consensus/codec.ts";
-import { ExecutionError } from "../errors.ts";
+import { ExecutionError, withState } from "../errors.ts";
 import type { KeyValueReader, NodeCache } from "../overlay.ts";
 import { OverlayDB } from "../overlay.ts";
 import { reachableWrites } from "../reachable.ts";
@@ -41,15 +41,6 @@ export function signatureKey(signature: Uint8Array): Uint8Array {
 
 function slotSignaturesKey(slot: bigint): Uint8Array {
   return concatBytes(SLOT_SIGNATURES_PREFIX, uintBytes(slot, 8));
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function isMissingNode(error: unknown): boolean {
-  const message = messageOf(error);
-  return message.includes("Missing node") || message.includes("does not contain state root");
 }
 
 /** A trie proof of one key: the nodes from the root to the key's leaf (or to where it would be: absence). */
@@ -176,22 +167,7 @@ export class SvmState {
   }
 }
 
-/** Turns the trie's "node not found" into ExecutionError "missing_state"; passes everything else through. */
-async function guard<T>(root: Hex, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    if (error instanceof ExecutionError) throw error;
-    if (isMissingNode(error)) {
-      throw new ExecutionError(
-        "missing_state",
-        `SVM state under root ${root} is not in the database`,
-        { root },
-        {
-          cause: error,
-        },
-      );
-    }
-    throw error;
-  }
+/** The SVM's state under `root`: a missing trie node is ExecutionError "missing_state". */
+function guard<T>(root: Hex, run: () => Promise<T>): Promise<T> {
+  return withState(root, run, "SVM state");
 }
