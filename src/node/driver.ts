@@ -764,49 +764,52 @@ export class ConsensusDriver {
     const certificate = buildCertificate(this.params.chainId, sets.set, precommits, this.m.scheme);
     await this.commit(height, known.block, known.bytes, certificate, sets);
     this.m.outbox.publishCertificate(certificate);
-    const sinceStartMs = this.m.clock.nowMs() - this.heightStartedMs;
-    const wait = Math.max(0, this.params.blockIntervalMs - sinceStartMs);
     const work = this.m.work;
     if (this.params.emptyBlockIntervalMs > 0 && work !== undefined && !work.pending()) {
-      this.waitForWork(height + 1, work, wait, Math.max(wait, this.params.emptyBlockIntervalMs - sinceStartMs));
-    } else if (wait === 0) {
-      // Through the queue, not a direct call: a validator that decides alone (one validator, or more than 2/3 of the
-      // power) would otherwise run height after height inside this one event, starving gossip and never returning.
-      this.enqueue({ kind: "startHeight", height: height + 1 });
+      this.waitForWork(height + 1, work);
     } else {
-      const handle = this.m.clock.setTimeout(() => {
-        this.timers.delete(handle);
-        this.enqueue({ kind: "startHeight", height: height + 1 });
-      }, wait);
-      this.timers.add(handle);
+      this.scheduleStart(height + 1, this.params.blockIntervalMs);
     }
   }
 
-  /**
-   * Nothing to include: starts `height` after `idleMs`, or `minMs` after work arrives, or at once when a peer's
-   * proposal or vote of `height` arrives (a peer had work: its proposer's timeout is running).
-   */
-  private waitForWork(height: number, work: PendingWork, minMs: number, idleMs: number): void {
-    this.endIdleWait();
-    const start = (afterMs: number) => {
-      if (this.idleWait?.height !== height) return;
-      this.endIdleWait();
-      if (afterMs <= 0) {
-        this.enqueue({ kind: "startHeight", height });
-        return;
-      }
-      const handle = this.m.clock.setTimeout(() => {
-        this.timers.delete(handle);
-        this.enqueue({ kind: "startHeight", height });
-      }, afterMs);
-      this.timers.add(handle);
-    };
+  /** Starts `height` once `intervalMs` has passed since the current height started (at once if it has). */
+  private scheduleStart(height: number, intervalMs: number): void {
+    const wait = intervalMs - (this.m.clock.nowMs() - this.heightStartedMs);
+    if (wait <= 0) {
+      // Through the queue, not a direct call: a validator that decides alone (one validator, or more than 2/3 of the
+      // power) would otherwise run height after height inside this one event, starving gossip and never returning.
+      this.enqueue({ kind: "startHeight", height });
+      return;
+    }
     const handle = this.m.clock.setTimeout(() => {
       this.timers.delete(handle);
-      start(0);
-    }, idleMs);
+      this.enqueue({ kind: "startHeight", height });
+    }, wait);
     this.timers.add(handle);
-    const unsubscribe = work.onWork(() => start(minMs - (this.m.clock.nowMs() - this.heightStartedMs)));
+  }
+
+  /**
+   * Nothing to include: starts `height` emptyBlockIntervalMs after the current height started, or blockIntervalMs
+   * after it once work arrives, or at once when a peer's proposal or vote of `height` arrives (a peer had work: its
+   * proposer's timeout is running).
+   */
+  private waitForWork(height: number, work: PendingWork): void {
+    this.endIdleWait();
+    const startAfter = (intervalMs: number) => {
+      if (this.idleWait?.height !== height) return;
+      this.endIdleWait();
+      this.scheduleStart(height, intervalMs);
+    };
+    const idleMs = Math.max(this.params.blockIntervalMs, this.params.emptyBlockIntervalMs);
+    const handle = this.m.clock.setTimeout(
+      () => {
+        this.timers.delete(handle);
+        startAfter(idleMs);
+      },
+      idleMs - (this.m.clock.nowMs() - this.heightStartedMs),
+    );
+    this.timers.add(handle);
+    const unsubscribe = work.onWork(() => startAfter(this.params.blockIntervalMs));
     this.idleWait = { height, handle, unsubscribe };
     this.m.metrics.idleWaits.inc();
   }
