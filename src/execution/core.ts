@@ -11,7 +11,7 @@
 import { createBlock, type Block as EthBlock } from "@ethereumjs/block";
 import type { Common } from "@ethereumjs/common";
 import { MerklePatriciaTrie } from "@ethereumjs/mpt";
-import { Caches, getMerkleStateProof, MerkleStateManager } from "@ethereumjs/statemanager";
+import { Caches, getMerkleStateProof, type MerkleStateManager } from "@ethereumjs/statemanager";
 import { createFeeMarket1559Tx } from "@ethereumjs/tx";
 import {
   Account,
@@ -28,6 +28,8 @@ import {
 import { createVM, encodeReceipt, runTx, type VM } from "@ethereumjs/vm";
 import { concatBytes, fromHex, type Hex, isHex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { orderedTrieRoot } from "../chain/ordered-trie.ts";
+import type { CrossVm, SvmSide } from "./cross-vm.ts";
+import { evmGateway, LinkedStateManager, svmPrecompileOptions } from "./cross-vm-evm.ts";
 import { ExecutionError, isMissingNode, messageOf, withState } from "./errors.ts";
 import { type KeyValueReader, NodeCache, OverlayDB } from "./overlay.ts";
 import { reachableWrites } from "./reachable.ts";
@@ -218,7 +220,7 @@ export const MAX_CALL_GAS = 50_000_000n;
 
 interface Session {
   readonly overlay: OverlayDB;
-  readonly stateManager: MerkleStateManager;
+  readonly stateManager: LinkedStateManager;
 }
 
 function addressOf(hex: Hex, what: string): Address {
@@ -305,6 +307,8 @@ export class ExecutionCore {
     mode: "build" | "validate",
     /** Build mode: stop including transactions once this much time has passed (the rest stay in the mempool). */
     buildBudgetMs?: number,
+    /** The block's SVM side (EVM -> SVM invokes) and its SVM transactions, run before the EVM state is committed. */
+    crossVm?: CrossVm,
   ): Promise<ExecutionResult> {
     const parentEvmRoot = evmRootOf(parentVmRoots);
     if (globalStateRoot(parentVmRoots) !== parentStateRoot.toLowerCase()) {
@@ -320,7 +324,8 @@ export class ExecutionCore {
     await this.requireCommitted(parentEvmRoot);
     const session = await this.open(parentEvmRoot, null);
     const sm = session.stateManager;
-    const vm = await this.vmFor(sm, env);
+    sm.link = crossVm?.svm ?? null;
+    const vm = await this.vmFor(sm, env, sm.link);
     const block = this.blockFor(env);
     const baseFee = env.baseFeePerGas;
 
@@ -394,6 +399,17 @@ export class ExecutionCore {
         orBloom(logsBloom, result.bloom.bitvector);
         included.push(tx);
         receipts.push(receipt);
+      }
+      if (crossVm?.afterEvm !== undefined) {
+        await crossVm.afterEvm(
+          evmGateway(vm, block, env, {
+            gasUsed: () => gasUsed,
+            spend: (gas) => {
+              gasUsed += gas;
+              rewardPoolCredit += gas * baseFee;
+            },
+          }),
+        );
       }
       if (rewardPoolCredit > 0n) {
         const pool = createAddressFromString(REWARD_POOL_ADDRESS);
@@ -472,11 +488,12 @@ export class ExecutionCore {
   }
 
   /** Runs a call on `vmRoots` without keeping any state change (eth_call, eth_estimateGas). */
-  async call(vmRoots: readonly VmRoot[], env: BlockEnv, request: CallRequest): Promise<CallResult> {
+  async call(vmRoots: readonly VmRoot[], env: BlockEnv, request: CallRequest, svm?: SvmSide): Promise<CallResult> {
     const root = evmRootOf(vmRoots);
     this.checkEnv(env);
     const session = await this.open(root, null, false);
-    const vm = await this.vmFor(session.stateManager, env);
+    session.stateManager.link = svm ?? null;
+    const vm = await this.vmFor(session.stateManager, env, session.stateManager.link);
     const block = this.blockFor(env);
     const from = addressOf(request.from ?? `0x${"00".repeat(20)}`, "from");
     const gasLimit = request.gas ?? (env.gasLimit < MAX_CALL_GAS ? env.gasLimit : MAX_CALL_GAS);
@@ -578,7 +595,7 @@ export class ExecutionCore {
       useKeyHashing: true,
       common: this.common,
     });
-    const stateManager = new MerkleStateManager({
+    const stateManager = new LinkedStateManager({
       common: this.common,
       trie,
       ...(caches ? { caches: new Caches() } : {}),
@@ -592,7 +609,7 @@ export class ExecutionCore {
     return { overlay, stateManager };
   }
 
-  private async vmFor(stateManager: MerkleStateManager, env: BlockEnv): Promise<VM> {
+  private async vmFor(stateManager: MerkleStateManager, env: BlockEnv, svm: SvmSide | null): Promise<VM> {
     const lookup = env.blockHash;
     const zero = new Uint8Array(32);
     // What the EVM needs of a blockchain: BLOCKHASH asks for a block by number and uses its hash.
@@ -608,7 +625,15 @@ export class ExecutionCore {
       },
     };
     // A copy per VM: the EVM subscribes to its common's events, which would pile up on a shared instance.
-    return createVM({ common: this.common.copy(), stateManager, blockchain });
+    const precompile = svmPrecompileOptions(svm);
+    const vm = await createVM({
+      common: this.common.copy(),
+      stateManager,
+      blockchain,
+      evmOpts: { customPrecompiles: precompile.customPrecompiles },
+    });
+    if (svm !== null) precompile.attach(vm);
+    return vm;
   }
 
   private blockFor(env: BlockEnv): EthBlock {

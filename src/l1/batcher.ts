@@ -147,6 +147,21 @@ export function turnOf(set: ValidatorSet, ownAddress: Hex, rotation: bigint): nu
   return (own - Number(rotation % BigInt(n)) + n) % n;
 }
 
+/**
+ * Whether a member whose slot began at `slotMs` may still send: within the first half of its stagger, or always when
+ * it is the last of `members` in the rotation (or there is no stagger).
+ */
+export function withinPostingWindow(
+  nowMs: number,
+  slotMs: number,
+  staggerMs: number,
+  turn: number,
+  members: number,
+): boolean {
+  if (staggerMs <= 0 || turn >= members - 1) return true;
+  return nowMs - slotMs <= staggerMs / 2;
+}
+
 /** Height ranges seen in the inbox: the contiguous prefix from height 1 and a bounded list of ranges beyond a gap. */
 export class PostedRanges {
   contiguous = 0;
@@ -483,6 +498,18 @@ export class Batcher {
     // Someone may have posted since the pass began (the previous poster's transaction was mined late).
     const again = await this.m.reader.postedHeight();
     if (again.height >= packed.firstHeight) return;
+    // Post only in the first half of this node's slot (KZG and the sender's queue take time): later, the next member
+    // could find the range still unposted (this transaction not mined yet) and post it too. The last member of the
+    // rotation has no successor and always posts, so some member posts.
+    if (!withinPostingWindow(this.m.nowMs(), slotMs, this.params.staggerMs, turn, set.validators.length)) {
+      this.state.phase = "waiting";
+      this.m.metrics.batcherBatches.inc({ outcome: "window_passed" });
+      this.m.log.info(
+        { first: packed.firstHeight, turn, lateMs: this.m.nowMs() - slotMs },
+        "batch not posted: the next member's turn is near",
+      );
+      return;
+    }
     this.state.phase = "posting";
     this.m.log.info(
       {

@@ -6,7 +6,8 @@
 // Two VMs run in every block (docs/svm.md "Blocks"): the EVM entries first, through ExecutionCore, then the SVM entries
 // (0x53 || Solana wire bytes) through SvmExecutor, with slot = height, the header's timestamp and the blockhashes of
 // the last 150 committed blocks. The header's vmRoots hold both roots; transactionsRoot and receiptsRoot cover every
-// entry in block order. Cross-VM calls will replace the two loops with one ordered loop over a shared core.
+// entry in block order. The two VMs share one linked state per block (docs/cross-vm.md): EVM transactions may invoke
+// SVM instructions through a precompile, and SVM gateway transactions call the EVM, before the EVM state is committed.
 import { bytesEqual, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import {
   type Certificate,
@@ -35,7 +36,7 @@ import {
 import { orderedTrieRoot } from "../chain/ordered-trie.ts";
 import { encodeReceipts } from "../chain/receipts.ts";
 import type { Genesis } from "../config/genesis.ts";
-import type { ExecutionCore, ExecutionResult } from "../execution/core.ts";
+import type { BlockEnv, CallRequest, CallResult, ExecutionCore, ExecutionResult } from "../execution/core.ts";
 import { SVM_VM } from "../execution/svm/account.ts";
 import { svmBlockhash } from "../execution/svm/blockhash.ts";
 import {
@@ -289,6 +290,47 @@ export class BlockExecutor {
     };
   }
 
+  /**
+   * Runs a block on the head: the EVM entries (which may invoke SVM instructions), then the SVM entries (which may
+   * call the EVM), on one linked state of both VMs (docs/cross-vm.md). Build mode shares one time budget.
+   */
+  private async executeBoth(
+    env: BlockEnv,
+    txs: readonly DecodedTx[],
+    svmTxs: readonly (Uint8Array | DecodedSvmTx)[],
+    mode: "build" | "validate",
+    budgetMs?: number,
+  ): Promise<{ evm: ExecutionResult; svm: SvmExecutionResult }> {
+    const parent = this.parent;
+    const startedMs = performance.now();
+    const session = await this.svm.open(svmRootOf(parent.vmRoots), this.svmEnv(env.height, env.timestampMs));
+    try {
+      const evm = await this.m.core.execute(parent.stateRoot, parent.vmRoots, env, txs, mode, budgetMs, {
+        svm: session,
+        afterEvm: (gateway) =>
+          session.run(
+            svmTxs,
+            mode,
+            budgetMs === undefined ? undefined : Math.max(0, budgetMs - (performance.now() - startedMs)),
+            gateway,
+          ),
+      });
+      return { evm, svm: await session.finish() };
+    } finally {
+      session.close();
+    }
+  }
+
+  /** eth_call on `vmRoots`, with the SVM precompile reading (never committing) the SVM state of the same roots. */
+  async call(vmRoots: readonly VmRoot[], env: BlockEnv, request: CallRequest): Promise<CallResult> {
+    const session = await this.svm.openForCall(svmRootOf(vmRoots), this.svmEnv(env.height, env.timestampMs));
+    try {
+      return await this.m.core.call(vmRoots, env, request, session);
+    } finally {
+      session.close();
+    }
+  }
+
   /** Both VMs' results as the header claims them (EVM entries first, then SVM entries). */
   private combine(evm: ExecutionResult, svm: SvmExecutionResult): BlockExecution {
     const vmRoots = evm.vmRoots.map((r) => (r.vm === SVM_VM.id ? { vm: r.vm, root: svm.root } : r));
@@ -353,25 +395,16 @@ export class BlockExecutor {
         maxBytes: maxBytes - evmBytes,
         maxCount: Math.min(this.params.maxBlockTransactions - candidates.length, MAX_SVM_BLOCK_TRANSACTIONS),
       }) ?? [];
-    const budgetMs = this.params.maxBuildMs ?? DEFAULT_MAX_BUILD_MS;
-    const startedMs = performance.now();
-    const evm = await this.m.core.execute(
-      parent.stateRoot,
-      parent.vmRoots,
+    const { evm, svm } = await this.executeBoth(
       this.env(height, timestampMs, proposer, baseFee, deposits.value),
       candidates,
-      "build",
-      budgetMs,
-    );
-    const svm = await this.svm.execute(
-      svmRootOf(parent.vmRoots),
-      this.svmEnv(height, timestampMs),
       svmCandidates,
       "build",
-      Math.max(0, budgetMs - (performance.now() - startedMs)),
+      this.params.maxBuildMs ?? DEFAULT_MAX_BUILD_MS,
     );
     // Inapplicable now (stale, replayed, unfunded payer): they would be skipped again in every block.
-    lane?.drop(svm.skipped.flatMap((k) => (k.signature === null ? [] : [k.signature])));
+    // A gateway transaction without room for its EVM gas limits in this block stays for the next one.
+    lane?.drop(svm.skipped.flatMap((k) => (k.signature === null || k.code === "block_gas_limit" ? [] : [k.signature])));
     const result = this.combine(evm, svm);
     const header: BlockHeader = {
       chainId: this.m.genesis.chainId,
@@ -471,16 +504,9 @@ export class BlockExecutor {
     }
     let result: BlockExecution;
     try {
-      const evm = await this.m.core.execute(
-        parent.stateRoot,
-        parent.vmRoots,
+      const { evm, svm } = await this.executeBoth(
         this.env(h.height, h.timestampMs, h.proposer, h.baseFeePerGas, block.deposits),
         txs,
-        "validate",
-      );
-      const svm = await this.svm.execute(
-        svmRootOf(parent.vmRoots),
-        this.svmEnv(h.height, h.timestampMs),
         svmTxs,
         "validate",
       );

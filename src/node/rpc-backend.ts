@@ -214,7 +214,7 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
       const head = m.executor.head;
       const b = height === head.height ? null : await blockByHeight(height);
       const h = b?.block.header;
-      return m.core.call(
+      return m.executor.call(
         roots,
         {
           chainId: m.chainId,

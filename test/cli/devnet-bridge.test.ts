@@ -31,7 +31,7 @@ import { revertOf } from "../../src/l1/sender.ts";
 import { BridgedEth, LumiaToken, OutputOracle, Portal } from "../../staking-contracts/artifacts.ts";
 import { devnetFixture, rpc, waitUntil } from "./devnet-fixture.ts";
 
-const fixture = devnetFixture("devnet-bridge", 52_000);
+const fixture = devnetFixture("devnet-bridge", 18_000);
 
 interface Started {
   withdrawal: { nonce: string; sender: Address; l1Recipient: Address; asset: number; amount: string };

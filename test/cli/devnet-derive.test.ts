@@ -55,9 +55,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Ports apart from the other devnet tests (30000-39800) and the e2e clusters (20000-28000). */
+/** Ports 14000-15800 (test/cli/devnet-fixture.ts lists every range). */
 function ports() {
-  const base = 42_000 + (process.pid % 90) * 20;
+  const base = 14_000 + (process.pid % 90) * 20;
   return {
     base,
     args: [

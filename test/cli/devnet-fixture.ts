@@ -56,6 +56,10 @@ export interface RunningDevnet {
 /**
  * A devnet test file's scaffolding: a temp dir, and `start(args)` to run `dcn devnet --fresh` in it with ports from
  * `portBase` (keep test files' ranges apart: each uses 20 ports per pid slot). Everything is stopped after the file.
+ *
+ * Fixed test ports stay below Linux's ephemeral range (32768-60999), where any outgoing connection can take one as
+ * its local port: devnet.test.ts 10000-14000, devnet-derive 14000-15800, devnet-rewards 16000-17800, devnet-bridge
+ * 18000-19800, the e2e clusters (test/e2e/cluster.ts) 20000-28000, devnet-membership 28000-30000.
  */
 export function devnetFixture(prefix: string, portBase: number) {
   const dir = mkdtempSync(join(tmpdir(), `dcn-${prefix}-`));

@@ -54,11 +54,11 @@ const alive = (pid: number) => {
 };
 
 /**
- * Ports from the pid, in a range of their own: test/cli/devnet.test.ts uses 30000-38000, devnet-rewards.test.ts
- * 38000-39800, the e2e clusters 20000-28000.
+ * Ports from the pid, in a range of their own (test/cli/devnet-fixture.ts lists them all), below Linux's ephemeral
+ * range (32768-60999): a fixed port there can be taken at any moment by an outgoing connection's local port.
  */
 function ports() {
-  const base = 45_000 + ((process.pid * 17) % 300) * 20;
+  const base = 28_000 + ((process.pid * 17) % 100) * 20;
   return {
     devnet: [
       "--base-port",

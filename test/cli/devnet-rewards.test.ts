@@ -25,8 +25,8 @@ import { headerSchema } from "../../src/chain/block.ts";
 import { BatchInbox, LumiaToken, Rewards, SequencerRegistry, Staking } from "../../staking-contracts/artifacts.ts";
 import { devnetFixture, rpc, waitUntil } from "./devnet-fixture.ts";
 
-/** Ports 38000-39800: apart from the other devnet tests and the e2e clusters (20000-28000). */
-const fixture = devnetFixture("devnet-rewards", 38_000);
+/** Ports 16000-17800 (test/cli/devnet-fixture.ts lists every range). */
+const fixture = devnetFixture("devnet-rewards", 16_000);
 const LUMIA = 10n ** 18n;
 const ACC_SCALE = 10n ** 36n;
 const BPS = 10_000n;

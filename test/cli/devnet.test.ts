@@ -42,7 +42,7 @@ function dcn(args: string[]) {
 
 /** Ports from the pid keep parallel test files (and the e2e clusters at 20000-28000) apart. */
 function ports(slot: number) {
-  const base = 30_000 + ((process.pid * 13 + slot * 7) % 400) * 20;
+  const base = 10_000 + ((process.pid * 13 + slot * 7) % 200) * 20;
   return [
     "--base-port",
     base,

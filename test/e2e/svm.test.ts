@@ -2,8 +2,10 @@
 // wallet would use it (createSolanaRpc against the node's JSON-RPC port, transactions built and signed with kit,
 // confirmation by polling getSignatureStatuses), makes a SOL transfer and an SPL token mint and transfer from a
 // devnet Solana dev key; balances are read back over RPC; the block holding them is certified (verified with the
-// validator set rebuilt from keys). Then a validator is stopped and restarted: its head header's SVM root (vmRoots
-// entry 2) is what it was, its balances are the same, and it keeps committing with the others.
+// validator set rebuilt from keys). A Solidity contract deployed with viem pays lamports from its derived SVM account
+// through the SVM precompile: the light client verifies the EVM receipt against the certified header, and the payee's
+// balance is read back over the Solana RPC of two nodes. Then a validator is stopped and restarted: its head header's
+// SVM root (vmRoots entry 2) is what it was, its balances are the same, and it keeps committing with the others.
 import { join } from "node:path";
 import {
   type Address,
@@ -12,6 +14,8 @@ import {
   createSolanaRpc,
   createTransactionMessage,
   generateKeyPairSigner,
+  getAddressDecoder,
+  getAddressEncoder,
   getBase64EncodedWireTransaction,
   type Instruction,
   type KeyPairSigner,
@@ -29,16 +33,21 @@ import {
   getTokenSize,
   getTransferInstruction,
 } from "@solana-program/token";
+import { createPublicClient, createWalletClient, defineChain, http } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fromHex, type Hex } from "../../consensus/bytes.ts";
 import { decodeCertificate, verifyCertificate } from "../../consensus/certificate.ts";
 import { decode } from "../../consensus/codec.ts";
 import { createValidatorSet } from "../../consensus/validator-set.ts";
 import { decodeBlock, headerSchema } from "../../src/chain/block.ts";
-import { devnetSolanaAccounts } from "../../src/cli/devnet.ts";
+import { devnetAccounts, devnetSolanaAccounts } from "../../src/cli/devnet.ts";
 import { loadGenesis } from "../../src/config/genesis.ts";
+import { SVM_PRECOMPILE_ABI, SVM_PRECOMPILE_ADDRESS } from "../../src/execution/cross-vm.ts";
 import { jsonRpc } from "../../src/l1/anvil.ts";
+import { anchorFromGenesis, LightClient } from "../../src/light-client/index.ts";
 import { ChainStore } from "../../src/storage/chain-store.ts";
+import { contracts } from "../fixtures/contracts.ts";
 import { splSetupInstructions } from "../svm/helpers.ts";
 import { Cluster, sleep } from "./cluster.ts";
 
@@ -198,6 +207,63 @@ describe("Solana transactions on the subnet", () => {
     expect(header.vmRoots.map((r) => r.vm)).toEqual([1, 2]);
   }, 20_000);
 
+  it("a Solidity contract pays lamports through the SVM precompile; the light client verifies its receipt", async () => {
+    const { SvmPayer } = contracts();
+    const key = devnetAccounts()[0];
+    if (key === undefined) throw new Error("no EVM dev key");
+    const chain = defineChain({
+      id: Number(cluster.plan.chainId),
+      name: "lumia-e2e",
+      nativeCurrency: { name: "LUMIA", symbol: "LUMIA", decimals: 18 },
+      rpcUrls: { default: { http: [url] } },
+    });
+    const account = privateKeyToAccount(key.privateKey);
+    const wallet = createWalletClient({ account, chain, transport: http(url) });
+    const client = createPublicClient({ chain, transport: http(url) });
+    const deployHash = await wallet.deployContract({ abi: SvmPayer.abi, bytecode: SvmPayer.bytecode, gas: 3_000_000n });
+    const deployed = await client.waitForTransactionReceipt({ hash: deployHash, pollingInterval: 150 });
+    const contract = deployed.contractAddress;
+    if (contract === null || contract === undefined) throw new Error("no contract address");
+    // The contract's own SVM account, as the precompile derives it; funded from Solana like any account.
+    const pda = await client.readContract({
+      address: SVM_PRECOMPILE_ADDRESS,
+      abi: SVM_PRECOMPILE_ABI,
+      functionName: "svmAccountOf",
+      args: [contract],
+    });
+    const derived = getAddressDecoder().decode(fromHex(pda));
+    await send([getTransferSolInstruction({ source: alice, destination: derived, amount: 2n * SOL })], alice);
+    const before = await balance("validator-0", bob.address);
+    const bobKey = `0x${Buffer.from(getAddressEncoder().encode(bob.address)).toString("hex")}` as Hex;
+    const payHash = await wallet.writeContract({
+      address: contract,
+      abi: SvmPayer.abi,
+      functionName: "pay",
+      args: [bobKey, SOL / 4n],
+      gas: 500_000n,
+    });
+    const paid = await client.waitForTransactionReceipt({ hash: payHash, pollingInterval: 150 });
+    expect(paid.status).toBe("success");
+    expect(await balance("validator-0", bob.address)).toBe(before + SOL / 4n);
+    expect(await balance("validator-0", derived)).toBe(2n * SOL - SOL / 4n);
+    await cluster.waitFor(
+      "validator-3 at the payment's block",
+      async () => (await cluster.height("validator-3")) >= Number(paid.blockNumber),
+      10_000,
+    );
+    expect(await balance("validator-3", bob.address)).toBe(before + SOL / 4n);
+    // Certified: the receipt is proven under the receipts root of a header whose certificate the client verified
+    // against the genesis set; that header's state root commits to both VMs' roots.
+    const light = await LightClient.create({
+      rpcUrl: url,
+      genesis: anchorFromGenesis(await loadGenesis(cluster.plan.genesisPath)),
+    });
+    const verified = await light.verifiedTransaction(payHash);
+    expect(verified.receipt.status).toBe(1);
+    expect(verified.blockNumber).toBe(Number(paid.blockNumber));
+    expect(verified.receipt.logs).toHaveLength(1);
+  }, 60_000);
+
   it("a restarted validator keeps its SVM root and balances, and keeps committing", async () => {
     const v = "validator-2";
     await cluster.stop(v);
@@ -205,7 +271,7 @@ describe("Solana transactions on the subnet", () => {
     cluster.start(v);
     const othersHead = await cluster.height("validator-0");
     await cluster.waitForHeight([v], Math.max(othersHead, head.height) + 3, 40_000);
-    expect(await balance(v, bob.address)).toBe(SOL);
+    expect(await balance(v, bob.address)).toBe(SOL + SOL / 4n);
     expect(await tokens(v, bobToken.address)).toBe(300n);
     await cluster.stop(v);
     const after = await svmHead(v);

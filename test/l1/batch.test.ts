@@ -21,7 +21,7 @@ import {
   MAX_BATCH_DECOMPRESSED_BYTES,
   packBatch,
 } from "../../src/l1/batch.ts";
-import { PostedRanges, turnOf } from "../../src/l1/batcher.ts";
+import { PostedRanges, turnOf, withinPostingWindow } from "../../src/l1/batcher.ts";
 import { DEFAULT_L1_SENDER_PARAMS, L1Sender } from "../../src/l1/sender.ts";
 import { silentLogger } from "../../src/node/log.ts";
 import { Anvil } from "../fixtures/anvil.ts";
@@ -189,6 +189,16 @@ describe("posted ranges and turns", () => {
       expect(turns[Number(job % BigInt(n))]).toBe(0);
     }
     expect(turnOf(set, `0x${"11".repeat(20)}`, 0n)).toBeNull();
+  });
+
+  it("sends only in the first half of a slot, except the last member, which has no successor to race", () => {
+    // 4 members, 3 s stagger: member 1's slot begins at 10 s; member 3 is last in the rotation.
+    expect(withinPostingWindow(10_000, 10_000, 3_000, 1, 4)).toBe(true);
+    expect(withinPostingWindow(11_500, 10_000, 3_000, 1, 4)).toBe(true);
+    expect(withinPostingWindow(11_501, 10_000, 3_000, 1, 4)).toBe(false);
+    expect(withinPostingWindow(60_000, 10_000, 3_000, 3, 4)).toBe(true);
+    expect(withinPostingWindow(60_000, 10_000, 0, 0, 4)).toBe(true);
+    expect(withinPostingWindow(60_000, 10_000, 3_000, 0, 1)).toBe(true);
   });
 });
 

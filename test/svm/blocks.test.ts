@@ -2,99 +2,37 @@
 // lane, block executor): admission, building (EVM entries first, then SVM), validation by another node, typed
 // problems for bad SVM entries, the commit batch (receipts, transaction index, state), the Solana RPC methods over
 // it, and a restart that keeps the SVM root, balances and receipts.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { concatBytes, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
-import type { Certificate } from "../../consensus/certificate.ts";
-import { nextHeightValidatorSet } from "../../consensus/validator-set.ts";
-import { type Block, blockHash, encodeBlock, SVM_TX_PREFIX } from "../../src/chain/block.ts";
+import { type Block, encodeBlock, SVM_TX_PREFIX } from "../../src/chain/block.ts";
 import { buildGenesis, type Genesis, parseGenesis } from "../../src/config/genesis.ts";
 import { SVM_FEE_COLLECTOR } from "../../src/execution/svm/account.ts";
 import { describeKeys, generateKeys } from "../../src/keys/keys.ts";
 import { orderedTrieKey, verifyTrieProof } from "../../src/light-client/trie.ts";
-import { type NodeState, openNodeState } from "../../src/node/assemble.ts";
+import type { NodeState } from "../../src/node/assemble.ts";
 import { svmRootOf } from "../../src/node/executor.ts";
-import { createRpcBackend } from "../../src/node/rpc-backend.ts";
-import { createMethods } from "../../src/rpc/methods.ts";
-import { createSolanaMethods } from "../../src/rpc/solana.ts";
-import { createSolanaRpcBackend } from "../../src/rpc/solana-backend.ts";
 import { addressOf, testAccount } from "../execution/helpers.ts";
 import { buildTx, SOL, signer, transferIx } from "./helpers.ts";
+import { NodeStates } from "./node-fixture.ts";
 
 const CHAIN = 7_007n;
 const GWEI = 1_000_000_000n;
-const PARAMS = { maxBlockBytes: 1 << 20, maxBlockTransactions: 1_000, maxClockDriftMs: 60_000 };
+const _PARAMS = { maxBlockBytes: 1 << 20, maxBlockTransactions: 1_000, maxClockDriftMs: 60_000 };
 
 describe("SVM entries in blocks", () => {
-  const dirs: string[] = [];
-  const open: NodeState[] = [];
+  let nodes: NodeStates;
   let genesis: Genesis;
   let a: NodeState;
+  let aDir = "";
   let b: NodeState;
   const evmSender = testAccount(1);
 
-  const openState = async (dir: string): Promise<NodeState> => {
-    const state = await openNodeState({
-      dataDir: dir,
-      genesis,
-      executor: PARAMS,
-      nowMs: () => Date.now(),
-      log: pino({ level: "silent" }),
-    });
-    open.push(state);
-    return state;
-  };
-  const sets = () => ({ set: genesis.validatorSet, next: nextHeightValidatorSet(genesis.validatorSet) });
+  const sets = () => nodes.sets();
   const proposer = (): Hex => genesis.validatorSet.validators[0]?.address ?? "0x";
   const entry = (wire: Uint8Array) => concatBytes(Uint8Array.of(SVM_TX_PREFIX), wire);
-  const rpcOf = (state: NodeState) =>
-    createSolanaMethods(
-      createSolanaRpcBackend({
-        genesis,
-        store: state.store,
-        executor: state.executor,
-        finalizedHeight: () => 0,
-        submit: async () => ({ ok: false, code: "unused", message: "" }),
-      }),
-    );
-  const call = async (state: NodeState, name: string, args: unknown[]) => {
-    const def = rpcOf(state).get(name);
-    if (def === undefined) throw new Error(`no method ${name}`);
-    const out = await def.run(args);
-    if (!out.ok) throw new Error(`${name}: ${out.error.message}`);
-    return out.result as Record<string, unknown> & { value: unknown };
-  };
-
-  /** Commits `block` on `state` with a certificate shaped like the node's (stores do not verify signatures). */
-  const commit = async (state: NodeState, block: Block, bytes: Uint8Array) => {
-    const hash = blockHash(block.header);
-    const set = genesis.validatorSet;
-    const cert: Certificate = {
-      chainId: CHAIN,
-      height: block.header.height,
-      round: 0,
-      blockHash: hash,
-      validatorSetId: set.id,
-      validatorCount: set.validators.length,
-      signers: Uint8Array.of(1),
-      signature: new Uint8Array(96),
-    };
-    const extras = state.executor.commitExtras(hash);
-    await state.store.commit({
-      height: block.header.height,
-      blockHash: hash,
-      block: bytes,
-      certificate: cert,
-      nextValidatorSet: sets().next,
-      stateWrites: extras.stateWrites,
-      receipts: extras.receipts,
-      transactionHashes: extras.transactionHashes,
-    });
-    await state.executor.committed(block, hash, cert);
-  };
+  const call = async (state: NodeState, name: string, args: unknown[]) =>
+    (await nodes.solana(state, name, args)) as Record<string, unknown> & { value: unknown };
+  const commit = (state: NodeState, block: Block, bytes: Uint8Array) => nodes.commit(state, block, bytes);
 
   let payer: Awaited<ReturnType<typeof signer>>;
   let payee: Awaited<ReturnType<typeof signer>>;
@@ -111,14 +49,13 @@ describe("SVM entries in blocks", () => {
         svm: { alloc: [{ address: payer.address, lamports: (10n * SOL).toString() }] },
       }),
     );
-    for (let i = 0; i < 2; i++) dirs.push(await mkdtemp(join(tmpdir(), "dcn-svm-blocks-")));
-    a = await openState(dirs[0] as string);
-    b = await openState(dirs[1] as string);
+    nodes = new NodeStates(genesis);
+    ({ state: a, dir: aDir } = await nodes.state());
+    b = (await nodes.state()).state;
   });
 
   afterAll(async () => {
-    for (const state of open) await state.store.close().catch(() => undefined);
-    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+    await nodes?.close();
   });
 
   it("holds the SVM root from the genesis on, with the allocation", async () => {
@@ -237,25 +174,13 @@ describe("SVM entries in blocks", () => {
   });
 
   it("proves the EVM entry of a mixed block: lumia_getTransactionCertificate's receipt trie holds the SVM leaves", async () => {
-    const methods = createMethods(
-      createRpcBackend({
-        chainId: CHAIN,
-        version: "test",
-        store: a.store,
-        core: a.core,
-        executor: a.executor,
-        mempool: a.mempool,
-        submit: async () => ({ ok: false, code: "unsupported", message: "read-only" }),
-        status: () => ({}),
-      }),
-      { maxLogRange: 100, maxLogResults: 100, maxFeeHistoryBlocks: 100, gasCap: 50_000_000n, txCacheEntries: 16 },
-    );
-    const def = methods.get("lumia_getTransactionCertificate");
-    if (def === undefined) throw new Error("no lumia_getTransactionCertificate");
     const evmHash = toHex(keccak256(block1.transactions[0] as Uint8Array));
-    const out = await def.run([evmHash]);
-    if (!out.ok) throw new Error(out.error.message);
-    const proof = out.result as { receipt: Hex; receiptProof: Hex[]; transactionProof: Hex[]; transaction: Hex };
+    const proof = (await nodes.eth(a, "lumia_getTransactionCertificate", [evmHash])) as {
+      receipt: Hex;
+      receiptProof: Hex[];
+      transactionProof: Hex[];
+      transaction: Hex;
+    };
     const receipt = await verifyTrieProof(block1.header.receiptsRoot, orderedTrieKey(0), proof.receiptProof);
     expect(receipt.ok && receipt.value !== null && toHex(receipt.value)).toBe(proof.receipt);
     const tx = await verifyTrieProof(block1.header.transactionsRoot, orderedTrieKey(0), proof.transactionProof);
@@ -270,9 +195,8 @@ describe("SVM entries in blocks", () => {
 
   it("keeps the SVM root, balances and receipts across a restart", async () => {
     const before = { roots: a.executor.head.vmRoots, blockhash: a.executor.latestSvmBlockhash().blockhash };
-    await a.store.close();
-    open.splice(open.indexOf(a), 1);
-    a = await openState(dirs[0] as string);
+    await nodes.closeOne(a);
+    a = (await nodes.state(aDir)).state;
     expect(a.executor.head.vmRoots).toEqual(before.roots);
     expect(a.executor.latestSvmBlockhash().blockhash).toBe(before.blockhash);
     expect((await call(a, "getBalance", [payee.address])).value).toBe(Number(SOL));

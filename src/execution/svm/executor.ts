@@ -8,7 +8,19 @@
 // Before each transaction every account it names is copied from the state into litesvm, afterwards every writable one
 // is read back; so what litesvm held before (another block, another fork) never leaks into a result.
 
-import { getBase58Encoder } from "@solana/kit";
+import {
+  AccountRole,
+  type Address,
+  appendTransactionMessageInstructions,
+  compileTransaction,
+  createTransactionMessage,
+  getBase58Decoder,
+  getBase58Encoder,
+  getTransactionEncoder,
+  type Instruction,
+  setTransactionMessageFeePayer,
+  setTransactionMessageLifetimeUsingBlockhash,
+} from "@solana/kit";
 import {
   Account,
   Clock,
@@ -18,6 +30,19 @@ import {
   type TransactionMetadata,
 } from "litesvm/dist/internal.js";
 import { bytesEqual, fromHex, type Hex, isHex, toHex } from "../../../consensus/bytes.ts";
+import {
+  COMPUTE_BUDGET_PROGRAM,
+  CROSS_VM_PAYER,
+  EVM_GATEWAY_PROGRAM,
+  type EvmSide,
+  evmAddressOf,
+  GAS_PER_COMPUTE_UNIT,
+  type GatewayOutcome,
+  type InvokeRequest,
+  type InvokeResult,
+  MAX_INVOKE_COMPUTE_UNITS,
+  type SvmSide,
+} from "../cross-vm.ts";
 import { ExecutionError } from "../errors.ts";
 import { type KeyValueReader, NodeCache } from "../overlay.ts";
 import {
@@ -82,7 +107,9 @@ export type SvmInapplicableCode =
   /** the fee payer holds less than 5,000 lamports per signature */
   | "insufficient_funds"
   /** litesvm refused it before charging anything (sanitize failure, fee payer rules, priority fee unaffordable) */
-  | "not_chargeable";
+  | "not_chargeable"
+  /** a gateway transaction's EVM gas limits exceed the gas left in the block */
+  | "block_gas_limit";
 
 export interface SvmSkipped {
   readonly index: number;
@@ -99,6 +126,7 @@ export interface SvmReceipt {
   readonly error: string | null;
   /** Lamports the payer paid (base 5,000 per signature plus any priority fee), credited to SVM_FEE_COLLECTOR. */
   readonly fee: bigint;
+  /** litesvm's compute units; for a gateway transaction, the EVM gas its calls used (GAS_PER_COMPUTE_UNIT). */
   readonly computeUnits: bigint;
   readonly logs: readonly string[];
 }
@@ -133,6 +161,14 @@ export interface SvmGenesisAccount {
 
 type Candidate = Uint8Array | DecodedSvmTx;
 
+/** What the EVM side did with a gateway transaction: ran its calls, or had no room for their gas limits. */
+export type GatewayRun =
+  | { readonly kind: "skip"; readonly reason: string }
+  | { readonly kind: "ran"; readonly outcome: GatewayOutcome };
+
+/** What the synthetic fee payer of a cross-VM invoke holds during the run (its fee never reaches the state). */
+const CROSS_VM_PAYER_LAMPORTS = 1_000_000_000_000n;
+
 interface Instance {
   readonly svm: LiteSvm;
   /** Whether a program account went through it: litesvm caches programs, so the instance is not reused. */
@@ -140,6 +176,8 @@ interface Instance {
 }
 
 const base58 = getBase58Encoder();
+const base58Decoder = getBase58Decoder();
+const transactionEncoder = getTransactionEncoder();
 
 function keyOf(address: string): Uint8Array {
   return new Uint8Array(base58.encode(address));
@@ -185,6 +223,7 @@ export class SvmExecutor {
   /** Accounts a fresh litesvm holds (builtins, sysvars, SPL programs): never loaded from or written to the trie. */
   private readonly reserved: ReadonlySet<string>;
   private readonly collectorKey = keyOf(SVM_FEE_COLLECTOR);
+  private readonly payerKey = keyOf(CROSS_VM_PAYER);
 
   constructor(private readonly opts: { readonly db: KeyValueReader; readonly nodeCacheBytes?: number }) {
     this.cache = new NodeCache(opts.nodeCacheBytes ?? DEFAULT_SVM_NODE_CACHE_BYTES);
@@ -217,6 +256,7 @@ export class SvmExecutor {
    * Executes `txs` (wire bytes, or transactions already decoded and verified by decodeSvmTransaction) on the SVM
    * state `parentRoot`. "build" drops transactions that cannot be charged and lists them in `skipped`; "validate"
    * throws ExecutionError "invalid_transaction" on the first one. A parent root not in the store is "missing_state".
+   * Gateway transactions (EVM calls) fail without an EVM: a block links both VMs through open() instead.
    */
   async execute(
     parentRoot: Hex,
@@ -226,14 +266,24 @@ export class SvmExecutor {
     /** Build mode: stop including transactions once this much time has passed (the rest stay in the pool). */
     buildBudgetMs?: number,
   ): Promise<SvmExecutionResult> {
-    const window = this.checkEnv(env, parentRoot);
-    if (txs.length > MAX_SVM_BLOCK_TRANSACTIONS) {
-      throw new ExecutionError("invalid_argument", `${txs.length} candidates exceed ${MAX_SVM_BLOCK_TRANSACTIONS}`);
+    const session = await this.open(parentRoot, env);
+    try {
+      await session.run(txs, mode, buildBudgetMs);
+      return await session.finish();
+    } finally {
+      session.close();
     }
+  }
+
+  /**
+   * Opens the SVM side of one block on `parentRoot`: EVM -> SVM invokes while the EVM transactions run (the session is
+   * the EVM's SvmSide), then the block's own transactions (run), then the new root (finish). close() always.
+   */
+  async open(parentRoot: Hex, env: SvmBlockEnv): Promise<SvmBlockSession> {
+    const window = this.checkEnv(env, parentRoot);
     await this.requireCommitted(parentRoot);
     const state = await SvmState.open(this.opts.db, this.cache, parentRoot);
     const slot = BigInt(env.slot);
-
     // Signatures of slots <= slot - W can no longer be replayed: their blockhashes left the window (docs/svm.md).
     const parentIndex = await state.slotIndex();
     const newest = parentIndex[parentIndex.length - 1];
@@ -241,43 +291,21 @@ export class SvmExecutor {
       throw new ExecutionError("invalid_argument", `parent SVM state has signatures of slot ${newest} >= ${slot}`);
     }
     const index = await state.pruneSignatures(parentIndex, slot - BigInt(SVM_BLOCKHASH_WINDOW));
+    return new SvmBlockSession(this, state, env, window, slot, index);
+  }
 
-    const instance = this.acquire(env);
-    const included: DecodedSvmTx[] = [];
-    const receipts: SvmReceipt[] = [];
-    const skipped: SvmSkipped[] = [];
-    const processed: Uint8Array[] = [];
-    const seen = new Set<string>();
-    const deadline = mode === "build" && buildBudgetMs !== undefined ? performance.now() + buildBudgetMs : Infinity;
-    try {
-      for (const [i, candidate] of txs.entries()) {
-        // Every validator re-executes the block within a round: past the budget the proposer stops adding.
-        if (included.length > 0 && performance.now() > deadline) break;
-        const outcome = await this.apply(state, instance, candidate, window, seen);
-        if (outcome.kind === "skip") {
-          const skip: SvmSkipped = { index: i, ...outcome.skip };
-          if (mode === "validate") {
-            throw new ExecutionError("invalid_transaction", `SVM transaction ${i}: ${skip.code}: ${skip.reason}`, {
-              index: i,
-              signature: skip.signature,
-              code: skip.code,
-            });
-          }
-          skipped.push(skip);
-          continue;
-        }
-        seen.add(outcome.tx.signature);
-        processed.push(outcome.tx.signatureBytes);
-        included.push(outcome.tx);
-        receipts.push(outcome.receipt);
-      }
-    } finally {
-      this.release(instance);
-    }
-    state.recordSignatures(slot, processed, index);
+  /** Opens a read-only SVM side (eth_call): nothing it stages is ever committed. */
+  async openForCall(root: Hex, env: SvmBlockEnv): Promise<SvmBlockSession> {
+    const window = this.checkEnv(env, root);
+    const state = await SvmState.open(this.opts.db, this.cache, root);
+    return new SvmBlockSession(this, state, env, window, BigInt(env.slot), []);
+  }
+
+  /** @internal The session's new root and writes, published to the node cache. */
+  async commitState(state: SvmState): Promise<{ root: Hex; writes: ReadonlyMap<string, Uint8Array> }> {
     const { root, writes } = await state.commit();
     for (const [key, value] of writes) this.cache.set(key, value);
-    return { root, included, receipts, skipped, writes };
+    return { root, writes };
   }
 
   /**
@@ -375,7 +403,8 @@ export class SvmExecutor {
     }
   }
 
-  private acquire(env: SvmBlockEnv): Instance {
+  /** @internal A litesvm instance set to `env`'s clock and slot hashes. */
+  acquire(env: SvmBlockEnv): Instance {
     const svm = this.idle.pop() ?? SvmExecutor.createInstance();
     const slot = BigInt(env.slot);
     const epoch = slot / SVM_SLOTS_PER_EPOCH;
@@ -384,17 +413,22 @@ export class SvmExecutor {
     return { svm, tainted: false };
   }
 
-  private release(instance: Instance): void {
+  /** @internal */
+  release(instance: Instance): void {
     if (!instance.tainted && this.idle.length < MAX_IDLE_INSTANCES) this.idle.push(instance.svm);
   }
 
-  /** Checks, executes and applies one candidate; a candidate that cannot be charged changes nothing. */
-  private async apply(
+  /**
+   * @internal Checks, executes and applies one candidate; a candidate that cannot be charged changes nothing. A
+   * gateway transaction's calls go to `evm` (none: they fail).
+   */
+  async apply(
     state: SvmState,
     instance: Instance,
     candidate: Candidate,
     window: ReadonlySet<string>,
     seen: ReadonlySet<string>,
+    evm: ((tx: DecodedSvmTx) => Promise<GatewayRun>) | null,
   ): Promise<
     { kind: "skip"; skip: Omit<SvmSkipped, "index"> } | { kind: "included"; tx: DecodedSvmTx; receipt: SvmReceipt }
   > {
@@ -424,32 +458,40 @@ export class SvmExecutor {
       return skip("insufficient_funds", `fee payer holds ${payer.lamports} lamports, the fee is ${baseFee}`);
     }
 
+    if (tx.evmCalls !== null) {
+      // A gateway transaction: litesvm runs nothing; the payer pays the base fee whatever the EVM calls do.
+      const run: GatewayRun =
+        evm === null
+          ? { kind: "ran", outcome: { ok: false, gasUsed: 0n, error: { index: 0, reason: "no EVM" }, lines: [] } }
+          : await evm(tx);
+      if (run.kind === "skip") return skip("block_gas_limit", run.reason);
+      const { outcome } = run;
+      const error = outcome.error === null ? null : `EvmCallFailed(${outcome.error.index}, ${outcome.error.reason})`;
+      const logs = [`Program ${EVM_GATEWAY_PROGRAM} invoke [1]`, ...outcome.lines.map((l) => `Program log: ${l}`)];
+      logs.push(
+        error === null ? `Program ${EVM_GATEWAY_PROGRAM} success` : `Program ${EVM_GATEWAY_PROGRAM} failed: ${error}`,
+      );
+      const computeUnits = outcome.gasUsed / GAS_PER_COMPUTE_UNIT;
+      state.setAccount(payerKey, { ...payer, lamports: payer.lamports - baseFee });
+      await this.credit(state, baseFee);
+      return {
+        kind: "included",
+        tx,
+        receipt: {
+          signature: tx.signature,
+          status: error === null ? "ok" : "err",
+          error,
+          fee: baseFee,
+          computeUnits,
+          logs,
+        },
+      };
+    }
+
     // Load every named account (and the program data behind upgradeable programs) from the state into litesvm.
     const svm = instance.svm;
-    const pre = new Map<string, { key: Uint8Array; account: SvmAccount | null }>();
-    const load = async (key: Uint8Array): Promise<SvmAccount | null> => {
-      const hex = toHex(key);
-      const known = pre.get(hex);
-      if (known !== undefined) return known.account;
-      const account = await state.getAccount(key);
-      pre.set(hex, { key, account });
-      return account;
-    };
-    for (const key of tx.accountKeys) {
-      if (this.reserved.has(toHex(key))) continue;
-      const account = await load(key);
-      const programData = account === null ? null : programDataOf(account);
-      if (programData !== null && !this.reserved.has(toHex(programData))) await load(programData);
-    }
-    const reservedBefore = new Map<string, Uint8Array | null>();
-    for (const [i, key] of tx.accountKeys.entries()) {
-      const hex = toHex(key);
-      if (tx.writable[i] === true && this.reserved.has(hex)) reservedBefore.set(hex, snapshot(svm, key));
-    }
-    for (const { key, account } of pre.values()) {
-      if (account !== null && isLoaderOwned(account)) instance.tainted = true;
-      svm.setAccount(key, account === null ? ABSENT() : toLiteAccount(account));
-    }
+    const pre = await this.loadAccounts(state, instance, tx.accountKeys);
+    const reservedBefore = this.reservedSnapshots(svm, tx.accountKeys, tx.writable);
 
     const result: TransactionMetadata | FailedTransactionMetadata =
       tx.version === "legacy" ? svm.sendLegacyTransaction(tx.raw) : svm.sendVersionedTransaction(tx.raw);
@@ -460,12 +502,7 @@ export class SvmExecutor {
 
     // A writable built-in account (e.g. an SPL program's data account) changed: outside the state, so the
     // transaction cannot keep its effects. It fails and pays the base fee.
-    let reservedChanged = false;
-    for (const [hex, before] of reservedBefore) {
-      const after = snapshot(svm, fromHex(hex));
-      if (before === null ? after !== null : after === null || !bytesEqual(before, after)) reservedChanged = true;
-    }
-    if (reservedChanged) instance.tainted = true;
+    const reservedChanged = this.reservedChanged(instance, reservedBefore);
 
     if (failed || reservedChanged) {
       const charged = payer.lamports - (fromLiteAccount(svm.getAccount(payerKey))?.lamports ?? 0n);
@@ -504,6 +541,149 @@ export class SvmExecutor {
     };
   }
 
+  /**
+   * @internal Runs one EVM -> SVM instruction (../cross-vm.ts) as a synthetic transaction: fee payer CROSS_VM_PAYER
+   * (funded for the run, never stored), a compute limit, the instruction. Only the instruction's writable accounts are
+   * read back, and only when it succeeds; lamports among them are conserved (the payer's fee stays in litesvm).
+   */
+  async invoke(state: SvmState, instance: Instance, request: InvokeRequest, blockhash: string): Promise<InvokeResult> {
+    const program = base58Decoder.decode(request.programId);
+    const fail = (error: string, computeUnits = 0n): InvokeResult => ({ ok: false, computeUnits, error });
+    if (program === EVM_GATEWAY_PROGRAM || program === CROSS_VM_PAYER) return fail("UnsupportedProgramId");
+    const limit =
+      request.computeUnitLimit > MAX_INVOKE_COMPUTE_UNITS ? MAX_INVOKE_COMPUTE_UNITS : request.computeUnitLimit;
+    const payer = base58Decoder.decode(this.payerKey) as Address;
+    const accounts = request.accounts.map((a) => {
+      const role = a.isSigner
+        ? a.isWritable
+          ? AccountRole.WRITABLE_SIGNER
+          : AccountRole.READONLY_SIGNER
+        : a.isWritable
+          ? AccountRole.WRITABLE
+          : AccountRole.READONLY;
+      return { address: base58Decoder.decode(a.pubkey) as Address, role };
+    });
+    if (accounts.some((a) => a.address === payer)) return fail("UnsupportedAccount");
+    const limitData = new Uint8Array(5);
+    limitData[0] = 2; // ComputeBudgetInstruction::SetComputeUnitLimit(u32)
+    new DataView(limitData.buffer).setUint32(1, Number(limit), true);
+    const instructions: Instruction[] = [
+      { programAddress: COMPUTE_BUDGET_PROGRAM as Address, data: limitData },
+      { programAddress: program as Address, accounts, data: request.data },
+    ];
+    let raw: Uint8Array;
+    try {
+      const message = appendTransactionMessageInstructions(
+        instructions,
+        setTransactionMessageLifetimeUsingBlockhash(
+          {
+            blockhash: blockhash as Parameters<typeof setTransactionMessageLifetimeUsingBlockhash>[0]["blockhash"],
+            lastValidBlockHeight: 0n,
+          },
+          setTransactionMessageFeePayer(payer, createTransactionMessage({ version: "legacy" })),
+        ),
+      );
+      raw = new Uint8Array(transactionEncoder.encode(compileTransaction(message)));
+    } catch (error) {
+      return fail(`InvalidInstruction(${error instanceof Error ? error.message : String(error)})`);
+    }
+    const keys = [request.programId, ...request.accounts.map((a) => a.pubkey)];
+    const writable = [false, ...request.accounts.map((a) => a.isWritable)];
+    const svm = instance.svm;
+    const pre = await this.loadAccounts(state, instance, keys);
+    const reservedBefore = this.reservedSnapshots(svm, keys, writable);
+    svm.setAccount(
+      this.payerKey,
+      new Account(CROSS_VM_PAYER_LAMPORTS, new Uint8Array(), keyOf(SYSTEM_PROGRAM), false, 0n),
+    );
+    let sent: TransactionMetadata | FailedTransactionMetadata;
+    try {
+      sent = svm.sendLegacyTransaction(raw);
+    } catch (error) {
+      // litesvm refused the bytes outright (nothing ran): deterministic, and the caller's problem, not the block's.
+      instance.tainted = true;
+      return fail(`InvalidTransaction(${error instanceof Error ? error.message : String(error)})`);
+    }
+    const result = sent;
+    const failed = result instanceof FailedTransactionMetadata;
+    const meta = failed ? result.meta() : result;
+    const computeUnits = meta.computeUnitsConsumed();
+    if (this.reservedChanged(instance, reservedBefore)) return fail("ReservedAccountModified", computeUnits);
+    if (failed) return fail(errorText(result), computeUnits);
+    let before = 0n;
+    let after = 0n;
+    const changed: { key: Uint8Array; account: SvmAccount | null }[] = [];
+    for (const [i, key] of keys.entries()) {
+      const hex = toHex(key);
+      if (writable[i] !== true || this.reserved.has(hex) || changed.some((c) => bytesEqual(c.key, key))) continue;
+      const old = pre.get(hex)?.account ?? null;
+      const now = fromLiteAccount(svm.getAccount(key));
+      before += old?.lamports ?? 0n;
+      after += now?.lamports ?? 0n;
+      if (now !== null && isLoaderOwned(now)) instance.tainted = true;
+      if (!sameAccount(old, now)) changed.push({ key, account: now });
+    }
+    if (before !== after) throw new Error(`litesvm moved ${after - before} lamports in a cross-VM invoke`);
+    for (const { key, account } of changed) state.setAccount(key, account);
+    return { ok: true, computeUnits, returnData: new Uint8Array(meta.returnData().data()) };
+  }
+
+  /** Copies every named account (and the program data behind upgradeable programs) from the state into litesvm. */
+  private async loadAccounts(
+    state: SvmState,
+    instance: Instance,
+    keys: readonly Uint8Array[],
+  ): Promise<Map<string, { key: Uint8Array; account: SvmAccount | null }>> {
+    const pre = new Map<string, { key: Uint8Array; account: SvmAccount | null }>();
+    const load = async (key: Uint8Array): Promise<SvmAccount | null> => {
+      const hex = toHex(key);
+      const known = pre.get(hex);
+      if (known !== undefined) return known.account;
+      const account = await state.getAccount(key);
+      pre.set(hex, { key, account });
+      return account;
+    };
+    for (const key of keys) {
+      if (this.reserved.has(toHex(key))) continue;
+      const account = await load(key);
+      const programData = account === null ? null : programDataOf(account);
+      if (programData !== null && !this.reserved.has(toHex(programData))) await load(programData);
+    }
+    for (const { key, account } of pre.values()) {
+      if (account !== null && isLoaderOwned(account)) instance.tainted = true;
+      instance.svm.setAccount(key, account === null ? ABSENT() : toLiteAccount(account));
+    }
+    return pre;
+  }
+
+  /** What the writable built-in accounts among `keys` hold before a run (they are outside the state). */
+  private reservedSnapshots(
+    svm: LiteSvm,
+    keys: readonly Uint8Array[],
+    writable: readonly boolean[],
+  ): Map<string, Uint8Array | null> {
+    const before = new Map<string, Uint8Array | null>();
+    for (const [i, key] of keys.entries()) {
+      const hex = toHex(key);
+      if (writable[i] === true && this.reserved.has(hex)) before.set(hex, snapshot(svm, key));
+    }
+    return before;
+  }
+
+  /**
+   * Whether a writable built-in account changed (e.g. an SPL program's data account): outside the state, so the run
+   * cannot keep its effects. The instance is not reused.
+   */
+  private reservedChanged(instance: Instance, before: ReadonlyMap<string, Uint8Array | null>): boolean {
+    let changed = false;
+    for (const [hex, was] of before) {
+      const now = snapshot(instance.svm, fromHex(hex));
+      if (was === null ? now !== null : now === null || !bytesEqual(was, now)) changed = true;
+    }
+    if (changed) instance.tainted = true;
+    return changed;
+  }
+
   /** Adds `fee` to the fee collector (created as a plain system account on first use). */
   private async credit(state: SvmState, fee: bigint): Promise<void> {
     if (fee === 0n) return;
@@ -534,4 +714,131 @@ function programDataOf(account: SvmAccount): Uint8Array | null {
   const d = account.data;
   if (d.length < 36 || d[0] !== 2 || d[1] !== 0 || d[2] !== 0 || d[3] !== 0) return null;
   return d.slice(4, 36);
+}
+
+/**
+ * The SVM side of one block (SvmExecutor.open): one state and one litesvm instance for the EVM's invokes and the
+ * block's own transactions, journaled with the EVM state while the EVM transactions run (../cross-vm.ts).
+ */
+export class SvmBlockSession implements SvmSide {
+  private readonly included: DecodedSvmTx[] = [];
+  private readonly receipts: SvmReceipt[] = [];
+  private readonly skipped: SvmSkipped[] = [];
+  private readonly processed: Uint8Array[] = [];
+  private readonly seen = new Set<string>();
+  /** True while a gateway transaction's EVM calls run: an invoke then would re-enter the SVM. */
+  private inGateway = false;
+  private closed = false;
+  /** Taken on first use: a block or call without SVM work never touches litesvm. */
+  private lite: Instance | null = null;
+
+  /** @internal */
+  constructor(
+    private readonly executor: SvmExecutor,
+    private readonly state: SvmState,
+    private readonly env: SvmBlockEnv,
+    private readonly window: ReadonlySet<string>,
+    private readonly slot: bigint,
+    private readonly index: readonly bigint[],
+  ) {}
+
+  private get instance(): Instance {
+    if (this.closed) throw new Error("SVM session used after close");
+    this.lite ??= this.executor.acquire(this.env);
+    return this.lite;
+  }
+
+  checkpoint(): void {
+    this.state.checkpoint();
+  }
+
+  keepCheckpoint(): void {
+    this.state.keepCheckpoint();
+  }
+
+  revertCheckpoint(): void {
+    this.state.revertCheckpoint();
+  }
+
+  async invoke(request: InvokeRequest): Promise<InvokeResult> {
+    if (this.inGateway) return { ok: false, computeUnits: 0n, error: "ReentrantCrossVmCall" };
+    // The synthetic transaction's lifetime token: litesvm does not check it.
+    const blockhash = this.env.recentBlockhashes[0] ?? SYSTEM_PROGRAM;
+    return this.executor.invoke(this.state, this.instance, request, blockhash);
+  }
+
+  /**
+   * Runs the block's SVM transactions after its EVM ones; gateway transactions call `evm` (without it they fail).
+   * "validate" throws ExecutionError "invalid_transaction" on one that cannot apply.
+   */
+  async run(
+    txs: readonly Candidate[],
+    mode: "build" | "validate",
+    buildBudgetMs?: number,
+    evm?: EvmSide,
+  ): Promise<void> {
+    if (txs.length > MAX_SVM_BLOCK_TRANSACTIONS) {
+      throw new ExecutionError("invalid_argument", `${txs.length} candidates exceed ${MAX_SVM_BLOCK_TRANSACTIONS}`);
+    }
+    const deadline = mode === "build" && buildBudgetMs !== undefined ? performance.now() + buildBudgetMs : Infinity;
+    const gateway = evm === undefined ? null : (tx: DecodedSvmTx) => this.callEvm(evm, tx);
+    if (txs.length === 0) return;
+    const instance = this.instance;
+    for (const [i, candidate] of txs.entries()) {
+      // Every validator re-executes the block within a round: past the budget the proposer stops adding.
+      if (this.included.length > 0 && performance.now() > deadline) break;
+      const outcome = await this.executor.apply(this.state, instance, candidate, this.window, this.seen, gateway);
+      if (outcome.kind === "skip") {
+        const skip: SvmSkipped = { index: i, ...outcome.skip };
+        if (mode === "validate") {
+          throw new ExecutionError("invalid_transaction", `SVM transaction ${i}: ${skip.code}: ${skip.reason}`, {
+            index: i,
+            signature: skip.signature,
+            code: skip.code,
+          });
+        }
+        this.skipped.push(skip);
+        continue;
+      }
+      this.seen.add(outcome.tx.signature);
+      this.processed.push(outcome.tx.signatureBytes);
+      this.included.push(outcome.tx);
+      this.receipts.push(outcome.receipt);
+    }
+  }
+
+  /** Records the processed signatures and commits: the block's SVM root, receipts and new trie nodes. */
+  async finish(): Promise<SvmExecutionResult> {
+    if (this.closed) throw new Error("SVM session used after close");
+    this.state.recordSignatures(this.slot, this.processed, this.index);
+    const { root, writes } = await this.executor.commitState(this.state);
+    this.close();
+    return { root, included: this.included, receipts: this.receipts, skipped: this.skipped, writes };
+  }
+
+  /** Returns the litesvm instance; idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.lite !== null) this.executor.release(this.lite);
+  }
+
+  private async callEvm(evm: EvmSide, tx: DecodedSvmTx): Promise<GatewayRun> {
+    const calls = (tx.evmCalls ?? []).map((c) => ({
+      from: evmAddressOf(tx.accountKeys[c.signerIndex] as Uint8Array),
+      to: c.to,
+      gasLimit: c.gasLimit,
+      data: c.data,
+    }));
+    let asked = 0n;
+    for (const c of calls) asked += c.gasLimit;
+    if (asked > evm.gasLeft())
+      return { kind: "skip", reason: `EVM gas limits ${asked}, ${evm.gasLeft()} left in the block` };
+    this.inGateway = true;
+    try {
+      return { kind: "ran", outcome: await evm.callAll(calls) };
+    } finally {
+      this.inGateway = false;
+    }
+  }
 }

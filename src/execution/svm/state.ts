@@ -54,6 +54,11 @@ export interface SvmProof {
 export class SvmState {
   /** raw key hex -> encoded value, or null for a delete; what commit() applies. */
   private readonly staged = new Map<string, Uint8Array | null>();
+  /**
+   * Open checkpoints, innermost last: per key staged since, what `staged` held before (undefined: nothing). Cross-VM
+   * calls journal the SVM state with the EVM's (../cross-vm.ts).
+   */
+  private readonly undo: Map<string, Uint8Array | null | undefined>[] = [];
 
   private constructor(
     private readonly trie: MerklePatriciaTrie,
@@ -88,7 +93,34 @@ export class SvmState {
   }
 
   private stage(key: Uint8Array, value: Uint8Array | null): void {
-    this.staged.set(toHex(key), value);
+    const hex = toHex(key);
+    const top = this.undo[this.undo.length - 1];
+    if (top !== undefined && !top.has(hex)) top.set(hex, this.staged.get(hex));
+    this.staged.set(hex, value);
+  }
+
+  /** Opens a checkpoint: what is staged from now on can be reverted alone. */
+  checkpoint(): void {
+    this.undo.push(new Map());
+  }
+
+  /** Closes the innermost checkpoint, keeping its changes (an enclosing checkpoint can still revert them). */
+  keepCheckpoint(): void {
+    const top = this.undo.pop();
+    if (top === undefined) throw new Error("SVM state: no checkpoint to keep");
+    const parent = this.undo[this.undo.length - 1];
+    if (parent === undefined) return;
+    for (const [hex, before] of top) if (!parent.has(hex)) parent.set(hex, before);
+  }
+
+  /** Closes the innermost checkpoint, undoing what was staged since it opened. */
+  revertCheckpoint(): void {
+    const top = this.undo.pop();
+    if (top === undefined) throw new Error("SVM state: no checkpoint to revert");
+    for (const [hex, before] of top) {
+      if (before === undefined) this.staged.delete(hex);
+      else this.staged.set(hex, before);
+    }
   }
 
   async getAccount(pubkey: Uint8Array): Promise<SvmAccount | null> {
@@ -143,6 +175,7 @@ export class SvmState {
 
   /** Applies the staged changes in sorted key order; returns the new root and the new nodes it reaches. */
   async commit(): Promise<{ root: Hex; writes: Map<string, Uint8Array> }> {
+    if (this.undo.length > 0) throw new Error(`SVM state committed with ${this.undo.length} open checkpoints`);
     const keys = [...this.staged.keys()].sort();
     await guard(this.root, async () => {
       for (const hex of keys) {

@@ -11,6 +11,7 @@ import {
   getTransactionEncoder,
 } from "@solana/kit";
 import { bytesEqual } from "../../../consensus/bytes.ts";
+import { decodeGatewayCall, EVM_GATEWAY_PROGRAM, type GatewayCall, MAX_GATEWAY_TX_GAS } from "../cross-vm.ts";
 
 /** Solana's PACKET_DATA_SIZE: the largest transaction the network carries. */
 export const MAX_SVM_TX_BYTES = 1232;
@@ -20,7 +21,8 @@ export type SvmTxRejectCode =
   | "too_large"
   /** not a transaction, trailing bytes, or not the canonical encoding of what it decodes to */
   | "malformed"
-  /** a version other than legacy and 0, or a v0 message with address lookup tables */
+  /** a version other than legacy and 0, a v0 message with address lookup tables, or EVM gateway calls mixed with
+   *  other instructions */
   | "unsupported"
   /** a signature count that does not match the signers, or a signature that does not verify */
   | "bad_signature";
@@ -42,6 +44,11 @@ export interface DecodedSvmTx {
   /** The lifetime token, base58 (a recent blockhash; durable nonces are not supported). */
   readonly recentBlockhash: string;
   readonly recentBlockhashBytes: Uint8Array;
+  /**
+   * The EVM calls of a gateway transaction (every instruction calls EVM_GATEWAY_PROGRAM: ../cross-vm.ts), in order;
+   * null for an ordinary transaction, which litesvm runs.
+   */
+  readonly evmCalls: readonly GatewayCall[] | null;
 }
 
 export type SvmDecodeResult =
@@ -148,6 +155,8 @@ export function decodeSvmTransaction(raw: Uint8Array): SvmDecodeResult {
   const writable = accounts.map((_, i) =>
     i < numSignerAccounts ? i < numSignerAccounts - numReadonlySignerAccounts : i < n - numReadonlyNonSignerAccounts,
   );
+  const evmCalls = gatewayCallsOf(message.instructions, accounts, numSignerAccounts);
+  if (typeof evmCalls === "string") return reject(evmCalls.startsWith("mixed") ? "unsupported" : "malformed", evmCalls);
   const first = new Uint8Array(signatures[0] as Uint8Array);
   const recentBlockhash = String(message.lifetimeToken);
   return {
@@ -163,6 +172,32 @@ export function decodeSvmTransaction(raw: Uint8Array): SvmDecodeResult {
       numSignatures: numSignerAccounts,
       recentBlockhash,
       recentBlockhashBytes: new Uint8Array(base58Encoder.encode(recentBlockhash)),
+      evmCalls,
     },
   };
+}
+
+/** The gateway calls of a transaction, null when it has none, or why its gateway instructions are refused. */
+function gatewayCallsOf(
+  instructions: readonly {
+    readonly programAddressIndex: number;
+    readonly accountIndices?: readonly number[];
+    readonly data?: ArrayLike<number>;
+  }[],
+  accounts: readonly string[],
+  numSignatures: number,
+): GatewayCall[] | null | string {
+  const isGateway = instructions.map((ix) => accounts[ix.programAddressIndex] === EVM_GATEWAY_PROGRAM);
+  if (!isGateway.includes(true)) return null;
+  if (isGateway.includes(false)) return "mixed: EVM gateway calls cannot share a transaction with other instructions";
+  const calls: GatewayCall[] = [];
+  let total = 0n;
+  for (const [i, ix] of instructions.entries()) {
+    const call = decodeGatewayCall(ix.accountIndices ?? [], new Uint8Array(ix.data ?? []), numSignatures);
+    if (typeof call === "string") return `gateway instruction ${i}: ${call}`;
+    total += call.gasLimit;
+    calls.push(call);
+  }
+  if (total > MAX_GATEWAY_TX_GAS) return `gateway calls ask for ${total} gas, more than ${MAX_GATEWAY_TX_GAS}`;
+  return calls;
 }

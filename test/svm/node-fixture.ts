@@ -1,0 +1,130 @@
+// Node-state scaffolding shared by the block-level SVM tests: real stores in temp dirs (openNodeState), commits with a
+// certificate shaped like the node's (stores do not verify signatures), and the Ethereum and Solana JSON-RPC methods
+// over a node state, called in-process.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import type { Certificate } from "../../consensus/certificate.ts";
+import { nextHeightValidatorSet } from "../../consensus/validator-set.ts";
+import { type Block, blockHash } from "../../src/chain/block.ts";
+import type { Genesis } from "../../src/config/genesis.ts";
+import { type NodeState, openNodeState } from "../../src/node/assemble.ts";
+import { createRpcBackend } from "../../src/node/rpc-backend.ts";
+import { createMethods } from "../../src/rpc/methods.ts";
+import { createSolanaMethods } from "../../src/rpc/solana.ts";
+import { createSolanaRpcBackend } from "../../src/rpc/solana-backend.ts";
+
+const PARAMS = { maxBlockBytes: 1 << 20, maxBlockTransactions: 1_000, maxClockDriftMs: 60_000 };
+
+type Methods = ReadonlyMap<
+  string,
+  { run(params: unknown): Promise<{ ok: true; result: unknown } | { ok: false; error: { message: string } }> }
+>;
+
+/** Node states of one genesis in temp dirs; close() closes them and removes the dirs. */
+export class NodeStates {
+  private readonly dirs: string[] = [];
+  private readonly open: NodeState[] = [];
+
+  constructor(private readonly genesis: Genesis) {}
+
+  /** A state in a new temp dir, or reopened in `dir` (a restart). */
+  async state(dir?: string): Promise<{ state: NodeState; dir: string }> {
+    const path = dir ?? (await mkdtemp(join(tmpdir(), "dcn-node-state-")));
+    if (dir === undefined) this.dirs.push(path);
+    const state = await openNodeState({
+      dataDir: path,
+      genesis: this.genesis,
+      executor: PARAMS,
+      nowMs: () => Date.now(),
+      log: pino({ level: "silent" }),
+    });
+    this.open.push(state);
+    return { state, dir: path };
+  }
+
+  /** Closes one state (before reopening its dir). */
+  async closeOne(state: NodeState): Promise<void> {
+    await state.store.close();
+    this.open.splice(this.open.indexOf(state), 1);
+  }
+
+  async close(): Promise<void> {
+    for (const state of this.open) await state.store.close().catch(() => undefined);
+    for (const dir of this.dirs) await rm(dir, { recursive: true, force: true });
+  }
+
+  /** The deciding sets of a single-set subnet. */
+  sets() {
+    return { set: this.genesis.validatorSet, next: nextHeightValidatorSet(this.genesis.validatorSet) };
+  }
+
+  /** Commits `block` on `state` with a certificate shaped like the node's. */
+  async commit(state: NodeState, block: Block, bytes: Uint8Array): Promise<void> {
+    const hash = blockHash(block.header);
+    const set = this.genesis.validatorSet;
+    const cert: Certificate = {
+      chainId: this.genesis.chainId,
+      height: block.header.height,
+      round: 0,
+      blockHash: hash,
+      validatorSetId: set.id,
+      validatorCount: set.validators.length,
+      signers: Uint8Array.of(1),
+      signature: new Uint8Array(96),
+    };
+    const extras = state.executor.commitExtras(hash);
+    await state.store.commit({
+      height: block.header.height,
+      blockHash: hash,
+      block: bytes,
+      certificate: cert,
+      nextValidatorSet: this.sets().next,
+      stateWrites: extras.stateWrites,
+      receipts: extras.receipts,
+      transactionHashes: extras.transactionHashes,
+    });
+    await state.executor.committed(block, hash, cert);
+  }
+
+  /** Calls an Ethereum JSON-RPC method (eth_*, lumia_*) on `state`; throws on an error answer. */
+  eth(state: NodeState, name: string, args: unknown[]): Promise<unknown> {
+    const methods = createMethods(
+      createRpcBackend({
+        chainId: this.genesis.chainId,
+        version: "test",
+        store: state.store,
+        core: state.core,
+        executor: state.executor,
+        mempool: state.mempool,
+        submit: async () => ({ ok: false, code: "unsupported", message: "read-only" }),
+        status: () => ({}),
+      }),
+      { maxLogRange: 100, maxLogResults: 100, maxFeeHistoryBlocks: 100, gasCap: 50_000_000n, txCacheEntries: 16 },
+    );
+    return run(methods as Methods, name, args);
+  }
+
+  /** Calls a Solana JSON-RPC method on `state`; throws on an error answer. */
+  solana(state: NodeState, name: string, args: unknown[]): Promise<unknown> {
+    const methods = createSolanaMethods(
+      createSolanaRpcBackend({
+        genesis: this.genesis,
+        store: state.store,
+        executor: state.executor,
+        finalizedHeight: () => 0,
+        submit: async () => ({ ok: false, code: "unused", message: "" }),
+      }),
+    );
+    return run(methods as Methods, name, args);
+  }
+}
+
+async function run(methods: Methods, name: string, args: unknown[]): Promise<unknown> {
+  const def = methods.get(name);
+  if (def === undefined) throw new Error(`no method ${name}`);
+  const out = await def.run(args);
+  if (!out.ok) throw new Error(`${name}: ${out.error.message}`);
+  return out.result;
+}
