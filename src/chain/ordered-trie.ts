@@ -33,9 +33,12 @@ interface Built {
   readonly skip: number;
 }
 
-function made(raw: TrieNode[], children: readonly (Built | undefined)[], skip: number): Built {
+/** keccak-256; the node passes a faster implementation than the pure default (src/execution/keccak.ts). */
+export type Keccak256 = (data: Uint8Array) => Uint8Array;
+
+function made(raw: TrieNode[], children: readonly (Built | undefined)[], skip: number, hash: Keccak256): Built {
   const encoded = RLP.encode(raw);
-  return { encoded, reference: encoded.length < 32 ? raw : keccak256(encoded), raw, children, skip };
+  return { encoded, reference: encoded.length < 32 ? raw : hash(encoded), raw, children, skip };
 }
 
 /** Hex-prefix encoding of a nibble path (yellow paper, appendix C). */
@@ -64,9 +67,9 @@ interface Entry {
 }
 
 /** The node of `entries` (sorted by path, distinct) below `depth` nibbles: src/execution/receipts.ts's construction. */
-function build(entries: readonly Entry[], depth: number): Built {
+function build(entries: readonly Entry[], depth: number, hash: Keccak256): Built {
   const first = entries[0] as Entry;
-  if (entries.length === 1) return made([hexPrefix(first.path.subarray(depth), true), first.value], [], 0);
+  if (entries.length === 1) return made([hexPrefix(first.path.subarray(depth), true), first.value], [], 0, hash);
   const last = entries[entries.length - 1] as Entry;
   let shared = 0;
   while (
@@ -77,8 +80,8 @@ function build(entries: readonly Entry[], depth: number): Built {
     shared++;
   }
   if (shared > 0) {
-    const child = build(entries, depth + shared);
-    return made([hexPrefix(first.path.subarray(depth, depth + shared), false), child.reference], [child], shared);
+    const child = build(entries, depth + shared, hash);
+    return made([hexPrefix(first.path.subarray(depth, depth + shared), false), child.reference], [child], shared, hash);
   }
   const raw: TrieNode[] = Array.from({ length: 17 }, () => new Uint8Array(0));
   const children: (Built | undefined)[] = Array.from({ length: 16 }, () => undefined);
@@ -91,12 +94,12 @@ function build(entries: readonly Entry[], depth: number): Built {
     const nibble = (entries[start] as Entry).path[depth] as number;
     let end = start + 1;
     while (end < entries.length && (entries[end] as Entry).path[depth] === nibble) end++;
-    const child = build(entries.slice(start, end), depth + 1);
+    const child = build(entries.slice(start, end), depth + 1, hash);
     raw[nibble] = child.reference;
     children[nibble] = child;
     start = end;
   }
-  return made(raw, children, 0);
+  return made(raw, children, 0, hash);
 }
 
 const EMPTY_TRIE: OrderedTrie = {
@@ -112,13 +115,13 @@ const EMPTY_TRIE: OrderedTrie = {
  * entries: @ethereumjs/mpt inserting one key at a time took ~270 ms on this machine, CPU time a node would take from
  * consensus for every block. Tests check the root and the proofs against @ethereumjs/mpt.
  */
-export function buildOrderedTrie(values: readonly Uint8Array[]): OrderedTrie {
+export function buildOrderedTrie(values: readonly Uint8Array[], hash: Keccak256 = keccak256): OrderedTrie {
   if (values.length === 0) return EMPTY_TRIE;
   const entries = values.map((value, index) => ({ path: nibblesOf(orderedTrieKey(index)), value }));
   entries.sort((a, b) => compareBytes(a.path, b.path));
-  const root = build(entries, 0);
+  const root = build(entries, 0, hash);
   return {
-    root: toHex(keccak256(root.encoded)),
+    root: toHex(hash(root.encoded)),
     size: values.length,
     prove(index) {
       if (!Number.isInteger(index) || index < 0 || index >= values.length) {
@@ -148,6 +151,6 @@ export function buildOrderedTrie(values: readonly Uint8Array[]): OrderedTrie {
 }
 
 /** Root of the ordered trie of `values` (the empty trie root for none): Ethereum's transactionsRoot / receiptsRoot. */
-export function orderedTrieRoot(values: readonly Uint8Array[]): Hex {
-  return buildOrderedTrie(values).root;
+export function orderedTrieRoot(values: readonly Uint8Array[], hash: Keccak256 = keccak256): Hex {
+  return buildOrderedTrie(values, hash).root;
 }

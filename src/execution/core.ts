@@ -31,6 +31,7 @@ import { orderedTrieRoot } from "../chain/ordered-trie.ts";
 import type { CrossVm, SvmSide } from "./cross-vm.ts";
 import { evmGateway, LinkedStateManager, svmPrecompileOptions } from "./cross-vm-evm.ts";
 import { ExecutionError, isMissingNode, messageOf, withState } from "./errors.ts";
+import { fastKeccak256 } from "./keccak.ts";
 import { type KeyValueReader, NodeCache, OverlayDB } from "./overlay.ts";
 import { reachableWrites } from "./reachable.ts";
 import { BLOOM_BYTES, decodeRevertReason, orBloom } from "./receipts.ts";
@@ -421,8 +422,14 @@ export class ExecutionCore {
     });
     const evmRoot = toHex(await withState(parentEvmRoot, () => sm.getStateRoot()));
     const vmRoots = this.replaceEvmRoot(parentVmRoots, evmRoot);
-    const transactionsRoot = orderedTrieRoot(included.map((t) => t.raw));
-    const receiptsRoot = orderedTrieRoot(receipts.map((r) => r.encoded));
+    const transactionsRoot = orderedTrieRoot(
+      included.map((t) => t.raw),
+      fastKeccak256,
+    );
+    const receiptsRoot = orderedTrieRoot(
+      receipts.map((r) => r.encoded),
+      fastKeccak256,
+    );
     const writes = reachableWrites(evmRoot, session.overlay.writes);
     this.publish(writes);
     return {

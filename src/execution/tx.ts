@@ -14,6 +14,7 @@ import {
   type LegacyTx,
   paramsTx,
 } from "@ethereumjs/tx";
+import { Address } from "@ethereumjs/util";
 import { bytesEqual, concatBytes, type Hex, toHex } from "../../consensus/bytes.ts";
 import { fastKeccak256 } from "./keccak.ts";
 import { recoverPublicKey } from "./secp256k1.ts";
@@ -207,13 +208,18 @@ export function decodeTransaction(raw: Uint8Array, chainId: bigint, knownHash?: 
     // Field counts and kinds were checked above, which is what ethereumjs' per-type tuple types describe.
     tx =
       type === 0
-        ? createLegacyTxFromBytesArray(fields as Parameters<typeof createLegacyTxFromBytesArray>[0], { common })
+        ? createLegacyTxFromBytesArray(fields as Parameters<typeof createLegacyTxFromBytesArray>[0], {
+            common,
+            freeze: false,
+          })
         : type === 1
           ? createAccessList2930TxFromBytesArray(fields as Parameters<typeof createAccessList2930TxFromBytesArray>[0], {
               common,
+              freeze: false,
             })
           : create1559FeeMarketTxFromBytesArray(fields as Parameters<typeof create1559FeeMarketTxFromBytesArray>[0], {
               common,
+              freeze: false,
             });
   } catch (error) {
     return fail("malformed", messageOf(error));
@@ -233,7 +239,11 @@ export function decodeTransaction(raw: Uint8Array, chainId: bigint, knownHash?: 
 
   let from: Hex;
   try {
-    from = tx.getSenderAddress().toString() as Hex;
+    // The address from the recovered key with the fast keccak, pinned on the object: ethereumjs would hash the key
+    // again (pure JS) at every getSenderAddress() call, and the pool, the builder and runTx each call it.
+    const sender = new Address(fastKeccak256(tx.getSenderPublicKey()).subarray(12));
+    Object.defineProperty(tx, "getSenderAddress", { value: () => sender });
+    from = sender.toString() as Hex;
   } catch (error) {
     return fail("bad_signature", messageOf(error));
   }

@@ -500,14 +500,11 @@ export class Batcher {
     if (again.height >= packed.firstHeight) return;
     // Post only in the first half of this node's slot (KZG and the sender's queue take time): later, the next member
     // could find the range still unposted (this transaction not mined yet) and post it too. The last member of the
-    // rotation has no successor and always posts, so some member posts.
-    if (!withinPostingWindow(this.m.nowMs(), slotMs, this.params.staggerMs, turn, set.validators.length)) {
-      this.state.phase = "waiting";
-      this.m.metrics.batcherBatches.inc({ outcome: "window_passed" });
-      this.m.log.info(
-        { first: packed.firstHeight, turn, lateMs: this.m.nowMs() - slotMs },
-        "batch not posted: the next member's turn is near",
-      );
+    // rotation has no successor and always posts, so some member posts. Asked again when the sender's turn comes.
+    const members = set.validators.length;
+    const inWindow = () => withinPostingWindow(this.m.nowMs(), slotMs, this.params.staggerMs, turn, members);
+    if (!inWindow()) {
+      this.windowPassed(packed.firstHeight, turn, slotMs);
       return;
     }
     this.state.phase = "posting";
@@ -527,12 +524,17 @@ export class Batcher {
     const range = [BigInt(packed.firstHeight), BigInt(packed.lastHeight)] as const;
     const outcome =
       blobs === null
-        ? await this.m.sender.send("batch", {
-            address: this.m.inbox,
-            abi: BatchInbox.abi,
-            functionName: "submitBatch",
-            args: [...range, `0x${Buffer.from(packed.data).toString("hex")}`],
-          })
+        ? await this.m.sender.send(
+            "batch",
+            {
+              address: this.m.inbox,
+              abi: BatchInbox.abi,
+              functionName: "submitBatch",
+              args: [...range, `0x${Buffer.from(packed.data).toString("hex")}`],
+            },
+            undefined,
+            inWindow,
+          )
         : await this.m.sender.send(
             "blob_batch",
             {
@@ -542,7 +544,12 @@ export class Batcher {
               args: [...range, BigInt(blobs.blobs.length)],
             },
             blobs,
+            inWindow,
           );
+    if (outcome.kind === "withdrawn") {
+      this.windowPassed(packed.firstHeight, turn, slotMs);
+      return;
+    }
     this.m.metrics.batcherBatches.inc({ outcome: outcome.kind });
     switch (outcome.kind) {
       case "mined":
@@ -578,6 +585,16 @@ export class Batcher {
         this.backoff();
         return;
     }
+  }
+
+  /** Leaves the batch to the next member: ready too late in this node's slot. */
+  private windowPassed(first: number, turn: number, slotMs: number): void {
+    this.state.phase = "waiting";
+    this.m.metrics.batcherBatches.inc({ outcome: "window_passed" });
+    this.m.log.info(
+      { first, turn, lateMs: this.m.nowMs() - slotMs },
+      "batch not posted: the next member's turn is near",
+    );
   }
 
   /**

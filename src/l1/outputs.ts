@@ -209,6 +209,9 @@ export class OutputProposer {
         this.m.log.warn({ height: target, reason: outcome.reason }, "the output oracle refuses the output");
         this.backoff();
         return;
+      case "withdrawn":
+        this.state.phase = "idle";
+        return;
       case "fee_cap":
       case "failed":
         this.state.lastError = outcome.reason;

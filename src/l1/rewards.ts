@@ -81,6 +81,7 @@ export class RewardsSubmitter {
           ? { kind: "already_accepted" }
           : { kind: "refused", reason: outcome.reason };
       case "fee_cap":
+      case "withdrawn":
         return { kind: "failed", reason: outcome.reason };
       case "failed":
         // Reverted on chain after a good simulation: most likely another submission landed in between.

@@ -77,7 +77,9 @@ export type SendOutcome =
   /** The L1's fees are above the configured cap: nothing was sent. */
   | { readonly kind: "fee_cap"; readonly reason: string }
   /** Transport, nonce or a reverted transaction: may succeed later. */
-  | { readonly kind: "failed"; readonly reason: string };
+  | { readonly kind: "failed"; readonly reason: string }
+  /** The caller's `stillWanted` said no once the transaction's turn in the queue came: nothing was sent. */
+  | { readonly kind: "withdrawn"; readonly reason: string };
 
 /** Fees grow by this factor on each replacement (geth needs at least +10% on both fee fields). */
 const FEE_BUMP_NUM = 5n;
@@ -125,10 +127,15 @@ export class L1Sender {
 
   /**
    * Never throws. `kind` labels logs and metrics ("batch", "output"). With `blobs`, a blob transaction (type 3) that
-   * carries them: in the same nonce sequence, one transaction at a time like the others.
+   * carries them: in the same nonce sequence, one transaction at a time like the others. `stillWanted` is asked when
+   * the transaction's turn comes (the queue may hold others): false withdraws it unsent.
    */
-  send(kind: string, call: ContractCall, blobs?: BlobPayload): Promise<SendOutcome> {
-    const run = this.tail.then(() => this.sendNow(kind, call, blobs));
+  send(kind: string, call: ContractCall, blobs?: BlobPayload, stillWanted?: () => boolean): Promise<SendOutcome> {
+    const run = this.tail.then(() =>
+      stillWanted === undefined || stillWanted()
+        ? this.sendNow(kind, call, blobs)
+        : ({ kind: "withdrawn", reason: "no longer wanted when its turn came" } as const),
+    );
     this.tail = run.catch(() => undefined);
     return run.then(
       (outcome) => {

@@ -37,6 +37,7 @@ import { orderedTrieRoot } from "../chain/ordered-trie.ts";
 import { encodeReceipts } from "../chain/receipts.ts";
 import type { Genesis } from "../config/genesis.ts";
 import type { BlockEnv, CallRequest, CallResult, ExecutionCore, ExecutionResult } from "../execution/core.ts";
+import { fastKeccak256 } from "../execution/keccak.ts";
 import { SVM_VM } from "../execution/svm/account.ts";
 import { svmBlockhash } from "../execution/svm/blockhash.ts";
 import {
@@ -340,10 +341,13 @@ export class BlockExecutor {
       vmRoots,
       transactionsRoot: noSvm
         ? evm.transactionsRoot
-        : orderedTrieRoot([...evm.included.map((t) => t.raw), ...svm.included.map(svmEntryOf)]),
+        : orderedTrieRoot([...evm.included.map((t) => t.raw), ...svm.included.map(svmEntryOf)], fastKeccak256),
       receiptsRoot: noSvm
         ? evm.receiptsRoot
-        : orderedTrieRoot([...evm.receipts.map((r) => r.encoded), ...svm.receipts.map(encodeSvmReceiptLeaf)]),
+        : orderedTrieRoot(
+            [...evm.receipts.map((r) => r.encoded), ...svm.receipts.map(encodeSvmReceiptLeaf)],
+            fastKeccak256,
+          ),
       logsBloom: evm.logsBloom,
       gasUsed: evm.gasUsed,
       writes: svm.writes.size === 0 ? evm.writes : new Map([...evm.writes, ...svm.writes]),
