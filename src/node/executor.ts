@@ -234,12 +234,13 @@ export class BlockExecutor {
   }
 
   /** The SVM blockhashes of heights `height - 1`, `height - 2`, ... back to the genesis, at most 150. */
-  recentSvmBlockhashes(height: number): string[] {
+  recentSvmBlockhashes(height: number, partial = false): string[] {
     const out: string[] = [];
     for (let h = height - 1; h >= 0 && h >= height - SVM_BLOCKHASH_WINDOW; h--) {
       let blockhash = this.svmHashes.get(h);
       if (blockhash === undefined) {
         const hash = this.recent.get(h);
+        if (hash === undefined && partial) break;
         if (hash === undefined) throw new Error(`the hash of committed height ${h} is not loaded`);
         blockhash = svmBlockhash(hash);
         this.svmHashes.set(h, blockhash);
@@ -324,7 +325,13 @@ export class BlockExecutor {
 
   /** eth_call on `vmRoots`, with the SVM precompile reading (never committing) the SVM state of the same roots. */
   async call(vmRoots: readonly VmRoot[], env: BlockEnv, request: CallRequest): Promise<CallResult> {
-    const session = await this.svm.openForCall(svmRootOf(vmRoots), this.svmEnv(env.height, env.timestampMs));
+    // A call on an old height: the blockhashes before it may no longer be in memory, and a call needs none of them.
+    const svmEnv: SvmBlockEnv = {
+      slot: env.height,
+      unixTimestamp: Math.floor(env.timestampMs / 1000),
+      recentBlockhashes: this.recentSvmBlockhashes(env.height, true),
+    };
+    const session = await this.svm.openForCall(svmRootOf(vmRoots), svmEnv);
     try {
       return await this.m.core.call(vmRoots, env, request, session);
     } finally {

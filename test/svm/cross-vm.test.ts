@@ -147,6 +147,16 @@ describe("cross-VM calls", () => {
     const expected = await svmAccountOf(payerContract);
     expect(answer.returnData).toBe(toHex(expected));
     derived = addressOfKey(expected);
+    // A call whose height's blockhash window is not in memory (an old block on a long chain) still runs.
+    const far = await a.executor.call(
+      a.executor.head.vmRoots,
+      { ...evmCallEnv(), height: a.executor.head.height + 1_000 },
+      {
+        to: SVM_PRECOMPILE_ADDRESS,
+        data: encodeFunctionData({ abi: SVM_PRECOMPILE_ABI, functionName: "svmAccountOf", args: [payerContract] }),
+      },
+    );
+    expect(far.returnData).toBe(toHex(expected));
     const blockhash = a.executor.latestSvmBlockhash().blockhash;
     await svmTx(await buildTx(payer, [transferIx(payer, derived as Address, 2n * SOL)], blockhash));
     await nextBlock();
