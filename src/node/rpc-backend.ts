@@ -132,6 +132,7 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
             hash: entry.hash,
             block: entry.block,
             receipts: decodeReceipts(receipts),
+            svmReceipts: decodeSvmReceipts(receipts),
             certificate: cert,
           };
           for (const listener of [...committedListeners]) {

@@ -3,7 +3,7 @@
 // BLS certificate, so "latest" is already soft-final.
 import type { Hex } from "../../consensus/bytes.ts";
 import type { Block } from "../chain/block.ts";
-import type { StoredReceipt } from "../chain/receipts.ts";
+import type { StoredReceipt, StoredSvmReceipt } from "../chain/receipts.ts";
 import type { AccountProof } from "../execution/core.ts";
 
 export interface RpcAccount {
@@ -107,6 +107,8 @@ export interface CommittedEvent {
   readonly hash: Hex;
   readonly block: Block;
   readonly receipts: readonly StoredReceipt[];
+  /** The block's Solana transactions' receipts (signatureSubscribe); none on a backend without the SVM. */
+  readonly svmReceipts?: readonly StoredSvmReceipt[];
   /** undefined only for a backend without consensus certificates. */
   readonly certificate: RpcCertificate | undefined;
 }

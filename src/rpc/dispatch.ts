@@ -109,6 +109,10 @@ export const CONNECTION_METHODS: ReadonlySet<string> = new Set([
   "eth_unsubscribe",
   "lumia_subscribe",
   "lumia_unsubscribe",
+  "signatureSubscribe",
+  "signatureUnsubscribe",
+  "slotSubscribe",
+  "slotUnsubscribe",
 ]);
 
 const MAX_METHOD_NAME_IN_MESSAGE = 100;

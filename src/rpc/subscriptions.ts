@@ -3,7 +3,12 @@
 // result once and hands every subscriber its notification text, in commit order: the backend delivers heights in
 // order and each exactly once, and notifications go out synchronously from its event, so no height is skipped or
 // repeated. A subscription starts receiving only after the answer carrying its id was sent (`activate`).
+//
+// Solana clients (@solana/kit's sendAndConfirmTransactionFactory) use the same connections: signatureSubscribe (one
+// notification when the transaction is committed, then the subscription ends, as Solana does) and slotSubscribe
+// (one per committed height). Their ids are integers and their notifications Solana's (docs/svm.md).
 import { randomBytes } from "node:crypto";
+import { getBase58Decoder, getBase58Encoder } from "@solana/kit";
 import { z } from "zod";
 import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
 import type { CommittedEvent, RpcBackend, RpcPendingTx } from "./backend.ts";
@@ -12,19 +17,29 @@ import { ErrorCode, failure, invalidParams, type Outcome, success } from "./erro
 import { formatCertifiedHeader, formatHeader, formatLog, formatTransaction, TxDecoder } from "./format.ts";
 import { type LogMatcher, logMatcher } from "./methods.ts";
 import { describeValue, logFilter } from "./params.ts";
+import { transactionErrorJson } from "./solana.ts";
 
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 128;
 /** Decoded pending transactions kept for full-object newPendingTransactions subscribers. */
 const PENDING_TX_CACHE_ENTRIES = 4_096;
 const MAX_SUBSCRIPTION_ID_CHARS = 100;
 
-export type SubscriptionKind = "newHeads" | "logs" | "newPendingTransactions" | "certificates";
-type Namespace = "eth" | "lumia";
+export type SubscriptionKind =
+  | "newHeads"
+  | "logs"
+  | "newPendingTransactions"
+  | "certificates"
+  | "solanaSignature"
+  | "solanaSlot";
+type Namespace = "eth" | "lumia" | "solana";
 
-const KINDS: Readonly<Record<Namespace, readonly SubscriptionKind[]>> = {
+const KINDS: Readonly<Record<Exclude<Namespace, "solana">, readonly SubscriptionKind[]>> = {
   eth: ["newHeads", "logs", "newPendingTransactions"],
   lumia: ["certificates"],
 };
+
+const base58Encoder = getBase58Encoder();
+const base58Decoder = getBase58Decoder();
 
 /** Where a connection's notifications go. The transport enforces its own limits (a slow reader is cut off there). */
 export interface NotificationSink {
@@ -37,7 +52,8 @@ export interface SubscriptionHubOptions {
 }
 
 interface Subscription {
-  readonly id: Hex;
+  /** 0x-hex for eth/lumia, a decimal integer for Solana (its ids are numbers). */
+  readonly id: string;
   readonly namespace: Namespace;
   readonly kind: SubscriptionKind;
   readonly session: SubscriptionSession;
@@ -45,6 +61,8 @@ interface Subscription {
   readonly matcher: LogMatcher | null;
   /** newPendingTransactions only: whole transaction objects instead of hashes. */
   readonly fullTransactions: boolean;
+  /** solanaSignature only: the base58 signature waited for. */
+  readonly signature: string | null;
   active: boolean;
 }
 
@@ -52,7 +70,7 @@ interface Subscription {
 export class SubscriptionSession {
   /** eth_subscribe, eth_unsubscribe, lumia_subscribe, lumia_unsubscribe for this connection. */
   readonly methods: ReadonlyMap<string, MethodDef>;
-  private readonly subscriptions = new Map<Hex, Subscription>();
+  private readonly subscriptions = new Map<string, Subscription>();
   private readonly inactive: Subscription[] = [];
   private closed = false;
 
@@ -66,6 +84,10 @@ export class SubscriptionSession {
       ["lumia_subscribe", this.subscribeMethod("lumia")],
       ["eth_unsubscribe", this.unsubscribeMethod("eth")],
       ["lumia_unsubscribe", this.unsubscribeMethod("lumia")],
+      ["signatureSubscribe", this.solanaSignatureSubscribe()],
+      ["slotSubscribe", this.solanaSlotSubscribe()],
+      ["signatureUnsubscribe", this.solanaUnsubscribe("solanaSignature")],
+      ["slotUnsubscribe", this.solanaUnsubscribe("solanaSlot")],
     ]);
   }
 
@@ -92,7 +114,80 @@ export class SubscriptionSession {
     this.subscriptions.clear();
   }
 
-  private subscribeMethod(namespace: Namespace): MethodDef {
+  /** A Solana signature subscription ended by its notification. */
+  ended(sub: Subscription): void {
+    if (this.subscriptions.get(sub.id) === sub) this.subscriptions.delete(sub.id);
+  }
+
+  private create(
+    fields: Pick<Subscription, "namespace" | "kind" | "matcher" | "fullTransactions" | "signature">,
+  ): Outcome {
+    if (this.closed) return failure(ErrorCode.server, "connection closed");
+    if (this.subscriptions.size >= this.maxSubscriptions) {
+      return failure(
+        ErrorCode.limitExceeded,
+        `limit exceeded: at most ${this.maxSubscriptions} subscriptions per connection`,
+      );
+    }
+    const id = fields.namespace === "solana" ? String(this.hub.nextSolanaId()) : toHex(randomBytes(16));
+    const sub: Subscription = { id, session: this, active: false, ...fields };
+    this.subscriptions.set(sub.id, sub);
+    this.inactive.push(sub);
+    this.hub.add(sub);
+    return success(fields.namespace === "solana" ? Number(id) : id);
+  }
+
+  private solanaSignatureSubscribe(): MethodDef {
+    return method([required("signature", z.unknown()), optional("config", z.unknown())], (signature, config) => {
+      let bytes: Uint8Array | null = null;
+      try {
+        bytes = typeof signature === "string" ? new Uint8Array(base58Encoder.encode(signature)) : null;
+      } catch {
+        bytes = null;
+      }
+      if (bytes === null || bytes.length !== 64) {
+        return invalidParams(`Invalid param: ${describeValue(signature)} is not a base58 transaction signature`);
+      }
+      const parsed = solanaSignatureConfig.safeParse(config ?? {});
+      if (!parsed.success)
+        return invalidParams(`Invalid param: config: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+      if (parsed.data.commitment === "finalized") {
+        return invalidParams(
+          "Invalid param: commitment finalized is not served by subscriptions here (every committed block is " +
+            "certified: use confirmed, then getSignatureStatuses for finalized)",
+        );
+      }
+      if (parsed.data.enableReceivedNotification === true) {
+        return invalidParams("Invalid param: enableReceivedNotification is not supported");
+      }
+      return this.create({
+        namespace: "solana",
+        kind: "solanaSignature",
+        matcher: null,
+        fullTransactions: false,
+        signature: base58Decoder.decode(bytes),
+      });
+    });
+  }
+
+  private solanaSlotSubscribe(): MethodDef {
+    return method([], () =>
+      this.create({ namespace: "solana", kind: "solanaSlot", matcher: null, fullTransactions: false, signature: null }),
+    );
+  }
+
+  private solanaUnsubscribe(kind: SubscriptionKind): MethodDef {
+    return method([required("id", z.unknown())], (id): Outcome => {
+      const sub = typeof id === "number" ? this.subscriptions.get(String(id)) : undefined;
+      if (sub === undefined || sub.kind !== kind) return invalidParams("Invalid subscription id.");
+      this.subscriptions.delete(sub.id);
+      sub.active = false;
+      this.hub.remove(sub);
+      return success(true);
+    });
+  }
+
+  private subscribeMethod(namespace: Exclude<Namespace, "solana">): MethodDef {
     const kinds = KINDS[namespace];
     return method([required("kind", z.unknown()), optional("options", z.unknown())], (kind, options): Outcome => {
       if (typeof kind !== "string" || !(kinds as readonly string[]).includes(kind)) {
@@ -102,32 +197,19 @@ export class SubscriptionSession {
       }
       const parsed = parseOptions(kind as SubscriptionKind, options);
       if ("error" in parsed) return parsed.error;
-      if (this.closed) return failure(ErrorCode.server, "connection closed");
-      if (this.subscriptions.size >= this.maxSubscriptions) {
-        return failure(
-          ErrorCode.limitExceeded,
-          `limit exceeded: at most ${this.maxSubscriptions} subscriptions per connection`,
-        );
-      }
-      const sub: Subscription = {
-        id: toHex(randomBytes(16)),
+      return this.create({
         namespace,
         kind: kind as SubscriptionKind,
-        session: this,
         matcher: parsed.matcher,
         fullTransactions: parsed.fullTransactions,
-        active: false,
-      };
-      this.subscriptions.set(sub.id, sub);
-      this.inactive.push(sub);
-      this.hub.add(sub);
-      return success(sub.id);
+        signature: null,
+      });
     });
   }
 
-  private unsubscribeMethod(namespace: Namespace): MethodDef {
+  private unsubscribeMethod(namespace: Exclude<Namespace, "solana">): MethodDef {
     return method([required("id", z.string().max(MAX_SUBSCRIPTION_ID_CHARS))], (id): Outcome => {
-      const sub = this.subscriptions.get(id.toLowerCase() as Hex);
+      const sub = this.subscriptions.get(id.toLowerCase());
       // Like geth, each namespace unsubscribes only its own subscriptions.
       if (sub === undefined || sub.namespace !== namespace) return success(false);
       this.subscriptions.delete(sub.id);
@@ -138,10 +220,18 @@ export class SubscriptionSession {
   }
 }
 
+const solanaSignatureConfig = z.looseObject({
+  commitment: z.enum(["processed", "confirmed", "finalized"]).optional(),
+  enableReceivedNotification: z.boolean().optional(),
+});
+
 type ParsedOptions = { matcher: LogMatcher | null; fullTransactions: boolean } | { error: Outcome & { ok: false } };
 
 function parseOptions(kind: SubscriptionKind, options: unknown): ParsedOptions {
   switch (kind) {
+    case "solanaSignature":
+    case "solanaSlot":
+      return { error: invalidParams(`${kind} is a Solana subscription`) };
     case "newHeads":
     case "certificates":
       if (options !== undefined) {
@@ -184,8 +274,12 @@ function parseOptions(kind: SubscriptionKind, options: unknown): ParsedOptions {
 }
 
 /** Notification text with the result already serialised: one JSON.stringify per result, not per subscriber. */
-function notification(namespace: Namespace, id: Hex, resultJson: string): string {
-  return `{"jsonrpc":"2.0","method":"${namespace}_subscription","params":{"subscription":"${id}","result":${resultJson}}}`;
+function notification(sub: Subscription, resultJson: string): string {
+  if (sub.namespace === "solana") {
+    const method = sub.kind === "solanaSignature" ? "signatureNotification" : "slotNotification";
+    return `{"jsonrpc":"2.0","method":"${method}","params":{"result":${resultJson},"subscription":${sub.id}}}`;
+  }
+  return `{"jsonrpc":"2.0","method":"${sub.namespace}_subscription","params":{"subscription":"${sub.id}","result":${resultJson}}}`;
 }
 
 export class SubscriptionHub {
@@ -194,7 +288,12 @@ export class SubscriptionHub {
     logs: new Set(),
     newPendingTransactions: new Set(),
     certificates: new Set(),
+    solanaSignature: new Set(),
+    solanaSlot: new Set(),
   };
+  /** solanaSignature subscriptions by base58 signature. */
+  private readonly bySignature = new Map<string, Set<Subscription>>();
+  private solanaIds = 0;
   private readonly txs: TxDecoder;
   private stopCommitted: (() => void) | null = null;
   private stopPending: (() => void) | null = null;
@@ -226,21 +325,42 @@ export class SubscriptionHub {
     this.listen();
   }
 
+  /** Solana subscription ids: integers, unique per server. */
+  nextSolanaId(): number {
+    this.solanaIds += 1;
+    return this.solanaIds;
+  }
+
   add(sub: Subscription): void {
     if (this.closed) return;
     this.byKind[sub.kind].add(sub);
+    if (sub.signature !== null) {
+      let set = this.bySignature.get(sub.signature);
+      if (set === undefined) {
+        set = new Set();
+        this.bySignature.set(sub.signature, set);
+      }
+      set.add(sub);
+    }
     this.listen();
   }
 
   remove(sub: Subscription): void {
     this.byKind[sub.kind].delete(sub);
+    if (sub.signature !== null) {
+      const set = this.bySignature.get(sub.signature);
+      set?.delete(sub);
+      if (set?.size === 0) this.bySignature.delete(sub.signature);
+    }
     this.listen();
   }
 
   /** Listens to the backend only while someone is subscribed: a node without subscribers reads nothing more. */
   private listen(): void {
+    const k = this.byKind;
     const wantCommits =
-      this.byKind.newHeads.size + this.byKind.logs.size + this.byKind.certificates.size > 0 && !this.closed;
+      k.newHeads.size + k.logs.size + k.certificates.size + k.solanaSignature.size + k.solanaSlot.size > 0 &&
+      !this.closed;
     if (wantCommits && this.stopCommitted === null) {
       this.stopCommitted = this.backend.onCommitted((event) => this.guard("commit", () => this.onCommitted(event)));
     } else if (!wantCommits && this.stopCommitted !== null) {
@@ -266,6 +386,7 @@ export class SubscriptionHub {
   }
 
   private onCommitted(event: CommittedEvent): void {
+    this.onSolana(event);
     const heads = this.byKind.newHeads;
     if (heads.size > 0) {
       const json = JSON.stringify(formatHeader(event.hash, event.block));
@@ -279,6 +400,30 @@ export class SubscriptionHub {
       } else {
         const json = JSON.stringify(formatCertifiedHeader(event.certificate, event.block));
         for (const sub of [...certs]) this.deliver(sub, json);
+      }
+    }
+  }
+
+  /** Slot notifications, then each committed Solana transaction's signature subscribers (one notification each). */
+  private onSolana(event: CommittedEvent): void {
+    const slots = this.byKind.solanaSlot;
+    if (slots.size > 0) {
+      const json = JSON.stringify({ parent: Math.max(0, event.height - 1), root: event.height, slot: event.height });
+      for (const sub of [...slots]) this.deliver(sub, json);
+    }
+    if (this.bySignature.size === 0) return;
+    for (const receipt of event.svmReceipts ?? []) {
+      const signature = base58Decoder.decode(receipt.signature);
+      const subs = this.bySignature.get(signature);
+      if (subs === undefined) continue;
+      const err = receipt.status === 0 ? null : transactionErrorJson(receipt.error);
+      const json = JSON.stringify({ context: { slot: event.height }, value: { err } });
+      for (const sub of [...subs]) {
+        // A subscription made in the same message as this commit's delivery has no id at the client yet: it waits.
+        if (!sub.active) continue;
+        this.deliver(sub, json);
+        this.remove(sub);
+        sub.session.ended(sub);
       }
     }
   }
@@ -338,6 +483,6 @@ export class SubscriptionHub {
   /** `active` is checked per send: a send may close the connection (slow consumer), dropping its subscriptions. */
   private deliver(sub: Subscription, resultJson: string): void {
     if (!sub.active) return;
-    sub.session.sink.send(notification(sub.namespace, sub.id, resultJson));
+    sub.session.sink.send(notification(sub, resultJson));
   }
 }

@@ -10,17 +10,22 @@ import { join } from "node:path";
 import {
   type Address,
   appendTransactionMessageInstructions,
+  assertIsTransactionWithBlockhashLifetime,
   createKeyPairSignerFromPrivateKeyBytes,
   createSolanaRpc,
+  createSolanaRpcSubscriptions,
   createTransactionMessage,
+  devnet,
   generateKeyPairSigner,
   getAddressDecoder,
   getAddressEncoder,
   getBase64EncodedWireTransaction,
+  getSignatureFromTransaction,
   type Instruction,
   type KeyPairSigner,
   pipe,
   type Signature,
+  sendAndConfirmTransactionFactory,
   setTransactionMessageFeePayerSigner,
   setTransactionMessageLifetimeUsingBlockhash,
   signTransactionMessageWithSigners,
@@ -117,12 +122,29 @@ describe("Solana transactions on the subnet", () => {
     await cluster?.close();
   });
 
-  it("transfers SOL from a funded dev key", async () => {
+  it("transfers SOL from a funded dev key, confirmed by kit's sendAndConfirmTransaction over WebSocket", async () => {
     expect(await balance("validator-0", alice.address)).toBe(1_000n * SOL);
-    const slot = await send(
-      [getTransferSolInstruction({ source: alice, destination: bob.address, amount: SOL })],
-      alice,
+    // kit's own confirmation: signatureNotifications and slotNotifications on the node's WebSocket, as a wallet does.
+    const rpcSubscriptions = createSolanaRpcSubscriptions(devnet(url.replace(/^http/, "ws")));
+    const sendAndConfirm = sendAndConfirmTransactionFactory({ rpc: createSolanaRpc(devnet(url)), rpcSubscriptions });
+    const { value: latest } = await rpc.getLatestBlockhash({ commitment: "confirmed" }).send();
+    const signed = await signTransactionMessageWithSigners(
+      pipe(
+        createTransactionMessage({ version: 0 }),
+        (m) => setTransactionMessageFeePayerSigner(alice, m),
+        (m) => setTransactionMessageLifetimeUsingBlockhash(latest, m),
+        (m) =>
+          appendTransactionMessageInstructions(
+            [getTransferSolInstruction({ source: alice, destination: bob.address, amount: SOL })],
+            m,
+          ),
+      ),
     );
+    assertIsTransactionWithBlockhashLifetime(signed);
+    await sendAndConfirm(signed, { commitment: "confirmed", skipPreflight: true });
+    const { value: statuses } = await rpc.getSignatureStatuses([getSignatureFromTransaction(signed)]).send();
+    const slot = statuses[0]?.slot ?? 0n;
+    expect(statuses[0]?.err).toBeNull();
     expect(slot).toBeGreaterThan(0n);
     expect(await balance("validator-0", bob.address)).toBe(SOL);
     // Every node executed it: another validator answers the same.

@@ -1,6 +1,7 @@
 // JSON-RPC over WebSocket against the in-memory chain of fixture.ts: the same answers as HTTP, subscriptions (newHeads,
 // logs, newPendingTransactions, certificates) fed by the backend's commit events, and the limits (message size,
 // connections, subscriptions, origin, slow readers, keepalive, shutdown).
+import { getBase58Decoder } from "@solana/kit";
 import fc from "fast-check";
 import { encodeEventTopics, encodeFunctionData, type PrivateKeyAccount } from "viem";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -220,6 +221,55 @@ describe("requests over WebSocket", () => {
   it("refuses subscriptions over HTTP as geth does", async () => {
     for (const method of ["eth_subscribe", "eth_unsubscribe", "lumia_subscribe", "lumia_unsubscribe"]) {
       const answer = (await http(server.url, { jsonrpc: "2.0", id: 1, method, params: ["newHeads"] })) as Message;
+      expect(answer.error).toEqual({ code: -32601, message: "notifications not supported" });
+    }
+  });
+});
+
+describe("Solana subscriptions (signatureSubscribe, slotSubscribe)", () => {
+  it("notify with Solana's shapes and integer ids, once per signature, and refuse what they cannot serve", async () => {
+    const signature = new Uint8Array(64).fill(7);
+    const base58 = getBase58Decoder().decode(signature);
+    const c = await connect();
+    const slotId = (await c.request("slotSubscribe", [])).result;
+    const sigId = (await c.request("signatureSubscribe", [base58, { commitment: "confirmed" }])).result;
+    expect(typeof slotId).toBe("number");
+    expect(typeof sigId).toBe("number");
+    await fx.backend.commitBlock([]);
+    const event = await fx.backend.committedEvent(fx.backend.head);
+    const failed = {
+      signature,
+      status: 1,
+      fee: 5_000n,
+      computeUnits: 150n,
+      error: "InstructionError(0, Custom(1))",
+      logs: [],
+    };
+    fx.backend.emitCommitted({ ...event, svmReceipts: [failed] });
+    fx.backend.emitCommitted({ ...event, svmReceipts: [failed] });
+    const sig = await c.waitFor((m) => m.method === "signatureNotification");
+    expect(sig.params).toEqual({
+      subscription: sigId,
+      result: { context: { slot: event.height }, value: { err: { InstructionError: [0, { Custom: 1 }] } } },
+    });
+    await c.waitFor(() => c.messages.filter((m) => m.method === "slotNotification").length >= 3);
+    const slot = c.messages.find((m) => m.method === "slotNotification");
+    expect(slot?.params).toEqual({
+      subscription: slotId,
+      result: { parent: event.height - 1, root: event.height, slot: event.height },
+    });
+    // One notification per signature subscription, which then ends, as on Solana.
+    expect(c.messages.filter((m) => m.method === "signatureNotification")).toHaveLength(1);
+    expect((await c.request("signatureUnsubscribe", [sigId])).error).toEqual({
+      code: -32602,
+      message: "Invalid subscription id.",
+    });
+    expect((await c.request("slotUnsubscribe", [slotId])).result).toBe(true);
+    const finalized = await c.request("signatureSubscribe", [base58, { commitment: "finalized" }]);
+    expect(finalized.error?.code).toBe(-32602);
+    expect((await c.request("signatureSubscribe", ["not-a-signature"])).error?.code).toBe(-32602);
+    for (const method of ["signatureSubscribe", "slotSubscribe"]) {
+      const answer = (await http(server.url, { jsonrpc: "2.0", id: 1, method, params: [] })) as Message;
       expect(answer.error).toEqual({ code: -32601, message: "notifications not supported" });
     }
   });
