@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { getBase58Decoder, getBase58Encoder } from "@solana/kit";
 import { z } from "zod";
-import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
+import { fromHex, toHex } from "../../consensus/bytes.ts";
 import type { CommittedEvent, RpcBackend, RpcPendingTx } from "./backend.ts";
 import { type MethodDef, method, optional, type RpcLog, required } from "./dispatch.ts";
 import { ErrorCode, failure, invalidParams, type Outcome, success } from "./errors.ts";
