@@ -25,6 +25,7 @@ import {
   type SvmSide,
   svmAccountOf,
 } from "./cross-vm.ts";
+import { ExecutionError, isMissingNode, messageOf } from "./errors.ts";
 import { decodeRevertReason } from "./receipts.ts";
 
 /** A MerkleStateManager whose checkpoints also checkpoint the linked SVM state: both revert together. */
@@ -73,7 +74,7 @@ export function svmPrecompile(
   svm: SvmSide | null,
   message: () => Message | null,
 ): (input: PrecompileInput) => Promise<ExecResult> {
-  return async (input) => {
+  const run = async (input: PrecompileInput): Promise<ExecResult> => {
     const gasLimit = input.gasLimit;
     let call: ReturnType<typeof decodeFunctionData<typeof SVM_PRECOMPILE_ABI>>;
     try {
@@ -141,6 +142,17 @@ export function svmPrecompile(
       encodeFunctionResult({ abi: SVM_PRECOMPILE_ABI, functionName: "invoke", result: toHex(result.returnData) }),
       gasUsed,
     );
+  };
+  // Every failure the caller can cause is a revert above. A throw would leave the EVM's call-frame checkpoints (and
+  // the SVM's with them) open while runTx goes on, so anything thrown stops the whole execution instead: missing
+  // state as it is, anything else as an internal error (the same on every node: a halt, not a fork).
+  return async (input) => {
+    try {
+      return await run(input);
+    } catch (error) {
+      if (error instanceof ExecutionError || isMissingNode(error)) throw error;
+      throw new ExecutionError("internal", `SVM precompile: ${messageOf(error)}`, {}, { cause: error });
+    }
   };
 }
 

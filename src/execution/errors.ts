@@ -10,7 +10,9 @@ export type ExecutionErrorCode =
   /** Reading the node database failed. */
   | "storage"
   /** Arguments out of range (a caller's bug or a bad configuration). */
-  | "invalid_argument";
+  | "invalid_argument"
+  /** A bug inside execution (e.g. the SVM precompile threw): the execution stops rather than go on half-journaled. */
+  | "internal";
 
 export class ExecutionError extends Error {
   override readonly name = "ExecutionError";

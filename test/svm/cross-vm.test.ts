@@ -17,8 +17,10 @@ import {
   INVOKE_BASE_GAS,
   SVM_PRECOMPILE_ABI,
   SVM_PRECOMPILE_ADDRESS,
+  type SvmSide,
   svmAccountOf,
 } from "../../src/execution/cross-vm.ts";
+import { decodeTransaction } from "../../src/execution/tx.ts";
 import { describeKeys, generateKeys } from "../../src/keys/keys.ts";
 import type { NodeState } from "../../src/node/assemble.ts";
 import { svmRootOf } from "../../src/node/executor.ts";
@@ -233,6 +235,34 @@ describe("cross-VM calls", () => {
     });
     expect(tooMuch.status).toBe(0);
     expect(tooMuch.revertReason).toMatch(/^svm: .*InstructionError/);
+  });
+
+  it("stops the whole execution when the SVM side throws (a bug) rather than run on with open checkpoints", async () => {
+    const raw = await evmSender.signTransaction({
+      chainId: Number(CHAIN),
+      nonce,
+      to: payerContract,
+      data: payCall("pay", 1n),
+      gas: 1_000_000n,
+      type: "eip1559",
+      maxFeePerGas: 5n * GWEI,
+      maxPriorityFeePerGas: GWEI,
+    });
+    const decoded = decodeTransaction(fromHex(raw), CHAIN);
+    if (!decoded.ok) throw new Error(decoded.message);
+    // Fault injection at the seam: the journal calls are honoured, the invoke throws as a litesvm bug would.
+    const throwing: SvmSide = {
+      checkpoint: () => undefined,
+      keepCheckpoint: () => undefined,
+      revertCheckpoint: () => undefined,
+      invoke: async () => {
+        throw new Error("boom");
+      },
+    };
+    const head = a.executor.head;
+    await expect(
+      a.core.execute(head.stateRoot, head.vmRoots, evmCallEnv(), [decoded.tx], "build", undefined, { svm: throwing }),
+    ).rejects.toMatchObject({ code: "internal" });
   });
 
   it("a Solana transaction calls an EVM contract from its signer's derived address, paying gas in the native coin", async () => {
