@@ -284,11 +284,12 @@ export class BlockExecutor {
     return view;
   }
 
-  private svmEnv(height: number, timestampMs: number): SvmBlockEnv {
+  /** `partial`: as many of the recent blockhashes as are in memory (calls on old heights). */
+  private svmEnv(height: number, timestampMs: number, partial = false): SvmBlockEnv {
     return {
       slot: height,
       unixTimestamp: Math.floor(timestampMs / 1000),
-      recentBlockhashes: this.recentSvmBlockhashes(height),
+      recentBlockhashes: this.recentSvmBlockhashes(height, partial),
     };
   }
 
@@ -326,12 +327,7 @@ export class BlockExecutor {
   /** eth_call on `vmRoots`, with the SVM precompile reading (never committing) the SVM state of the same roots. */
   async call(vmRoots: readonly VmRoot[], env: BlockEnv, request: CallRequest): Promise<CallResult> {
     // A call on an old height: the blockhashes before it may no longer be in memory, and a call needs none of them.
-    const svmEnv: SvmBlockEnv = {
-      slot: env.height,
-      unixTimestamp: Math.floor(env.timestampMs / 1000),
-      recentBlockhashes: this.recentSvmBlockhashes(env.height, true),
-    };
-    const session = await this.svm.openForCall(svmRootOf(vmRoots), svmEnv);
+    const session = await this.svm.openForCall(svmRootOf(vmRoots), this.svmEnv(env.height, env.timestampMs, true));
     try {
       return await this.m.core.call(vmRoots, env, request, session);
     } finally {

@@ -613,9 +613,12 @@ export class SvmExecutor {
     let before = 0n;
     let after = 0n;
     const changed: { key: Uint8Array; account: SvmAccount | null }[] = [];
+    const readBack = new Set<string>();
     for (const [i, key] of keys.entries()) {
       const hex = toHex(key);
-      if (writable[i] !== true || this.reserved.has(hex) || changed.some((c) => bytesEqual(c.key, key))) continue;
+      // An account named twice is counted once.
+      if (writable[i] !== true || this.reserved.has(hex) || readBack.has(hex)) continue;
+      readBack.add(hex);
       const old = pre.get(hex)?.account ?? null;
       const now = fromLiteAccount(svm.getAccount(key));
       before += old?.lamports ?? 0n;
