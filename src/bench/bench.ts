@@ -48,6 +48,8 @@ export interface BenchOptions {
    * and summarize validator-0's profile of the last run.
    */
   readonly cpuProfile: boolean;
+  /** Fresh devnet only: the nodes' log level (their logs are copied to `<outDir>/node-logs/` at the end). */
+  readonly nodeLogLevel?: string;
   readonly kneeRatio: number;
   readonly drainTimeoutS: number;
   readonly connections: number;
@@ -260,6 +262,8 @@ export async function runBench(opts: BenchOptions): Promise<BenchOutcome> {
             validators: opts.validators,
             dir,
             logPath: join(opts.outDir, "devnet.log"),
+            nodeLogDir: join(opts.outDir, "node-logs"),
+            ...(opts.nodeLogLevel === undefined ? {} : { logLevel: opts.nodeLogLevel }),
             ...(profDir === undefined ? {} : { cpuProfDir: profDir }),
             log: opts.log,
           });

@@ -10,7 +10,7 @@
 // rpc.port; anvil's pid from its child process.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
+import { copyFile, mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { fromHex } from "../../consensus/bytes.ts";
@@ -94,6 +94,10 @@ export interface DevnetTargetOptions {
   readonly logPath: string;
   /** Write a V8 CPU profile of every node (cpu-profile-preload.mjs) into this directory, at stop. */
   readonly cpuProfDir?: string;
+  /** At stop, copy each node's log (`<name>/node.log`) here as `<name>.log` before the data dir goes. */
+  readonly nodeLogDir?: string;
+  /** The nodes' log level (`dcn devnet --log-level`; default info). */
+  readonly logLevel?: string;
   readonly log: (line: string) => void;
 }
 
@@ -119,6 +123,7 @@ export async function startDevnetTarget(opts: DevnetTargetOptions): Promise<Runn
     String(base + 40),
     "--l1-port",
     String(base + 60),
+    ...(opts.logLevel === undefined ? [] : ["--log-level", opts.logLevel]),
   ];
   const env = { ...process.env };
   if (opts.cpuProfDir !== undefined) {
@@ -143,6 +148,7 @@ export async function startDevnetTarget(opts: DevnetTargetOptions): Promise<Runn
       await exited;
       clearTimeout(timer);
     }
+    if (opts.nodeLogDir !== undefined) await copyNodeLogs(opts.dir, opts.nodeLogDir);
     await rm(opts.dir, { recursive: true, force: true });
   };
   try {
@@ -171,6 +177,15 @@ export async function startDevnetTarget(opts: DevnetTargetOptions): Promise<Runn
   } catch (error) {
     await stop();
     throw error;
+  }
+}
+
+/** Copies `<dir>/<node>/node.log` to `<to>/<node>.log` for every node directory that has one. */
+async function copyNodeLogs(dir: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    if (!entry.isDirectory()) continue;
+    await copyFile(join(dir, entry.name, "node.log"), join(to, `${entry.name}.log`)).catch(() => {});
   }
 }
 

@@ -22,6 +22,7 @@ export interface BenchCommandOptions {
   readonly anvil: AnvilChoice;
   readonly seed: string;
   readonly cpuProf: boolean;
+  readonly nodeLogLevel?: string;
 }
 
 /** The command line these options amount to (defaults spelled out), for the report. */
@@ -35,6 +36,7 @@ export function commandLine(o: BenchCommandOptions): string {
   if (o.target === "anvil" || o.target === "all") parts.push(`--anvil ${o.anvil}`);
   if (o.seed !== "1") parts.push(`--seed ${o.seed}`);
   if (o.cpuProf) parts.push("--cpu-prof");
+  if (o.nodeLogLevel !== undefined) parts.push(`--node-log-level ${o.nodeLogLevel}`);
   return parts.join(" ");
 }
 
@@ -88,6 +90,7 @@ export async function benchCommand(o: BenchCommandOptions, out: (line: string) =
       anvilModes: o.anvil === "both" ? ["block-time", "automine"] : [o.anvil],
       outDir: resolve(o.out ?? timestampDir("bench-results")),
       cpuProfile: o.cpuProf,
+      ...(o.nodeLogLevel === undefined ? {} : { nodeLogLevel: o.nodeLogLevel }),
       command: commandLine(o),
       log: out,
     }),
@@ -145,6 +148,11 @@ export function registerBenchCommand(
     )
     .option("--seed <seed>", "seed of the senders' keys", "1")
     .option("--cpu-prof", "write V8 CPU profiles of the fresh devnet's nodes and summarize validator-0's")
+    .option(
+      "--node-log-level <level>",
+      "log level of the fresh devnet's nodes (their logs are copied to <out>/node-logs/)",
+      choice(["fatal", "error", "warn", "info", "debug", "trace"]),
+    )
     .option("--out <dir>", "output directory (default bench-results/<UTC timestamp>)")
     .action(
       async (o: {
@@ -159,6 +167,7 @@ export function registerBenchCommand(
         anvil: AnvilChoice;
         seed: string;
         cpuProf?: boolean;
+        nodeLogLevel?: string;
         out?: string;
       }) => {
         setCode(
@@ -176,6 +185,7 @@ export function registerBenchCommand(
               anvil: o.anvil,
               seed: o.seed,
               cpuProf: o.cpuProf === true,
+              ...(o.nodeLogLevel === undefined ? {} : { nodeLogLevel: o.nodeLogLevel }),
             },
             out,
           ),

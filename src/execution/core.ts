@@ -29,12 +29,13 @@ import { createVM, encodeReceipt, runTx, type VM } from "@ethereumjs/vm";
 import { concatBytes, fromHex, type Hex, isHex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { orderedTrieRoot } from "../chain/ordered-trie.ts";
 import type { CrossVm, SvmSide } from "./cross-vm.ts";
-import { evmGateway, LinkedStateManager, svmPrecompileOptions } from "./cross-vm-evm.ts";
+import { evmGateway, svmPrecompileOptions } from "./cross-vm-evm.ts";
 import { ExecutionError, isMissingNode, messageOf, withState } from "./errors.ts";
 import { fastKeccak256 } from "./keccak.ts";
 import { type KeyValueReader, NodeCache, OverlayDB } from "./overlay.ts";
 import { reachableWrites } from "./reachable.ts";
 import { BLOOM_BYTES, decodeRevertReason, orBloom } from "./receipts.ts";
+import { LinkedStateManager } from "./state-manager.ts";
 import { commonFor, type DecodedTx } from "./tx.ts";
 import { EMPTY_TRIE_ROOT, EVM_VM, globalStateRoot, type VmRoot, vmRootsProblem } from "./vm.ts";
 

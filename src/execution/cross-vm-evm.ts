@@ -2,7 +2,6 @@
 // state manager that journals the SVM state with the EVM's, and the gateway that runs a Solana transaction's EVM calls.
 import type { Block as EthBlock } from "@ethereumjs/block";
 import { EVMError, type ExecResult, type Message, type PrecompileInput } from "@ethereumjs/evm";
-import { MerkleStateManager } from "@ethereumjs/statemanager";
 import { Account, bytesToUnprefixedHex, createAddressFromString } from "@ethereumjs/util";
 import type { VM } from "@ethereumjs/vm";
 import { decodeFunctionData, encodeErrorResult, encodeFunctionResult, type Hex as ViemHex } from "viem";
@@ -27,26 +26,6 @@ import {
 } from "./cross-vm.ts";
 import { ExecutionError, isMissingNode, messageOf } from "./errors.ts";
 import { decodeRevertReason } from "./receipts.ts";
-
-/** A MerkleStateManager whose checkpoints also checkpoint the linked SVM state: both revert together. */
-export class LinkedStateManager extends MerkleStateManager {
-  link: SvmSide | null = null;
-
-  override async checkpoint(): Promise<void> {
-    await super.checkpoint();
-    this.link?.checkpoint();
-  }
-
-  override async commit(): Promise<void> {
-    await super.commit();
-    this.link?.keepCheckpoint();
-  }
-
-  override async revert(): Promise<void> {
-    await super.revert();
-    this.link?.revertCheckpoint();
-  }
-}
 
 function revert(reason: string, gasUsed: bigint): ExecResult {
   return {

@@ -1,0 +1,69 @@
+// The node's EVM state manager: ethereumjs' MerkleStateManager (with Caches) with two changes.
+// - Its checkpoints also checkpoint the linked SVM state, so both revert together (cross-VM calls, docs/cross-vm.md).
+// - A flush writes the changed accounts into the account trie as one batch (./trie-batch.ts): each changed trie node
+//   is hashed once, where one put per account re-hashed the path from the root every time. Code and storage are
+//   flushed as ethereumjs does (their account updates land in the account cache and go out in the same batch).
+
+import { RLP } from "@ethereumjs/rlp";
+import { CODEHASH_PREFIX, MerkleStateManager } from "@ethereumjs/statemanager";
+import { Account, concatBytes, createAddressFromString, unprefixedHexToBytes } from "@ethereumjs/util";
+import type { SvmSide } from "./cross-vm.ts";
+import { fastKeccak256 } from "./keccak.ts";
+import { applyTrieBatch } from "./trie-batch.ts";
+
+const EMPTY_TRIE_ROOT_BYTES = fastKeccak256(RLP.encode(new Uint8Array(0)));
+
+export class LinkedStateManager extends MerkleStateManager {
+  link: SvmSide | null = null;
+
+  override async checkpoint(): Promise<void> {
+    await super.checkpoint();
+    this.link?.checkpoint();
+  }
+
+  override async commit(): Promise<void> {
+    await super.commit();
+    this.link?.keepCheckpoint();
+  }
+
+  override async revert(): Promise<void> {
+    await super.revert();
+    this.link?.revertCheckpoint();
+  }
+
+  override async flush(): Promise<void> {
+    const caches = this._caches;
+    const accounts = caches?.account;
+    // Without an account cache every putAccount went to the trie directly: nothing is pending here.
+    if (caches === undefined || accounts === undefined) return super.flush();
+    for (const [addressHex, entry] of caches.code?.flush() ?? []) {
+      const code = entry.code;
+      if (code === undefined) continue;
+      const address = createAddressFromString(`0x${addressHex}`);
+      const codeHash = fastKeccak256(code);
+      await this._getCodeDB().put(this._prefixCodeHashes ? concatBytes(CODEHASH_PREFIX, codeHash) : codeHash, code);
+      if ((await this.getAccount(address)) === undefined) await this.putAccount(address, new Account());
+      await this.modifyAccountFields(address, { codeHash });
+    }
+    for (const [addressHex, keyHex, value] of caches.storage?.flush() ?? []) {
+      const address = createAddressFromString(`0x${addressHex}`);
+      const account = await this.getAccount(address);
+      if (account === undefined) continue;
+      const decoded = RLP.decode(value ?? new Uint8Array(0)) as Uint8Array;
+      await this._writeContractStorage(address, account, unprefixedHexToBytes(keyHex), decoded);
+    }
+    const changed = accounts.flush();
+    if (changed.length === 0) return;
+    const trie = this._trie;
+    const db = trie.database();
+    const { root, nodes } = await applyTrieBatch(
+      trie.root(),
+      changed.map(([addressHex, entry]) => [fastKeccak256(unprefixedHexToBytes(addressHex)), entry.accountRLP ?? null]),
+      { get: async (hash) => (await db.get(hash)) as Uint8Array | undefined },
+      fastKeccak256,
+      EMPTY_TRIE_ROOT_BYTES,
+    );
+    await db.batch(nodes.map(([key, value]) => ({ type: "put" as const, key, value })));
+    trie.root(root);
+  }
+}
