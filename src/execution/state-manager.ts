@@ -1,9 +1,11 @@
 // The node's EVM state manager: ethereumjs' MerkleStateManager (with Caches) with two changes.
 // - Its checkpoints also checkpoint the linked SVM state, so both revert together (cross-VM calls, docs/cross-vm.md).
 // - A flush writes the changed accounts into the account trie as one batch (./trie-batch.ts): each changed trie node
-//   is hashed once, where one put per account re-hashed the path from the root every time. Code and storage are
-//   flushed as ethereumjs does (their account updates land in the account cache and go out in the same batch).
+//   is hashed once, where one put per account re-hashed the path from the root every time. Each contract's changed
+//   storage slots go into its storage trie the same way, first (the new storage roots land in the account cache and
+//   go out in the account batch). Code is flushed as ethereumjs does.
 
+import type { MerklePatriciaTrie } from "@ethereumjs/mpt";
 import { RLP } from "@ethereumjs/rlp";
 import { CODEHASH_PREFIX, MerkleStateManager } from "@ethereumjs/statemanager";
 import { Account, concatBytes, createAddressFromString, unprefixedHexToBytes } from "@ethereumjs/util";
@@ -45,25 +47,67 @@ export class LinkedStateManager extends MerkleStateManager {
       if ((await this.getAccount(address)) === undefined) await this.putAccount(address, new Account());
       await this.modifyAccountFields(address, { codeHash });
     }
-    for (const [addressHex, keyHex, value] of caches.storage?.flush() ?? []) {
+    await this.flushStorage(caches.storage?.flush() ?? []);
+    const changed = accounts.flush();
+    if (changed.length === 0) return;
+    await batchInto(
+      this._trie,
+      changed.map(([addressHex, entry]) => [fastKeccak256(unprefixedHexToBytes(addressHex)), entry.accountRLP ?? null]),
+    );
+  }
+
+  /** Each contract's changed slots as one batch into its storage trie, then its new storage root into its account. */
+  private async flushStorage(slots: readonly [string, string, Uint8Array | undefined][]): Promise<void> {
+    if (slots.length === 0) return;
+    if (this._prefixStorageTrieKeys) {
+      // Node keys carry a per-contract prefix here: the per-slot path of ethereumjs knows it.
+      for (const [addressHex, keyHex, value] of slots) {
+        const address = createAddressFromString(`0x${addressHex}`);
+        const account = await this.getAccount(address);
+        if (account === undefined) continue;
+        const decoded = RLP.decode(value ?? new Uint8Array(0)) as Uint8Array;
+        await this._writeContractStorage(address, account, unprefixedHexToBytes(keyHex), decoded);
+      }
+      return;
+    }
+    const byContract = new Map<string, [Uint8Array, Uint8Array | null][]>();
+    for (const [addressHex, keyHex, value] of slots) {
+      // The cache holds RLP(value without leading zeros); an empty value deletes the slot.
+      const decoded = RLP.decode(value ?? new Uint8Array(0)) as Uint8Array;
+      const update: [Uint8Array, Uint8Array | null] = [
+        fastKeccak256(unprefixedHexToBytes(keyHex)),
+        decoded.length === 0 ? null : RLP.encode(decoded),
+      ];
+      const list = byContract.get(addressHex);
+      if (list === undefined) byContract.set(addressHex, [update]);
+      else list.push(update);
+    }
+    for (const [addressHex, updates] of byContract) {
       const address = createAddressFromString(`0x${addressHex}`);
       const account = await this.getAccount(address);
       if (account === undefined) continue;
-      const decoded = RLP.decode(value ?? new Uint8Array(0)) as Uint8Array;
-      await this._writeContractStorage(address, account, unprefixedHexToBytes(keyHex), decoded);
+      // The state manager keeps one storage trie object per contract: it must see the new root too.
+      const storageTrie = this._getStorageTrie(address, account);
+      account.storageRoot = await batchInto(storageTrie, updates);
+      await this.putAccount(address, account);
     }
-    const changed = accounts.flush();
-    if (changed.length === 0) return;
-    const trie = this._trie;
-    const db = trie.database();
-    const { root, nodes } = await applyTrieBatch(
-      trie.root(),
-      changed.map(([addressHex, entry]) => [fastKeccak256(unprefixedHexToBytes(addressHex)), entry.accountRLP ?? null]),
-      { get: async (hash) => (await db.get(hash)) as Uint8Array | undefined },
-      fastKeccak256,
-      EMPTY_TRIE_ROOT_BYTES,
-    );
-    await db.batch(nodes.map(([key, value]) => ({ type: "put" as const, key, value })));
-    trie.root(root);
   }
+}
+
+/** Applies `updates` to `trie` as one batch, writes the new nodes to its database and moves it to the new root. */
+async function batchInto(
+  trie: MerklePatriciaTrie,
+  updates: readonly (readonly [Uint8Array, Uint8Array | null])[],
+): Promise<Uint8Array> {
+  const db = trie.database();
+  const { root, nodes } = await applyTrieBatch(
+    trie.root(),
+    updates,
+    { get: async (hash) => (await db.get(hash)) as Uint8Array | undefined },
+    fastKeccak256,
+    EMPTY_TRIE_ROOT_BYTES,
+  );
+  await db.batch(nodes.map(([key, value]) => ({ type: "put" as const, key, value })));
+  trie.root(root);
+  return root;
 }
