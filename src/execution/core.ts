@@ -31,6 +31,7 @@ import { orderedTrieRoot } from "../chain/ordered-trie.ts";
 import type { CrossVm, SvmSide } from "./cross-vm.ts";
 import { evmGateway, svmPrecompileOptions } from "./cross-vm-evm.ts";
 import { ExecutionError, isMissingNode, messageOf, withState } from "./errors.ts";
+import { FlatAccounts } from "./flat-accounts.ts";
 import { fastKeccak256 } from "./keccak.ts";
 import { type KeyValueReader, NodeCache, OverlayDB } from "./overlay.ts";
 import { reachableWrites } from "./reachable.ts";
@@ -49,6 +50,8 @@ export { EVM_VM, globalStateRoot } from "./vm.ts";
  * code, no known private key: what happens to the pool is the reward mechanism's business (docs/execution.md).
  */
 export const REWARD_POOL_ADDRESS: Hex = "0x00000000000000000000000000000000004c7501";
+/** Accounts in the flat view of the head state (./flat-accounts.ts): ~200 bytes each. */
+const MAX_FLAT_ACCOUNTS = 100_000;
 /** Shared node cache budget (nodes of the last blocks are what the next block reads). */
 export const DEFAULT_NODE_CACHE_BYTES = 64 * 1024 * 1024;
 /** Candidates a block may be asked to consider; beyond this the caller is broken. */
@@ -251,6 +254,7 @@ export class ExecutionCore {
   readonly chainId: bigint;
   private readonly common: Common;
   private readonly cache: NodeCache;
+  private readonly flat = new FlatAccounts(MAX_FLAT_ACCOUNTS);
 
   private constructor(
     chainId: bigint,
@@ -324,7 +328,7 @@ export class ExecutionCore {
       throw new ExecutionError("invalid_argument", `${txs.length} candidates exceed ${MAX_CANDIDATE_TRANSACTIONS}`);
     }
     await this.requireCommitted(parentEvmRoot);
-    const session = await this.open(parentEvmRoot, null);
+    const session = await this.open(parentEvmRoot, null, true, true);
     const sm = session.stateManager;
     sm.link = crossVm?.svm ?? null;
     const vm = await this.vmFor(sm, env, sm.link);
@@ -422,6 +426,7 @@ export class ExecutionCore {
       await sm.commit();
     });
     const evmRoot = toHex(await withState(parentEvmRoot, () => sm.getStateRoot()));
+    this.flat.childOf(parentEvmRoot, evmRoot, sm.flushedAccounts);
     const vmRoots = this.replaceEvmRoot(parentVmRoots, evmRoot);
     const transactionsRoot = orderedTrieRoot(
       included.map((t) => t.raw),
@@ -595,7 +600,13 @@ export class ExecutionCore {
   }
 
   /** A private state view of `evmRoot`. `caches` batch account/storage writes (executions); reads skip them. */
-  private async open(evmRoot: Hex, pending: ReadonlyMap<string, Uint8Array> | null, caches = true): Promise<Session> {
+  private async open(
+    evmRoot: Hex,
+    pending: ReadonlyMap<string, Uint8Array> | null,
+    caches = true,
+    /** An execution: start a flat account view of `evmRoot` if there is none (./flat-accounts.ts). */
+    execution = false,
+  ): Promise<Session> {
     const overlay = new OverlayDB(this.db, this.cache, pending);
     const trie = new MerklePatriciaTrie({
       db: overlay,
@@ -614,6 +625,8 @@ export class ExecutionCore {
         throw new ExecutionError("missing_state", `state root ${evmRoot} is not in the database`, { evmRoot });
     }
     trie.root(fromHex(evmRoot));
+    const flat = pending === null ? this.flat.at(evmRoot, execution) : null;
+    if (flat !== null) stateManager.useFlatView(flat);
     return { overlay, stateManager };
   }
 

@@ -1,15 +1,26 @@
-// The node's EVM state manager: ethereumjs' MerkleStateManager (with Caches) with two changes.
+// The node's EVM state manager: ethereumjs' MerkleStateManager (with Caches) with three changes.
 // - Its checkpoints also checkpoint the linked SVM state, so both revert together (cross-VM calls, docs/cross-vm.md).
 // - A flush writes the changed accounts into the account trie as one batch (./trie-batch.ts): each changed trie node
 //   is hashed once, where one put per account re-hashed the path from the root every time. Each contract's changed
 //   storage slots go into its storage trie the same way, first (the new storage roots land in the account cache and
 //   go out in the account batch). Code is flushed as ethereumjs does.
+// - Account reads look in the flat view of the state root first (./flat-accounts.ts) and fill it from the trie.
 
 import type { MerklePatriciaTrie } from "@ethereumjs/mpt";
 import { RLP } from "@ethereumjs/rlp";
 import { CODEHASH_PREFIX, MerkleStateManager } from "@ethereumjs/statemanager";
-import { Account, concatBytes, createAddressFromString, unprefixedHexToBytes } from "@ethereumjs/util";
+import {
+  Account,
+  type Address,
+  bytesToUnprefixedHex,
+  concatBytes,
+  createAccountFromRLP,
+  createAddressFromString,
+  equalsBytes as equalBytes,
+  unprefixedHexToBytes,
+} from "@ethereumjs/util";
 import type { SvmSide } from "./cross-vm.ts";
+import type { AccountMap } from "./flat-accounts.ts";
 import { fastKeccak256 } from "./keccak.ts";
 import { applyTrieBatch } from "./trie-batch.ts";
 
@@ -17,6 +28,32 @@ const EMPTY_TRIE_ROOT_BYTES = fastKeccak256(RLP.encode(new Uint8Array(0)));
 
 export class LinkedStateManager extends MerkleStateManager {
   link: SvmSide | null = null;
+  /** The flat view of `flatRoot` (the trie's root when the view was given); used only while the trie is there. */
+  private flat: { readonly root: Uint8Array; readonly accounts: AccountMap } | null = null;
+  /** Every account the flushes wrote (unprefixed address hex -> RLP, null: deleted): how the view moves on. */
+  readonly flushedAccounts = new Map<string, Uint8Array | null>();
+
+  /** Reads accounts through `accounts`, the flat view of the trie's current root. */
+  useFlatView(accounts: AccountMap): void {
+    this.flat = { root: this._trie.root(), accounts };
+  }
+
+  override async getAccount(address: Address): Promise<Account | undefined> {
+    const flat = this.flat;
+    const cache = this._caches?.account;
+    if (flat === null || cache?.get(address) !== undefined || !equalBytes(this._trie.root(), flat.root)) {
+      return super.getAccount(address);
+    }
+    const key = bytesToUnprefixedHex(address.bytes);
+    let rlp = flat.accounts.get(key);
+    if (rlp === undefined) {
+      rlp = await this._trie.get(address.bytes);
+      flat.accounts.set(key, rlp);
+    }
+    const account = rlp === null ? undefined : createAccountFromRLP(rlp);
+    cache?.put(address, account);
+    return account;
+  }
 
   override async checkpoint(): Promise<void> {
     await super.checkpoint();
@@ -50,6 +87,7 @@ export class LinkedStateManager extends MerkleStateManager {
     await this.flushStorage(caches.storage?.flush() ?? []);
     const changed = accounts.flush();
     if (changed.length === 0) return;
+    for (const [addressHex, entry] of changed) this.flushedAccounts.set(addressHex, entry.accountRLP ?? null);
     await batchInto(
       this._trie,
       changed.map(([addressHex, entry]) => [fastKeccak256(unprefixedHexToBytes(addressHex)), entry.accountRLP ?? null]),

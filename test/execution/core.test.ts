@@ -195,6 +195,32 @@ describe("transfers", () => {
     expect(aliceCost + 3000n + 21_000n * (BASE_FEE + 5n)).toBe(6000n + result.gasUsed * BASE_FEE + tips);
   });
 
+  it("reads the state of the candidate that was committed, not of another candidate of the same height", async () => {
+    // Two candidates of height 1 from genesis (./flat-accounts.ts records both); height 2 builds on the second one.
+    const first = await run(genesis, 1, [await signed(alice, { to: RECIPIENT, value: 7n, nonce: 0 })], "validate");
+    const second = await commitBlock(genesis, 1, [
+      await signed(alice, { to: RECIPIENT, value: 9n, nonce: 0 }),
+      await signed(bob, { to: RECIPIENT, value: 1n, nonce: 0 }),
+    ]);
+    expect(second.stateRoot).not.toBe(first.stateRoot);
+    const reader = core.reader(second.vmRoots);
+    expect(await reader.getAccount(RECIPIENT)).toMatchObject({ balance: 10n });
+    expect(await reader.getAccount(addressOf(bob))).toMatchObject({ nonce: 1n });
+    const next = [await signed(bob, { to: RECIPIENT, value: 5n, nonce: 1 })];
+    const third = await commitBlock(second, 2, next);
+    // A core without a flat view of these roots (a fresh one over the same store) computes the same state.
+    const fresh = await ExecutionCore.create({
+      chainId: CHAIN_ID,
+      db: store.reader,
+      alloc: fund([alice, bob, carol], 100n * ETHER),
+    });
+    const again = await fresh.execute(second.stateRoot, second.vmRoots, env(2), next, "validate");
+    expect(again.stateRoot).toBe(third.stateRoot);
+    expect(await core.reader(third.vmRoots).getAccount(RECIPIENT)).toMatchObject({ balance: 15n });
+    // The genesis root is still readable (from the trie: the view has moved on).
+    expect(await core.reader(genesis.vmRoots).getAccount(RECIPIENT)).toBeNull();
+  });
+
   it("an empty block changes nothing and has empty-trie transaction and receipt roots", async () => {
     const result = await run(genesis, 1, []);
     expect(result.stateRoot).toBe(genesis.stateRoot);
