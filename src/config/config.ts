@@ -290,6 +290,12 @@ export const configSchema = z
       .strictObject({
         timeoutProposeMs: ms(1, T, 1000, "Wait for a proposal in round 0"),
         timeoutProposeDeltaMs: ms(0, T, 500, "Added to the propose timeout per round"),
+        timeoutProposeMaxMs: ms(
+          1,
+          T,
+          4000,
+          "Upper bound of the propose timeout as it adapts to how late proposals arrive (1.5 x the slowest of the last 8); at most timeoutProposeMs = no adaptation",
+        ),
         timeoutPrevoteMs: ms(1, T, 500, "Wait for more prevotes after +2/3 of any in round 0"),
         timeoutPrevoteDeltaMs: ms(0, T, 250, "Added to the prevote timeout per round"),
         timeoutPrecommitMs: ms(1, T, 500, "Wait for more precommits after +2/3 of any in round 0"),
@@ -506,6 +512,7 @@ export interface NodeConfig {
   };
   readonly consensus: {
     readonly timeouts: TimeoutParams;
+    readonly proposeTimeoutMaxMs: number;
     readonly rebroadcastMs: number;
     readonly blockIntervalMs: number;
     readonly emptyBlockIntervalMs: number;
@@ -580,6 +587,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
         precommitMs: c.consensus.timeoutPrecommitMs,
         precommitDeltaMs: c.consensus.timeoutPrecommitDeltaMs,
       },
+      proposeTimeoutMaxMs: c.consensus.timeoutProposeMaxMs,
       rebroadcastMs: c.consensus.rebroadcastMs,
       blockIntervalMs: c.consensus.blockIntervalMs,
       emptyBlockIntervalMs: c.consensus.emptyBlockIntervalMs,

@@ -93,6 +93,12 @@ export interface DriverParams {
    * 0 = start at once, empty or not.
    */
   readonly emptyBlockIntervalMs: number;
+  /**
+   * Upper bound of the adaptive propose timeout: the propose timeout grows to 1.5 x the slowest of the last
+   * round-0 proposal delays this node saw (height start -> proposal), up to this. Absent or not above the configured
+   * propose timeout: no adaptation.
+   */
+  readonly proposeTimeoutMaxMs?: number;
   readonly maxRoundsAhead: number;
   readonly maxBufferedMessages: number;
   readonly maxQueuedEvents: number;
@@ -148,6 +154,9 @@ type Event =
   | { readonly kind: "timeout"; readonly height: number; readonly round: number; readonly step: TimeoutStep }
   | { readonly kind: "startHeight"; readonly height: number }
   | { readonly kind: "tick" };
+
+/** Round-0 proposal delays the adaptive propose timeout looks at. */
+const PROPOSAL_DELAYS_KEPT = 8;
 
 /** A proposal this node cannot judge yet (its L1 view trails) is checked again this often, at most this many times. */
 const L1_RECHECK_MS = 250;
@@ -205,6 +214,9 @@ export class ConsensusDriver {
   private pendingDecision: { height: number; round: number; value: Hex; precommits: readonly SignedVote[] } | null =
     null;
   private heightStartedMs = 0;
+  /** Round-0 proposal delays seen here lately (height start -> proposal), newest last; the height of the last one. */
+  private readonly proposalDelaysMs: number[] = [];
+  private proposalDelayHeight = -1;
   private lastCommitMs: number | null = null;
   private lastProgress = "";
   private tickHandle: unknown = null;
@@ -454,6 +466,9 @@ export class ConsensusDriver {
   private async handleProposal(proposal: SignedProposal, block: Block, bytes: Uint8Array): Promise<void> {
     const current = this.m.store.headHeight + 1;
     if (proposal.height < current) return;
+    if (proposal.round === 0 && proposal.height === this.cs.height && this.proposalDelayHeight !== proposal.height) {
+      this.noteProposalDelay(proposal.height);
+    }
     const pending = this.pendingDecision;
     if (pending !== null && pending.height === proposal.height && pending.value === proposal.value) {
       // The body of a block +2/3 already precommitted: execute it (the state comes from it) and commit it now.
@@ -601,10 +616,11 @@ export class ConsensusDriver {
         return this.vote(action.vote, action.lock, action.proofOfLock, inputs);
       case "scheduleTimeout": {
         const { height, round, step: s } = action;
+        const durationMs = s === "propose" ? this.proposeTimeoutMs(action.durationMs) : action.durationMs;
         const handle = this.m.clock.setTimeout(() => {
           this.timers.delete(handle);
           this.enqueue({ kind: "timeout", height, round, step: s });
-        }, action.durationMs);
+        }, durationMs);
         this.timers.add(handle);
         return;
       }
@@ -938,6 +954,30 @@ export class ConsensusDriver {
       this.enqueue({ kind: "proposal", proposal, block, bytes });
     }, L1_RECHECK_MS);
     this.timers.add(handle);
+  }
+
+  /**
+   * The propose timeout to wait: the configured one (which grows with the round), or longer when round-0 proposals
+   * have lately been arriving later than that. Under load a proposer starts its height late (it committed the last one
+   * late) and builds slowly; with a fixed timeout every validator prevotes nil before its proposal arrives, the next
+   * round's proposer builds a bigger block from a fuller pool, which arrives later still, and throughput collapses.
+   * Waiting up to 1.5 x the slowest of the last delays (bounded by proposeTimeoutMaxMs) commits those blocks in round
+   * 0. A proposer that is down costs that longer wait once per height it leads. Timeouts only bear on liveness.
+   */
+  private proposeTimeoutMs(configuredMs: number): number {
+    const maxMs = this.params.proposeTimeoutMaxMs ?? 0;
+    let ms = configuredMs;
+    if (maxMs > configuredMs && this.proposalDelaysMs.length > 0) {
+      ms = Math.min(maxMs, Math.max(configuredMs, Math.ceil(1.5 * Math.max(...this.proposalDelaysMs))));
+    }
+    this.m.metrics.proposeTimeoutSeconds?.set(ms / 1000);
+    return ms;
+  }
+
+  private noteProposalDelay(height: number): void {
+    this.proposalDelayHeight = height;
+    this.proposalDelaysMs.push(Math.max(0, this.m.clock.nowMs() - this.heightStartedMs));
+    if (this.proposalDelaysMs.length > PROPOSAL_DELAYS_KEPT) this.proposalDelaysMs.shift();
   }
 
   /** Votes (any round) this driver holds for the current height, for tests and status. */

@@ -7,6 +7,7 @@ export interface NodeMetrics {
   readonly registry: Registry;
   readonly height: Gauge;
   readonly round: Gauge;
+  readonly proposeTimeoutSeconds?: Gauge;
   readonly validator: Gauge;
   readonly commits: Counter;
   readonly commitRounds: Histogram;
@@ -37,6 +38,11 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
     registry,
     height: new Gauge({ name: "dcn_consensus_height", help: "Last committed height", registers: r }),
     round: new Gauge({ name: "dcn_consensus_round", help: "Current round of the height being decided", registers: r }),
+    proposeTimeoutSeconds: new Gauge({
+      name: "dcn_consensus_propose_timeout_seconds",
+      help: "Propose timeout last scheduled (the configured one, or longer while proposals arrive late)",
+      registers: r,
+    }),
     validator: new Gauge({
       name: "dcn_consensus_validator",
       help: "1 when this node votes at the current height, 0 for a replica or a node outside the set",

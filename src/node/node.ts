@@ -217,6 +217,7 @@ export class DcnNode {
       rebroadcastMs: c.rebroadcastMs,
       blockIntervalMs: c.blockIntervalMs,
       emptyBlockIntervalMs: c.emptyBlockIntervalMs,
+      proposeTimeoutMaxMs: c.proposeTimeoutMaxMs,
       maxRoundsAhead: 64,
       maxBufferedMessages: 4096,
       maxQueuedEvents: 16_384,

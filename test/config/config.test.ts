@@ -49,6 +49,7 @@ describe("parseConfig", () => {
       p2p: { listen: ["/ip4/0.0.0.0/tcp/26656"], peers: [], replicas: [] },
       consensus: {
         timeouts: DEFAULT_TIMEOUTS,
+        proposeTimeoutMaxMs: 4000,
         rebroadcastMs: 1000,
         blockIntervalMs: 0,
         emptyBlockIntervalMs: 1000,

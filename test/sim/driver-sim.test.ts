@@ -21,6 +21,8 @@ const base: DriverSimConfig = {
   timeouts: DEFAULT_TIMEOUTS,
   blockIntervalMs: 250,
   emptyBlockIntervalMs: 600,
+  // As in production (4 x the propose timeout): every scenario runs with the adaptive propose timeout.
+  proposeTimeoutMaxMs: 1_200,
 };
 
 async function run(cfg: Partial<DriverSimConfig>) {
@@ -102,6 +104,32 @@ describe("driver simulation: the real node stack under a seeded network and cloc
     expect(Math.max(...r.txLatencyMs)).toBeLessThan(1_500);
     expect(Math.max(...r.heads)).toBeLessThan(12 + 20_000 / 4_000 + 4);
   }, 120_000);
+
+  it("adapts the propose timeout to late proposals: heights commit in round 0 instead of timing out round after round", async () => {
+    // Every proposal arrives 750 ms after it is sent, past the 300 ms propose timeout: with fixed timeouts a height
+    // needs the round whose timeout (300 + 100 r ms) exceeds that, so round 5 or later.
+    const late = {
+      seed: 21,
+      gstMs: 0,
+      lossBeforeGst: 0,
+      duplicate: 0,
+      transactions: 20,
+      durationMs: 30_000,
+      livenessHeights: 1,
+      livenessWindowMs: 20_000,
+      proposalDelayMs: 750,
+    };
+    const fixed = await run({ ...late, proposeTimeoutMaxMs: 0 });
+    expectHealthy(fixed);
+    const adaptive = await run({ ...late, proposeTimeoutMaxMs: 3_000 });
+    expectHealthy(adaptive);
+    expect(adaptive.lostTransactions).toBe(0);
+    const roundZero = (rounds: readonly number[]) =>
+      rounds.slice(3).filter((r) => r === 0).length / (rounds.length - 3);
+    expect(roundZero(fixed.commitRounds)).toBe(0);
+    expect(roundZero(adaptive.commitRounds)).toBeGreaterThan(0.8);
+    expect(Math.min(...adaptive.heads)).toBeGreaterThan(Math.max(...fixed.heads));
+  }, 180_000);
 
   it("keeps safety and liveness with a double-voting validator, and produces evidence against it only", async () => {
     // Seed 14 sends the two versions of an equivocator's prevote so that two honest validators lock on different

@@ -84,6 +84,10 @@ export interface DriverSimConfig {
     readonly confirmations: number;
     readonly maxMirrorLagMs: number;
   };
+  /** Extra delay of every proposal message: a loaded proposer whose block arrives late. */
+  readonly proposalDelayMs?: number;
+  /** The driver's bound on its adaptive propose timeout (absent: no adaptation). */
+  readonly proposeTimeoutMaxMs?: number;
   /** Called every virtual second with each node's height/round/step (for debugging a seed). */
   readonly trace?: (line: string) => void;
 }
@@ -112,6 +116,8 @@ export interface DriverSimResult {
   readonly fingerprint: Hex;
   /** Per live node: the ids of the sets that decided its chain, in order, without repeats. */
   readonly setHistory: readonly (readonly Hex[])[];
+  /** The round of each certificate of the first live node's chain, from height 1. */
+  readonly commitRounds: readonly number[];
 }
 
 const CHAIN_ID = 424_242n;
@@ -377,6 +383,7 @@ export class DriverSim {
       rebroadcastMs: 1_000,
       blockIntervalMs: this.cfg.blockIntervalMs,
       emptyBlockIntervalMs: this.cfg.emptyBlockIntervalMs,
+      ...(this.cfg.proposeTimeoutMaxMs === undefined ? {} : { proposeTimeoutMaxMs: this.cfg.proposeTimeoutMaxMs }),
       maxRoundsAhead: 64,
       maxBufferedMessages: 4096,
       maxQueuedEvents: 16_384,
@@ -615,8 +622,9 @@ export class DriverSim {
   ) {
     if (this.lost()) return;
     const copies = this.rng.chance(this.cfg.duplicate) ? 2 : 1;
+    const extra = kind === "proposal" ? (this.cfg.proposalDelayMs ?? 0) : 0;
     for (let c = 0; c < copies; c++) {
-      this.agenda.push(this.nowMs + this.delay(), () => {
+      this.agenda.push(this.nowMs + this.delay() + extra, () => {
         if (this.group(from.index) !== this.group(to.index)) return;
         return this.deliver(from, to, kind, data);
       });
@@ -846,12 +854,14 @@ export class DriverSim {
     const lines: string[] = [];
     const setHistory: Hex[][] = [];
     let top: { height: number; hash: Hex } = { height: 0, hash: this.genesis.hash };
+    let commitRounds: number[] | null = null;
     for (const n of this.nodes) {
       const live = n.live;
       if (live === null) {
         heads.push(-1);
         continue;
       }
+      const rounds: number[] = [];
       const store = live.state.store;
       heads.push(store.headHeight);
       setHistory.push((await store.validatorSetChanges()).map((c) => c.id));
@@ -881,8 +891,10 @@ export class DriverSim {
           this.violations.push(`${n.peerId} certificate ${h} is not the one block ${h + 1} carries`);
         }
         lines.push(`${n.index}:${h}:${hash}`);
+        if (commitRounds === null) rounds.push(cert.round);
         if (h > top.height) top = { height: h, hash };
       }
+      commitRounds ??= rounds;
       const head = live.state.executor.head;
       const headBlock = await store.getBlock(store.headHeight);
       if (headBlock !== undefined && decodeBlock(headBlock).header.stateRoot !== head.stateRoot) {
@@ -913,6 +925,7 @@ export class DriverSim {
       events: this.events,
       fingerprint: toHex(keccak256(new TextEncoder().encode(lines.join("\n")))),
       setHistory,
+      commitRounds: commitRounds ?? [],
     };
   }
 }
