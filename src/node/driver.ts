@@ -214,6 +214,9 @@ export class ConsensusDriver {
   private pendingDecision: { height: number; round: number; value: Hex; precommits: readonly SignedVote[] } | null =
     null;
   private heightStartedMs = 0;
+  /** performance.now() when the last commit (and its follow-up) finished, for the timings in the debug log. */
+  private committedAt = 0;
+  private lastBuildMs = 0;
   /** Round-0 proposal delays seen here lately (height start -> proposal), newest last; the height of the last one. */
   private readonly proposalDelaysMs: number[] = [];
   private proposalDelayHeight = -1;
@@ -489,8 +492,11 @@ export class ConsensusDriver {
       return;
     }
     let valid = this.blocks.get(proposal.value)?.valid;
+    let validateMs: number | undefined;
     if (valid === undefined) {
+      const started = performance.now();
       const verdict = await this.checkProposedBlock(proposal, block, bytes);
+      validateMs = Math.round(performance.now() - started);
       if (verdict === "waiting") {
         this.recheckLater(proposal, block, bytes);
         return;
@@ -499,7 +505,7 @@ export class ConsensusDriver {
       this.rememberBlock(block, bytes, valid);
     }
     this.m.log.debug(
-      { height: proposal.height, round: proposal.round, proposer: proposal.proposerIndex, valid },
+      { height: proposal.height, round: proposal.round, proposer: proposal.proposerIndex, valid, validateMs },
       "proposal",
     );
     await this.feed({ kind: "proposal", proposal, valid });
@@ -604,7 +610,9 @@ export class ConsensusDriver {
   private async act(action: Action, inputs: Input[]): Promise<void> {
     switch (action.kind) {
       case "getValue": {
+        const started = performance.now();
         const value = await this.buildBlock(action.height);
+        this.lastBuildMs = Math.round(performance.now() - started);
         // No value (the L1 view cannot say who decides the next height yet): propose nothing; timeoutPropose
         // makes everyone prevote nil and the next round tries again.
         if (value !== null) inputs.push({ kind: "proposeValue", height: action.height, round: action.round, value });
@@ -695,7 +703,10 @@ export class ConsensusDriver {
     await this.persist({ ...base, mark, height: proposal.height, ownProposal: signed }, proposal.height);
     failpoint("proposing", proposal.height);
     this.m.outbox.publishProposal(signed, known.bytes);
-    this.m.log.debug({ height: proposal.height, round: proposal.round, value: proposal.value }, "proposed");
+    this.m.log.debug(
+      { height: proposal.height, round: proposal.round, value: proposal.value, buildMs: this.lastBuildMs },
+      "proposed",
+    );
     this.m.metrics.proposals.inc();
     inputs.push({ kind: "proposal", proposal: signed, valid: true });
   }
@@ -851,6 +862,7 @@ export class ConsensusDriver {
       throw new DriverError("invariant", `committing height ${height} whose header names another next validator set`);
     }
     const extras = this.m.executor.commitExtras(hash);
+    const storeStarted = performance.now();
     await this.m.store.commit({
       height,
       blockHash: hash,
@@ -864,7 +876,9 @@ export class ConsensusDriver {
     });
     failpoint("mid-commit", height);
     this.pendingDecision = null;
+    const hookStarted = performance.now();
     await this.m.executor.committed(block, hash, certificate);
+    this.committedAt = performance.now();
     const now = this.m.clock.nowMs();
     this.lastCommitMs = now;
     this.m.metrics.height.set(height);
@@ -873,7 +887,16 @@ export class ConsensusDriver {
     this.m.metrics.heightSeconds.observe(Math.max(0, now - this.heightStartedMs) / 1000);
     this.m.metrics.blockTransactions.observe(block.transactions.length);
     this.m.log.info(
-      { height, round: certificate.round, hash, txs: block.transactions.length, proposer: block.header.proposer },
+      {
+        height,
+        round: certificate.round,
+        hash,
+        txs: block.transactions.length,
+        proposer: block.header.proposer,
+        // Wall time of the durable write and of the follow-up (head, mempool): where a slow commit went.
+        storeMs: Math.round(hookStarted - storeStarted),
+        afterMs: Math.round(this.committedAt - hookStarted),
+      },
       "committed",
     );
     this.m.outbox.committed(height, hash);
@@ -892,7 +915,10 @@ export class ConsensusDriver {
     this.heightStartedMs = this.m.clock.nowMs();
     // Learn the next two sets now: gossip checks of the height after this one need the second.
     await this.setsFor(height);
-    this.m.log.debug({ height, buffered: this.buffered.length }, "start height");
+    this.m.log.debug(
+      { height, buffered: this.buffered.length, sinceCommitMs: Math.round(performance.now() - this.committedAt) },
+      "start height",
+    );
     const validatorSet = this.m.store.validatorSetFor(height);
     await this.feed(
       recovered === undefined
