@@ -44,6 +44,11 @@ export interface TopicSpec<T> {
   readonly dropPolicy: DropPolicy;
   /** Validations in flight at once for this topic (default 1: validate runs serially, in arrival order). */
   readonly concurrency?: number;
+  /**
+   * Background topic (high volume, not urgent: transactions): while this returns true its validations wait (up to
+   * MAX_DEFER_MS at a time), and the event loop turns between two of them (queue.ts).
+   */
+  readonly deferWhile?: () => boolean;
   validate(data: Uint8Array, from: string): Verdict<T> | Promise<Verdict<T>>;
   /** Called once per accepted message, in acceptance order, before the message is forwarded. */
   onMessage(value: T, from: string): void;
@@ -256,7 +261,12 @@ export class Network {
     const entry: TopicEntry = {
       // Erased to unknown for storage: onMessage only ever receives values produced by this same spec's validate.
       spec: spec as TopicSpec<unknown>,
-      queue: new ValidationQueue<Verdict<unknown>>(spec.queueLength, spec.dropPolicy, spec.concurrency ?? 1),
+      queue: new ValidationQueue<Verdict<unknown>>(
+        spec.queueLength,
+        spec.dropPolicy,
+        spec.concurrency ?? 1,
+        spec.deferWhile,
+      ),
     };
     this.topics.set(spec.name, entry);
     this.node.services.pubsub.topicValidators.set(spec.name, (peer, message) =>

@@ -319,6 +319,9 @@ export class DcnNode {
       maxBytes: MAX_TRANSACTION_BYTES,
       queueLength: QUEUE,
       dropPolicy: "drop-newest",
+      // Consensus first: while the driver works on a height, transactions from peers wait (they are not lost: the
+      // queue holds 1,024), so a backlog of them does not stretch commits, builds and validations.
+      deferWhile: () => driver.busy,
       validate: async (data, from) => {
         const added = await mempool.add(data, { kind: "peer", peer: from });
         if (added.ok) return { kind: "accept", value: data };
