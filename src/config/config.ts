@@ -290,12 +290,17 @@ export const configSchema = z
       .strictObject({
         timeoutProposeMs: ms(1, T, 1000, "Wait for a proposal in round 0"),
         timeoutProposeDeltaMs: ms(0, T, 500, "Added to the propose timeout per round"),
-        timeoutProposeMaxMs: ms(
-          1,
-          T,
-          4000,
-          "Upper bound of the propose timeout as it adapts to how late proposals arrive (1.5 x the slowest of the last 8); at most timeoutProposeMs = no adaptation",
-        ),
+        timeoutProposeMaxMs: z
+          .number()
+          .int()
+          .min(1)
+          .max(T)
+          .optional()
+          .meta({
+            description:
+              "Upper bound of the propose timeout as it adapts to how late proposals arrive (1.5 x the slowest of the last 8); default 4 x timeoutProposeMs; at most timeoutProposeMs = no adaptation",
+            examples: [4000],
+          }),
         timeoutPrevoteMs: ms(1, T, 500, "Wait for more prevotes after +2/3 of any in round 0"),
         timeoutPrevoteDeltaMs: ms(0, T, 250, "Added to the prevote timeout per round"),
         timeoutPrecommitMs: ms(1, T, 500, "Wait for more precommits after +2/3 of any in round 0"),
@@ -587,7 +592,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
         precommitMs: c.consensus.timeoutPrecommitMs,
         precommitDeltaMs: c.consensus.timeoutPrecommitDeltaMs,
       },
-      proposeTimeoutMaxMs: c.consensus.timeoutProposeMaxMs,
+      proposeTimeoutMaxMs: c.consensus.timeoutProposeMaxMs ?? 4 * c.consensus.timeoutProposeMs,
       rebroadcastMs: c.consensus.rebroadcastMs,
       blockIntervalMs: c.consensus.blockIntervalMs,
       emptyBlockIntervalMs: c.consensus.emptyBlockIntervalMs,

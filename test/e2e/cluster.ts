@@ -19,6 +19,8 @@ import {
 export const TEST_CONSENSUS = {
   timeoutProposeMs: 600,
   timeoutProposeDeltaMs: 200,
+  // Tests stop validators often: a down proposer should cost about a second, however loaded the machine is.
+  timeoutProposeMaxMs: 1200,
   timeoutPrevoteMs: 300,
   timeoutPrevoteDeltaMs: 100,
   timeoutPrecommitMs: 300,
