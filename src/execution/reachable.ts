@@ -1,7 +1,7 @@
-// Keeps, of an execution's new nodes, only those the new state root reaches. A trie updated one key at a time (the
-// SVM state, a state manager without caches) hashes every intermediate version of a path, so most of what it writes
-// is superseded within the same block; without this filter those orphans would be stored forever (nothing is
-// pruned). The EVM's batched flush (./trie-batch.ts) writes final nodes only; the filter still guards it. Walking
+// Keeps, of an execution's new nodes, only those the new state root reaches. A trie updated one key at a time hashes
+// every intermediate version of a path, so most of what it writes is superseded within the same block; without this
+// filter those orphans would be stored forever (nothing is pruned). The EVM and SVM state now flush as one batch per
+// trie (./trie-batch.ts), which writes final nodes only; the filter still guards every path that writes. Walking
 // from the root through new nodes only is enough: a committed node's children are committed, so a new node is
 // reachable only through new ancestors.
 import { RLP } from "@ethereumjs/rlp";

@@ -6,7 +6,6 @@
 //   go out in the account batch). Code is flushed as ethereumjs does.
 // - Account reads look in the flat view of the state root first (./flat-accounts.ts) and fill it from the trie.
 
-import type { MerklePatriciaTrie } from "@ethereumjs/mpt";
 import { RLP } from "@ethereumjs/rlp";
 import { CODEHASH_PREFIX, MerkleStateManager } from "@ethereumjs/statemanager";
 import {
@@ -22,9 +21,7 @@ import {
 import type { SvmSide } from "./cross-vm.ts";
 import type { AccountMap } from "./flat-accounts.ts";
 import { fastKeccak256 } from "./keccak.ts";
-import { applyTrieBatch } from "./trie-batch.ts";
-
-const EMPTY_TRIE_ROOT_BYTES = fastKeccak256(RLP.encode(new Uint8Array(0)));
+import { applyBatchToTrie } from "./trie-batch.ts";
 
 export class LinkedStateManager extends MerkleStateManager {
   link: SvmSide | null = null;
@@ -88,7 +85,7 @@ export class LinkedStateManager extends MerkleStateManager {
     const changed = accounts.flush();
     if (changed.length === 0) return;
     for (const [addressHex, entry] of changed) this.flushedAccounts.set(addressHex, entry.accountRLP ?? null);
-    await batchInto(
+    await applyBatchToTrie(
       this._trie,
       changed.map(([addressHex, entry]) => [fastKeccak256(unprefixedHexToBytes(addressHex)), entry.accountRLP ?? null]),
     );
@@ -126,26 +123,8 @@ export class LinkedStateManager extends MerkleStateManager {
       if (account === undefined) continue;
       // The state manager keeps one storage trie object per contract: it must see the new root too.
       const storageTrie = this._getStorageTrie(address, account);
-      account.storageRoot = await batchInto(storageTrie, updates);
+      account.storageRoot = await applyBatchToTrie(storageTrie, updates);
       await this.putAccount(address, account);
     }
   }
-}
-
-/** Applies `updates` to `trie` as one batch, writes the new nodes to its database and moves it to the new root. */
-async function batchInto(
-  trie: MerklePatriciaTrie,
-  updates: readonly (readonly [Uint8Array, Uint8Array | null])[],
-): Promise<Uint8Array> {
-  const db = trie.database();
-  const { root, nodes } = await applyTrieBatch(
-    trie.root(),
-    updates,
-    { get: async (hash) => (await db.get(hash)) as Uint8Array | undefined },
-    fastKeccak256,
-    EMPTY_TRIE_ROOT_BYTES,
-  );
-  await db.batch(nodes.map(([key, value]) => ({ type: "put" as const, key, value })));
-  trie.root(root);
-  return root;
 }

@@ -6,7 +6,9 @@
 // is read from the store once, when a change first reaches it), and only the final version of each changed node is
 // encoded and hashed, bottom-up. Same encoding as the Yellow Paper's (and ethereumjs'): the roots are identical, which
 // test/execution/trie-batch.test.ts checks against @ethereumjs/mpt on random batches.
+import type { MerklePatriciaTrie } from "@ethereumjs/mpt";
 import { RLP } from "@ethereumjs/rlp";
+import { fastKeccak256 } from "./keccak.ts";
 
 type Raw = Uint8Array | Raw[];
 
@@ -192,6 +194,29 @@ export async function applyTrieBatch(
     return h;
   };
   return { root: refOf(top, true) as Uint8Array, nodes };
+}
+
+const EMPTY_TRIE_ROOT_BYTES = fastKeccak256(RLP.encode(new Uint8Array(0)));
+
+/**
+ * Applies `updates` (hashed keys, as the trie stores them) to an ethereumjs trie as one batch: writes the new nodes to
+ * its database and moves it to the new root, which it returns.
+ */
+export async function applyBatchToTrie(
+  trie: MerklePatriciaTrie,
+  updates: readonly (readonly [Uint8Array, Uint8Array | null])[],
+): Promise<Uint8Array> {
+  const db = trie.database();
+  const { root, nodes } = await applyTrieBatch(
+    trie.root(),
+    updates,
+    { get: async (hash) => (await db.get(hash)) as Uint8Array | undefined },
+    fastKeccak256,
+    EMPTY_TRIE_ROOT_BYTES,
+  );
+  await db.batch(nodes.map(([key, value]) => ({ type: "put" as const, key, value })));
+  trie.root(root);
+  return root;
 }
 
 /** A decoded node or child reference; `ref` is how its parent refers to it. Empty bytes: no node. */

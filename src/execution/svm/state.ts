@@ -1,5 +1,5 @@
 // The SVM state of one root: a secure Merkle-Patricia trie over an overlay (../overlay.ts), with a block-level staging
-// map so a block touches the trie once per key, at commit, in sorted key order.
+// map so a block changes the trie once, at commit, as one batch (../trie-batch.ts).
 //
 // Key space (every trie key is keccak256 of the raw key below, so the kinds cannot collide: an account key is 32
 // bytes, the others are longer domain-tagged strings):
@@ -12,9 +12,11 @@ import { ValueEncoding } from "@ethereumjs/util";
 import { concatBytes, fromHex, type Hex, toHex, uintBytes, utf8 } from "../../../consensus/bytes.ts";
 import { bytes, decode, encode, list, u64 } from "../../../consensus/codec.ts";
 import { ExecutionError, withState } from "../errors.ts";
+import { fastKeccak256 } from "../keccak.ts";
 import type { KeyValueReader, NodeCache } from "../overlay.ts";
 import { OverlayDB } from "../overlay.ts";
 import { reachableWrites } from "../reachable.ts";
+import { applyBatchToTrie } from "../trie-batch.ts";
 import { decodeSvmAccount, encodeSvmAccount, SVM_VM, type SvmAccount } from "./account.ts";
 
 const SIGNATURE_PREFIX = utf8("lumia-svm/signature/");
@@ -173,18 +175,12 @@ export class SvmState {
     this.stage(SLOT_INDEX_KEY, next.length === 0 ? null : encode(slotIndexCodec, next));
   }
 
-  /** Applies the staged changes in sorted key order; returns the new root and the new nodes it reaches. */
+  /** Applies the staged changes; returns the new root and the new nodes it reaches. */
   async commit(): Promise<{ root: Hex; writes: Map<string, Uint8Array> }> {
     if (this.undo.length > 0) throw new Error(`SVM state committed with ${this.undo.length} open checkpoints`);
-    const keys = [...this.staged.keys()].sort();
-    await guard(this.root, async () => {
-      for (const hex of keys) {
-        const value = this.staged.get(hex);
-        if (value === undefined) continue;
-        if (value === null) await this.trie.del(fromHex(hex));
-        else await this.trie.put(fromHex(hex), value);
-      }
-    });
+    // One batch (../trie-batch.ts): each changed node hashed once. The trie hashes its keys (useKeyHashing).
+    const updates = [...this.staged].map(([hex, value]) => [fastKeccak256(fromHex(hex)), value] as const);
+    await guard(this.root, () => applyBatchToTrie(this.trie, updates));
     this.staged.clear();
     const root = toHex(this.trie.root());
     return { root, writes: reachableWrites(root, this.overlay.writes, false) };
