@@ -25,10 +25,16 @@ import { applyBatchToTrie } from "./trie-batch.ts";
 
 export class LinkedStateManager extends MerkleStateManager {
   link: SvmSide | null = null;
-  /** The flat view of `flatRoot` (the trie's root when the view was given); used only while the trie is there. */
+  /** The flat view and the trie root it belongs to (the root when it was given); used only while the trie is there. */
   private flat: { readonly root: Uint8Array; readonly accounts: AccountMap } | null = null;
   /** Every account the flushes wrote (unprefixed address hex -> RLP, null: deleted): how the view moves on. */
   readonly flushedAccounts = new Map<string, Uint8Array | null>();
+
+  constructor(opts: ConstructorParameters<typeof MerkleStateManager>[0]) {
+    super(opts);
+    // The batches read and write storage nodes by hash alone: per-contract key prefixes are not supported.
+    if (this._prefixStorageTrieKeys) throw new Error("LinkedStateManager does not support prefixStorageTrieKeys");
+  }
 
   /** Reads accounts through `accounts`, the flat view of the trie's current root. */
   useFlatView(accounts: AccountMap): void {
@@ -94,17 +100,6 @@ export class LinkedStateManager extends MerkleStateManager {
   /** Each contract's changed slots as one batch into its storage trie, then its new storage root into its account. */
   private async flushStorage(slots: readonly [string, string, Uint8Array | undefined][]): Promise<void> {
     if (slots.length === 0) return;
-    if (this._prefixStorageTrieKeys) {
-      // Node keys carry a per-contract prefix here: the per-slot path of ethereumjs knows it.
-      for (const [addressHex, keyHex, value] of slots) {
-        const address = createAddressFromString(`0x${addressHex}`);
-        const account = await this.getAccount(address);
-        if (account === undefined) continue;
-        const decoded = RLP.decode(value ?? new Uint8Array(0)) as Uint8Array;
-        await this._writeContractStorage(address, account, unprefixedHexToBytes(keyHex), decoded);
-      }
-      return;
-    }
     const byContract = new Map<string, [Uint8Array, Uint8Array | null][]>();
     for (const [addressHex, keyHex, value] of slots) {
       // The cache holds RLP(value without leading zeros); an empty value deletes the slot.

@@ -51,6 +51,8 @@ export interface TrieBatchResult {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Root of the empty trie: keccak256(RLP("")). */
+const EMPTY_TRIE_ROOT_BYTES = fastKeccak256(RLP.encode(EMPTY));
 
 /** Thrown when a node the batch must read is not in the store; its message matches ethereumjs' ("Missing node"). */
 export class MissingTrieNodeError extends Error {
@@ -62,14 +64,12 @@ export class MissingTrieNodeError extends Error {
 
 /**
  * Applies `updates` (key -> value, null deletes the key) to the trie of `root` and returns the new root and the new
- * nodes. `emptyRoot` is the root of the empty trie (keccak256 of RLP("")). Later updates of the same key win.
+ * nodes. Later updates of the same key win.
  */
 export async function applyTrieBatch(
   root: Uint8Array,
   updates: Iterable<readonly [key: Uint8Array, value: Uint8Array | null]>,
   reader: TrieNodeReader,
-  hash: (data: Uint8Array) => Uint8Array,
-  emptyRoot: Uint8Array,
 ): Promise<TrieBatchResult> {
   const load = async (node: HashedNode): Promise<Exclude<TrieNode, HashedNode>> => {
     const bytes = await reader.get(node.hash);
@@ -167,12 +167,12 @@ export async function applyTrieBatch(
     return prefix.length === 0 ? child : { kind: "extension", path: prefix, child };
   };
 
-  let top: TrieNode | null = equalBytes(root, emptyRoot) ? null : { kind: "hashed", hash: root };
+  let top: TrieNode | null = equalBytes(root, EMPTY_TRIE_ROOT_BYTES) ? null : { kind: "hashed", hash: root };
   for (const [key, value] of updates) {
     const path = toNibbles(key);
     top = value === null || value.length === 0 ? await remove(top, path) : await insert(top, path, value);
   }
-  if (top === null) return { root: emptyRoot, nodes: [] };
+  if (top === null) return { root: EMPTY_TRIE_ROOT_BYTES, nodes: [] };
   if (top.kind === "hashed") return { root: top.hash, nodes: [] };
   if (top.ref instanceof Uint8Array) return { root: top.ref, nodes: [] };
 
@@ -189,14 +189,12 @@ export async function applyTrieBatch(
     }
     const encoded = RLP.encode(raw);
     if (encoded.length < 32 && !isRoot) return raw;
-    const h = hash(encoded);
+    const h = fastKeccak256(encoded);
     nodes.push([h, encoded]);
     return h;
   };
   return { root: refOf(top, true) as Uint8Array, nodes };
 }
-
-const EMPTY_TRIE_ROOT_BYTES = fastKeccak256(RLP.encode(new Uint8Array(0)));
 
 /**
  * Applies `updates` (hashed keys, as the trie stores them) to an ethereumjs trie as one batch: writes the new nodes to
@@ -207,13 +205,9 @@ export async function applyBatchToTrie(
   updates: readonly (readonly [Uint8Array, Uint8Array | null])[],
 ): Promise<Uint8Array> {
   const db = trie.database();
-  const { root, nodes } = await applyTrieBatch(
-    trie.root(),
-    updates,
-    { get: async (hash) => (await db.get(hash)) as Uint8Array | undefined },
-    fastKeccak256,
-    EMPTY_TRIE_ROOT_BYTES,
-  );
+  const { root, nodes } = await applyTrieBatch(trie.root(), updates, {
+    get: async (hash) => (await db.get(hash)) as Uint8Array | undefined,
+  });
   await db.batch(nodes.map(([key, value]) => ({ type: "put" as const, key, value })));
   trie.root(root);
   return root;

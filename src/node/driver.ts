@@ -1001,7 +1001,7 @@ export class ConsensusDriver {
     if (maxMs > configuredMs && this.proposalDelaysMs.length > 0) {
       ms = Math.min(maxMs, Math.max(configuredMs, Math.ceil(1.5 * Math.max(...this.proposalDelaysMs))));
     }
-    this.m.metrics.proposeTimeoutSeconds?.set(ms / 1000);
+    this.m.metrics.proposeTimeoutSeconds.set(ms / 1000);
     return ms;
   }
 

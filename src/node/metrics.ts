@@ -7,7 +7,7 @@ export interface NodeMetrics {
   readonly registry: Registry;
   readonly height: Gauge;
   readonly round: Gauge;
-  readonly proposeTimeoutSeconds?: Gauge;
+  readonly proposeTimeoutSeconds: Gauge;
   readonly validator: Gauge;
   readonly commits: Counter;
   readonly commitRounds: Histogram;

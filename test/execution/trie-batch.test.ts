@@ -79,7 +79,7 @@ async function fuzz(seed: number, keyBytes: "hashed" | "short", valueBytes: numb
         live.set(toHex(key), { key, value });
       }
     }
-    const result = await applyTrieBatch(root, ops, store.reader, fastKeccak256, EMPTY_ROOT);
+    const result = await applyTrieBatch(root, ops, store.reader);
     store.add(result.nodes);
     root = result.root;
     if (keyBytes === "short" || round % 10 === 9) {
@@ -114,16 +114,12 @@ describe("applyTrieBatch", () => {
       EMPTY_ROOT,
       keys.map((k) => [k, Uint8Array.of(7, 7)] as const),
       store.reader,
-      fastKeccak256,
-      EMPTY_ROOT,
     );
     store.add(filled.nodes);
     const same = await applyTrieBatch(
       filled.root,
       keys.map((k) => [k, Uint8Array.of(7, 7)] as const),
       store.reader,
-      fastKeccak256,
-      EMPTY_ROOT,
     );
     expect(toHex(same.root)).toBe(toHex(filled.root));
     expect(same.nodes).toEqual([]);
@@ -131,8 +127,6 @@ describe("applyTrieBatch", () => {
       filled.root,
       keys.map((k) => [k, null] as const),
       store.reader,
-      fastKeccak256,
-      EMPTY_ROOT,
     );
     expect(toHex(emptied.root)).toBe(toHex(EMPTY_ROOT));
   });
@@ -140,13 +134,7 @@ describe("applyTrieBatch", () => {
   it("names the missing node when the store lacks one", async () => {
     const missing = fastKeccak256(Uint8Array.of(1));
     await expect(
-      applyTrieBatch(
-        missing,
-        [[fastKeccak256(Uint8Array.of(2)), Uint8Array.of(1)]],
-        { get: async () => undefined },
-        fastKeccak256,
-        EMPTY_ROOT,
-      ),
+      applyTrieBatch(missing, [[fastKeccak256(Uint8Array.of(2)), Uint8Array.of(1)]], { get: async () => undefined }),
     ).rejects.toBeInstanceOf(MissingTrieNodeError);
   });
 });
