@@ -68,6 +68,16 @@ export interface SignatureScheme {
   aggregateSignatures(signatures: readonly Uint8Array[]): Uint8Array;
   /** Verifies one aggregate signature of `publicKeys` over the same `message` (fastAggregateVerify). */
   verifyAggregate(publicKeys: readonly Uint8Array[], message: Uint8Array, signature: Uint8Array): boolean;
+  /**
+   * Optional: whether every `signatures[i]` is `publicKeys[i]`'s signature over the one `message`, in one check that
+   * costs less than checking them one by one (random linear combination: an invalid signature cannot be cancelled by
+   * another one). False when any is invalid, without saying which.
+   */
+  verifySameMessage?(
+    publicKeys: readonly Uint8Array[],
+    message: Uint8Array,
+    signatures: readonly Uint8Array[],
+  ): boolean;
 }
 
 /** Holds a private key. Signing is deterministic for BLS: the same message gives the same signature. */

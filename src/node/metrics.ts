@@ -14,6 +14,7 @@ export interface NodeMetrics {
   readonly heightSeconds: Histogram;
   readonly blockTransactions: Histogram;
   readonly persistSeconds: Histogram;
+  readonly signatureBatches: Histogram<"result">;
   readonly proposals: Counter;
   readonly idleWaits: Counter;
   readonly votes: Counter<"type">;
@@ -71,6 +72,13 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
       name: "dcn_safety_persist_duration_seconds",
       help: "Synced write of the safety record before a vote or proposal leaves",
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers: r,
+    }),
+    signatureBatches: new Histogram({
+      name: "dcn_signature_batch_size",
+      help: "Signatures of one message (gossiped votes) verified in one check, by whether the check held",
+      labelNames: ["result"],
+      buckets: [2, 3, 4, 6, 8, 16, 32, 64, 128],
       registers: r,
     }),
     proposals: new Counter({ name: "dcn_consensus_proposals_total", help: "Proposals signed", registers: r }),

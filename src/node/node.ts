@@ -10,6 +10,7 @@ import { Network } from "../../p2p/index.ts";
 import { MAX_BLOCK_BYTES, MAX_TRANSACTION_BYTES } from "../chain/block.ts";
 import type { NodeConfig } from "../config/config.ts";
 import type { Genesis } from "../config/genesis.ts";
+import { BatchVerifier } from "../crypto/batch-verify.ts";
 import { blstScheme, createBlstSigner } from "../crypto/blst.ts";
 import { DashboardSource } from "../dashboard/data.ts";
 import type { ExecutionCore } from "../execution/core.ts";
@@ -47,7 +48,7 @@ import {
   verifyCertificateMessage,
   verifyEvidenceMessage,
   verifyProposalMessage,
-  verifyVoteMessage,
+  verifyVoteMessageBatched,
 } from "./verifier.ts";
 import { WorkLedger, workReportJson } from "./work-ledger.ts";
 import { DEFAULT_WORK_REPORTER_PARAMS, WorkReporter } from "./work-reports.ts";
@@ -288,12 +289,17 @@ export class DcnNode {
       validate: (data, from) => verifyProposalMessage(verifier, data, from),
       onMessage: (v) => driver.onProposal(v.proposal, v.block, v.bytes),
     });
+    const signatures = new BatchVerifier(blstScheme, {
+      onBatch: (size, valid) => metrics.signatureBatches.observe({ result: valid ? "valid" : "invalid" }, size),
+    });
     network.subscribe({
       name: t.votes,
       maxBytes: 256,
       queueLength: QUEUE,
       dropPolicy: "drop-oldest",
-      validate: (data, from) => verifyVoteMessage(verifier, data, from),
+      // Votes read in one turn of the event loop are verified together (src/crypto/batch-verify.ts).
+      concurrency: 64,
+      validate: (data, from) => verifyVoteMessageBatched(verifier, signatures, data, from),
       onMessage: (vote) => driver.onVote(vote),
     });
     network.subscribe({

@@ -4,10 +4,12 @@
 // Heavy work (BLS verification) happens here, before the serial consensus loop, and only once per message.
 import { type Certificate, verifyCertificate } from "../../consensus/certificate.ts";
 import { DecodeError } from "../../consensus/codec.ts";
+import { voteDigestOf } from "../../consensus/signing.ts";
 import type { Evidence, SignatureScheme, SignedProposal, SignedVote, ValidatorSet } from "../../consensus/types.ts";
-import { decodeSignedVote, verifyProposalSignature, verifyVoteSignature } from "../../consensus/wire.ts";
+import { decodeSignedVote, validatorAt, verifyProposalSignature, verifyVoteSignature } from "../../consensus/wire.ts";
 import type { Verdict } from "../../p2p/index.ts";
 import { type Block, blockHash, decodeBlock } from "../chain/block.ts";
+import type { BatchVerifier } from "../crypto/batch-verify.ts";
 import { decodeEvidence } from "../storage/evidence.ts";
 import { decodeCertificateMessage, decodeProposalMessage } from "./messages.ts";
 
@@ -52,7 +54,12 @@ function heightVerdict<T>(ctx: VerifierContext, height: number, from: string): V
   return set;
 }
 
-export function verifyVoteMessage(ctx: VerifierContext, data: Uint8Array, from: string): Verdict<SignedVote> {
+/** Everything but the signature: a verdict, or the vote with the key and digest its signature must verify against. */
+function screenVote(
+  ctx: VerifierContext,
+  data: Uint8Array,
+  from: string,
+): Verdict<SignedVote> | { readonly vote: SignedVote; readonly publicKey: Uint8Array; readonly digest: Uint8Array } {
   let vote: SignedVote;
   try {
     vote = decodeSignedVote(data);
@@ -61,9 +68,32 @@ export function verifyVoteMessage(ctx: VerifierContext, data: Uint8Array, from: 
   }
   const set = heightVerdict<SignedVote>(ctx, vote.height, from);
   if (!("validators" in set)) return set;
-  if (vote.validatorIndex >= set.validators.length) return reject("unknown_validator");
-  if (!verifyVoteSignature(ctx.chainId, set, vote, ctx.scheme)) return reject("bad_signature");
-  return accept(vote);
+  const validator = validatorAt(set, vote.validatorIndex);
+  if (validator === undefined) return reject("unknown_validator");
+  return { vote, publicKey: validator.publicKey, digest: voteDigestOf(ctx.chainId, vote) };
+}
+
+export function verifyVoteMessage(ctx: VerifierContext, data: Uint8Array, from: string): Verdict<SignedVote> {
+  const screened = screenVote(ctx, data, from);
+  if ("kind" in screened) return screened;
+  const { vote, publicKey, digest } = screened;
+  return ctx.scheme.verify(publicKey, digest, vote.signature) ? accept(vote) : reject("bad_signature");
+}
+
+/**
+ * verifyVoteMessage with the signature checked by `batch` (votes read in the same turn of the event loop are
+ * verified together): the gossip path, whose topic validates several votes at once.
+ */
+export async function verifyVoteMessageBatched(
+  ctx: VerifierContext,
+  batch: BatchVerifier,
+  data: Uint8Array,
+  from: string,
+): Promise<Verdict<SignedVote>> {
+  const screened = screenVote(ctx, data, from);
+  if ("kind" in screened) return screened;
+  const { vote, publicKey, digest } = screened;
+  return (await batch.verify(publicKey, digest, vote.signature)) ? accept(vote) : reject("bad_signature");
 }
 
 export function verifyProposalMessage(ctx: VerifierContext, data: Uint8Array, from: string): Verdict<VerifiedProposal> {

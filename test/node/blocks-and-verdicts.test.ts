@@ -22,6 +22,7 @@ import {
   encodeBlock,
   ZERO_HASH,
 } from "../../src/chain/block.ts";
+import { BatchVerifier } from "../../src/crypto/batch-verify.ts";
 import { blstScheme, createBlstSigner, generateBlsSecretKey } from "../../src/crypto/blst.ts";
 import {
   decodeBlocksRequest,
@@ -31,7 +32,7 @@ import {
   decodeProposalMessage,
   decodeStatus,
 } from "../../src/node/messages.ts";
-import { type VerifierContext, verifyVoteMessage } from "../../src/node/verifier.ts";
+import { type VerifierContext, verifyVoteMessage, verifyVoteMessageBatched } from "../../src/node/verifier.ts";
 
 const CHAIN = 777n;
 const signers = [1, 2, 3, 4].map((i) => createBlstSigner(generateBlsSecretKey(new Uint8Array(32).fill(i))));
@@ -217,5 +218,30 @@ describe("vote verdicts", () => {
       code: "future_height",
     });
     expect(behind).toEqual([8]);
+  });
+
+  it("gives the same verdicts when the gossip path checks the votes of one turn together", async () => {
+    const batches: [number, boolean][] = [];
+    const batch = new BatchVerifier(blstScheme, { onBatch: (size, valid) => batches.push([size, valid]) });
+    const forged = { ...sign({ ...vote, validatorIndex: 2 }), signature: sign(vote, 1).signature };
+    const messages = [
+      sign(vote),
+      sign({ ...vote, validatorIndex: 1 }),
+      forged,
+      sign({ ...vote, validatorIndex: 3 }),
+      sign({ ...vote, validatorIndex: 9 }),
+      sign({ ...vote, height: 4 }),
+    ].map((v) => encodeSignedVote(v));
+    const verdicts = await Promise.all(messages.map((m) => verifyVoteMessageBatched(vctx, batch, m, "p")));
+    expect(verdicts.map((v) => (v.kind === "accept" ? "accept" : `${v.kind} ${v.code}`))).toEqual([
+      "accept",
+      "accept",
+      "reject bad_signature",
+      "accept",
+      "reject unknown_validator",
+      "ignore stale_height",
+    ]);
+    expect(verdicts.map((v) => v.kind)).toEqual(messages.map((m) => verifyVoteMessage(vctx, m, "p").kind));
+    expect(batches).toEqual([[4, false]]);
   });
 });
