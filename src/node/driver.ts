@@ -214,6 +214,8 @@ export class ConsensusDriver {
   private pendingDecision: { height: number; round: number; value: Hex; precommits: readonly SignedVote[] } | null =
     null;
   private heightStartedMs = 0;
+  /** Highest height a peer relayed a certificate of (publishCertificate). */
+  private certificateSeenHeight = 0;
   /** performance.now() when the last commit (and its follow-up) finished, for the timings in the debug log. */
   private committedAt = 0;
   private lastBuildMs = 0;
@@ -310,6 +312,7 @@ export class ConsensusDriver {
   }
 
   onCertificate(certificate: Certificate, from: string | undefined): void {
+    this.certificateSeen(certificate.height);
     this.enqueue({ kind: "certificate", certificate, from });
   }
 
@@ -795,13 +798,39 @@ export class ConsensusDriver {
     }
     const certificate = buildCertificate(this.params.chainId, sets.set, precommits, this.m.scheme);
     await this.commit(height, known.block, known.bytes, certificate, sets);
-    this.m.outbox.publishCertificate(certificate);
+    this.publishCertificate(certificate, known.block.header.proposer === this.address);
     const work = this.m.work;
     if (this.params.emptyBlockIntervalMs > 0 && work !== undefined && !work.pending()) {
       this.waitForWork(height + 1, work);
     } else {
       this.scheduleStart(height + 1, this.params.blockIntervalMs);
     }
+  }
+
+  /**
+   * One certificate per height on the wire, not one per validator: the validator that built the block publishes its
+   * certificate at once; any other validator publishes its own only if no certificate of that height has reached it
+   * from a peer within the precommit timeout (the builder crashed, or is cut off). Replicas and validators that
+   * missed the precommits commit from whichever arrives.
+   */
+  private publishCertificate(certificate: Certificate, builtHere: boolean): void {
+    if (builtHere) {
+      this.m.outbox.publishCertificate(certificate);
+      return;
+    }
+    const handle = this.m.clock.setTimeout(() => {
+      this.timers.delete(handle);
+      if (this.certificateSeenHeight < certificate.height) this.m.outbox.publishCertificate(certificate);
+    }, this.params.timeouts.precommitMs);
+    this.timers.add(handle);
+  }
+
+  /**
+   * A peer relayed a certificate of `height` (verified or not: one that arrives after this node committed the height
+   * is not checked). Holds back this node's own certificate of that height (publishCertificate).
+   */
+  certificateSeen(height: number): void {
+    if (height > this.certificateSeenHeight) this.certificateSeenHeight = height;
   }
 
   /** Starts `height` once `intervalMs` has passed since the current height started (at once if it has). */

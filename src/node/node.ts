@@ -274,6 +274,7 @@ export class DcnNode {
         return id === undefined ? undefined : store.getValidatorSet(id);
       },
       behind: (h, peer) => sync?.behind(h, peer),
+      certificateSeen: (h) => driver.certificateSeen(h),
     };
     sync = new SyncManager(
       { chainId, blocksPerRequest: 64, maxResponseBytes: 16 * 1024 * 1024, requestTimeoutMs: 5_000, fanout: 3 },

@@ -24,6 +24,8 @@ export interface VerifierContext {
   committedValidatorSet(height: number): Promise<ValidatorSet | undefined>;
   /** The network has committed `height`, further than this node can follow by gossip: catch up from `peer`. */
   behind(height: number, peer: string): void;
+  /** A peer relayed a certificate of a height this node has committed (not checked: it is not needed). */
+  certificateSeen?(height: number): void;
 }
 
 export interface VerifiedProposal {
@@ -128,7 +130,10 @@ export function verifyCertificateMessage(ctx: VerifierContext, data: Uint8Array,
   }
   if (cert.chainId !== ctx.chainId) return reject("wrong_chain");
   const head = ctx.headHeight();
-  if (cert.height <= head) return ignore("stale_height");
+  if (cert.height <= head) {
+    ctx.certificateSeen?.(cert.height);
+    return ignore("stale_height");
+  }
   const set = ctx.validatorSetFor(cert.height);
   if (set === undefined) {
     // Further ahead than this node can check: the sync path verifies every certificate it applies.

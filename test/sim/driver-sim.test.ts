@@ -131,6 +131,31 @@ describe("driver simulation: the real node stack under a seeded network and cloc
     expect(Math.min(...adaptive.heads)).toBeGreaterThan(Math.max(...fixed.heads));
   }, 180_000);
 
+  it("puts one certificate per height on the wire, and the others' when the block's builder stays silent", async () => {
+    const quiet = {
+      seed: 22,
+      gstMs: 0,
+      lossBeforeGst: 0,
+      duplicate: 0,
+      transactions: 30,
+      durationMs: 12_000,
+      livenessHeights: 1,
+      livenessWindowMs: 10_000,
+    };
+    const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
+    const normal = await run(quiet);
+    expectHealthy(normal);
+    const heights = Math.min(...normal.heads);
+    expect(sum(normal.certificatesPublished)).toBeGreaterThanOrEqual(heights);
+    expect(sum(normal.certificatesPublished)).toBeLessThanOrEqual(heights + 2);
+    // Validator 0's certificates never leave it: for the blocks it built, every other validator publishes its own.
+    const silent = await run({ ...quiet, silentCertificates: [0] });
+    expectHealthy(silent);
+    const [own = 0, ...others] = silent.certificatesPublished;
+    expect(own).toBeGreaterThan(2);
+    expect(sum(others)).toBeGreaterThanOrEqual(Math.min(...silent.heads) - own + 2 * own);
+  }, 120_000);
+
   it("keeps safety and liveness with a double-voting validator, and produces evidence against it only", async () => {
     // Seed 14 sends the two versions of an equivocator's prevote so that two honest validators lock on different
     // values; they get unstuck only by pulling the proof-of-lock prevotes from peers while rounds keep failing.

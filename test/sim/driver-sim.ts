@@ -84,6 +84,8 @@ export interface DriverSimConfig {
     readonly confirmations: number;
     readonly maxMirrorLagMs: number;
   };
+  /** Validators whose certificates never leave them (a block's builder cut off right after it committed). */
+  readonly silentCertificates?: readonly number[];
   /** Extra delay of every proposal message: a loaded proposer whose block arrives late. */
   readonly proposalDelayMs?: number;
   /** The driver's bound on its adaptive propose timeout (absent: no adaptation). */
@@ -118,6 +120,8 @@ export interface DriverSimResult {
   readonly setHistory: readonly (readonly Hex[])[];
   /** The round of each certificate of the first live node's chain, from height 1. */
   readonly commitRounds: readonly number[];
+  /** Per validator: certificates it published (silent ones included). */
+  readonly certificatesPublished: readonly number[];
 }
 
 const CHAIN_ID = 424_242n;
@@ -210,6 +214,7 @@ export class DriverSim {
   private events = 0;
   private crashes = 0;
   private readonly violations: string[] = [];
+  private readonly certificatesPublished: number[];
   /** (validator, height, round, type) -> value signed, across restarts. */
   private readonly signed = new Map<string, string>();
   /** height -> hash committed by anyone. */
@@ -239,6 +244,7 @@ export class DriverSim {
     private readonly root: string,
   ) {
     this.rng = new Prng(cfg.seed);
+    this.certificatesPublished = nodes.map(() => 0);
   }
 
   static async create(cfg: DriverSimConfig): Promise<DriverSim> {
@@ -421,7 +427,12 @@ export class DriverSim {
           if (byzantine) return this.doubleVote(n, vote, signer);
           this.gossip(n, "vote", encodeSignedVote(vote));
         },
-        publishCertificate: (cert) => this.gossip(n, "certificate", encodeCertificateMessage(cert)),
+        publishCertificate: (cert) => {
+          this.certificatesPublished[n.index] = (this.certificatesPublished[n.index] ?? 0) + 1;
+          if (this.cfg.silentCertificates?.includes(n.index) !== true) {
+            this.gossip(n, "certificate", encodeCertificateMessage(cert));
+          }
+        },
         publishEvidence: (e) => {
           this.evidenceAgainst.add(this.nodeOfSetIndex(accused(e)));
           this.gossip(n, "evidence", encodeEvidence(e));
@@ -441,6 +452,7 @@ export class DriverSim {
         return id === undefined ? undefined : state.store.getValidatorSet(id);
       },
       behind: (h, peer) => sync?.behind(h, peer),
+      certificateSeen: (h) => driver.certificateSeen(h),
     };
     const network: SyncNetwork = {
       connectedPeers: () => this.reachable(n).map((p) => p.peerId),
@@ -926,6 +938,7 @@ export class DriverSim {
       fingerprint: toHex(keccak256(new TextEncoder().encode(lines.join("\n")))),
       setHistory,
       commitRounds: commitRounds ?? [],
+      certificatesPublished: [...this.certificatesPublished],
     };
   }
 }
