@@ -606,6 +606,20 @@ export function votesFor(state: ConsensusState, round: number, type: VoteType, v
   return votes === undefined ? [] : [...votes.values()].sort((a, b) => a.validatorIndex - b.validatorIndex);
 }
 
+/**
+ * Whether `vote` can add nothing at this node: more than 2/3 of the voting power already voted its value in its
+ * round and step, and its validator has no vote there yet (so it cannot be half of an equivocation either). A driver
+ * may leave such a vote unverified: whatever it would complete (a polka, a decision, a proof of lock) is complete.
+ */
+export function voteAddsNothing(state: ConsensusState, vote: Vote): boolean {
+  if (vote.height !== state.height || state.validatorSet === null) return false;
+  const rs = state.rounds.get(vote.round);
+  if (rs === undefined) return false;
+  const tally = vote.type === "prevote" ? rs.prevotes : rs.precommits;
+  if (tally.first.has(vote.validatorIndex)) return false;
+  return hasQuorum(tally.power.get(vote.value ?? NIL_KEY) ?? 0n, state.validatorSet.totalVotingPower);
+}
+
 /** Each validator's first vote of a round, in arrival order. */
 export function votesOf(state: ConsensusState, round: number, type: VoteType): readonly SignedVote[] {
   const rs = state.rounds.get(round);

@@ -24,6 +24,7 @@ import {
   step,
   type TimeoutParams,
   type TimeoutStep,
+  voteAddsNothing,
   votesFor,
 } from "../../consensus/machine.ts";
 import { checkSign, type SigningMark } from "../../consensus/safety.ts";
@@ -829,6 +830,11 @@ export class ConsensusDriver {
    * A peer relayed a certificate of `height` (verified or not: one that arrives after this node committed the height
    * is not checked). Holds back this node's own certificate of that height (publishCertificate).
    */
+  /** Whether `vote` can add nothing to what this node already counted (consensus/machine.ts voteAddsNothing). */
+  redundantVote(vote: Vote): boolean {
+    return voteAddsNothing(this.cs, vote);
+  }
+
   certificateSeen(height: number): void {
     if (height > this.certificateSeenHeight) this.certificateSeenHeight = height;
   }

@@ -274,6 +274,7 @@ export class DcnNode {
         return id === undefined ? undefined : store.getValidatorSet(id);
       },
       behind: (h, peer) => sync?.behind(h, peer),
+      redundantVote: (vote) => driver.redundantVote(vote),
       certificateSeen: (h) => driver.certificateSeen(h),
     };
     sync = new SyncManager(

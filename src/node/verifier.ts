@@ -5,7 +5,14 @@
 import { type Certificate, verifyCertificate } from "../../consensus/certificate.ts";
 import { DecodeError } from "../../consensus/codec.ts";
 import { voteDigestOf } from "../../consensus/signing.ts";
-import type { Evidence, SignatureScheme, SignedProposal, SignedVote, ValidatorSet } from "../../consensus/types.ts";
+import type {
+  Evidence,
+  SignatureScheme,
+  SignedProposal,
+  SignedVote,
+  ValidatorSet,
+  Vote,
+} from "../../consensus/types.ts";
 import { decodeSignedVote, validatorAt, verifyProposalSignature, verifyVoteSignature } from "../../consensus/wire.ts";
 import type { Verdict } from "../../p2p/index.ts";
 import { type Block, blockHash, decodeBlock } from "../chain/block.ts";
@@ -24,6 +31,11 @@ export interface VerifierContext {
   committedValidatorSet(height: number): Promise<ValidatorSet | undefined>;
   /** The network has committed `height`, further than this node can follow by gossip: catch up from `peer`. */
   behind(height: number, peer: string): void;
+  /**
+   * Whether a vote can add nothing to what this node already counted (more than 2/3 voted its value in its step, and
+   * its validator had not voted there): it is ignored unverified, and not relayed.
+   */
+  redundantVote?(vote: Vote): boolean;
   /** A peer relayed a certificate of a height this node has committed (not checked: it is not needed). */
   certificateSeen?(height: number): void;
 }
@@ -72,6 +84,7 @@ function screenVote(
   if (!("validators" in set)) return set;
   const validator = validatorAt(set, vote.validatorIndex);
   if (validator === undefined) return reject("unknown_validator");
+  if (ctx.redundantVote?.(vote) === true) return ignore("redundant_vote");
   return { vote, publicKey: validator.publicKey, digest: voteDigestOf(ctx.chainId, vote) };
 }
 

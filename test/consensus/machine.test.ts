@@ -11,6 +11,7 @@ import {
   NO_LOCK,
   proposerOf,
   step,
+  voteAddsNothing,
 } from "../../consensus/machine.ts";
 import type { SignedProposal, SignedVote, ValidatorSet, VoteType } from "../../consensus/types.ts";
 import { createValidatorSet } from "../../consensus/validator-set.ts";
@@ -356,6 +357,33 @@ describe("consensus state machine", () => {
     const h = new Harness(EQUAL4, 0);
     h.start(5);
     expect(() => h.start(4)).toThrow(/below current height/);
+  });
+
+  it("says which votes add nothing: the value has more than 2/3 in that step and the voter has not voted there", () => {
+    const h = new Harness(EQUAL4, 0);
+    h.start(1);
+    const vote = (type: VoteType, value: Hex | null, validatorIndex: number, round = 0, height = 1) => ({
+      type,
+      height,
+      round,
+      value,
+      validatorIndex,
+    });
+    h.votes("prevote", 0, V, [1, 2]);
+    expect(voteAddsNothing(h.state, vote("prevote", V, 3))).toBe(false); // 2 of 4: not yet
+    h.vote("prevote", 0, V, 0);
+    expect(voteAddsNothing(h.state, vote("prevote", V, 3))).toBe(true);
+    expect(voteAddsNothing(h.state, vote("prevote", null, 3))).toBe(false); // another value
+    expect(voteAddsNothing(h.state, vote("prevote", V, 2))).toBe(false); // 2 voted: maybe half of an equivocation
+    expect(voteAddsNothing(h.state, vote("precommit", V, 3))).toBe(false); // another step
+    expect(voteAddsNothing(h.state, vote("prevote", V, 3, 1))).toBe(false); // another round
+    expect(voteAddsNothing(h.state, vote("prevote", V, 3, 0, 2))).toBe(false); // another height
+    // Weighted: one validator with more than 2/3 of the power is a quorum alone.
+    const w = new Harness(makeSet([10n, 1n, 1n, 1n]), 1);
+    w.start(1);
+    const heavy = w.set.validators.findIndex((v) => v.votingPower === 10n);
+    w.vote("precommit", 0, W, heavy);
+    expect(voteAddsNothing(w.state, vote("precommit", W, heavy === 0 ? 1 : 0))).toBe(true);
   });
 });
 

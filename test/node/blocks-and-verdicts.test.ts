@@ -220,6 +220,18 @@ describe("vote verdicts", () => {
     expect(behind).toEqual([8]);
   });
 
+  it("ignores, unverified, a vote the driver says can add nothing", () => {
+    const redundant = { ...vctx, redundantVote: (v: Vote) => v.validatorIndex === 3 };
+    const forged = { ...sign({ ...vote, validatorIndex: 3 }), signature: new Uint8Array(96).fill(3) };
+    expect(verifyVoteMessage(redundant, encodeSignedVote(forged), "p")).toEqual({
+      kind: "ignore",
+      code: "redundant_vote",
+    });
+    expect(verifyVoteMessage(redundant, encodeSignedVote(sign({ ...vote, validatorIndex: 2 })), "p").kind).toBe(
+      "accept",
+    );
+  });
+
   it("gives the same verdicts when the gossip path checks the votes of one turn together", async () => {
     const batches: [number, boolean][] = [];
     const batch = new BatchVerifier(blstScheme, { onBatch: (size, valid) => batches.push([size, valid]) });

@@ -452,6 +452,7 @@ export class DriverSim {
         return id === undefined ? undefined : state.store.getValidatorSet(id);
       },
       behind: (h, peer) => sync?.behind(h, peer),
+      redundantVote: (vote) => driver.redundantVote(vote),
       certificateSeen: (h) => driver.certificateSeen(h),
     };
     const network: SyncNetwork = {
