@@ -112,6 +112,14 @@ interface LoadedState {
   readonly lastIndexedSetId: Hex | null;
 }
 
+/**
+ * Newest committed heights whose block bytes and certificate are also kept in memory: every height, the RPC
+ * (newHeads, certificate subscriptions), the work ledger and the next block's parent-certificate check read them again.
+ */
+const RECENT_HEIGHTS = 64;
+/** Decoded validator sets by id (immutable; a few per epoch). */
+const CACHED_SETS = 16;
+
 const HEAD_KEY = Uint8Array.of(Bucket.head);
 const NEXT_SET_KEY = Uint8Array.of(Bucket.nextValidatorSet);
 const SAFETY_KEY = Uint8Array.of(Bucket.safety);
@@ -127,6 +135,8 @@ export class ChainStore {
   private closed = false;
   private writeTail: Promise<void> = Promise.resolve();
   private pendingWrites = 0;
+  private readonly recent = new Map<number, { block: Uint8Array; certificate: Certificate }>();
+  private readonly sets = new Map<string, ValidatorSet>();
 
   private constructor(db: Db, path: string, state: LoadedState, maxPendingWrites: number) {
     this.db = db;
@@ -259,6 +269,12 @@ export class ChainStore {
       this.headBlockHash = hash;
       this.nextSet = rec.nextValidatorSet;
       this.lastIndexedSetId = signingSet.id;
+      const parent = parentCert === undefined ? undefined : this.recent.get(parentCert.height);
+      if (parentCert !== undefined && parent !== undefined) {
+        this.recent.set(parentCert.height, { block: parent.block, certificate: parentCert });
+      }
+      this.recent.set(rec.height, { block: rec.block, certificate: rec.certificate });
+      if (this.recent.size > RECENT_HEIGHTS) this.recent.delete(rec.height - RECENT_HEIGHTS);
     });
   }
 
@@ -287,6 +303,9 @@ export class ChainStore {
 
   async getBlock(height: number): Promise<Uint8Array | undefined> {
     if (!isStoredHeight(height)) return undefined;
+    this.assertOpen();
+    const recent = this.recent.get(height);
+    if (recent !== undefined) return recent.block;
     const key = heightKey(Bucket.blockByHeight, height);
     const value = await this.read(key);
     return value === undefined ? undefined : decodeStored((b) => decode(storedBlockSchema, b), key, value);
@@ -305,6 +324,9 @@ export class ChainStore {
 
   async getCertificate(height: number): Promise<Certificate | undefined> {
     if (!isStoredHeight(height)) return undefined;
+    this.assertOpen();
+    const recent = this.recent.get(height);
+    if (recent !== undefined) return recent.certificate;
     const key = heightKey(Bucket.certificateByHeight, height);
     const value = await this.read(key);
     return value === undefined ? undefined : decodeStored(decodeCertificate, key, value);
@@ -385,9 +407,16 @@ export class ChainStore {
    */
   async getValidatorSet(id: Hex): Promise<ValidatorSet | undefined> {
     if (!isHex(id, 32)) return undefined;
+    this.assertOpen();
+    const cached = this.sets.get(id.toLowerCase());
+    if (cached !== undefined) return cached;
     const key = bucketKey(Bucket.validatorSetById, fromHex(id));
     const value = await this.read(key);
-    return value === undefined ? undefined : decodeStored((b) => decodeMembership(b, id), key, value);
+    if (value === undefined) return undefined;
+    const set = decodeStored((b) => decodeMembership(b, id), key, value);
+    if (this.sets.size >= CACHED_SETS) this.sets.clear();
+    this.sets.set(id.toLowerCase(), set);
+    return set;
   }
 
   /** Id of the set that signed (or, for head + 1, decides) `height`; undefined above head + 1 and below 1. */

@@ -124,6 +124,21 @@ describe("commit and read", () => {
     expect(await store.getCertificate(2)).toEqual(next.certificate);
   });
 
+  it("answers the same for the newest heights (kept in memory) as after a reopen (read from disk)", async () => {
+    const store = await openStore();
+    const records = await commitUpTo(store, 70);
+    const read = async (s: ChainStore) =>
+      Promise.all(records.map(async (r) => [await s.getBlock(r.height), await s.getCertificate(r.height)]));
+    const live = await read(store);
+    expect(live).toEqual(records.map((r) => [r.block, r.certificate]));
+    const id = store.validatorSetFor(71).id;
+    const set = await store.getValidatorSet(id);
+    await store.close();
+    const again = await openStore();
+    expect(await read(again)).toEqual(live);
+    expect(await again.getValidatorSet(id)).toEqual(set);
+  });
+
   it("refuses any height but head + 1 (not_next) and records that contradict themselves (invalid_record)", async () => {
     const store = await openStore();
     await commitUpTo(store, 2);
