@@ -222,6 +222,8 @@ export class SvmExecutor {
   private readonly idle: LiteSvm[] = [];
   /** Accounts a fresh litesvm holds (builtins, sysvars, SPL programs): never loaded from or written to the trie. */
   private readonly reserved: ReadonlySet<string>;
+  /** Blockhashes already checked to be base58 of 32 bytes: the window slides by one per block (decoding is slow). */
+  private readonly checkedBlockhashes = new Set<string>();
   private readonly collectorKey = keyOf(SVM_FEE_COLLECTOR);
   private readonly payerKey = keyOf(CROSS_VM_PAYER);
 
@@ -383,7 +385,10 @@ export class SvmExecutor {
       );
     }
     for (const hash of env.recentBlockhashes) {
+      if (this.checkedBlockhashes.has(hash)) continue;
       if (base58Bytes32(hash) === null) throw new ExecutionError("invalid_argument", `recent blockhash ${hash}`);
+      if (this.checkedBlockhashes.size >= 4 * SVM_BLOCKHASH_WINDOW) this.checkedBlockhashes.clear();
+      this.checkedBlockhashes.add(hash);
     }
     return new Set(env.recentBlockhashes);
   }
