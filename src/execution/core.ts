@@ -702,7 +702,7 @@ export class ExecutionCore {
     if (tx.maxFeePerGas < env.baseFeePerGas) {
       return { code: "fee_below_base_fee", reason: `max fee ${tx.maxFeePerGas} < base fee ${env.baseFeePerGas}` };
     }
-    const account = await sm.getAccount(tx.tx.getSenderAddress());
+    const account = await sm.getAccount(tx.sender);
     const nonce = account?.nonce ?? 0n;
     if (tx.nonce < nonce)
       return { code: "nonce_too_low", reason: `account nonce ${nonce}, transaction nonce ${tx.nonce}` };
@@ -825,7 +825,7 @@ function executedReceipt(
     effectiveGasPrice: baseFee + tipPerGas(tx, baseFee),
     // Set for every creation transaction, failed ones included (as Ethereum clients report it).
     contractAddress:
-      tx.to === null ? toHex(generateAddress(tx.tx.getSenderAddress().bytes, bigIntToUnpaddedBytes(tx.nonce))) : null,
+      tx.to === null ? toHex(generateAddress(tx.sender.bytes, bigIntToUnpaddedBytes(tx.nonce))) : null,
     ...outcome,
   };
 }
@@ -866,7 +866,7 @@ async function plainTransfer(sm: MerkleStateManager, tx: DecodedTx, env: BlockEn
   if (recipientBefore !== undefined && !equalsBytes(recipientBefore.codeHash, KECCAK256_NULL)) return null;
   const gas = PLAIN_TRANSFER_GAS;
   const tip = tipPerGas(tx, env.baseFeePerGas);
-  const from = tx.tx.getSenderAddress();
+  const from = tx.sender;
   const sender = (await sm.getAccount(from)) ?? new Account();
   sender.nonce += 1n;
   sender.balance -= gas * (env.baseFeePerGas + tip) + tx.value;

@@ -14,7 +14,7 @@ import {
   type LegacyTx,
   paramsTx,
 } from "@ethereumjs/tx";
-import { Address } from "@ethereumjs/util";
+import { Address, bigIntToUnpaddedBytes } from "@ethereumjs/util";
 import { bytesEqual, concatBytes, type Hex, toHex } from "../../consensus/bytes.ts";
 import { fastKeccak256 } from "./keccak.ts";
 import { recoverPublicKey } from "./secp256k1.ts";
@@ -45,7 +45,12 @@ export interface DecodedTx {
   readonly maxPriorityFeePerGas: bigint;
   /** Minimum gas limit the transaction needs: max(intrinsic gas, EIP-7623 calldata floor) under Prague. */
   readonly intrinsicGas: bigint;
-  /** The ethereumjs object, handed to runTx. Its sender is cached, so runTx does not recover it again. */
+  /** `from` as an ethereumjs Address (state reads and writes take one). */
+  readonly sender: Address;
+  /**
+   * The ethereumjs object, handed to runTx, with its sender pinned so that runTx does not recover it again. Built
+   * on first use for plain transfers (most of them never need it: the execution core applies them directly).
+   */
   readonly tx: SupportedTransaction;
 }
 
@@ -144,7 +149,13 @@ function messageOf(error: unknown): string {
  * Throws only if `chainId` itself is unusable (a configuration error). `knownHash`, when the caller already hashed
  * `raw`, must be keccak256(raw) (it becomes the transaction's id unchecked).
  */
-export function decodeTransaction(raw: Uint8Array, chainId: bigint, knownHash?: Hex): TxDecodeResult {
+export function decodeTransaction(
+  raw: Uint8Array,
+  chainId: bigint,
+  knownHash?: Hex,
+  /** "ethereumjs": every transaction through @ethereumjs/tx (the reference the differential test compares with). */
+  path: "auto" | "ethereumjs" = "auto",
+): TxDecodeResult {
   const common = txCommonFor(chainId);
   if (raw.length > MAX_TX_BYTES) return fail("too_large", `${raw.length} bytes exceed the maximum ${MAX_TX_BYTES}`);
   if (raw.length === 0) return fail("malformed", "empty transaction");
@@ -203,24 +214,155 @@ export function decodeTransaction(raw: Uint8Array, chainId: bigint, knownHash?: 
   if (r === 0n || r >= SECP256K1_N || s === 0n) return fail("bad_signature", "r or s out of range");
   if (s > SECP256K1_N_HALF) return fail("bad_signature", "s value above secp256k1n/2 (EIP-2)");
 
+  if (path === "auto" && isPlainTransfer(type, fields)) {
+    return decodePlainTransfer(raw, type, fields, chainId, common, v, knownHash);
+  }
+  return decodeWithEthereumjs(raw, type, fields, chainId, common, knownHash);
+}
+
+/**
+ * A value transfer to an address: `to` set, no data, no access list. Such a transaction needs nothing of
+ * @ethereumjs/tx to be checked and have its sender recovered, and about 2/3 of decoding one was building the ethereumjs
+ * object (field conversions, a re-encoding for the canonical check, another for the signing hash).
+ */
+function isPlainTransfer(type: 0 | 1 | 2, fields: readonly (Uint8Array | Uint8Array[])[]): boolean {
+  const to = fields[type === 0 ? 3 : type === 1 ? 4 : 5] as Uint8Array;
+  const data = fields[type === 0 ? 5 : type === 1 ? 6 : 7] as Uint8Array;
+  const accessList = type === 0 ? [] : (fields[type === 1 ? 7 : 8] as Uint8Array[]);
+  return to.length === 20 && data.length === 0 && accessList.length === 0;
+}
+
+const MAX_UINT256 = (1n << 256n) - 1n;
+const MAX_UINT64 = (1n << 64n) - 1n;
+const PLAIN_TRANSFER_GAS = 21_000n;
+
+/**
+ * decodeWithEthereumjs for a plain transfer, with the same verdicts (test/execution/tx-decode.test.ts compares the
+ * two on valid, boundary and mutated transactions): the checks @ethereumjs/tx makes on such a transaction, then the
+ * signing hash from the decoded fields and the sender. The ethereumjs object is built only if asked for.
+ */
+function decodePlainTransfer(
+  raw: Uint8Array,
+  type: 0 | 1 | 2,
+  fields: Uint8Array[],
+  chainId: bigint,
+  common: Common,
+  v: bigint,
+  knownHash: Hex | undefined,
+): TxDecodeResult {
+  // Integer fields: minimal big-endian (what makes re-encoding give `raw` back, with the RLP decoder's own checks).
+  const integers =
+    type === 0 ? [0, 1, 2, 4, 6, 7, 8] : type === 1 ? [0, 1, 2, 3, 5, 8, 9, 10] : [0, 1, 2, 3, 4, 6, 9, 10, 11];
+  for (const i of integers) {
+    const field = fields[i] as Uint8Array;
+    if (field.length > 32) return fail("malformed", `field ${i} is longer than 32 bytes`);
+    if (field.length > 0 && field[0] === 0) return fail("malformed", "non-canonical encoding");
+  }
+  const at = (i: number) => bigintOf(fields[i] as Uint8Array);
+  const nonce = at(type === 0 ? 0 : 1);
+  const maxPriorityFeePerGas = at(type === 0 ? 1 : 2);
+  const maxFeePerGas = type === 2 ? at(3) : maxPriorityFeePerGas;
+  const gasLimit = at(type === 0 ? 2 : type === 1 ? 3 : 4);
+  const value = at(type === 0 ? 4 : type === 1 ? 5 : 6);
+  if (nonce >= MAX_UINT64) return fail("malformed", `nonce ${nonce} is not below 2^64 - 1 (EIP-2681)`);
+  if (gasLimit > MAX_UINT64) return fail("malformed", `gas limit ${gasLimit} exceeds 2^64 - 1`);
+  if (maxFeePerGas < maxPriorityFeePerGas) {
+    return fail("malformed", "maxFeePerGas cannot be less than maxPriorityFeePerGas");
+  }
+  if (gasLimit * maxFeePerGas > MAX_UINT256) return fail("malformed", "gas limit * fee per gas exceeds 2^256 - 1");
+  if (gasLimit < PLAIN_TRANSFER_GAS) {
+    return fail("intrinsic_gas", `gas limit ${gasLimit} is below the intrinsic gas ${PLAIN_TRANSFER_GAS}`);
+  }
+
+  // The signing hash: the unsigned fields (EIP-155 adds chainId, 0, 0 to a legacy transaction's).
+  const unsigned = fields.slice(0, fields.length - 3);
+  const message =
+    type === 0
+      ? RLP.encode([...unsigned, bigIntToUnpaddedBytes(chainId), new Uint8Array(0), new Uint8Array(0)])
+      : concatBytes(Uint8Array.of(type), RLP.encode(unsigned));
+  let sender: Address;
+  try {
+    const publicKey = ecrecover(
+      fastKeccak256(message),
+      v,
+      fields[fields.length - 2] as Uint8Array,
+      fields[fields.length - 1] as Uint8Array,
+      type === 0 ? chainId : undefined,
+    );
+    sender = new Address(fastKeccak256(publicKey).subarray(12));
+  } catch (error) {
+    return fail("bad_signature", messageOf(error));
+  }
+
+  let built: SupportedTransaction | undefined;
+  const to = fields[type === 0 ? 3 : type === 1 ? 4 : 5] as Uint8Array;
+  return {
+    ok: true,
+    tx: {
+      raw,
+      hash: knownHash ?? toHex(fastKeccak256(raw)),
+      type,
+      from: sender.toString().toLowerCase() as Hex,
+      to: toHex(to),
+      nonce,
+      gasLimit,
+      value,
+      data: new Uint8Array(0),
+      chainId,
+      maxFeePerGas,
+      maxPriorityFeePerGas,
+      intrinsicGas: PLAIN_TRANSFER_GAS,
+      sender,
+      get tx(): SupportedTransaction {
+        const tx = built ?? ethereumjsTransaction(type, fields, common);
+        if (built === undefined) pinSender(tx, sender);
+        built = tx;
+        return tx;
+      },
+    },
+  };
+}
+
+/** The ethereumjs object; throws on fields it refuses. */
+function ethereumjsTransaction(type: 0 | 1 | 2, fields: Uint8Array[], common: Common): SupportedTransaction {
+  // Field counts and kinds were checked, which is what ethereumjs' per-type tuple types describe.
+  return type === 0
+    ? createLegacyTxFromBytesArray(fields as Parameters<typeof createLegacyTxFromBytesArray>[0], {
+        common,
+        freeze: false,
+      })
+    : type === 1
+      ? createAccessList2930TxFromBytesArray(fields as Parameters<typeof createAccessList2930TxFromBytesArray>[0], {
+          common,
+          freeze: false,
+        })
+      : create1559FeeMarketTxFromBytesArray(fields as Parameters<typeof create1559FeeMarketTxFromBytesArray>[0], {
+          common,
+          freeze: false,
+        });
+}
+
+/**
+ * Pins the recovered sender on the object: ethereumjs would recover and hash the key again (pure-JS keccak) at every
+ * getSenderAddress() call, and the pool, the builder and runTx each call it.
+ */
+function pinSender(tx: SupportedTransaction, sender: Address): Address {
+  Object.defineProperty(tx, "getSenderAddress", { value: () => sender });
+  return sender;
+}
+
+/** The general path: the ethereumjs object checks the fields, gives the signing hash and recovers the sender. */
+function decodeWithEthereumjs(
+  raw: Uint8Array,
+  type: 0 | 1 | 2,
+  fields: Uint8Array[],
+  chainId: bigint,
+  common: Common,
+  knownHash: Hex | undefined,
+): TxDecodeResult {
   let tx: SupportedTransaction;
   try {
-    // Field counts and kinds were checked above, which is what ethereumjs' per-type tuple types describe.
-    tx =
-      type === 0
-        ? createLegacyTxFromBytesArray(fields as Parameters<typeof createLegacyTxFromBytesArray>[0], {
-            common,
-            freeze: false,
-          })
-        : type === 1
-          ? createAccessList2930TxFromBytesArray(fields as Parameters<typeof createAccessList2930TxFromBytesArray>[0], {
-              common,
-              freeze: false,
-            })
-          : create1559FeeMarketTxFromBytesArray(fields as Parameters<typeof create1559FeeMarketTxFromBytesArray>[0], {
-              common,
-              freeze: false,
-            });
+    tx = ethereumjsTransaction(type, fields, common);
   } catch (error) {
     return fail("malformed", messageOf(error));
   }
@@ -237,13 +379,10 @@ export function decodeTransaction(raw: Uint8Array, chainId: bigint, knownHash?: 
     return fail("intrinsic_gas", `gas limit ${tx.gasLimit} is below the intrinsic gas ${intrinsicGas}`);
   }
 
-  let from: Hex;
+  let sender: Address;
   try {
-    // The address from the recovered key with the fast keccak, pinned on the object: ethereumjs would hash the key
-    // again (pure JS) at every getSenderAddress() call, and the pool, the builder and runTx each call it.
-    const sender = new Address(fastKeccak256(tx.getSenderPublicKey()).subarray(12));
-    Object.defineProperty(tx, "getSenderAddress", { value: () => sender });
-    from = sender.toString() as Hex;
+    // The address from the recovered key with the fast keccak.
+    sender = pinSender(tx, new Address(fastKeccak256(tx.getSenderPublicKey()).subarray(12)));
   } catch (error) {
     return fail("bad_signature", messageOf(error));
   }
@@ -257,7 +396,7 @@ export function decodeTransaction(raw: Uint8Array, chainId: bigint, knownHash?: 
       raw,
       hash: knownHash ?? toHex(fastKeccak256(raw)),
       type,
-      from: from.toLowerCase() as Hex,
+      from: sender.toString().toLowerCase() as Hex,
       to: tx.to === undefined ? null : (tx.to.toString().toLowerCase() as Hex),
       nonce: tx.nonce,
       gasLimit: tx.gasLimit,
@@ -267,6 +406,7 @@ export function decodeTransaction(raw: Uint8Array, chainId: bigint, knownHash?: 
       maxFeePerGas,
       maxPriorityFeePerGas,
       intrinsicGas,
+      sender,
       tx,
     },
   };
