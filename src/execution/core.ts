@@ -824,8 +824,7 @@ function executedReceipt(
     cumulativeGasUsed,
     effectiveGasPrice: baseFee + tipPerGas(tx, baseFee),
     // Set for every creation transaction, failed ones included (as Ethereum clients report it).
-    contractAddress:
-      tx.to === null ? toHex(generateAddress(tx.sender.bytes, bigIntToUnpaddedBytes(tx.nonce))) : null,
+    contractAddress: tx.to === null ? toHex(generateAddress(tx.sender.bytes, bigIntToUnpaddedBytes(tx.nonce))) : null,
     ...outcome,
   };
 }
