@@ -826,15 +826,15 @@ export class ConsensusDriver {
     this.timers.add(handle);
   }
 
-  /**
-   * A peer relayed a certificate of `height` (verified or not: one that arrives after this node committed the height
-   * is not checked). Holds back this node's own certificate of that height (publishCertificate).
-   */
   /** Whether `vote` can add nothing to what this node already counted (consensus/machine.ts voteAddsNothing). */
   redundantVote(vote: Vote): boolean {
     return voteAddsNothing(this.cs, vote);
   }
 
+  /**
+   * A peer relayed a certificate of `height` (verified or not: one that arrives after this node committed the height
+   * is not checked). Holds back this node's own certificate of that height (publishCertificate).
+   */
   certificateSeen(height: number): void {
     if (height > this.certificateSeenHeight) this.certificateSeenHeight = height;
   }
