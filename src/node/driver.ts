@@ -40,6 +40,7 @@ import type {
   Vote,
 } from "../../consensus/types.ts";
 import { indexOfAddress, validatorAddress } from "../../consensus/validator-set.ts";
+import { verifyVoteSignature } from "../../consensus/wire.ts";
 import { type Block, blockHash, decodeBlock, problem } from "../chain/block.ts";
 import type { ChainStore, SafetyRecord } from "../storage/chain-store.ts";
 import type { BlockExecutor, DecidingSets } from "./executor.ts";
@@ -137,6 +138,11 @@ export interface CommitsApplied {
   readonly waiting: boolean;
 }
 
+/** One validator's vote slot: a second vote there with another value is an equivocation. */
+function stepKey(vote: Vote): string {
+  return `${vote.height}:${vote.round}:${vote.type}:${vote.validatorIndex}`;
+}
+
 /** A verified commit: block bytes whose hash the certificate certifies, for the next height. */
 export interface CommitCandidate {
   readonly block: Uint8Array;
@@ -215,8 +221,15 @@ export class ConsensusDriver {
   private pendingDecision: { height: number; round: number; value: Hex; precommits: readonly SignedVote[] } | null =
     null;
   private heightStartedMs = 0;
-  /** Highest height a peer relayed a certificate of (publishCertificate). */
-  private certificateSeenHeight = 0;
+  /** Recent heights a peer relayed a certificate of (publishCertificate). */
+  private readonly certificatesSeen = new Set<number>();
+  /** Pending fallback announcements of this node's certificates (publishCertificate); they outlive their height. */
+  private readonly announceTimers = new Set<unknown>();
+  /**
+   * Votes of the current height left unverified because they added nothing (redundantVote), by validator and step.
+   * One is checked only if the same validator's conflicting vote arrives: the evidence needs both.
+   */
+  private skippedVotes = new Map<string, SignedVote>();
   /** performance.now() when the last commit (and its follow-up) finished, for the timings in the debug log. */
   private committedAt = 0;
   private lastBuildMs = 0;
@@ -285,8 +298,9 @@ export class ConsensusDriver {
   async stop(): Promise<void> {
     this.stopped = true;
     this.endIdleWait();
-    for (const t of this.timers) this.m.clock.clearTimeout(t);
+    for (const t of [...this.timers, ...this.announceTimers]) this.m.clock.clearTimeout(t);
     this.timers.clear();
+    this.announceTimers.clear();
     if (this.tickHandle !== null) this.m.clock.clearTimeout(this.tickHandle);
     // Let an event in progress (possibly a synced write) finish before the store closes.
     while (this.draining) await new Promise((r) => setTimeout(r, 5));
@@ -526,6 +540,16 @@ export class ConsensusDriver {
     if (vote.height > current || this.cs.step === "commit" || this.cs.height !== current) {
       this.buffer({ kind: "vote", vote });
       return;
+    }
+    const skipped = this.skippedVotes.get(stepKey(vote));
+    if (skipped !== undefined && skipped.value !== vote.value) {
+      // Half of an equivocation was left unverified: check it now and count it first, so that the state machine
+      // sees both votes and produces the evidence.
+      this.skippedVotes.delete(stepKey(vote));
+      const set = this.cs.validatorSet;
+      if (set !== null && verifyVoteSignature(this.params.chainId, set, skipped, this.m.scheme)) {
+        await this.feed({ kind: "vote", vote: skipped });
+      }
     }
     await this.feed({ kind: "vote", vote });
   }
@@ -819,16 +843,23 @@ export class ConsensusDriver {
       this.m.outbox.publishCertificate(certificate);
       return;
     }
+    // Not a height timer: the next height usually starts before it fires, and must not cancel it.
     const handle = this.m.clock.setTimeout(() => {
-      this.timers.delete(handle);
-      if (this.certificateSeenHeight < certificate.height) this.m.outbox.publishCertificate(certificate);
+      this.announceTimers.delete(handle);
+      if (!this.certificatesSeen.has(certificate.height)) this.m.outbox.publishCertificate(certificate);
     }, this.params.timeouts.precommitMs);
-    this.timers.add(handle);
+    this.announceTimers.add(handle);
   }
 
-  /** Whether `vote` can add nothing to what this node already counted (consensus/machine.ts voteAddsNothing). */
-  redundantVote(vote: Vote): boolean {
-    return voteAddsNothing(this.cs, vote);
+  /**
+   * Whether `vote` can add nothing to what this node already counted (consensus/machine.ts voteAddsNothing). Such a
+   * vote is kept aside unverified: should its validator's conflicting vote arrive, it is checked then (handleVote).
+   */
+  redundantVote(vote: SignedVote): boolean {
+    if (!voteAddsNothing(this.cs, vote)) return false;
+    if (this.skippedVotes.size >= this.params.maxBufferedMessages) return true;
+    this.skippedVotes.set(stepKey(vote), vote);
+    return true;
   }
 
   /**
@@ -836,7 +867,11 @@ export class ConsensusDriver {
    * is not checked). Holds back this node's own certificate of that height (publishCertificate).
    */
   certificateSeen(height: number): void {
-    if (height > this.certificateSeenHeight) this.certificateSeenHeight = height;
+    this.certificatesSeen.add(height);
+    if (this.certificatesSeen.size > 256) {
+      const floor = this.m.store.headHeight - 64;
+      for (const h of this.certificatesSeen) if (h < floor) this.certificatesSeen.delete(h);
+    }
   }
 
   /** Starts `height` once `intervalMs` has passed since the current height started (at once if it has). */
@@ -952,6 +987,7 @@ export class ConsensusDriver {
     this.timers.clear();
     this.blocks = new Map(preload.map((k) => [blockHash(k.block.header), k]));
     this.l1Rechecks = new Map();
+    this.skippedVotes = new Map();
     this.heightStartedMs = this.m.clock.nowMs();
     // Learn the next two sets now: gossip checks of the height after this one need the second.
     await this.setsFor(height);

@@ -5,14 +5,7 @@
 import { type Certificate, verifyCertificate } from "../../consensus/certificate.ts";
 import { DecodeError } from "../../consensus/codec.ts";
 import { voteDigestOf } from "../../consensus/signing.ts";
-import type {
-  Evidence,
-  SignatureScheme,
-  SignedProposal,
-  SignedVote,
-  ValidatorSet,
-  Vote,
-} from "../../consensus/types.ts";
+import type { Evidence, SignatureScheme, SignedProposal, SignedVote, ValidatorSet } from "../../consensus/types.ts";
 import { decodeSignedVote, validatorAt, verifyProposalSignature, verifyVoteSignature } from "../../consensus/wire.ts";
 import type { Verdict } from "../../p2p/index.ts";
 import { type Block, blockHash, decodeBlock } from "../chain/block.ts";
@@ -35,7 +28,7 @@ export interface VerifierContext {
    * Whether a vote can add nothing to what this node already counted (more than 2/3 voted its value in its step, and
    * its validator had not voted there): it is ignored unverified, and not relayed.
    */
-  redundantVote?(vote: Vote): boolean;
+  redundantVote?(vote: SignedVote): boolean;
   /** A peer relayed a certificate of a height this node has committed (not checked: it is not needed). */
   certificateSeen?(height: number): void;
 }

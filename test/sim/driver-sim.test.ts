@@ -138,9 +138,12 @@ describe("driver simulation: the real node stack under a seeded network and cloc
       lossBeforeGst: 0,
       duplicate: 0,
       transactions: 30,
-      durationMs: 12_000,
+      durationMs: 6_000,
       livenessHeights: 1,
-      livenessWindowMs: 10_000,
+      livenessWindowMs: 5_000,
+      // Heights back to back, as under load: a fallback announcement must survive the start of the next height.
+      blockIntervalMs: 0,
+      emptyBlockIntervalMs: 0,
     };
     const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
     const normal = await run(quiet);
