@@ -8,6 +8,8 @@
 // test/execution/trie-batch.test.ts checks against @ethereumjs/mpt on random batches.
 import type { MerklePatriciaTrie } from "@ethereumjs/mpt";
 import { RLP } from "@ethereumjs/rlp";
+import { fromHex } from "../../consensus/bytes.ts";
+import { EMPTY_TRIE_ROOT } from "../chain/ordered-trie.ts";
 import { fastKeccak256 } from "./keccak.ts";
 
 type Raw = Uint8Array | Raw[];
@@ -51,8 +53,7 @@ export interface TrieBatchResult {
 }
 
 const EMPTY = new Uint8Array(0);
-/** Root of the empty trie: keccak256(RLP("")). */
-const EMPTY_TRIE_ROOT_BYTES = fastKeccak256(RLP.encode(EMPTY));
+const EMPTY_TRIE_ROOT_BYTES = fromHex(EMPTY_TRIE_ROOT);
 
 /** Thrown when a node the batch must read is not in the store; its message matches ethereumjs' ("Missing node"). */
 export class MissingTrieNodeError extends Error {

@@ -296,6 +296,34 @@ function decodePlainTransfer(
 
   let built: SupportedTransaction | undefined;
   const to = fields[type === 0 ? 3 : type === 1 ? 4 : 5] as Uint8Array;
+  const fieldsOut = {
+    to: toHex(to),
+    nonce,
+    gasLimit,
+    value,
+    data: new Uint8Array(0),
+    chainId,
+    maxFeePerGas,
+    maxPriorityFeePerGas,
+    intrinsicGas: PLAIN_TRANSFER_GAS,
+  };
+  return decoded(raw, knownHash, type, sender, fieldsOut, () => {
+    const tx = built ?? ethereumjsTransaction(type, fields, common);
+    if (built === undefined) pinSender(tx, sender);
+    built = tx;
+    return tx;
+  });
+}
+
+/** The successful result of either path; `tx` is the ethereumjs object, from `txOf` when first asked for. */
+function decoded(
+  raw: Uint8Array,
+  knownHash: Hex | undefined,
+  type: 0 | 1 | 2,
+  sender: Address,
+  fields: Omit<DecodedTx, "raw" | "hash" | "type" | "from" | "sender" | "tx">,
+  txOf: () => SupportedTransaction,
+): TxDecodeResult {
   return {
     ok: true,
     tx: {
@@ -303,21 +331,10 @@ function decodePlainTransfer(
       hash: knownHash ?? toHex(fastKeccak256(raw)),
       type,
       from: sender.toString().toLowerCase() as Hex,
-      to: toHex(to),
-      nonce,
-      gasLimit,
-      value,
-      data: new Uint8Array(0),
-      chainId,
-      maxFeePerGas,
-      maxPriorityFeePerGas,
-      intrinsicGas: PLAIN_TRANSFER_GAS,
       sender,
+      ...fields,
       get tx(): SupportedTransaction {
-        const tx = built ?? ethereumjsTransaction(type, fields, common);
-        if (built === undefined) pinSender(tx, sender);
-        built = tx;
-        return tx;
+        return txOf();
       },
     },
   };
@@ -388,28 +405,18 @@ function decodeWithEthereumjs(
   }
 
   const fee = type === 0 || type === 1 ? (tx as LegacyTx | AccessList2930Tx).gasPrice : undefined;
-  const maxFeePerGas = fee ?? (tx as FeeMarket1559Tx).maxFeePerGas;
-  const maxPriorityFeePerGas = fee ?? (tx as FeeMarket1559Tx).maxPriorityFeePerGas;
-  return {
-    ok: true,
-    tx: {
-      raw,
-      hash: knownHash ?? toHex(fastKeccak256(raw)),
-      type,
-      from: sender.toString().toLowerCase() as Hex,
-      to: tx.to === undefined ? null : (tx.to.toString().toLowerCase() as Hex),
-      nonce: tx.nonce,
-      gasLimit: tx.gasLimit,
-      value: tx.value,
-      data: tx.data,
-      chainId,
-      maxFeePerGas,
-      maxPriorityFeePerGas,
-      intrinsicGas,
-      sender,
-      tx,
-    },
+  const fieldsOut = {
+    to: tx.to === undefined ? null : (tx.to.toString().toLowerCase() as Hex),
+    nonce: tx.nonce,
+    gasLimit: tx.gasLimit,
+    value: tx.value,
+    data: tx.data,
+    chainId,
+    maxFeePerGas: fee ?? (tx as FeeMarket1559Tx).maxFeePerGas,
+    maxPriorityFeePerGas: fee ?? (tx as FeeMarket1559Tx).maxPriorityFeePerGas,
+    intrinsicGas,
   };
+  return decoded(raw, knownHash, type, sender, fieldsOut, () => tx);
 }
 
 /** Priority fee per gas the block producer receives: min(maxPriority, maxFee - baseFee); negative if maxFee < baseFee. */

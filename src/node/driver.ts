@@ -856,8 +856,8 @@ export class ConsensusDriver {
    * vote is kept aside unverified: should its validator's conflicting vote arrive, it is checked then (handleVote).
    */
   redundantVote(vote: SignedVote): boolean {
-    if (!voteAddsNothing(this.cs, vote)) return false;
-    if (this.skippedVotes.size >= this.params.maxBufferedMessages) return true;
+    // Kept aside or verified: a vote that could not be kept is checked like any other.
+    if (!voteAddsNothing(this.cs, vote) || this.skippedVotes.size >= this.params.maxBufferedMessages) return false;
     this.skippedVotes.set(stepKey(vote), vote);
     return true;
   }
