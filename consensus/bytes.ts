@@ -19,12 +19,32 @@ export function toHex(bytes: Uint8Array): Hex {
   return out as Hex;
 }
 
+/** Value of each ASCII hex digit by char code, -1 for every other code below 128. */
+const HEX_VALUES = (() => {
+  const values = new Int8Array(128).fill(-1);
+  for (let i = 0; i < 16; i++) {
+    values[i.toString(16).charCodeAt(0)] = i;
+    values[i.toString(16).toUpperCase().charCodeAt(0)] = i;
+  }
+  return values;
+})();
+
 /** Decodes 0x-prefixed hex. Throws RangeError on malformed input (callers at trust boundaries check isHex first). */
 export function fromHex(hex: string): Uint8Array {
-  if (!HEX_RE.test(hex)) throw new RangeError(`not 0x-prefixed even-length hex: ${hex.slice(0, 20)}`);
+  // What HEX_RE accepts, checked digit by digit while decoding (hashes, keys and whole transactions pass here).
+  if (hex.length % 2 !== 0 || hex.charCodeAt(0) !== 48 || hex.charCodeAt(1) !== 120) throw malformedHex(hex);
   const out = new Uint8Array((hex.length - 2) / 2);
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(2 + 2 * i, 4 + 2 * i), 16);
+  for (let i = 0, j = 2; i < out.length; i++, j += 2) {
+    const hi = HEX_VALUES[hex.charCodeAt(j)] ?? -1;
+    const lo = HEX_VALUES[hex.charCodeAt(j + 1)] ?? -1;
+    if (hi < 0 || lo < 0) throw malformedHex(hex);
+    out[i] = (hi << 4) | lo;
+  }
   return out;
+}
+
+function malformedHex(hex: string): RangeError {
+  return new RangeError(`not 0x-prefixed even-length hex: ${hex.slice(0, 20)}`);
 }
 
 export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {

@@ -27,8 +27,11 @@ export type { ScoreParams };
 export { generatePeerKey, peerIdFromPrivateKey };
 
 export type Verdict<T> =
-  /** Decoded and checked: delivered to onMessage and forwarded. */
-  | { readonly kind: "accept"; readonly value: T }
+  /**
+   * Decoded and checked: delivered to onMessage and forwarded, unless `forward` is false (delivered, not forwarded:
+   * the topic knows every peer already got it from its author; gossipsub sees Ignore, so no peer is penalised).
+   */
+  | { readonly kind: "accept"; readonly value: T; readonly forward?: boolean }
   /** Not forwarded, no penalty (duplicate, stale, too early). */
   | { readonly kind: "ignore"; readonly code: string }
   /** Invalid: not forwarded, the propagation peer is scored down. */
@@ -495,15 +498,17 @@ export class Network {
     const topic = entry.spec.name;
     if (this.state !== "started") return TopicValidatorResult.Ignore;
     switch (verdict.kind) {
-      case "accept":
-        this.metrics?.gossipMessages.inc({ topic, verdict: "accept", code: "ok" });
+      case "accept": {
+        const forward = verdict.forward !== false;
+        this.metrics?.gossipMessages.inc({ topic, verdict: "accept", code: forward ? "ok" : "not_forwarded" });
         try {
           entry.spec.onMessage(verdict.value, from);
         } catch (err) {
           // The message was valid; a failing consumer is the node's bug, not a reason to stop forwarding it.
           this.log("warn", "p2p: onMessage threw", { topic, from, err });
         }
-        return TopicValidatorResult.Accept;
+        return forward ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore;
+      }
       case "ignore":
         this.metrics?.gossipMessages.inc({ topic, verdict: "ignore", code: sanitizeCode(verdict.code) });
         this.log("debug", "p2p: gossip ignored", { topic, from, code: verdict.code });

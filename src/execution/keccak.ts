@@ -1,16 +1,28 @@
-// keccak-256 for execution: trie node hashes, hashed trie keys, transaction hashes and the EVM's SHA3 opcode (handed
-// to ethereumjs as `customCrypto.keccak256`). js-sha3 is ~2x faster than @noble/hashes on the 32-600 byte inputs a
-// trie hashes (measured here: 110 B 290k/s vs 140k/s, 532 B 82k/s vs 40k/s), and keccak was 10-15% of a validator's
-// CPU under load. Code that must run in browsers (consensus/, the light client) keeps @noble/hashes.
+// keccak-256 for execution: trie node hashes, hashed trie keys, transaction hashes and sender addresses, block roots
+// and the EVM's SHA3 opcode (handed to ethereumjs as `customCrypto.keccak256`). hash-wasm's WebAssembly keccak is
+// 4-5x faster than js-sha3 and 8-10x faster than @noble/hashes on the 32-600 byte inputs a node hashes (measured
+// here, per digest: 32 B 0.65 us against 2.8 us for js-sha3; 544 B 2.0 us against 10.5 us; the native `keccak`
+// binding pays 3 us of call overhead per digest). Code that must run in browsers (consensus/, the light client)
+// keeps @noble/hashes.
 import { keccak_256 } from "@noble/hashes/sha3.js";
-import sha3 from "js-sha3";
+import { createKeccak } from "hash-wasm";
 
-// A broken or different package must not change a single state root: a known digest is checked before any use.
-const emptyDigest = new Uint8Array(sha3.keccak256.arrayBuffer(new Uint8Array(0)));
-const expectedEmpty = keccak_256(new Uint8Array(0));
-if (emptyDigest.length !== 32 || !emptyDigest.every((byte, i) => byte === expectedEmpty[i])) {
-  throw new Error("js-sha3 returned a wrong keccak-256 of the empty string: refusing to execute with it");
-}
+// One hasher, reused: init, update and digest run synchronously back to back, so no two digests interleave.
+const hasher = await createKeccak(256);
 
 /** keccak-256 of `data` (32 bytes). */
-export const fastKeccak256 = (data: Uint8Array): Uint8Array => new Uint8Array(sha3.keccak256.arrayBuffer(data));
+export const fastKeccak256 = (data: Uint8Array): Uint8Array => {
+  hasher.init();
+  hasher.update(data);
+  return hasher.digest("binary");
+};
+
+// A broken or different build must not change a single state root: known digests are checked before any use.
+for (const length of [0, 1, 32, 135, 136, 137, 600]) {
+  const probe = Uint8Array.from({ length }, (_, i) => (i * 131 + length) & 0xff);
+  const got = fastKeccak256(probe);
+  const want = keccak_256(probe);
+  if (got.length !== 32 || !got.every((byte, i) => byte === want[i])) {
+    throw new Error(`hash-wasm returned a wrong keccak-256 of ${length} bytes: refusing to execute with it`);
+  }
+}

@@ -133,6 +133,8 @@ export class DcnNode {
     const admitted = [...genesis.validators.map((v) => v.peerId), ...config.p2p.replicas];
     /** BLS key (lowercase hex) -> peer id of every validator known from genesis or the registry: whom to score down. */
     const peerOfKey = new Map(genesis.validators.map((v) => [v.blsPublicKey.toLowerCase(), v.peerId]));
+    /** Peer ids of the sequencers (genesis and registry): they dial one another, so gossip between them is direct. */
+    const sequencerPeers = new Set(peerOfKey.values());
     // The network is created after the state is open; the mirror reports membership only once started (after that).
     let networkRef: Network | null = null;
     let l1Mirror: L1Mirror | null = null;
@@ -164,7 +166,9 @@ export class DcnNode {
           // The registry's sets widen the admission list; the local peers stay admitted whatever L1 says.
           onMembership: (m) => {
             for (const member of m?.members ?? []) {
-              if (member.peerId !== "") peerOfKey.set(member.publicKey.toLowerCase(), member.peerId);
+              if (member.peerId === "") continue;
+              peerOfKey.set(member.publicKey.toLowerCase(), member.peerId);
+              sequencerPeers.add(member.peerId);
             }
             networkRef?.setAllowedPeers(admissionList(admitted, m));
           },
@@ -332,7 +336,10 @@ export class DcnNode {
       deferWhile: () => driver.busy,
       validate: async (data, from) => {
         const added = await mempool.add(data, { kind: "peer", peer: from });
-        if (added.ok) return { kind: "accept", value: data };
+        // A sequencer publishes the transactions its clients send to all of its peers, and the sequencers dial one
+        // another: what one of them sent, every other sequencer got from it too. Relaying it again would only put
+        // duplicates on the wire (two per transaction and node with four validators); what a replica sent is relayed.
+        if (added.ok) return { kind: "accept", value: data, forward: !sequencerPeers.has(from) };
         // Invalid whoever relays it: malformed, bad signature, wrong chain. State-dependent refusals (nonce, funds,
         // fees, a full pool) can differ between honest nodes: no penalty.
         return REJECTED_TX_CODES.has(added.code)

@@ -1,8 +1,9 @@
 // Ethereum JSON-RPC shapes of blocks, transactions, receipts and logs, as geth returns them and viem parses them:
 // quantities are minimal hex ("0x0", no leading zeros), data is even-length hex.
-import { type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
+import { type Hex, toHex } from "../../consensus/bytes.ts";
 import { type Block, encodeHeader, ZERO_HASH } from "../chain/block.ts";
 import type { StoredReceipt } from "../chain/receipts.ts";
+import { fastKeccak256 } from "../execution/keccak.ts";
 import { type DecodedTx, decodeTransaction } from "../execution/tx.ts";
 import type { RpcCertificate } from "./backend.ts";
 import { logsBloom } from "./bloom.ts";
@@ -16,7 +17,7 @@ export function quantity(value: bigint | number): Hex {
 }
 
 export function txHash(raw: Uint8Array): Hex {
-  return toHex(keccak256(raw));
+  return toHex(fastKeccak256(raw));
 }
 
 /** The fields of a signed transaction the RPC shows; kept instead of the ethereumjs object (much smaller). */

@@ -1,10 +1,14 @@
 // Hostile peers against a live subnet of dcn processes: an outsider (unknown peer key) cannot connect, publish or
-// request; an admitted peer that gossips malformed, oversized and badly signed messages has them rejected, is scored
+// request; a replica's transaction is relayed between validators; an admitted peer that gossips malformed, oversized and badly signed messages has them rejected, is scored
 // down and finally disconnected and banned, while the subnet keeps committing.
 import { join } from "node:path";
+import type { Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fromHex } from "../../consensus/bytes.ts";
 import { encodeSignedVote } from "../../consensus/wire.ts";
 import { generatePeerKey, Network } from "../../p2p/index.ts";
+import { devnetAccounts } from "../../src/cli/devnet.ts";
 import { loadKeystore } from "../../src/keys/keystore.ts";
 import { protocols, topics } from "../../src/node/messages.ts";
 import { Cluster, sleep } from "./cluster.ts";
@@ -30,7 +34,7 @@ describe("hostile peers against a live subnet", () => {
   const v0 = () => cluster.node("validator-0");
   const chainTopics = () => topics(cluster.plan.chainId);
 
-  async function network(privateKey: Uint8Array): Promise<Network> {
+  async function network(privateKey: Uint8Array, topic: string = chainTopics().votes): Promise<Network> {
     const net = await Network.create({
       privateKey,
       listen: ["/ip4/127.0.0.1/tcp/0"],
@@ -39,7 +43,7 @@ describe("hostile peers against a live subnet", () => {
     });
     // Accept anything locally: this peer wants to send what honest nodes refuse.
     net.subscribe({
-      name: chainTopics().votes,
+      name: topic,
       maxBytes: 1 << 16,
       queueLength: 16,
       dropPolicy: "drop-oldest",
@@ -67,6 +71,47 @@ describe("hostile peers against a live subnet", () => {
     expect(published.recipients).toBe(0);
     await outsider.stop();
   }, 30_000);
+
+  it("relays to the other validators a transaction that reached one of them from a replica", async () => {
+    // The replica's peer key, connected to validator-0 only. Between sequencers a transaction travels one hop (each
+    // publishes its clients' transactions to all of its peers); one from any other peer must be relayed.
+    const replica = cluster.node("replica-0");
+    const key = await loadKeystore(join(replica.dir, "keys", "peer.json"), "peer", undefined);
+    const txTopic = chainTopics().transactions;
+    const peer = await network(key.secret, txTopic);
+    const v0Id = v0().identity.peerId;
+    await cluster.waitFor(
+      "the replica's key to join validator-0's transactions mesh",
+      async () => peer.topicPeers(txTopic).includes(v0Id),
+      15_000,
+    );
+    const others = validators.slice(1);
+    const pooled = (name: string, code: string) =>
+      cluster.metric(name, "dcn_p2p_gossip_messages_total", ['transactions/1"', 'verdict="accept"', `code="${code}"`]);
+    const before = await Promise.all(others.map((v) => pooled(v, "not_forwarded")));
+    const [from, to] = devnetAccounts().slice(-2);
+    const raw = await privateKeyToAccount(from?.privateKey as Hex).signTransaction({
+      type: "eip1559",
+      chainId: Number(cluster.plan.chainId),
+      nonce: 0,
+      to: to?.address as Hex,
+      value: 1n,
+      gas: 21_000n,
+      maxFeePerGas: 100n * 10n ** 9n,
+      maxPriorityFeePerGas: 10n ** 9n,
+    });
+    expect((await peer.publish(txTopic, fromHex(raw))).recipients).toBe(1);
+    await cluster.waitFor(
+      "validator-0 to pool and relay it, and each other validator to pool it from validator-0",
+      async () =>
+        (await pooled("validator-0", "ok")) === 1 &&
+        (await Promise.all(others.map((v, i) => pooled(v, "not_forwarded").then((n) => n > (before[i] ?? 0))))).every(
+          Boolean,
+        ),
+      15_000,
+    );
+    await peer.stop();
+  }, 40_000);
 
   it("rejects malformed, oversized and badly signed gossip, scores the sender down and bans it", async () => {
     const replica = cluster.node("replica-0");

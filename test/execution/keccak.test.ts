@@ -18,6 +18,11 @@ describe("execution keccak-256", () => {
       }),
       { numRuns: 500 },
     );
+    // Each digest is its own array: callers keep them (trie keys, hashes) while hashing more.
+    const first = fastKeccak256(new Uint8Array([1]));
+    const kept = toHex(first);
+    fastKeccak256(new Uint8Array([2]));
+    expect(toHex(first)).toBe(kept);
     // keccak-256 (not SHA3-256) of the empty string.
     expect(toHex(fastKeccak256(new Uint8Array(0)))).toBe(
       "0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470",

@@ -3,7 +3,16 @@
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Network, NetworkError, RequestError, type TopicSpec, type Verdict } from "../../p2p/index.ts";
-import { dialAddress, identity, metricValue, type NodeFixture, sleep, startNode, waitFor } from "./helpers.ts";
+import {
+  dialAddress,
+  type Identity,
+  identity,
+  metricValue,
+  type NodeFixture,
+  sleep,
+  startNode,
+  waitFor,
+} from "./helpers.ts";
 
 const TOPIC = "/lumia/dcn/test/votes/1";
 
@@ -12,7 +21,10 @@ interface Received {
   readonly value: string;
 }
 
-/** A topic whose first byte selects the verdict: 1 accept, 2 ignore, 3 reject. Records what reached onMessage. */
+/**
+ * A topic whose first byte selects the verdict: 1 accept, 2 ignore, 3 reject, 4 accept without forwarding. Records
+ * what reached onMessage.
+ */
 function verdictTopic(received: Received[], maxBytes = 256): TopicSpec<string> {
   return {
     name: TOPIC,
@@ -26,6 +38,8 @@ function verdictTopic(received: Received[], maxBytes = 256): TopicSpec<string> {
           return { kind: "accept", value: text };
         case 2:
           return { kind: "ignore", code: "stale" };
+        case 4:
+          return { kind: "accept", value: text, forward: false };
         default:
           return { kind: "reject", code: "bad_signature" };
       }
@@ -56,32 +70,66 @@ function msg(kind: number, text: string): Uint8Array {
   return out;
 }
 
-describe("gossip between three admitted nodes", () => {
+/**
+ * Three admitted nodes subscribed to verdictTopic, started before the describe's tests and stopped after them: every
+ * pair connected ("triangle"), or a line A - B - C where A and C never connect (no peer exchange, and only B dials).
+ */
+function threeNodes(shape: "triangle" | "line") {
   const [a, b, c] = [identity(), identity(), identity()];
-  const allowed = [a.id, b.id, c.id];
   const got = { a: [] as Received[], b: [] as Received[], c: [] as Received[] };
-  let A: NodeFixture;
-  let B: NodeFixture;
-  let C: NodeFixture;
-
+  const nodes: NodeFixture[] = [];
+  const node = (i: number): NodeFixture => {
+    const n = nodes[i];
+    if (n === undefined) throw new Error("nodes not started");
+    return n;
+  };
   beforeAll(async () => {
-    A = await startNode(a, { allowedPeers: allowed });
-    B = await startNode(b, { allowedPeers: allowed, peers: [dialAddress(A.net)] });
-    C = await startNode(c, { allowedPeers: allowed, peers: [dialAddress(A.net), dialAddress(B.net)] });
+    const allowedPeers = [a.id, b.id, c.id];
+    const A = await startNode(a, { allowedPeers });
+    let B: NodeFixture;
+    let C: NodeFixture;
+    if (shape === "triangle") {
+      B = await startNode(b, { allowedPeers, peers: [dialAddress(A.net)] });
+      C = await startNode(c, { allowedPeers, peers: [dialAddress(A.net), dialAddress(B.net)] });
+    } else {
+      C = await startNode(c, { allowedPeers });
+      B = await startNode(b, { allowedPeers, peers: [dialAddress(A.net), dialAddress(C.net)] });
+    }
+    nodes.push(A, B, C);
     A.net.subscribe(verdictTopic(got.a));
     B.net.subscribe(verdictTopic(got.b));
     C.net.subscribe(verdictTopic(got.c));
-    await waitFor("every node sees the two others subscribed", () =>
-      [A, B, C].every((n) => n.net.topicPeers(TOPIC).length === 2),
+    const ends = shape === "triangle" ? 2 : 1;
+    await waitFor(
+      `every node sees its ${shape} neighbours subscribed`,
+      () => [A, C].every((n) => n.net.topicPeers(TOPIC).length === ends) && B.net.topicPeers(TOPIC).length === 2,
     );
   });
-
   afterAll(async () => {
-    await Promise.all([A?.net.stop(), B?.net.stop(), C?.net.stop()]);
+    await Promise.all(nodes.map((n) => n.net.stop()));
   });
+  return {
+    ids: [a, b, c] as const,
+    got,
+    get A() {
+      return node(0);
+    },
+    get B() {
+      return node(1);
+    },
+    get C() {
+      return node(2);
+    },
+  };
+}
+
+describe("gossip between three admitted nodes", () => {
+  const t = threeNodes("triangle");
+  const { got } = t;
+  const [a, b, c] = t.ids;
 
   it("delivers an accepted message to each other node exactly once", async () => {
-    const result = await A.net.publish(TOPIC, msg(1, "hello"));
+    const result = await t.A.net.publish(TOPIC, msg(1, "hello"));
     expect(result.recipients).toBe(2);
     await waitFor("B and C receive", () => got.b.length >= 1 && got.c.length >= 1);
     // Give mesh forwarding (C may also get it from B) time to produce a duplicate if dedupe were broken.
@@ -93,45 +141,75 @@ describe("gossip between three admitted nodes", () => {
 
   it("drops ignored and rejected messages, scoring down only the rejected sender", async () => {
     const before = { b: got.b.length, c: got.c.length };
-    await B.net.publish(TOPIC, msg(2, "ignored"));
-    await B.net.publish(TOPIC, msg(3, "forged"));
+    await t.B.net.publish(TOPIC, msg(2, "ignored"));
+    await t.B.net.publish(TOPIC, msg(3, "forged"));
     // A marker published after them on the same connections: once it is in, the earlier ones were processed.
-    await B.net.publish(TOPIC, msg(1, "marker"));
+    await t.B.net.publish(TOPIC, msg(1, "marker"));
     await waitFor("A and C receive the marker", () =>
       [got.a, got.c].every((list) => list.some((r) => r.value === "marker")),
     );
-    await waitFor("A and C score B down", () => A.net.score(b.id) < 0 && C.net.score(b.id) < 0);
+    await waitFor("A and C score B down", () => t.A.net.score(b.id) < 0 && t.C.net.score(b.id) < 0);
     expect(got.a.map((r) => r.value)).toEqual(["marker"]);
     expect(got.c.slice(before.c).map((r) => r.value)).toEqual(["marker"]);
     expect(got.b.length).toBe(before.b);
-    expect(A.net.score(b.id)).toBeLessThanOrEqual(-9); // one penalty of 10, decaying at 1/s
-    expect(A.net.score(c.id)).toBe(0);
+    expect(t.A.net.score(b.id)).toBeLessThanOrEqual(-9); // one penalty of 10, decaying at 1/s
+    expect(t.A.net.score(c.id)).toBe(0);
     expect(
-      await metricValue(A.registry, "dcn_p2p_gossip_messages_total", { verdict: "reject", code: "bad_signature" }),
+      await metricValue(t.A.registry, "dcn_p2p_gossip_messages_total", { verdict: "reject", code: "bad_signature" }),
     ).toBe(1);
-    expect(await metricValue(A.registry, "dcn_p2p_gossip_messages_total", { verdict: "ignore", code: "stale" })).toBe(
+    expect(await metricValue(t.A.registry, "dcn_p2p_gossip_messages_total", { verdict: "ignore", code: "stale" })).toBe(
       1,
     );
-    expect(await metricValue(A.registry, "dcn_p2p_gossip_messages_total", { verdict: "accept" })).toBe(1);
-    expect(await metricValue(A.registry, "dcn_p2p_peers")).toBe(2);
-    expect(await metricValue(A.registry, "dcn_p2p_gossip_bytes_total", { topic: TOPIC })).toBe(
+    expect(await metricValue(t.A.registry, "dcn_p2p_gossip_messages_total", { verdict: "accept" })).toBe(1);
+    expect(await metricValue(t.A.registry, "dcn_p2p_peers")).toBe(2);
+    expect(await metricValue(t.A.registry, "dcn_p2p_gossip_bytes_total", { topic: TOPIC })).toBe(
       msg(2, "ignored").length + msg(3, "forged").length + msg(1, "marker").length,
     );
   });
 
   it("hands accepted messages to onMessage in arrival order", async () => {
     const values = Array.from({ length: 30 }, (_, i) => `seq-${i}`);
-    for (const v of values) await C.net.publish(TOPIC, msg(1, v));
+    for (const v of values) await t.C.net.publish(TOPIC, msg(1, v));
     await waitFor("B receives all", () => got.b.filter((r) => r.value.startsWith("seq-")).length === values.length);
     expect(got.b.filter((r) => r.value.startsWith("seq-")).map((r) => r.value)).toEqual(values);
   });
 
   it("refuses to publish oversized or unsubscribed messages, and republishing identical bytes reaches nobody", async () => {
-    await expect(A.net.publish(TOPIC, new Uint8Array(257))).rejects.toMatchObject({ code: "oversized" });
-    await expect(A.net.publish("/other/1", new Uint8Array(1))).rejects.toBeInstanceOf(NetworkError);
+    await expect(t.A.net.publish(TOPIC, new Uint8Array(257))).rejects.toMatchObject({ code: "oversized" });
+    await expect(t.A.net.publish("/other/1", new Uint8Array(1))).rejects.toBeInstanceOf(NetworkError);
     const data = msg(1, "once");
-    expect((await A.net.publish(TOPIC, data)).recipients).toBe(2);
-    expect((await A.net.publish(TOPIC, data)).recipients).toBe(0);
+    expect((await t.A.net.publish(TOPIC, data)).recipients).toBe(2);
+    expect((await t.A.net.publish(TOPIC, data)).recipients).toBe(0);
+  });
+});
+
+describe("gossip along a line of three nodes (A - B - C, A and C not connected)", () => {
+  const t = threeNodes("line");
+  const { got } = t;
+  const [a, b] = t.ids;
+
+  it("relays an accepted message, and delivers one accepted without forwarding to the middle node only", async () => {
+    // B forwards to its mesh, which gossipsub's heartbeat builds after the subscriptions are known: send distinct
+    // markers until one reaches C, so that B's relay to C is known to work before the message that must not pass.
+    const relayed = () => got.c.filter((r) => r.value.startsWith("relayed"));
+    for (let i = 0; i < 50 && relayed().length === 0; i++) {
+      await t.A.net.publish(TOPIC, msg(1, `relayed-${i}`));
+      await sleep(100);
+    }
+    expect(relayed().length).toBeGreaterThan(0);
+    // B validates one message at a time in arrival order: once "after" reached C, "kept" was judged before it.
+    await t.A.net.publish(TOPIC, msg(4, "kept"));
+    await t.A.net.publish(TOPIC, msg(1, "after"));
+    await waitFor("C receives the next relayed message", () => got.c.some((r) => r.value === "after"));
+    expect(got.b.map((r) => r.value).slice(-2)).toEqual(["kept", "after"]);
+    expect(got.c.map((r) => r.value)).not.toContain("kept");
+    expect(got.c.every((r) => r.from === b.id)).toBe(true);
+    expect(t.A.net.connectedPeers()).toEqual([b.id]);
+    // Not forwarding is not a fault of the sender.
+    expect(t.B.net.score(a.id)).toBe(0);
+    expect(
+      await metricValue(t.B.registry, "dcn_p2p_gossip_messages_total", { verdict: "accept", code: "not_forwarded" }),
+    ).toBe(1);
   });
 });
 
