@@ -22,6 +22,7 @@ import { createMetrics, type NetworkMetrics } from "./metrics.ts";
 import { type DropPolicy, ValidationQueue } from "./queue.ts";
 import { KeyedSlots, TokenBuckets } from "./rate-limit.ts";
 import { PeerScores, resolveScoreParams, type ScoreParams } from "./score.ts";
+import { installYamuxWindowHysteresis } from "./yamux-window.ts";
 
 export type { ScoreParams };
 export { generatePeerKey, peerIdFromPrivateKey };
@@ -193,6 +194,9 @@ export class Network {
   /** Builds the libp2p node (not started). Throws NetworkError on a malformed key, peer id or multiaddr. */
   static async create(opts: NetworkOptions): Promise<Network> {
     const privateKey = privateKeyFromBytes(opts.privateKey);
+    if (!installYamuxWindowHysteresis()) {
+      opts.log?.("warn", "p2p: yamux without window update hysteresis (unknown library version): one update per frame");
+    }
     const scoreParams = resolveScoreParams(opts.score);
     const allowed = parseAllowedPeers(opts.allowedPeers);
     const dialTargets = opts.peers.map(parseDialTarget);

@@ -88,12 +88,20 @@ export function encodeReceipts(
   return encode(receiptsSchema, { evm, svm: svmReceipts }, "receipts");
 }
 
+/** A block's receipts of both VMs, in block order (the SVM ones follow the EVM entries). Throws DecodeError. */
+export function decodeBlockReceipts(bytes: Uint8Array): {
+  readonly evm: readonly StoredReceipt[];
+  readonly svm: readonly StoredSvmReceipt[];
+} {
+  return decode(receiptsSchema, bytes, "receipts");
+}
+
 /** The EVM receipts, in block order. Throws DecodeError. */
 export function decodeReceipts(bytes: Uint8Array): readonly StoredReceipt[] {
-  return decode(receiptsSchema, bytes, "receipts").evm;
+  return decodeBlockReceipts(bytes).evm;
 }
 
 /** The SVM receipts, in block order (they follow the EVM entries). Throws DecodeError. */
 export function decodeSvmReceipts(bytes: Uint8Array): readonly StoredSvmReceipt[] {
-  return decode(receiptsSchema, bytes, "receipts").svm;
+  return decodeBlockReceipts(bytes).svm;
 }

@@ -3,7 +3,7 @@
 import { type Hex, toHex } from "../../consensus/bytes.ts";
 import { certificateSigners, encodeCertificate } from "../../consensus/certificate.ts";
 import { type Block, decodeBlock } from "../chain/block.ts";
-import { decodeReceipts, decodeSvmReceipts } from "../chain/receipts.ts";
+import { decodeBlockReceipts, decodeReceipts, decodeSvmReceipts } from "../chain/receipts.ts";
 import type { ExecutionCore } from "../execution/core.ts";
 import { storedSvmReceiptLeaf } from "../execution/svm/receipt.ts";
 import type { Mempool } from "../mempool/mempool.ts";
@@ -127,12 +127,21 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
         if (entry === undefined || receipts === undefined) {
           m.log?.warn({ height }, "committed block or receipts missing: no commit event for it");
         } else {
+          // Decoded once, when a subscription first reads them (logs, Solana signatures): heads and certificates
+          // need none, and the stored encoding holds both VMs' receipts.
+          let decoded: ReturnType<typeof decodeBlockReceipts> | undefined;
           const event: CommittedEvent = {
             height,
             hash: entry.hash,
             block: entry.block,
-            receipts: decodeReceipts(receipts),
-            svmReceipts: decodeSvmReceipts(receipts),
+            get receipts() {
+              decoded ??= decodeBlockReceipts(receipts);
+              return decoded.evm;
+            },
+            get svmReceipts() {
+              decoded ??= decodeBlockReceipts(receipts);
+              return decoded.svm;
+            },
             certificate: cert,
           };
           for (const listener of [...committedListeners]) {

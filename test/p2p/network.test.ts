@@ -3,16 +3,7 @@
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Network, NetworkError, RequestError, type TopicSpec, type Verdict } from "../../p2p/index.ts";
-import {
-  dialAddress,
-  type Identity,
-  identity,
-  metricValue,
-  type NodeFixture,
-  sleep,
-  startNode,
-  waitFor,
-} from "./helpers.ts";
+import { dialAddress, identity, metricValue, type NodeFixture, sleep, startNode, waitFor } from "./helpers.ts";
 
 const TOPIC = "/lumia/dcn/test/votes/1";
 
