@@ -541,7 +541,7 @@ export class ConsensusDriver {
       this.buffer({ kind: "vote", vote });
       return;
     }
-    const skipped = this.skippedVotes.get(stepKey(vote));
+    const skipped = this.skippedVotes.size === 0 ? undefined : this.skippedVotes.get(stepKey(vote));
     if (skipped !== undefined && skipped.value !== vote.value) {
       // Half of an equivocation was left unverified: check it now and count it first, so that the state machine
       // sees both votes and produces the evidence.

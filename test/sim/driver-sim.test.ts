@@ -36,6 +36,9 @@ function expectHealthy(r: Awaited<ReturnType<typeof run>>) {
   expect(Math.min(...r.heads.filter((h) => h >= 0))).toBeGreaterThan(5);
 }
 
+/** A network that neither loses nor duplicates messages, from the start (GST at 0). */
+const RELIABLE_NETWORK = { gstMs: 0, lossBeforeGst: 0, duplicate: 0 } as const;
+
 describe("driver simulation: the real node stack under a seeded network and clock", () => {
   it("commits through loss, duplication and delay, and one seed replays the same chain", async () => {
     const first = await run({ seed: 11 });
@@ -89,9 +92,7 @@ describe("driver simulation: the real node stack under a seeded network and cloc
     // A 4 s idle interval: without waiting for work, 20 s at a 50 ms minimum interval would be ~200 heights.
     const r = await run({
       seed: 16,
-      gstMs: 0,
-      lossBeforeGst: 0,
-      duplicate: 0,
+      ...RELIABLE_NETWORK,
       transactions: 12,
       durationMs: 20_000,
       blockIntervalMs: 50,
@@ -110,9 +111,7 @@ describe("driver simulation: the real node stack under a seeded network and cloc
     // needs the round whose timeout (300 + 100 r ms) exceeds that, so round 5 or later.
     const late = {
       seed: 21,
-      gstMs: 0,
-      lossBeforeGst: 0,
-      duplicate: 0,
+      ...RELIABLE_NETWORK,
       transactions: 20,
       durationMs: 30_000,
       livenessHeights: 1,
@@ -134,9 +133,7 @@ describe("driver simulation: the real node stack under a seeded network and cloc
   it("puts one certificate per height on the wire, and the others' when the block's builder stays silent", async () => {
     const quiet = {
       seed: 22,
-      gstMs: 0,
-      lossBeforeGst: 0,
-      duplicate: 0,
+      ...RELIABLE_NETWORK,
       transactions: 30,
       durationMs: 6_000,
       livenessHeights: 1,
