@@ -48,11 +48,8 @@ export interface TopicSpec<T> {
   readonly dropPolicy: DropPolicy;
   /** Validations in flight at once for this topic (default 1: validate runs serially, in arrival order). */
   readonly concurrency?: number;
-  /**
-   * Background topic (high volume, not urgent: transactions): while this returns true its validations wait (up to
-   * MAX_DEFER_MS at a time), and the event loop turns between two of them (queue.ts).
-   */
-  readonly deferWhile?: () => boolean;
+  /** Background topic (high volume, not urgent: transactions): the event loop turns between two validations (queue.ts). */
+  readonly background?: boolean;
   validate(data: Uint8Array, from: string): Verdict<T> | Promise<Verdict<T>>;
   /** Called once per accepted message, in acceptance order, before the message is forwarded. */
   onMessage(value: T, from: string): void;
@@ -274,7 +271,7 @@ export class Network {
         spec.queueLength,
         spec.dropPolicy,
         spec.concurrency ?? 1,
-        spec.deferWhile,
+        spec.background ?? false,
       ),
     };
     this.topics.set(spec.name, entry);

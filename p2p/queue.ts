@@ -5,11 +5,12 @@
 // drop-newest suits messages where the first copy matters (proposals); drop-oldest suits messages where fresh
 // ones supersede old ones (votes of later rounds).
 //
-// A queue with `deferWhile` is background work: while the predicate holds (the node's consensus driver is busy) its
-// jobs wait, up to MAX_DEFER_MS at a time so that they are never starved, and the event loop turns (setImmediate)
-// between two of them. Transaction validations are synchronous CPU work whose promises resolve at once: chained in
-// microtasks, a backlog of them would run to the end before any socket read or timer, and a height's commit, build
-// and validation would wait behind every queued transaction.
+// A background queue (high volume, not urgent: transactions) runs each job in its own turn of the event loop
+// (setImmediate between two jobs). Transaction validations are synchronous CPU work whose promises resolve at once:
+// chained in microtasks, a backlog of them would run to the end before any socket read or timer, and a height's
+// commit, build and validation would wait behind every queued transaction. Its jobs are not held back while the
+// consensus driver works: a transaction that waits misses the next block, which costs more latency than the
+// validation costs the height (docs/performance.md).
 
 export type DropPolicy = "drop-oldest" | "drop-newest";
 
@@ -23,22 +24,16 @@ export interface QueueJob<R> {
   fail(err: unknown): void;
 }
 
-/** Longest a background job waits for `deferWhile` to clear before one runs anyway. */
-export const MAX_DEFER_MS = 50;
-const DEFER_POLL_MS = 5;
-
 export class ValidationQueue<R> {
   private readonly pending: QueueJob<R>[] = [];
   private running = 0;
   private closed = false;
-  private deferredSince: number | null = null;
-  private retry: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly maxLength: number,
     private readonly policy: DropPolicy,
     private readonly concurrency: number,
-    private readonly deferWhile?: () => boolean,
+    private readonly background = false,
   ) {
     if (!(Number.isInteger(maxLength) && maxLength >= 1))
       throw new RangeError(`queueLength must be >= 1: ${maxLength}`);
@@ -73,21 +68,11 @@ export class ValidationQueue<R> {
   /** Drops everything still waiting; jobs already running finish normally. */
   close(): void {
     this.closed = true;
-    if (this.retry !== null) clearTimeout(this.retry);
-    this.retry = null;
     for (const job of this.pending.splice(0)) job.drop("closed");
   }
 
   private pump(): void {
     while (this.running < this.concurrency) {
-      if (this.pending.length === 0) return;
-      if (!this.mayRun()) {
-        this.retry ??= setTimeout(() => {
-          this.retry = null;
-          this.pump();
-        }, DEFER_POLL_MS);
-        return;
-      }
       const job = this.pending.shift();
       if (job === undefined) return;
       this.running++;
@@ -99,22 +84,9 @@ export class ValidationQueue<R> {
         )
         .finally(() => {
           this.running--;
-          if (this.deferWhile === undefined) this.pump();
+          if (!this.background) this.pump();
           else setImmediate(() => this.pump());
         });
     }
-  }
-
-  /** Foreground queues always; background ones unless deferred (and not deferred for MAX_DEFER_MS already). */
-  private mayRun(): boolean {
-    if (this.deferWhile === undefined || !this.deferWhile()) {
-      this.deferredSince = null;
-      return true;
-    }
-    const now = performance.now();
-    this.deferredSince ??= now;
-    if (now - this.deferredSince < MAX_DEFER_MS) return false;
-    this.deferredSince = now;
-    return true;
   }
 }

@@ -353,11 +353,6 @@ export class ConsensusDriver {
     return this.m.store.headHeight;
   }
 
-  /** True while the driver handles events (a height's validation, votes, commit, build): background work waits. */
-  get busy(): boolean {
-    return this.draining;
-  }
-
   status(): DriverStatus {
     return {
       height: this.cs.height,

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import type { Hex } from "../../consensus/bytes.ts";
 import { validatorAddress } from "../../consensus/validator-set.ts";
 import { encodeSignedVote } from "../../consensus/wire.ts";
-import { Network } from "../../p2p/index.ts";
+import { Network, type Verdict } from "../../p2p/index.ts";
 import { MAX_BLOCK_BYTES, MAX_TRANSACTION_BYTES } from "../chain/block.ts";
 import type { NodeConfig } from "../config/config.ts";
 import type { Genesis } from "../config/genesis.ts";
@@ -295,6 +295,15 @@ export class DcnNode {
       validate: (data, from) => verifyProposalMessage(verifier, data, from),
       onMessage: (v) => driver.onProposal(v.proposal, v.block, v.bytes),
     });
+    /**
+     * Votes and transactions travel one hop between sequencers. A sequencer publishes its own votes and its clients'
+     * transactions to all of its peers, and the sequencers dial one another: what one of them sent, every other got
+     * from it too. Relaying it again would only put duplicates on the wire (two per message and node with four
+     * validators). What a replica sent is relayed. A sequencer cut off from another still gets that one's votes of a
+     * stuck height from the others (the driver's pull, src/node/sync.ts).
+     */
+    const oneHop = <T>(verdict: Verdict<T>, from: string): Verdict<T> =>
+      verdict.kind === "accept" && sequencerPeers.has(from) ? { ...verdict, forward: false } : verdict;
     const signatures = new BatchVerifier(blstScheme, {
       onBatch: (size, valid) => metrics.signatureBatches.observe({ result: valid ? "valid" : "invalid" }, size),
     });
@@ -305,7 +314,7 @@ export class DcnNode {
       dropPolicy: "drop-oldest",
       // Votes read in one turn of the event loop are verified together (src/crypto/batch-verify.ts).
       concurrency: 64,
-      validate: (data, from) => verifyVoteMessageBatched(verifier, signatures, data, from),
+      validate: async (data, from) => oneHop(await verifyVoteMessageBatched(verifier, signatures, data, from), from),
       onMessage: (vote) => driver.onVote(vote),
     });
     network.subscribe({
@@ -331,15 +340,11 @@ export class DcnNode {
       maxBytes: MAX_TRANSACTION_BYTES,
       queueLength: QUEUE,
       dropPolicy: "drop-newest",
-      // Consensus first: while the driver works on a height, transactions from peers wait (they are not lost: the
-      // queue holds 1,024), so a backlog of them does not stretch commits, builds and validations.
-      deferWhile: () => driver.busy,
+      // One validation per turn of the event loop: a backlog of them does not hold up a height's messages and timers.
+      background: true,
       validate: async (data, from) => {
         const added = await mempool.add(data, { kind: "peer", peer: from });
-        // A sequencer publishes the transactions its clients send to all of its peers, and the sequencers dial one
-        // another: what one of them sent, every other sequencer got from it too. Relaying it again would only put
-        // duplicates on the wire (two per transaction and node with four validators); what a replica sent is relayed.
-        if (added.ok) return { kind: "accept", value: data, forward: !sequencerPeers.has(from) };
+        if (added.ok) return oneHop({ kind: "accept", value: data }, from);
         // Invalid whoever relays it: malformed, bad signature, wrong chain. State-dependent refusals (nonce, funds,
         // fees, a full pool) can differ between honest nodes: no penalty.
         return REJECTED_TX_CODES.has(added.code)

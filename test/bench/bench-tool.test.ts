@@ -222,15 +222,18 @@ describe("dcn bench against a 3-validator subnet", () => {
     expect(run.series.reduce((sum, s) => sum + s.sent, 0)).toBe(500);
     expect(run.series.reduce((sum, s) => sum + s.committed, 0)).toBe(500);
     expect(report.summary[0]?.capacityTps).toBe(run.sustainedTps);
-    // A transaction travels one hop between validators: each pooled what the others' clients sent, and relayed none.
-    const txVerdicts = (name: string, code: string) =>
-      cluster.metric(name, "dcn_p2p_gossip_messages_total", ['transactions/1"', 'verdict="accept"', `code="${code}"`]);
-    let fromPeers = 0;
+    // Transactions and votes travel one hop between validators: each took what the others' clients sent and what
+    // the others signed, and relayed none of it.
+    const verdicts = (name: string, topic: string, code: string) =>
+      cluster.metric(name, "dcn_p2p_gossip_messages_total", [`${topic}/1"`, 'verdict="accept"', `code="${code}"`]);
+    let txsFromPeers = 0;
     for (const v of cluster.validators) {
-      expect(await txVerdicts(v.name, "ok"), v.name).toBe(0);
-      fromPeers += await txVerdicts(v.name, "not_forwarded");
+      expect(await verdicts(v.name, "transactions", "ok"), v.name).toBe(0);
+      expect(await verdicts(v.name, "votes", "ok"), v.name).toBe(0);
+      expect(await verdicts(v.name, "votes", "not_forwarded"), v.name).toBeGreaterThan(0);
+      txsFromPeers += await verdicts(v.name, "transactions", "not_forwarded");
     }
-    expect(fromPeers).toBeGreaterThanOrEqual(500);
+    expect(txsFromPeers).toBeGreaterThanOrEqual(500);
 
     const md = await readFile(join(outDir, "report.md"), "utf8");
     expect(md).toContain("| target | workload | offered tx/s | sent tx/s | sustained tx/s |");

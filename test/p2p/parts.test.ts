@@ -120,6 +120,29 @@ describe("ValidationQueue", () => {
     await new Promise((r) => setTimeout(r, 10));
     expect(log.at(-1)).toBe("fail boom");
   });
+
+  it("a background queue lets the event loop turn between two jobs that resolve at once", async () => {
+    for (const background of [false, true]) {
+      const log: string[] = [];
+      const q = new ValidationQueue<string>(10, "drop-newest", 1, background);
+      const instant = (name: string): QueueJob<string> => ({
+        run: async () => {
+          log.push(`run ${name}`);
+          return name;
+        },
+        drop: () => {},
+        done: () => {},
+        fail: () => {},
+      });
+      for (const name of ["a", "b", "c"]) q.push(instant(name));
+      setImmediate(() => log.push("event loop"));
+      await new Promise((r) => setTimeout(r, 10));
+      // Foreground: the backlog runs as one chain of microtasks. Background: what was waiting on the loop goes first.
+      expect(log, `background ${background}`).toEqual(
+        background ? ["run a", "event loop", "run b", "run c"] : ["run a", "run b", "run c", "event loop"],
+      );
+    }
+  });
 });
 
 describe("TokenBuckets", () => {
