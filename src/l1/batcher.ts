@@ -574,6 +574,12 @@ export class Batcher {
           "batch posted to L1",
         );
         return;
+      case "stopped":
+        this.m.log.info(
+          { first: packed.firstHeight, last: packed.lastHeight, reason: outcome.reason },
+          "batch left pending: the node is stopping",
+        );
+        return;
       case "refused":
       case "fee_cap":
       case "failed":

@@ -212,6 +212,9 @@ export class OutputProposer {
       case "withdrawn":
         this.state.phase = "idle";
         return;
+      case "stopped":
+        this.m.log.info({ height: target, reason: outcome.reason }, "output left pending: the node is stopping");
+        return;
       case "fee_cap":
       case "failed":
         this.state.lastError = outcome.reason;

@@ -25,7 +25,9 @@ export type SubmitOutcome =
   /** The contract refuses it for another reason (named): retrying the same report will not help. */
   | { readonly kind: "refused"; readonly reason: string }
   /** Transport, gas or a reverted transaction: may succeed later. */
-  | { readonly kind: "failed"; readonly reason: string };
+  | { readonly kind: "failed"; readonly reason: string }
+  /** The node stopped while the transaction was pending (it may still be mined). */
+  | { readonly kind: "stopped"; readonly reason: string };
 
 export class RewardsSubmitter {
   private rewards: Address | null = null;
@@ -80,6 +82,8 @@ export class RewardsSubmitter {
         return outcome.error === "ReportAlreadyAccepted"
           ? { kind: "already_accepted" }
           : { kind: "refused", reason: outcome.reason };
+      case "stopped":
+        return { kind: "stopped", reason: outcome.reason };
       case "fee_cap":
       case "withdrawn":
         return { kind: "failed", reason: outcome.reason };

@@ -79,7 +79,12 @@ export type SendOutcome =
   /** Transport, nonce or a reverted transaction: may succeed later. */
   | { readonly kind: "failed"; readonly reason: string }
   /** The caller's `stillWanted` said no once the transaction's turn in the queue came: nothing was sent. */
-  | { readonly kind: "withdrawn"; readonly reason: string };
+  | { readonly kind: "withdrawn"; readonly reason: string }
+  /**
+   * The node stopped (stop()) before the transaction was seen mined: what was sent may still be mined. Not a failure:
+   * the next start reads the L1 and goes on from what it finds there.
+   */
+  | { readonly kind: "stopped"; readonly reason: string };
 
 /** Fees grow by this factor on each replacement (geth needs at least +10% on both fee fields). */
 const FEE_BUMP_NUM = 5n;
@@ -331,6 +336,9 @@ export class L1Sender {
     }
     const found = await this.findReceipt(hashes);
     if (found !== null) return this.minedOutcome(found, hashes.length - 1);
+    if (this.stopped) {
+      return { kind: "stopped", reason: `stopped with ${hashes.length} transaction(s) with nonce ${nonce} pending` };
+    }
     return { kind: "failed", reason: `not mined after ${hashes.length} transaction(s) with nonce ${nonce}` };
   }
 

@@ -256,6 +256,10 @@ export class WorkReporter {
         s.phase = "accepted";
         this.m.log.info({ epoch }, "work report already accepted on L1");
         return;
+      case "stopped":
+        s.phase = "quorum";
+        this.m.log.info({ epoch, reason: outcome.reason }, "work report left pending: the node is stopping");
+        return;
       case "refused":
       case "failed": {
         const giveUp = outcome.kind === "refused" || s.attempts >= this.params.maxAttempts;

@@ -252,6 +252,27 @@ describe("L1 sender on anvil", () => {
     expect(await client.getTransactionCount({ address: s.address })).toBe(1);
   }, 30_000);
 
+  it("reports a transaction still pending when the node stops as stopped, not failed; it may still be mined", async () => {
+    const { client, sender: s } = sender(parseGwei("100"), 10_000);
+    await anvil.rpc("anvil_setBalance", [s.address, "0xde0b6b3a7640000"]);
+    const mined = await client.getTransactionCount({ address: s.address });
+    const sending = s.send("test", {
+      ...call,
+      abi: BATCH_LIKE_ABI,
+      functionName: "submitBatch",
+      args: [5n, 6n, "0x01"],
+    });
+    const pending = () => client.getTransactionCount({ address: s.address, blockTag: "pending" });
+    for (let i = 0; i < 200 && (await pending()) === mined; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await pending()).toBe(mined + 1);
+    s.stop();
+    const outcome = await sending;
+    expect(outcome.kind).toBe("stopped");
+    if (outcome.kind === "stopped") expect(outcome.reason).toMatch(/1 transaction\(s\) with nonce \d+ pending/);
+    await anvil.rpc("evm_mine", []);
+    expect(await client.getTransactionCount({ address: s.address })).toBe(mined + 1);
+  }, 30_000);
+
   it("sends nothing while the L1's fees are above the cap", async () => {
     const { client, sender: s } = sender(parseGwei("0.5"), 1_000);
     const before = await client.getTransactionCount({ address: s.address, blockTag: "pending" });
