@@ -403,6 +403,12 @@ export class Batcher {
     try {
       await this.pass();
     } catch (error) {
+      // Stopped meanwhile: the node closes the store and the L1 sender under a pass in flight; the next start reads
+      // what was posted from the L1.
+      if (this.timer === null) {
+        this.m.log.debug({ err: firstLine(error) }, "batcher pass cut short: the node is stopping");
+        return;
+      }
       this.state.lastError = firstLine(error);
       this.m.log.warn({ err: firstLine(error) }, "batcher pass failed");
     } finally {

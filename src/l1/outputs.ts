@@ -115,6 +115,11 @@ export class OutputProposer {
     try {
       await this.pass();
     } catch (error) {
+      // Stopped meanwhile (the store closes under a pass in flight): the next start reads the oracle again.
+      if (this.timer === null) {
+        this.m.log.debug({ err: firstLine(error) }, "output proposer pass cut short: the node is stopping");
+        return;
+      }
       this.state.lastError = firstLine(error);
       this.m.log.warn({ err: firstLine(error) }, "output proposer pass failed");
     } finally {

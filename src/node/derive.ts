@@ -298,6 +298,11 @@ export class L1Derivation {
       this.lastError = null;
       this.failures = 0;
     } catch (error) {
+      // Stopped meanwhile (the store closes under a pass in flight): the next start derives from its cursor again.
+      if (this.timer === null) {
+        this.m.log.debug({ err: firstLine(error) }, "derivation pass cut short: the node is stopping");
+        return;
+      }
       this.lastError = firstLine(error);
       this.failures += 1;
       this.nextTryMs = Date.now() + Math.min(30_000, 1_000 * 2 ** this.failures);

@@ -262,8 +262,22 @@ describe("dcn devnet with the embedded L1", () => {
     const pids = [...d.log.out.matchAll(/ pid (\d+) /g)].map((m) => Number(m[1]));
     expect(pids).toHaveLength(5);
     expect(pids).toContain(devnet.l1?.pid);
+    const stoppingAt = Date.now();
     d.child.kill("SIGINT");
     expect(await d.exited).toBe(0);
+    // A clean stop is not a fault: no node logs a warning or an error while it stops (an L1 transaction or a batcher
+    // pass cut short is expected then).
+    for (const n of devnet.nodes) {
+      const lines = readFileSync(join(data, n.name, "node.log"), "utf8")
+        .trimEnd()
+        .split("\n");
+      const stopping = lines.filter((l) => Date.parse((JSON.parse(l) as { time: string }).time) >= stoppingAt);
+      expect(stopping.length, n.name).toBeGreaterThan(0);
+      expect(
+        stopping.filter((l) => /"level":"(warn|error|fatal)"/.test(l)),
+        n.name,
+      ).toEqual([]);
+    }
     expect(d.log.out).toContain("all nodes stopped");
     expect(d.log.out.indexOf("all nodes stopped")).toBeLessThan(d.log.out.indexOf("L1 (anvil) stopped"));
     for (const pid of pids) expect(alive(pid), `process ${pid} outlived the devnet`).toBe(false);
