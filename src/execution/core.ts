@@ -20,9 +20,7 @@ import {
   bigIntToUnpaddedBytes,
   bytesToBigInt,
   createAddressFromString,
-  equalsBytes,
   generateAddress,
-  KECCAK256_NULL,
   setLengthLeft,
   ValueEncoding,
 } from "@ethereumjs/util";
@@ -38,6 +36,7 @@ import { type KeyValueReader, NodeCache, OverlayDB } from "./overlay.ts";
 import { reachableWrites } from "./reachable.ts";
 import { BLOOM_BYTES, decodeRevertReason, orBloom } from "./receipts.ts";
 import { LinkedStateManager } from "./state-manager.ts";
+import { hasCode, TransferLedger } from "./transfer-ledger.ts";
 import { commonFor, type DecodedTx } from "./tx.ts";
 import { EMPTY_TRIE_ROOT, EVM_VM, globalStateRoot, type VmRoot, vmRootsProblem } from "./vm.ts";
 
@@ -356,6 +355,9 @@ export class ExecutionCore {
     let logIndex = 0;
 
     const deadline = mode === "build" && buildBudgetMs !== undefined ? performance.now() + buildBudgetMs : Infinity;
+    // Plain transfers change accounts here; written back before runTx, the cross-VM side and the pool credit read them.
+    const ledger = new TransferLedger(sm);
+    const coinbase = env.coinbase.toLowerCase();
     await withState(parentEvmRoot, async () => {
       await sm.checkpoint();
       for (const d of env.deposits ?? []) {
@@ -373,9 +375,9 @@ export class ExecutionCore {
         if (mode === "build" && env.gasLimit - gasUsed < MIN_TX_GAS) break;
         // A block every validator must re-execute within a round: past the budget the proposer stops adding.
         if (included.length > 0 && performance.now() > deadline) break;
-        let problem = await this.inapplicable(sm, tx, env, gasUsed);
+        let problem = await this.inapplicable(ledger, tx, env, gasUsed);
         if (problem === null && this.transferFastPath && isPlainTransfer(tx)) {
-          const spent = await plainTransfer(sm, tx, env);
+          const spent = await plainTransfer(ledger, tx, env, coinbase);
           if (spent !== null) {
             gasUsed += spent;
             rewardPoolCredit += spent * baseFee;
@@ -386,6 +388,7 @@ export class ExecutionCore {
         }
         let result: Awaited<ReturnType<typeof runTx>> | null = null;
         if (problem === null) {
+          await ledger.writeBack();
           try {
             result = await runTx(vm, { tx: tx.tx, block, blockGasUsed: gasUsed });
           } catch (error) {
@@ -418,6 +421,7 @@ export class ExecutionCore {
         included.push(tx);
         receipts.push(receipt);
       }
+      await ledger.writeBack();
       if (crossVm?.afterEvm !== undefined) {
         await crossVm.afterEvm(
           evmGateway(vm, block, env, {
@@ -687,7 +691,7 @@ export class ExecutionCore {
 
   /** The stateless and account checks that decide whether a transaction can apply now. */
   private async inapplicable(
-    sm: MerkleStateManager,
+    ledger: TransferLedger,
     tx: DecodedTx,
     env: BlockEnv,
     gasUsed: bigint,
@@ -702,15 +706,15 @@ export class ExecutionCore {
     if (tx.maxFeePerGas < env.baseFeePerGas) {
       return { code: "fee_below_base_fee", reason: `max fee ${tx.maxFeePerGas} < base fee ${env.baseFeePerGas}` };
     }
-    const account = await sm.getAccount(tx.sender);
-    const nonce = account?.nonce ?? 0n;
+    const account = await ledger.account(tx.from, tx.sender);
+    const nonce = account.nonce;
     if (tx.nonce < nonce)
       return { code: "nonce_too_low", reason: `account nonce ${nonce}, transaction nonce ${tx.nonce}` };
     if (tx.nonce > nonce) return { code: "nonce_gap", reason: `account nonce ${nonce}, transaction nonce ${tx.nonce}` };
-    const balance = account?.balance ?? 0n;
+    const balance = account.balance;
     const maxCost = tx.gasLimit * tx.maxFeePerGas + tx.value;
     if (balance < maxCost) return { code: "insufficient_balance", reason: `balance ${balance}, needs ${maxCost}` };
-    if (account !== undefined && !equalsBytes(account.codeHash, KECCAK256_NULL)) {
+    if (hasCode(account)) {
       return { code: "sender_not_eoa", reason: "the sender has code (EIP-3607)" };
     }
     return null;
@@ -857,34 +861,29 @@ const PLAIN_TRANSFER_GAS = 21_000n;
  * Applies an applicable plain transfer (`inapplicable` passed: nonce, balance, fee cap, EOA sender) exactly as runTx
  * would under Prague: the sender pays 21,000 gas at the effective price plus the value and bumps its nonce, the
  * recipient gets the value, the coinbase the tip; touched accounts left empty are deleted (EIP-161, as runTx's journal
- * cleanup does). Returns the gas used, or null (nothing changed) when the recipient has code: runTx must run it.
+ * cleanup does; the ledger does it when it writes back). Returns the gas used, or null (nothing changed) when the
+ * recipient has code: runTx must run it.
  */
-async function plainTransfer(sm: MerkleStateManager, tx: DecodedTx, env: BlockEnv): Promise<bigint | null> {
-  const to = createAddressFromString(tx.to as Hex);
-  const recipientBefore = await sm.getAccount(to);
-  if (recipientBefore !== undefined && !equalsBytes(recipientBefore.codeHash, KECCAK256_NULL)) return null;
+async function plainTransfer(
+  ledger: TransferLedger,
+  tx: DecodedTx,
+  env: BlockEnv,
+  coinbase: string,
+): Promise<bigint | null> {
+  const recipient = await ledger.account(tx.to as Hex);
+  if (hasCode(recipient)) return null;
   const gas = PLAIN_TRANSFER_GAS;
   const tip = tipPerGas(tx, env.baseFeePerGas);
-  const from = tx.sender;
-  const sender = (await sm.getAccount(from)) ?? new Account();
+  const sender = await ledger.account(tx.from, tx.sender);
   sender.nonce += 1n;
   sender.balance -= gas * (env.baseFeePerGas + tip) + tx.value;
-  await sm.putAccount(from, sender);
-  await credit(sm, to, tx.value);
-  await credit(sm, createAddressFromString(env.coinbase), gas * tip);
+  sender.touched = true;
+  recipient.balance += tx.value;
+  recipient.touched = true;
+  const miner = await ledger.account(coinbase);
+  miner.balance += gas * tip;
+  miner.touched = true;
   return gas;
-}
-
-/** Adds `amount` to an account (read fresh: it may be the sender); a touched account left empty is removed. */
-async function credit(sm: MerkleStateManager, address: Address, amount: bigint): Promise<void> {
-  const existing = await sm.getAccount(address);
-  const account = existing ?? new Account();
-  account.balance += amount;
-  if (account.isEmpty()) {
-    if (existing !== undefined) await sm.deleteAccount(address);
-    return;
-  }
-  await sm.putAccount(address, account);
 }
 
 /** Mints `amount` BridgedEth to `to` by writing the token's balance and total supply slots. */

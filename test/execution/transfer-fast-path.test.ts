@@ -1,6 +1,7 @@
 // The plain-transfer fast path against runTx: the same blocks executed by a core with the fast path and by one
 // without it (every transaction through runTx) must give the same roots, receipts and state, edge cases included:
-// zero-value transfers to absent and to empty accounts (EIP-161), self-transfers, the coinbase as sender and
+// zero-value transfers to absent and to empty accounts (EIP-161), an emptied account credited later in the block,
+// a contract call between transfers of the same senders, self-transfers, the coinbase as sender and
 // recipient, a tip capped by the fee cap, a zero tip with an absent coinbase, legacy and EIP-2930 transactions, and
 // recipients that must not take the fast path (a contract, a precompile).
 import type { PrivateKeyAccount } from "viem/accounts";
@@ -26,6 +27,8 @@ const [alice, bob, carol] = users as [PrivateKeyAccount, PrivateKeyAccount, Priv
 const ABSENT: Hex = "0x00000000000000000000000000000000a65e0001";
 /** In the genesis with nothing: an empty account (EIP-161 removes it once touched). */
 const EMPTY: Hex = "0x00000000000000000000000000000000e3e30002";
+/** Another empty account: touched (removed), then credited by a later transfer of the same block. */
+const EMPTY_AGAIN: Hex = "0x00000000000000000000000000000000e3e30004";
 /** Runtime code `STOP`: a contract, so runTx must run it. */
 const CONTRACT: Hex = "0x00000000000000000000000000000000c0de0003";
 const IDENTITY_PRECOMPILE: Hex = "0x0000000000000000000000000000000000000004";
@@ -34,6 +37,7 @@ const NO_COINBASE: Hex = toHex(uintBytes(0xdead_beef, 20));
 const alloc: GenesisAccount[] = [
   ...users.map((u) => ({ address: addressOf(u), balance: 100n * ETHER })),
   { address: EMPTY, balance: 0n },
+  { address: EMPTY_AGAIN, balance: 0n },
   { address: CONTRACT, balance: 1n, code: "0x00" },
   { address: COINBASE, balance: 5n * ETHER },
 ];
@@ -92,7 +96,16 @@ async function runBoth(blocks: readonly { env: BlockEnv; txs: DecodedTx[] }[], m
     expect(out[0]).toEqual(out[1]);
     results.push(out[0] as ReturnType<typeof comparable>);
   }
-  const accounts = [...users.map(addressOf), ABSENT, EMPTY, CONTRACT, IDENTITY_PRECOMPILE, COINBASE, NO_COINBASE];
+  const accounts = [
+    ...users.map(addressOf),
+    ABSENT,
+    EMPTY,
+    EMPTY_AGAIN,
+    CONTRACT,
+    IDENTITY_PRECOMPILE,
+    COINBASE,
+    NO_COINBASE,
+  ];
   for (const address of accounts) {
     const [a, b] = await Promise.all(
       [fast, slow].map((s) => s.core.reader(s.parent.vmRoots).getAccount(address) as Promise<unknown>),
@@ -133,6 +146,10 @@ describe("plain-transfer fast path", () => {
       await tx(alice, { to: addressOf(bob), value: 1n, maxFeePerGas: 2n * BASE_FEE, maxPriorityFeePerGas: 0n }),
       await tx(bob, { to: addressOf(carol), value: 100n * ETHER }), // more than bob has: skipped in build mode
       await tx(carol, { to: addressOf(alice), value: ETHER }),
+      await tx(alice, { to: CONTRACT, value: 1n }), // runTx between transfers that touch the same accounts
+      await tx(alice, { to: addressOf(bob), value: 2n }),
+      await tx(carol, { to: EMPTY_AGAIN, value: 0n }), // touched empty: removed...
+      await tx(alice, { to: EMPTY_AGAIN, value: 5n }), // ...then credited: it exists with 5 wei
     ];
     const { results } = await runBoth(
       [
@@ -141,7 +158,7 @@ describe("plain-transfer fast path", () => {
       ],
       "build",
     );
-    expect(n).toBe(13);
+    expect(n).toBe(17);
     expect(results[0]?.included).toHaveLength(block1.length);
     expect(results[1]?.skipped.map((s) => s.code)).toEqual(["insufficient_balance"]);
   });
