@@ -16,7 +16,7 @@ import {
   versioned,
 } from "../../consensus/codec.ts";
 import { SIGNATURE_LENGTH, signedProposalSchema, signedVoteSchema } from "../../consensus/wire.ts";
-import { MAX_BLOCK_BYTES } from "../chain/block.ts";
+import { MAX_BLOCK_BYTES, MAX_TRANSACTION_BYTES } from "../chain/block.ts";
 
 export const MESSAGE_VERSION = 1;
 
@@ -28,7 +28,7 @@ export function topics(chainId: bigint) {
     votes: `${base}/votes/1`,
     certificates: `${base}/certificates/1`,
     evidence: `${base}/evidence/1`,
-    transactions: `${base}/transactions/1`,
+    transactions: `${base}/transactions/2`,
     workReports: `${base}/work-reports/1`,
   } as const;
 }
@@ -70,6 +70,27 @@ export type WorkSignature = Infer<typeof workSignatureSchema>;
 export const WORK_SIGNATURE_BYTES = 1 + 8 + 2 + 32 + SIGNATURE_LENGTH + 8;
 export const encodeWorkSignature = (m: WorkSignature): Uint8Array => encode(workSignatureSchema, m, "workSignature");
 export const decodeWorkSignature = (b: Uint8Array): WorkSignature => decode(workSignatureSchema, b, "workSignature");
+
+/** Entries of one transaction gossip message at most. */
+export const MAX_GOSSIP_BATCH_TRANSACTIONS = 256;
+/** Bytes of one transaction gossip message at most: room for the largest entry plus its framing. */
+export const MAX_GOSSIP_BATCH_BYTES = 256 * 1024;
+
+/**
+ * Transaction gossip: block entries (a raw signed Ethereum transaction, or 0x53 || Solana wire transaction) that a
+ * node admitted within one turn of its event loop, in admission order.
+ */
+export const transactionBatchSchema = versioned(
+  MESSAGE_VERSION,
+  list(varBytes(MAX_TRANSACTION_BYTES), MAX_GOSSIP_BATCH_TRANSACTIONS),
+);
+/** Framing of a batch: version u8 and count u32, then a u32 length per entry. */
+export const TRANSACTION_BATCH_OVERHEAD = 5;
+export const TRANSACTION_BATCH_ENTRY_OVERHEAD = 4;
+export const encodeTransactionBatch = (entries: readonly Uint8Array[]): Uint8Array =>
+  encode(transactionBatchSchema, entries, "transactions");
+export const decodeTransactionBatch = (b: Uint8Array): readonly Uint8Array[] =>
+  decode(transactionBatchSchema, b, "transactions");
 
 /** Status: the responder's committed head. Request body is empty. */
 export const statusSchema = versioned(MESSAGE_VERSION, struct({ headHeight: u64Number, headHash: hex32 }));

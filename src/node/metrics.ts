@@ -27,6 +27,8 @@ export interface NodeMetrics {
   readonly workAccountedHeight: Gauge;
   readonly workReportEpoch: Gauge;
   readonly workReportSubmissions: Counter<"outcome">;
+  readonly admissions: Counter<"source" | "result">;
+  readonly txGossipBatch: Histogram;
   /** Batcher, output proposer, finalized tracker, derivation (src/l1/batcher.ts). */
   readonly finality: FinalityMetrics;
 }
@@ -136,6 +138,18 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
       name: "dcn_work_report_submissions_total",
       help: "Work report submissions to the L1 Rewards contract, by outcome",
       labelNames: ["outcome"],
+      registers: r,
+    }),
+    admissions: new Counter({
+      name: "dcn_mempool_admissions_total",
+      help: "Transactions offered to the pool, by source (rpc|peer) and result (ok or the refusal code)",
+      labelNames: ["source", "result"],
+      registers: r,
+    }),
+    txGossipBatch: new Histogram({
+      name: "dcn_tx_gossip_batch_size",
+      help: "Transactions per transaction gossip message this node published",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
       registers: r,
     }),
     finality: createFinalityMetrics(registry),

@@ -3,11 +3,12 @@
 // the genesis and the decrypted keys; `start` and `stop` are its whole lifecycle.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { Hex } from "../../consensus/bytes.ts";
 import { validatorAddress } from "../../consensus/validator-set.ts";
 import { encodeSignedVote } from "../../consensus/wire.ts";
 import { Network, type Verdict } from "../../p2p/index.ts";
-import { MAX_BLOCK_BYTES, MAX_TRANSACTION_BYTES } from "../chain/block.ts";
+import { MAX_BLOCK_BYTES } from "../chain/block.ts";
 import type { NodeConfig } from "../config/config.ts";
 import type { Genesis } from "../config/genesis.ts";
 import { BatchVerifier } from "../crypto/batch-verify.ts";
@@ -34,8 +35,10 @@ import type { BlockExecutor } from "./executor.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import type { Logger } from "./log.ts";
 import {
+  decodeTransactionBatch,
   encodeCertificateMessage,
   encodeProposalMessage,
+  MAX_GOSSIP_BATCH_BYTES,
   protocols,
   topics,
   WORK_SIGNATURE_BYTES,
@@ -43,6 +46,7 @@ import {
 import { createMetrics, type NodeMetrics } from "./metrics.ts";
 import { createRpcBackend, type NodeRpcBackend } from "./rpc-backend.ts";
 import { SyncManager } from "./sync.ts";
+import { TransactionGossip } from "./tx-gossip.ts";
 import {
   type VerifierContext,
   verifyCertificateMessage,
@@ -54,6 +58,9 @@ import { WorkLedger, workReportJson } from "./work-ledger.ts";
 import { DEFAULT_WORK_REPORTER_PARAMS, WorkReporter } from "./work-reports.ts";
 
 const NODE_VERSION = "0.1.0";
+
+/** Transaction gossip messages waiting for validation (each up to MAX_GOSSIP_BATCH_BYTES). */
+const TX_BATCH_QUEUE = 256;
 
 const REJECTED_TX_CODES: ReadonlySet<string> = new Set([
   "malformed",
@@ -110,6 +117,12 @@ export class DcnNode {
   finalizedTracker: FinalizedTracker | null = null;
   derivation: L1Derivation | null = null;
   private dashboardSource: DashboardSource | null = null;
+  private readonly txGossip = new TransactionGossip((batch, count) => {
+    this.metrics.txGossipBatch.observe(count);
+    this.network
+      .publish(topics(this.genesis.chainId).transactions, batch)
+      .catch((err: unknown) => this.log.debug({ err, count }, "transaction gossip not published"));
+  });
 
   private constructor(
     readonly config: NodeConfig,
@@ -337,19 +350,36 @@ export class DcnNode {
     });
     network.subscribe<Uint8Array>({
       name: t.transactions,
-      maxBytes: MAX_TRANSACTION_BYTES,
-      queueLength: QUEUE,
+      maxBytes: MAX_GOSSIP_BATCH_BYTES,
+      queueLength: TX_BATCH_QUEUE,
       dropPolicy: "drop-newest",
-      // One validation per turn of the event loop: a backlog of them does not hold up a height's messages and timers.
+      // One batch at a time, and one admission per turn of the event loop (below): a backlog of them does not hold up
+      // a height's messages and timers.
       background: true,
       validate: async (data, from) => {
-        const added = await mempool.add(data, { kind: "peer", peer: from });
-        if (added.ok) return oneHop({ kind: "accept", value: data }, from);
-        // Invalid whoever relays it: malformed, bad signature, wrong chain. State-dependent refusals (nonce, funds,
-        // fees, a full pool) can differ between honest nodes: no penalty.
-        return REJECTED_TX_CODES.has(added.code)
-          ? { kind: "reject", code: `tx_${added.code}` }
-          : { kind: "ignore", code: `tx_${added.code}` };
+        let entries: readonly Uint8Array[];
+        try {
+          entries = decodeTransactionBatch(data);
+        } catch {
+          return { kind: "reject", code: "tx_batch_malformed" };
+        }
+        if (entries.length === 0) return { kind: "reject", code: "tx_batch_empty" };
+        let admitted = 0;
+        let rejected: string | null = null;
+        let ignored: string | null = null;
+        for (const [i, entry] of entries.entries()) {
+          if (i > 0) await nextTurn();
+          const added = await mempool.add(entry, { kind: "peer", peer: from });
+          metrics.admissions.inc({ source: "peer", result: added.ok ? "ok" : added.code });
+          if (added.ok) admitted++;
+          // Invalid whoever relays it: malformed, bad signature, wrong chain. State-dependent refusals (nonce, funds,
+          // fees, a full pool) can differ between honest nodes: no penalty. The batch's other entries are pooled.
+          else if (REJECTED_TX_CODES.has(added.code)) rejected ??= added.code;
+          else ignored ??= added.code;
+        }
+        if (rejected !== null) return { kind: "reject", code: `tx_${rejected}` };
+        if (admitted > 0) return oneHop({ kind: "accept", value: data }, from);
+        return { kind: "ignore", code: `tx_${ignored}` };
       },
       onMessage: () => {},
     });
@@ -606,12 +636,14 @@ export class DcnNode {
       .catch((err: unknown) => this.log.error({ err }, "work accounting failed"));
   }
 
-  /** Submits a raw signed transaction (JSON-RPC eth_sendRawTransaction): pooled here and gossiped to every node. */
+  /**
+   * Submits a raw signed transaction (JSON-RPC eth_sendRawTransaction): pooled here and gossiped to every node, in one
+   * message with the others admitted in the same turn of the event loop (./tx-gossip.ts).
+   */
   async submitTransaction(raw: Uint8Array): Promise<AddResult> {
     const added = await this.mempool.add(raw, { kind: "local" });
-    if (added.ok) {
-      await this.network.publish(topics(this.genesis.chainId).transactions, raw).catch(() => ({ recipients: 0 }));
-    }
+    this.metrics.admissions.inc({ source: "rpc", result: added.ok ? "ok" : added.code });
+    if (added.ok) this.txGossip.add(raw);
     return added;
   }
 
@@ -660,6 +692,7 @@ export class DcnNode {
   stop(): Promise<void> {
     if (this.stopping === null) {
       this.stopping = (async () => {
+        this.txGossip.stop();
         this.sync.stop();
         this.workReporter?.stop();
         this.derivation?.stop();

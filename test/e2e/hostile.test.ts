@@ -1,8 +1,10 @@
 // Hostile peers against a live subnet of dcn processes: an outsider (unknown peer key) cannot connect, publish or
-// request; a replica's transaction is relayed between validators; an admitted peer that gossips malformed, oversized and badly signed messages has them rejected, is scored
-// down and finally disconnected and banned, while the subnet keeps committing.
+// request; a replica's transaction is relayed between validators; a transaction batch carrying an entry for another
+// chain is rejected while its valid entry is pooled and committed; an admitted peer that gossips malformed, oversized and badly
+// signed messages has them rejected, is scored down and finally disconnected and banned, while the subnet keeps
+// committing.
 import { join } from "node:path";
-import type { Hex } from "viem";
+import { type Hex, keccak256 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fromHex } from "../../consensus/bytes.ts";
@@ -10,7 +12,8 @@ import { encodeSignedVote } from "../../consensus/wire.ts";
 import { generatePeerKey, Network } from "../../p2p/index.ts";
 import { devnetAccounts } from "../../src/cli/devnet.ts";
 import { loadKeystore } from "../../src/keys/keystore.ts";
-import { protocols, topics } from "../../src/node/messages.ts";
+import { jsonRpc } from "../../src/l1/anvil.ts";
+import { encodeTransactionBatch, protocols, topics } from "../../src/node/messages.ts";
 import { Cluster, sleep } from "./cluster.ts";
 
 const accept = (data: Uint8Array) => ({ kind: "accept" as const, value: data });
@@ -32,6 +35,23 @@ describe("hostile peers against a live subnet", () => {
   });
 
   const v0 = () => cluster.node("validator-0");
+  /** A signed EIP-1559 transfer (nonce 0) from one devnet account to another, on the subnet's chain unless told. */
+  const transfer = (
+    from: { privateKey: Hex } | undefined,
+    to: { address: Hex } | undefined,
+    value: bigint,
+    chainId = cluster.plan.chainId,
+  ) =>
+    privateKeyToAccount(from?.privateKey as Hex).signTransaction({
+      type: "eip1559",
+      chainId: Number(chainId),
+      nonce: 0,
+      to: to?.address as Hex,
+      value,
+      gas: 21_000n,
+      maxFeePerGas: 100n * 10n ** 9n,
+      maxPriorityFeePerGas: 10n ** 9n,
+    });
   const chainTopics = () => topics(cluster.plan.chainId);
 
   async function network(privateKey: Uint8Array, topic: string = chainTopics().votes): Promise<Network> {
@@ -87,20 +107,11 @@ describe("hostile peers against a live subnet", () => {
     );
     const others = validators.slice(1);
     const pooled = (name: string, code: string) =>
-      cluster.metric(name, "dcn_p2p_gossip_messages_total", ['transactions/1"', 'verdict="accept"', `code="${code}"`]);
+      cluster.metric(name, "dcn_p2p_gossip_messages_total", ['transactions/2"', 'verdict="accept"', `code="${code}"`]);
     const before = await Promise.all(others.map((v) => pooled(v, "not_forwarded")));
     const [from, to] = devnetAccounts().slice(-2);
-    const raw = await privateKeyToAccount(from?.privateKey as Hex).signTransaction({
-      type: "eip1559",
-      chainId: Number(cluster.plan.chainId),
-      nonce: 0,
-      to: to?.address as Hex,
-      value: 1n,
-      gas: 21_000n,
-      maxFeePerGas: 100n * 10n ** 9n,
-      maxPriorityFeePerGas: 10n ** 9n,
-    });
-    expect((await peer.publish(txTopic, fromHex(raw))).recipients).toBe(1);
+    const raw = await transfer(from, to, 1n);
+    expect((await peer.publish(txTopic, encodeTransactionBatch([fromHex(raw)]))).recipients).toBe(1);
     await cluster.waitFor(
       "validator-0 to pool and relay it, and each other validator to pool it from validator-0",
       async () =>
@@ -112,6 +123,52 @@ describe("hostile peers against a live subnet", () => {
     );
     await peer.stop();
   }, 40_000);
+
+  it("rejects a transaction batch with an invalid entry and still pools its valid entry", async () => {
+    const replica = cluster.node("replica-0");
+    const key = await loadKeystore(join(replica.dir, "keys", "peer.json"), "peer", undefined);
+    const txTopic = chainTopics().transactions;
+    const peer = await network(key.secret, txTopic);
+    await cluster.waitFor(
+      "the replica's key to join validator-0's transactions mesh",
+      async () => peer.topicPeers(txTopic).includes(v0().identity.peerId),
+      15_000,
+    );
+    const [from, to] = devnetAccounts().slice(-4, -2);
+    const valid = await transfer(from, to, 2n);
+    // Well formed and signed, but for another chain: invalid whoever relays it.
+    const foreign = fromHex(await transfer(from, to, 3n, cluster.plan.chainId + 1n));
+    const rejected = () =>
+      cluster.metric("validator-0", "dcn_p2p_gossip_messages_total", [
+        'transactions/2"',
+        'verdict="reject"',
+        'code="tx_wrong_chain"',
+      ]);
+    const pooledFromPeers = () =>
+      cluster.metric("validator-0", "dcn_mempool_admissions_total", ['source="peer"', 'result="ok"']);
+    const [rejectedBefore, pooledBefore] = [await rejected(), await pooledFromPeers()];
+    expect((await peer.publish(txTopic, encodeTransactionBatch([fromHex(valid), foreign]))).recipients).toBe(1);
+    await cluster.waitFor(
+      "validator-0 to reject the batch (tx_wrong_chain) and pool its valid entry",
+      async () => (await rejected()) > rejectedBefore && (await pooledFromPeers()) > pooledBefore,
+      15_000,
+    );
+    // Rejected batches are not relayed, so the valid entry is committed from validator-0's pool alone.
+    await cluster.waitFor(
+      "the valid entry to be committed",
+      async () => {
+        const receipt = await jsonRpc<unknown>(
+          cluster.node("validator-1").rpc,
+          "eth_getTransactionReceipt",
+          [keccak256(valid)],
+          5_000,
+        );
+        return receipt !== null;
+      },
+      30_000,
+    );
+    await peer.stop();
+  }, 60_000);
 
   it("rejects malformed, oversized and badly signed gossip, scores the sender down and bans it", async () => {
     const replica = cluster.node("replica-0");

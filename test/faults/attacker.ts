@@ -36,6 +36,8 @@ import {
   decodeCertificateMessage,
   decodeProposalMessage,
   encodeProposalMessage,
+  encodeTransactionBatch,
+  MAX_GOSSIP_BATCH_BYTES,
   topics,
 } from "../../src/node/messages.ts";
 import type { FaultSubnet } from "./subnet.ts";
@@ -177,7 +179,7 @@ export class ByzantineValidator {
     });
     net.subscribe({
       name: topics(subnet.plan.chainId).transactions,
-      maxBytes: 1 << 17,
+      maxBytes: MAX_GOSSIP_BATCH_BYTES,
       queueLength: 16,
       dropPolicy: "drop-oldest",
       validate: () => ({ kind: "ignore", code: "attacker" }),
@@ -422,10 +424,12 @@ export class ByzantineValidator {
     return this.captured.length;
   }
 
-  /** Publishes raw transactions on the transactions topic (a mempool flood from one peer). */
+  /** Publishes raw transactions on the transactions topic, 64 per message (a mempool flood from one peer). */
   async publishTransactions(raws: readonly Uint8Array[]): Promise<void> {
     const topic = topics(this.chainId).transactions;
-    for (const raw of raws) await this.net.publish(topic, raw).catch(() => undefined);
+    for (let i = 0; i < raws.length; i += 64) {
+      await this.net.publish(topic, encodeTransactionBatch(raws.slice(i, i + 64))).catch(() => undefined);
+    }
   }
 
   /** Heights at which one of `nodes` holds a block this attacker proposed (over JSON-RPC). */
