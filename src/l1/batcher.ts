@@ -33,6 +33,7 @@ import {
   MAX_BLOB_BATCH_DATA_BYTES,
   packBatch,
 } from "./batch.ts";
+import { PassInFlight } from "./passes.ts";
 import { type BlobPayload, firstLine, type L1Sender } from "./sender.ts";
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -343,7 +344,7 @@ export interface BatcherStatus {
 
 export class Batcher {
   private timer: ReturnType<typeof setInterval> | null = null;
-  private ticking = false;
+  private readonly passes = new PassInFlight();
   private failures = 0;
   private nextAttemptMs = 0;
   private state: {
@@ -398,21 +399,27 @@ export class Batcher {
 
   /** One pass (the timer calls it; tests may too). Never throws. */
   async tick(): Promise<void> {
-    if (this.ticking || this.timer === null) return;
-    this.ticking = true;
+    if (this.passes.busy || this.timer === null) return;
+    await this.passes.run(() => this.guardedPass());
+  }
+
+  /** Resolves when the pass in flight, if any, has ended: the node waits for it (a while) before closing the store. */
+  idle(): Promise<void> {
+    return this.passes.idle();
+  }
+
+  private async guardedPass(): Promise<void> {
     try {
       await this.pass();
     } catch (error) {
-      // Stopped meanwhile: the node closes the store and the L1 sender under a pass in flight; the next start reads
-      // what was posted from the L1.
+      // Stopped meanwhile, and the node closed the store or the L1 sender under a pass that outlived its wait; the
+      // next start reads what was posted from the L1.
       if (this.timer === null) {
         this.m.log.debug({ err: firstLine(error) }, "batcher pass cut short: the node is stopping");
         return;
       }
       this.state.lastError = firstLine(error);
       this.m.log.warn({ err: firstLine(error) }, "batcher pass failed");
-    } finally {
-      this.ticking = false;
     }
   }
 

@@ -16,6 +16,7 @@ import { decodeBlock, encodeHeader } from "../chain/block.ts";
 import type { Logger } from "../node/log.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 import { type FinalityMetrics, turnOf } from "./batcher.ts";
+import { PassInFlight } from "./passes.ts";
 import { firstLine, type L1Sender, revertOf } from "./sender.ts";
 import type { L1Ref, L1View } from "./view.ts";
 
@@ -60,7 +61,7 @@ export async function latestOutputHeight(
 
 export class OutputProposer {
   private timer: ReturnType<typeof setInterval> | null = null;
-  private ticking = false;
+  private readonly passes = new PassInFlight();
   private failures = 0;
   private nextAttemptMs = 0;
   private state: { l1Height: number; phase: OutputPhase; lastTx: Hex | null; lastError: string | null } = {
@@ -110,20 +111,27 @@ export class OutputProposer {
   }
 
   async tick(): Promise<void> {
-    if (this.ticking || this.timer === null) return;
-    this.ticking = true;
+    if (this.passes.busy || this.timer === null) return;
+    await this.passes.run(() => this.guardedPass());
+  }
+
+  /** Resolves when the pass in flight, if any, has ended: the node waits for it (a while) before closing the store. */
+  idle(): Promise<void> {
+    return this.passes.idle();
+  }
+
+  private async guardedPass(): Promise<void> {
     try {
       await this.pass();
     } catch (error) {
-      // Stopped meanwhile (the store closes under a pass in flight): the next start reads the oracle again.
+      // Stopped meanwhile, and the store closed under a pass that outlived the node's wait: the next start reads the
+      // oracle again.
       if (this.timer === null) {
         this.m.log.debug({ err: firstLine(error) }, "output proposer pass cut short: the node is stopping");
         return;
       }
       this.state.lastError = firstLine(error);
       this.m.log.warn({ err: firstLine(error) }, "output proposer pass failed");
-    } finally {
-      this.ticking = false;
     }
   }
 

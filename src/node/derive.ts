@@ -29,6 +29,7 @@ import {
 } from "../l1/batch.ts";
 import { type FinalityMetrics, type InboxBatchEvent, LOG_RANGE_BLOCKS, readBatchEvents } from "../l1/batcher.ts";
 import type { Kzg } from "../l1/kzg.ts";
+import { PassInFlight } from "../l1/passes.ts";
 import { firstLine } from "../l1/sender.ts";
 import type { CommitCandidate, CommitsApplied } from "./driver.ts";
 import type { Logger } from "./log.ts";
@@ -235,7 +236,7 @@ export class L1Derivation {
   private rewindTo: bigint | null = null;
   private readonly buffer: Buffered[] = [];
   private timer: ReturnType<typeof setInterval> | null = null;
-  private busy = false;
+  private readonly passes = new PassInFlight();
   private derived = 0;
   private lastError: string | null = null;
 
@@ -290,15 +291,24 @@ export class L1Derivation {
   private nextTryMs = 0;
 
   async tick(): Promise<void> {
-    if (this.busy || this.timer === null) return;
+    if (this.passes.busy || this.timer === null) return;
     if (Date.now() < this.nextTryMs) return;
-    this.busy = true;
+    await this.passes.run(() => this.guardedPass());
+  }
+
+  /** Resolves when the pass in flight, if any, has ended: the node waits for it (a while) before closing the store. */
+  idle(): Promise<void> {
+    return this.passes.idle();
+  }
+
+  private async guardedPass(): Promise<void> {
     try {
       await this.pass();
       this.lastError = null;
       this.failures = 0;
     } catch (error) {
-      // Stopped meanwhile (the store closes under a pass in flight): the next start derives from its cursor again.
+      // Stopped meanwhile, and the store closed under a pass that outlived the node's wait: the next start derives
+      // from its cursor again.
       if (this.timer === null) {
         this.m.log.debug({ err: firstLine(error) }, "derivation pass cut short: the node is stopping");
         return;
@@ -307,8 +317,6 @@ export class L1Derivation {
       this.failures += 1;
       this.nextTryMs = Date.now() + Math.min(30_000, 1_000 * 2 ** this.failures);
       this.m.log.warn({ err: firstLine(error), l1Cursor: this.cursor.toString() }, "derivation pass failed");
-    } finally {
-      this.busy = false;
     }
   }
 

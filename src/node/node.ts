@@ -59,6 +59,23 @@ import { DEFAULT_WORK_REPORTER_PARAMS, WorkReporter } from "./work-reports.ts";
 
 const NODE_VERSION = "0.1.0";
 
+/** How long a stopping node waits for its L1 passes in flight before it closes the store and the L1 view. */
+const STOP_PASSES_GRACE_MS = 3_000;
+
+/** Whether every promise settled within `ms` (rejections count as settled). */
+async function settledWithin(promises: readonly (Promise<unknown> | undefined)[], ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const all = Promise.allSettled(promises.filter((p) => p !== undefined)).then(() => true as const);
+  try {
+    return await Promise.race([all, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Transaction gossip messages waiting for validation (each up to MAX_GOSSIP_BATCH_BYTES). */
 const TX_BATCH_QUEUE = 256;
 
@@ -700,6 +717,11 @@ export class DcnNode {
         this.l1Sender?.stop();
         this.outputProposer?.stop();
         this.finalizedTracker?.stop();
+        // Their passes in flight read and write the store and the L1 view: let them end first, for a while (an L1 call
+        // may hang until its timeout). One that outlives the wait is cut short, and says so at debug.
+        const passes = [this.derivation?.idle(), this.batcher?.idle(), this.outputProposer?.idle()];
+        const waited = await settledWithin(passes, STOP_PASSES_GRACE_MS);
+        if (!waited) this.log.info({ graceMs: STOP_PASSES_GRACE_MS }, "stopping with an L1 pass still in flight");
         await this.driver.stop();
         await this.workLedger?.close();
         await this.l1Mirror?.stop();
