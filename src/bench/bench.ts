@@ -23,7 +23,7 @@ import { buildWorkload, prepareChain, type WorkloadKind } from "./workload.ts";
 
 export type TargetKind = "devnet" | "anvil" | "bare";
 export const TARGET_KINDS: readonly TargetKind[] = ["devnet", "anvil", "bare"];
-export const DEFAULT_LADDER: readonly number[] = [100, 250, 500, 1000, 2000];
+export const DEFAULT_LADDER: readonly number[] = [100, 250, 500, 750, 1000, 1500, 2000, 3000];
 export const DEFAULT_KNEE_RATIO = 0.9;
 /** Transactions per block of the one-core execution ceilings (exec.bench.ts's default). */
 const BARE_TXS_PER_BLOCK = 500;

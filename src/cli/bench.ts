@@ -126,7 +126,11 @@ export function registerBenchCommand(
       choice<WorkloadChoice>(["transfers", "erc20", "mix"]),
       "transfers",
     )
-    .option("--rate <n>", "one offered rate in tx/s (default: the ladder 100,250,500,1000,2000)", int(1, 100_000))
+    .option(
+      "--rate <n>",
+      "one offered rate in tx/s (default: the ladder 100,250,500,750,1000,1500,2000,3000)",
+      int(1, 100_000),
+    )
     .option(
       "--ladder <rates>",
       "offered rates in tx/s, comma-separated; stops after the first below 90%",
