@@ -29,6 +29,8 @@ export interface NodeMetrics {
   readonly workReportSubmissions: Counter<"outcome">;
   readonly admissions: Counter<"source" | "result">;
   readonly txGossipBatch: Histogram;
+  /** Reports the pool's size on each scrape (`dcn_mempool_transactions`, `dcn_mempool_bytes`). */
+  watchPool(read: () => { readonly count: number; readonly bytes: number }): void;
   /** Batcher, output proposer, finalized tracker, derivation (src/l1/batcher.ts). */
   readonly finality: FinalityMetrics;
 }
@@ -37,7 +39,27 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: "dcn_" });
   const r = [registry];
+  let pool: (() => { readonly count: number; readonly bytes: number }) | null = null;
+  new Gauge({
+    name: "dcn_mempool_transactions",
+    help: "Transactions in the pool, both lanes (executable and waiting)",
+    registers: r,
+    collect() {
+      if (pool !== null) this.set(pool().count);
+    },
+  });
+  new Gauge({
+    name: "dcn_mempool_bytes",
+    help: "Sum of the raw sizes of the transactions in the pool",
+    registers: r,
+    collect() {
+      if (pool !== null) this.set(pool().bytes);
+    },
+  });
   return {
+    watchPool(read) {
+      pool = read;
+    },
     registry,
     height: new Gauge({ name: "dcn_consensus_height", help: "Last committed height", registers: r }),
     round: new Gauge({ name: "dcn_consensus_round", help: "Current round of the height being decided", registers: r }),

@@ -261,6 +261,7 @@ export class DcnNode {
     let sync: SyncManager | null = null;
     // Commits feed the RPC's subscriptions; `node` is assigned below, before anything runs.
     let node: DcnNode | null = null;
+    metrics.watchPool(() => ({ count: mempool.size, bytes: mempool.sizeBytes }));
     const t = topics(chainId);
     const publish = (topic: string, data: Uint8Array) => {
       network.publish(topic, data).catch((err: unknown) => log.debug({ err, topic }, "publish failed"));
