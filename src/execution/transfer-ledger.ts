@@ -65,11 +65,6 @@ export class TransferLedger {
     return account;
   }
 
-  /** Whether anything is held (a write-back would do something or drop reads). */
-  get size(): number {
-    return this.accounts.size;
-  }
-
   /** Writes every touched account to the state manager and forgets all of them (what follows may change any). */
   async writeBack(): Promise<void> {
     for (const account of this.accounts.values()) {
@@ -88,7 +83,7 @@ export class TransferLedger {
 }
 
 /** EIP-161 emptiness, as ethereumjs' Account.isEmpty: no nonce, no balance, no code. */
-export function isEmpty(account: LedgerAccount): boolean {
+function isEmpty(account: LedgerAccount): boolean {
   return account.nonce === 0n && account.balance === 0n && equalsBytes(account.codeHash, KECCAK256_NULL);
 }
 

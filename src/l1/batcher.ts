@@ -399,7 +399,7 @@ export class Batcher {
 
   /** One pass (the timer calls it; tests may too). Never throws. */
   async tick(): Promise<void> {
-    if (this.passes.busy || this.timer === null) return;
+    if (this.timer === null) return;
     await this.passes.run(() => this.guardedPass());
   }
 

@@ -111,7 +111,7 @@ export class OutputProposer {
   }
 
   async tick(): Promise<void> {
-    if (this.passes.busy || this.timer === null) return;
+    if (this.timer === null) return;
     await this.passes.run(() => this.guardedPass());
   }
 

@@ -3,12 +3,7 @@
 export class PassInFlight {
   private current: Promise<void> | null = null;
 
-  /** A pass is running. */
-  get busy(): boolean {
-    return this.current !== null;
-  }
-
-  /** Runs `pass` (it must not throw: each task logs its own failures), unless one is already running. */
+  /** Runs `pass` (it must not throw: each task logs its own failures), unless one is already running (then a no-op). */
   run(pass: () => Promise<void>): Promise<void> {
     if (this.current !== null) return Promise.resolve();
     const running = pass().finally(() => {

@@ -291,8 +291,7 @@ export class L1Derivation {
   private nextTryMs = 0;
 
   async tick(): Promise<void> {
-    if (this.passes.busy || this.timer === null) return;
-    if (Date.now() < this.nextTryMs) return;
+    if (this.timer === null || Date.now() < this.nextTryMs) return;
     await this.passes.run(() => this.guardedPass());
   }
 
