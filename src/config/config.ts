@@ -37,6 +37,24 @@ export const CONFIG_LIMITS = {
   minL1PollIntervalMs: 100,
   /** Deeper than any L1 reorg seen on Ethereum since the merge, far below finality (64+ blocks). */
   maxL1Confirmations: 256,
+  maxPoolTransactions: 10_000_000,
+  /** The pool's byte bound may not be below one largest transaction (128 KiB; src/chain/block.ts). */
+  minPoolBytes: 1024 * 1024,
+  maxPoolBytes: 16 * 1024 * 1024 * 1024,
+  maxPoolPerSender: 65_536,
+  maxPoolNonceGap: 65_536,
+  maxReplacementBumpPercent: 1_000,
+  maxPeerTxRatePerSecond: 1_000_000,
+} as const;
+
+/** Transaction pool defaults (docs/mempool.md). */
+export const DEFAULT_MEMPOOL = {
+  maxTransactions: 50_000,
+  maxBytes: 64 * 1024 * 1024,
+  maxPerSender: 256,
+  maxNonceGap: 64,
+  replacementBumpPercent: 10,
+  peerRatePerSecond: 2_000,
 } as const;
 
 /** Hard-finality defaults (docs/hard-finality.md): about one batch every 10 minutes and one output an hour at 1 s blocks. */
@@ -221,7 +239,7 @@ function l1AddressProblem(text: string): Checked {
 // ---------------------------------------------------------------------------------------------------------------------
 // Schema
 
-function ms(min: number, max: number, fallback: number, description: string) {
+function int(min: number, max: number, fallback: number, description: string) {
   return z
     .number()
     .int()
@@ -230,6 +248,9 @@ function ms(min: number, max: number, fallback: number, description: string) {
     .default(fallback)
     .meta({ description, examples: [fallback] });
 }
+
+/** A duration in milliseconds. */
+const ms = int;
 
 const T = CONFIG_LIMITS.maxTimeoutMs;
 
@@ -335,6 +356,46 @@ export const configSchema = z
           .max(CONFIG_LIMITS.maxBlockTransactions)
           .default(10_000)
           .meta({ description: "Most transactions in one block", examples: [10_000] }),
+      })
+      .prefault({}),
+    mempool: z
+      .strictObject({
+        maxTransactions: int(
+          1,
+          CONFIG_LIMITS.maxPoolTransactions,
+          DEFAULT_MEMPOOL.maxTransactions,
+          "Transactions the pool holds at most; when full, a newcomer must outrank what it evicts",
+        ),
+        maxBytes: int(
+          CONFIG_LIMITS.minPoolBytes,
+          CONFIG_LIMITS.maxPoolBytes,
+          DEFAULT_MEMPOOL.maxBytes,
+          "Sum of the raw sizes of pooled transactions at most (bytes)",
+        ),
+        maxPerSender: int(
+          1,
+          CONFIG_LIMITS.maxPoolPerSender,
+          DEFAULT_MEMPOOL.maxPerSender,
+          "Transactions of one sender held at most, runnable and waiting",
+        ),
+        maxNonceGap: int(
+          0,
+          CONFIG_LIMITS.maxPoolNonceGap,
+          DEFAULT_MEMPOOL.maxNonceGap,
+          "A transaction whose nonce is more than this far ahead of its sender's committed nonce is refused",
+        ),
+        replacementBumpPercent: int(
+          0,
+          CONFIG_LIMITS.maxReplacementBumpPercent,
+          DEFAULT_MEMPOOL.replacementBumpPercent,
+          "A replacement (same sender and nonce) must raise both fee fields by at least this many percent",
+        ),
+        peerRatePerSecond: int(
+          1,
+          CONFIG_LIMITS.maxPeerTxRatePerSecond,
+          DEFAULT_MEMPOOL.peerRatePerSecond,
+          "Gossiped transactions accepted per second from one peer (burst: one second's worth); the excess is ignored without penalty. JSON-RPC submissions are not limited by it",
+        ),
       })
       .prefault({}),
     metrics: z
@@ -524,6 +585,15 @@ export interface NodeConfig {
     readonly maxBlockBytes: number;
     readonly maxBlockTransactions: number;
   };
+  /** The transaction pool's limits (src/mempool/mempool.ts MempoolLimits, less those fixed by the chain). */
+  readonly mempool: {
+    readonly maxCount: number;
+    readonly maxBytes: number;
+    readonly maxPerSender: number;
+    readonly maxNonceGap: number;
+    readonly minReplacementBumpPercent: number;
+    readonly peerRatePerSecond: number;
+  };
   readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly rpc: {
     readonly enabled: boolean;
@@ -598,6 +668,14 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
       emptyBlockIntervalMs: c.consensus.emptyBlockIntervalMs,
       maxBlockBytes: c.consensus.maxBlockBytes,
       maxBlockTransactions: c.consensus.maxBlockTransactions,
+    },
+    mempool: {
+      maxCount: c.mempool.maxTransactions,
+      maxBytes: c.mempool.maxBytes,
+      maxPerSender: c.mempool.maxPerSender,
+      maxNonceGap: c.mempool.maxNonceGap,
+      minReplacementBumpPercent: c.mempool.replacementBumpPercent,
+      peerRatePerSecond: c.mempool.peerRatePerSecond,
     },
     metrics: c.metrics,
     rpc: c.rpc,

@@ -3,26 +3,30 @@
 // (test/sim/driver-sim.ts) wraps the same parts with a simulated network and clock, so both run identical code.
 import { join } from "node:path";
 import { MAX_TRANSACTION_BYTES } from "../chain/block.ts";
+import { DEFAULT_MEMPOOL, type NodeConfig } from "../config/config.ts";
 import type { Genesis } from "../config/genesis.ts";
 import { blstScheme } from "../crypto/blst.ts";
 import { ExecutionCore } from "../execution/core.ts";
 import { SvmExecutor } from "../execution/svm/executor.ts";
 import type { L1View } from "../l1/view.ts";
-import { Mempool, type MempoolLimits } from "../mempool/mempool.ts";
+import { Mempool } from "../mempool/mempool.ts";
 import { DEFAULT_SVM_LANE_LIMITS, SvmLane, type SvmLaneLimits } from "../mempool/svm-lane.ts";
 import { ChainStore } from "../storage/chain-store.ts";
 import { BlockExecutor, type ExecutorParams } from "./executor.ts";
 import type { Logger } from "./log.ts";
 import { Membership } from "./membership.ts";
 
-export const DEFAULT_MEMPOOL_LIMITS: Omit<MempoolLimits, "blockGasLimit"> = {
-  maxCount: 50_000,
-  maxBytes: 64 * 1024 * 1024,
-  maxPerSender: 256,
-  maxTxBytes: MAX_TRANSACTION_BYTES,
-  minReplacementBumpPercent: 10,
-  maxNonceGap: 64,
-  peerRatePerSecond: 2_000,
+/** The pool's limits that come from the node config (`mempool`); the block gas limit and largest transaction come from the chain. */
+export type PoolLimits = NodeConfig["mempool"];
+
+/** The config's defaults (docs/config-reference.md), for nodes assembled without a config file (tests). */
+export const DEFAULT_MEMPOOL_LIMITS: PoolLimits = {
+  maxCount: DEFAULT_MEMPOOL.maxTransactions,
+  maxBytes: DEFAULT_MEMPOOL.maxBytes,
+  maxPerSender: DEFAULT_MEMPOOL.maxPerSender,
+  maxNonceGap: DEFAULT_MEMPOOL.maxNonceGap,
+  minReplacementBumpPercent: DEFAULT_MEMPOOL.replacementBumpPercent,
+  peerRatePerSecond: DEFAULT_MEMPOOL.peerRatePerSecond,
 };
 
 export interface NodeState {
@@ -42,7 +46,7 @@ export async function openNodeState(opts: {
   readonly genesis: Genesis;
   readonly executor: ExecutorParams;
   readonly nowMs: () => number;
-  readonly mempool?: Omit<MempoolLimits, "blockGasLimit">;
+  readonly mempool?: PoolLimits;
   /** The pool's Solana lane (default DEFAULT_SVM_LANE_LIMITS). */
   readonly svmLane?: SvmLaneLimits;
   /** Required when the genesis anchors the subnet to L1 (genesis `l1`). */
@@ -77,7 +81,11 @@ export async function openNodeState(opts: {
     // The mempool checks against the committed head; `executor` is assigned right below, before anything runs.
     let executor: BlockExecutor | null = null;
     const mempool = new Mempool(
-      { ...(opts.mempool ?? DEFAULT_MEMPOOL_LIMITS), blockGasLimit: genesis.execution.gasLimit },
+      {
+        ...(opts.mempool ?? DEFAULT_MEMPOOL_LIMITS),
+        maxTxBytes: MAX_TRANSACTION_BYTES,
+        blockGasLimit: genesis.execution.gasLimit,
+      },
       {
         chainId: genesis.chainId,
         accounts: {

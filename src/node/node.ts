@@ -218,6 +218,7 @@ export class DcnNode {
           maxClockDriftMs: 5_000,
         },
         nowMs: () => Date.now(),
+        mempool: config.mempool,
         log: log.child({ component: "membership" }),
         l1: genesis.l1 === null ? null : l1Mirror,
       });

@@ -56,6 +56,14 @@ describe("parseConfig", () => {
         maxBlockBytes: 2_000_000,
         maxBlockTransactions: 10_000,
       },
+      mempool: {
+        maxCount: 50_000,
+        maxBytes: 64 * 1024 * 1024,
+        maxPerSender: 256,
+        maxNonceGap: 64,
+        minReplacementBumpPercent: 10,
+        peerRatePerSecond: 2_000,
+      },
       metrics: { enabled: true, host: "127.0.0.1", port: 9100 },
       rpc: { enabled: true, host: "127.0.0.1", port: 8545, cors: [] },
       log: { level: "info", format: "json" },
@@ -114,6 +122,14 @@ describe("parseConfig", () => {
           maxBlockBytes: 100_000,
           maxBlockTransactions: 50,
         },
+        mempool: {
+          maxTransactions: 200_000,
+          maxBytes: 256 * 1024 * 1024,
+          maxPerSender: 1024,
+          maxNonceGap: 512,
+          replacementBumpPercent: 12,
+          peerRatePerSecond: 8_000,
+        },
         metrics: { enabled: false, host: "0.0.0.0", port: 0 },
         log: { level: "debug", format: "pretty" },
       },
@@ -135,6 +151,14 @@ describe("parseConfig", () => {
       precommitDeltaMs: 20,
     });
     expect(config.consensus.blockIntervalMs).toBe(250);
+    expect(config.mempool).toEqual({
+      maxCount: 200_000,
+      maxBytes: 256 * 1024 * 1024,
+      maxPerSender: 1024,
+      maxNonceGap: 512,
+      minReplacementBumpPercent: 12,
+      peerRatePerSecond: 8_000,
+    });
     expect(config.metrics).toEqual({ enabled: false, host: "0.0.0.0", port: 0 });
     expect(config.log).toEqual({ level: "debug", format: "pretty" });
   });
@@ -167,7 +191,7 @@ describe("parseConfig", () => {
       json: { ...MINIMAL, webui: {} },
       path: "webui",
       message: /unknown key "webui"/,
-      fix: /remove it; the keys allowed here are role, dataDir, genesis, keys, p2p, consensus, metrics, rpc, log/,
+      fix: /remove it; the keys allowed here are role, dataDir, genesis, keys, p2p, consensus, mempool, metrics, rpc, log/,
     },
     {
       name: "a bad multiaddr",
@@ -217,6 +241,20 @@ describe("parseConfig", () => {
       path: "consensus.maxBlockBytes",
       message: /above the maximum 4000000/,
       fix: /\[1024, 4000000\]/,
+    },
+    {
+      name: "a pool smaller than its largest transaction",
+      json: { ...MINIMAL, mempool: { maxBytes: 65_536 } },
+      path: "mempool.maxBytes",
+      message: /below the minimum 1048576/,
+      fix: /\[1048576, 17179869184\]/,
+    },
+    {
+      name: "a zero per-peer rate",
+      json: { ...MINIMAL, mempool: { peerRatePerSecond: 0 } },
+      path: "mempool.peerRatePerSecond",
+      message: /below the minimum 1/,
+      fix: /\[1, 1000000\]/,
     },
     {
       name: "a fractional timeout",
