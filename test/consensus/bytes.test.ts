@@ -13,6 +13,16 @@ describe("hex", () => {
     expect(fromHex("0x")).toEqual(new Uint8Array(0));
   });
 
+  it("encodes empty, short, chunk-sized and longer arrays, and views into a larger buffer", () => {
+    const big = Uint8Array.from({ length: 3 * 4096 + 17 }, (_, i) => (i * 131 + 7) & 0xff);
+    for (const n of [0, 1, 20, 32, 4095, 4096, 4097, 8192, big.length]) {
+      const view = big.subarray(big.length - n);
+      expect(toHex(view), `${n} bytes`).toBe(`0x${Buffer.from(view).toString("hex")}`);
+    }
+    // A short call after a long one does not see the long one's digits.
+    expect(toHex(Uint8Array.of(0xab))).toBe("0xab");
+  });
+
   it("refuses what isHex refuses, with a RangeError, and decodes what it accepts", () => {
     const digits = "0123456789abcdefABCDEF";
     const odd = ["g", "G", " ", "x", "-", "\u0660", "\u00e9", "\ud83d\ude00", "\0"];
