@@ -123,9 +123,11 @@ export const headerSchema = versioned(
 
 export type BlockHeader = Infer<typeof headerSchema>;
 
+const lastCertificateSchema = varBytes(MAX_LAST_CERTIFICATE_BYTES);
+
 export const blockSchema = struct({
   header: headerSchema,
-  lastCertificate: varBytes(MAX_LAST_CERTIFICATE_BYTES),
+  lastCertificate: lastCertificateSchema,
   deposits: depositsSchema,
   transactions: list(varBytes(MAX_TRANSACTION_BYTES), MAX_BLOCK_TRANSACTIONS),
 });
@@ -157,6 +159,17 @@ export function blockHashOfEncoded(bytes: Uint8Array): Hex {
   const reader = new Reader(bytes);
   headerSchema.decodeFrom(reader, "header", {});
   return toHex(keccak256(bytes.subarray(0, reader.offset)));
+}
+
+/**
+ * The header and last certificate of an encoded block (its prefix), without reading the deposits and transactions:
+ * for readers of stored blocks that need nothing else. Checks only what it reads. Throws DecodeError.
+ */
+export function decodeBlockHead(bytes: Uint8Array): Pick<Block, "header" | "lastCertificate"> {
+  const reader = new Reader(bytes);
+  const header = headerSchema.decodeFrom(reader, "block.header", {});
+  const lastCertificate = lastCertificateSchema.decodeFrom(reader, "block.lastCertificate", {});
+  return { header, lastCertificate };
 }
 
 export const EMPTY_BLOOM: Hex = `0x${"00".repeat(256)}`;

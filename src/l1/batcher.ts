@@ -18,7 +18,7 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Address, Hex, PublicClient } from "viem";
 import type { ValidatorSet } from "../../consensus/types.ts";
 import { BatchInbox } from "../../staking-contracts/artifacts.ts";
-import { decodeBlock } from "../chain/block.ts";
+import { decodeBlockHead } from "../chain/block.ts";
 import type { Logger } from "../node/log.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 import {
@@ -445,7 +445,7 @@ export class Batcher {
     // Readiness from two headers; the blocks themselves are read only when this node is about to post.
     const firstBytes = await this.m.store.getBlock(posted + 1);
     if (firstBytes === undefined) return;
-    const timestampOf = (bytes: Uint8Array) => decodeBlock(bytes).header.timestampMs;
+    const timestampOf = (bytes: Uint8Array) => decodeBlockHead(bytes).header.timestampMs;
     let readyAtMs = timestampOf(firstBytes) + this.params.batchMaxAgeMs;
     if (pending >= this.params.batchMinBlocks) {
       const nth = await this.m.store.getBlock(posted + this.params.batchMinBlocks);

@@ -12,7 +12,7 @@ import { type Address, BaseError, ContractFunctionZeroDataError, type Hex, type 
 import { toHex } from "../../consensus/bytes.ts";
 import { OutputOracle } from "../../staking-contracts/artifacts.ts";
 import { g2ToEip2537 } from "../../staking-contracts/eip2537.ts";
-import { decodeBlock, encodeHeader } from "../chain/block.ts";
+import { decodeBlockHead, encodeHeader } from "../chain/block.ts";
 import type { Logger } from "../node/log.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 import { type FinalityMetrics, turnOf } from "./batcher.ts";
@@ -165,12 +165,12 @@ export class OutputProposer {
       return;
     }
     // Due once block target + 1 exists (by its header time, which every node reads the same).
-    const slotMs = decodeBlock(nextBytes).header.timestampMs + turn * this.params.staggerMs;
+    const slotMs = decodeBlockHead(nextBytes).header.timestampMs + turn * this.params.staggerMs;
     if (now < slotMs) {
       this.state.phase = "waiting";
       return;
     }
-    const block = decodeBlock(blockBytes);
+    const block = decodeBlockHead(blockBytes);
     const epoch = await this.epochOf(target, block.header.validatorSetId);
     if (epoch === null) return;
     if (epoch === "mismatch") {
@@ -246,7 +246,7 @@ export class OutputProposer {
     if (height - 2 >= 1) {
       const bytes = await this.m.store.getBlock(height - 2);
       if (bytes === undefined) return null;
-      origin = decodeBlock(bytes).header.l1Origin;
+      origin = decodeBlockHead(bytes).header.l1Origin;
     }
     const answer = await this.m.l1.epochAt(origin);
     if (answer.kind !== "ok") {

@@ -25,7 +25,7 @@ import {
   blockHash,
   checkBlock,
   type Deposit,
-  decodeBlock,
+  decodeBlockHead,
   depositsHash,
   encodeBlock,
   isSvmEntry,
@@ -215,7 +215,7 @@ export class BlockExecutor {
     const hash = store.headHash();
     if (bytes === undefined || hash === null)
       throw new Error(`head block ${store.headHeight} is missing from the store`);
-    return parentOf(decodeBlock(bytes).header, hash);
+    return parentOf(decodeBlockHead(bytes).header, hash);
   }
 
   /** Loads the hashes BLOCKHASH may ask for and the head's certificate; call once after construction. */

@@ -5,7 +5,7 @@
 import { fromHex } from "../../consensus/bytes.ts";
 import type { ValidatorSet } from "../../consensus/types.ts";
 import { nextHeightValidatorSet, type ValidatorChange, validatorAddress } from "../../consensus/validator-set.ts";
-import { decodeBlock } from "../chain/block.ts";
+import { decodeBlockHead } from "../chain/block.ts";
 import type { Genesis } from "../config/genesis.ts";
 import type { L1Ref, L1View } from "../l1/view.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
@@ -83,7 +83,7 @@ export class Membership {
     if (cached !== undefined) return cached;
     const bytes = await this.store.getBlock(height);
     if (bytes === undefined) throw new Error(`block ${height} is not in the store`);
-    const origin = decodeBlock(bytes).header.l1Origin;
+    const origin = decodeBlockHead(bytes).header.l1Origin;
     this.origins.set(height, origin);
     if (this.origins.size > 8) this.origins.delete(Math.min(...this.origins.keys()));
     return origin;

@@ -17,7 +17,7 @@ import { Level } from "level";
 import { type Hex, toHex } from "../../consensus/bytes.ts";
 import { certificateSigners, decodeCertificate } from "../../consensus/certificate.ts";
 import { type WorkReportEntry, workReportDigest } from "../../consensus/signing.ts";
-import { decodeBlock } from "../chain/block.ts";
+import { decodeBlockHead } from "../chain/block.ts";
 import type { Genesis } from "../config/genesis.ts";
 import type { L1Ref, L1View } from "../l1/view.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
@@ -182,7 +182,7 @@ export class WorkLedger {
   private async account(h: number): Promise<boolean> {
     const bytes = await this.m.store.getBlock(h);
     if (bytes === undefined) throw new Error(`committed block ${h} is missing from the store`);
-    const block = decodeBlock(bytes);
+    const block = decodeBlockHead(bytes);
     const header = block.header;
     const [originTwoBack] = this.state.origins;
     if (originTwoBack === undefined) throw new Error("work ledger state has no origins");

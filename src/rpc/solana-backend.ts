@@ -2,7 +2,7 @@
 // committed header names, transactions from the transaction index (an SVM entry sits under its signature's index
 // key) with their receipts from the block's stored receipts, blockhashes from the executor's window or the store.
 import type { Hex } from "../../consensus/bytes.ts";
-import { type Block, blockHashOfEncoded, decodeBlock, isSvmEntry } from "../chain/block.ts";
+import { type Block, blockHashOfEncoded, decodeBlock, decodeBlockHead, isSvmEntry } from "../chain/block.ts";
 import { decodeSvmReceipts } from "../chain/receipts.ts";
 import type { GenesisSvm } from "../config/genesis.ts";
 import { SVM_VM } from "../execution/svm/account.ts";
@@ -63,7 +63,7 @@ export function createSolanaRpcBackend(d: SolanaBackendDeps): SolanaRpcBackend {
     } else {
       const bytes = await d.store.getBlock(height);
       if (bytes === undefined) return null;
-      roots = decodeBlock(bytes).header.vmRoots;
+      roots = decodeBlockHead(bytes).header.vmRoots;
     }
     return roots.find((r) => r.vm === SVM_VM.id)?.root ?? null;
   }

@@ -16,6 +16,7 @@ import {
   checkBlock,
   type Deposit,
   decodeBlock,
+  decodeBlockHead,
   depositsHash,
   EMPTY_BLOOM,
   EMPTY_DEPOSITS_HASH,
@@ -111,6 +112,15 @@ describe("blocks", () => {
     expect(decodeBlock(bytes)).toEqual(b);
     expect(blockHashOfEncoded(bytes)).toBe(blockHash(b.header));
     expect(checkBlock(b, bytes.length, ctx)).toBeNull();
+  });
+
+  it("reads the header and last certificate of an encoded block without its transactions", () => {
+    const b = block({}, [new Uint8Array([1, 2, 3]), new Uint8Array(200).fill(9)]);
+    const bytes = encodeBlock(b);
+    expect(decodeBlockHead(bytes)).toEqual({ header: b.header, lastCertificate: b.lastCertificate });
+    // Only the prefix is read: a block cut inside its transactions still gives its head, one cut before does not.
+    expect(decodeBlockHead(bytes.subarray(0, bytes.length - 100)).header).toEqual(b.header);
+    expect(() => decodeBlockHead(bytes.subarray(0, 40))).toThrow(DecodeError);
   });
 
   it.each([
