@@ -620,6 +620,21 @@ export function voteAddsNothing(state: ConsensusState, vote: Vote): boolean {
   return hasQuorum(tally.power.get(vote.value ?? NIL_KEY) ?? 0n, state.validatorSet.totalVotingPower);
 }
 
+/**
+ * Validators counted toward "2f+1 of any value" in (round, type) at this node's height (each one's first vote), and
+ * validators with any message in that round (the f+1 rule, lines 55-56). What a driver compares the votes it has not
+ * verified yet against, to know whether they could complete anything.
+ */
+export function voteCounts(
+  state: ConsensusState,
+  round: number,
+  type: VoteType,
+): { readonly voters: ReadonlySet<number>; readonly senders: ReadonlySet<number> } {
+  const rs = state.rounds.get(round);
+  if (rs === undefined) return { voters: new Set(), senders: new Set() };
+  return { voters: new Set((type === "prevote" ? rs.prevotes : rs.precommits).first.keys()), senders: rs.senders };
+}
+
 /** Each validator's first vote of a round, in arrival order. */
 export function votesOf(state: ConsensusState, round: number, type: VoteType): readonly SignedVote[] {
   const rs = state.rounds.get(round);

@@ -25,6 +25,7 @@ import {
   type TimeoutParams,
   type TimeoutStep,
   voteAddsNothing,
+  voteCounts,
   votesFor,
 } from "../../consensus/machine.ts";
 import { checkSign, type SigningMark } from "../../consensus/safety.ts";
@@ -38,6 +39,7 @@ import type {
   Signer,
   ValidatorSet,
   Vote,
+  VoteType,
 } from "../../consensus/types.ts";
 import { indexOfAddress, validatorAddress } from "../../consensus/validator-set.ts";
 import { verifyVoteSignature } from "../../consensus/wire.ts";
@@ -338,6 +340,30 @@ export class ConsensusDriver {
 
   // ---- reads for peers and operators ----
 
+  /** Called after each event this driver handled: its counts may have changed (src/node/vote-gate.ts rechecks). */
+  onEventHandled: (() => void) | null = null;
+  private powersCache: { readonly id: Hex; readonly powers: readonly bigint[] } | null = null;
+
+  /** The height being decided, its round, and its set's power by validator index (VoteGateView.position). */
+  votePosition(): { height: number; round: number; powers: readonly bigint[]; total: bigint } | null {
+    const set = this.cs.validatorSet;
+    if (!this.started || this.stopped || set === null) return null;
+    if (this.powersCache?.id !== set.id) {
+      this.powersCache = { id: set.id, powers: set.validators.map((v) => v.votingPower) };
+    }
+    return {
+      height: this.cs.height,
+      round: this.cs.round,
+      powers: this.powersCache.powers,
+      total: set.totalVotingPower,
+    };
+  }
+
+  /** consensus/machine.ts voteCounts at the height being decided (VoteGateView.counts). */
+  voteCounts(round: number, type: VoteType): { voters: ReadonlySet<number>; senders: ReadonlySet<number> } {
+    return voteCounts(this.cs, round, type);
+  }
+
   /** The validator set that signs `height`, for heights this node can check now: the current and the next one. */
   validatorSetFor(height: number): ValidatorSet | undefined {
     const head = this.m.store.headHeight;
@@ -412,6 +438,7 @@ export class ConsensusDriver {
     try {
       for (let e = this.queue.shift(); e !== undefined && !this.stopped; e = this.queue.shift()) {
         await this.handle(e);
+        this.onEventHandled?.();
       }
     } catch (error) {
       this.stopped = true;

@@ -15,6 +15,7 @@ export interface NodeMetrics {
   readonly blockTransactions: Histogram;
   readonly persistSeconds: Histogram;
   readonly signatureBatches: Histogram<"result">;
+  readonly voteGateReleases: Counter<"reason">;
   readonly proposals: Counter;
   readonly idleWaits: Counter;
   readonly votes: Counter<"type">;
@@ -103,6 +104,12 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
       help: "Signatures of one message (gossiped votes) verified in one check, by whether the check held",
       labelNames: ["result"],
       buckets: [2, 3, 4, 6, 8, 16, 32, 64, 128],
+      registers: r,
+    }),
+    voteGateReleases: new Counter({
+      name: "dcn_vote_gate_released_total",
+      help: "Gossiped votes of the height being decided that waited to be verified, by why they went on (quorum, round_skip, deadline, moved, stopped)",
+      labelNames: ["reason"],
       registers: r,
     }),
     proposals: new Counter({ name: "dcn_consensus_proposals_total", help: "Proposals signed", registers: r }),

@@ -54,6 +54,7 @@ import {
   verifyProposalMessage,
   verifyVoteMessageBatched,
 } from "./verifier.ts";
+import { VoteGate } from "./vote-gate.ts";
 import { WorkLedger, workReportJson } from "./work-ledger.ts";
 import { DEFAULT_WORK_REPORTER_PARAMS, WorkReporter } from "./work-reports.ts";
 
@@ -339,14 +340,22 @@ export class DcnNode {
     const signatures = new BatchVerifier(blstScheme, {
       onBatch: (size, valid) => metrics.signatureBatches.observe({ result: valid ? "valid" : "invalid" }, size),
     });
+    const gate = new VoteGate(
+      { position: () => driver.votePosition(), counts: (round, type) => driver.voteCounts(round, type) },
+      { onRelease: (reason, votes) => metrics.voteGateReleases.inc({ reason }, votes) },
+    );
+    driver.onEventHandled = () => gate.recheck();
     network.subscribe({
       name: t.votes,
       maxBytes: 256,
       queueLength: QUEUE,
       dropPolicy: "drop-oldest",
-      // Votes read in one turn of the event loop are verified together (src/crypto/batch-verify.ts).
-      concurrency: 64,
-      validate: async (data, from) => oneHop(await verifyVoteMessageBatched(verifier, signatures, data, from), from),
+      // A vote of the height being decided waits until it could complete a threshold; the votes released together are
+      // verified together (src/node/vote-gate.ts, src/crypto/batch-verify.ts). Waiting votes hold a validation slot:
+      // as many slots as queued votes, so that those of a large set never keep out the vote that would release them.
+      concurrency: QUEUE,
+      validate: async (data, from) =>
+        oneHop(await verifyVoteMessageBatched(verifier, gate, signatures, data, from), from),
       onMessage: (vote) => driver.onVote(vote),
     });
     network.subscribe({

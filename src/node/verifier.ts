@@ -12,6 +12,7 @@ import { type Block, blockHash, decodeBlock } from "../chain/block.ts";
 import type { BatchVerifier } from "../crypto/batch-verify.ts";
 import { decodeEvidence } from "../storage/evidence.ts";
 import { decodeCertificateMessage, decodeProposalMessage } from "./messages.ts";
+import type { VoteGate } from "./vote-gate.ts";
 
 export interface VerifierContext {
   readonly chainId: bigint;
@@ -89,11 +90,14 @@ export function verifyVoteMessage(ctx: VerifierContext, data: Uint8Array, from: 
 }
 
 /**
- * verifyVoteMessage with the signature checked by `batch` (votes read in the same turn of the event loop are
- * verified together): the gossip path, whose topic validates several votes at once.
+ * verifyVoteMessage for the gossip path: the vote waits at `gate` until it could complete something (a vote of the
+ * height being decided; src/node/vote-gate.ts), then its signature is checked by `batch`, with the other votes
+ * released in the same turn of the event loop. A vote that waited is looked at again first: the height may have
+ * been committed, or its step completed without it, meanwhile.
  */
 export async function verifyVoteMessageBatched(
   ctx: VerifierContext,
+  gate: VoteGate,
   batch: BatchVerifier,
   data: Uint8Array,
   from: string,
@@ -101,6 +105,10 @@ export async function verifyVoteMessageBatched(
   const screened = screenVote(ctx, data, from);
   if ("kind" in screened) return screened;
   const { vote, publicKey, digest } = screened;
+  if ((await gate.wait(vote)) !== "ungated") {
+    if (vote.height <= ctx.headHeight()) return ignore("stale_height");
+    if (ctx.redundantVote?.(vote) === true) return ignore("redundant_vote");
+  }
   return (await batch.verify(publicKey, digest, vote.signature)) ? accept(vote) : reject("bad_signature");
 }
 
