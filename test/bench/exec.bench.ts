@@ -1,7 +1,8 @@
 // Execution throughput: the core (decode + native sender recovery + runTx over the overlay trie with Caches, one
 // checkpoint per block, state root, transactions/receipts roots; state on level) against bare @ethereumjs/vm
 // (createVM() with its default state manager and default sender recovery, then the state root), same signed blocks.
-// Usage: node bin/run.mjs test/bench/exec.bench.ts [--blocks N] [--txs N]
+// Usage: node bin/run.mjs test/bench/exec.bench.ts [--blocks N] [--txs N] [--only core|bare|pooled]
+// [--workload transfers|erc20]
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -32,6 +33,11 @@ const TXS_PER_BLOCK = arg("--txs", 500);
 const MEASURED_BLOCKS = arg("--blocks", 5);
 /** --only core|bare|pooled: run one side (for profiling); pooled = the core on pool-decoded blocks, fast path on. */
 const ONLY = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
+/** --workload transfers|erc20: sign and run one workload (for profiling: signing the other is most of a profile). */
+const WORKLOAD = process.argv.includes("--workload") ? process.argv[process.argv.indexOf("--workload") + 1] : undefined;
+if (WORKLOAD !== undefined && WORKLOAD !== "transfers" && WORKLOAD !== "erc20") {
+  throw new Error(`--workload must be transfers or erc20, not ${WORKLOAD}`);
+}
 
 interface Workload {
   readonly name: string;
@@ -120,7 +126,7 @@ async function buildWorkloads(accounts: PrivateKeyAccount[]) {
   const setup = [[deploy], fund];
   const transfers: Uint8Array[][] = [];
   const erc20: Uint8Array[][] = [];
-  for (let b = 0; b <= MEASURED_BLOCKS; b++) {
+  for (let b = 0; b <= (WORKLOAD === "erc20" ? -1 : MEASURED_BLOCKS); b++) {
     const block: Uint8Array[] = [];
     for (let i = 0; i < TXS_PER_BLOCK; i++) {
       const to = accounts[(i + 1 + b) % accounts.length]?.address as ViemHex;
@@ -128,7 +134,7 @@ async function buildWorkloads(accounts: PrivateKeyAccount[]) {
     }
     transfers.push(block);
   }
-  for (let b = 0; b <= MEASURED_BLOCKS; b++) {
+  for (let b = 0; b <= (WORKLOAD === "transfers" ? -1 : MEASURED_BLOCKS); b++) {
     const block: Uint8Array[] = [];
     for (let i = 0; i < TXS_PER_BLOCK; i++) {
       const to = accounts[(i + 7 + b) % accounts.length]?.address;
@@ -142,7 +148,7 @@ async function buildWorkloads(accounts: PrivateKeyAccount[]) {
     workloads: [
       { name: "transfers", blocks: transfers },
       { name: "ERC-20 transfers", blocks: erc20 },
-    ],
+    ].filter((w) => w.blocks.length > 0),
   };
 }
 
