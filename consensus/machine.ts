@@ -629,10 +629,10 @@ export function voteCounts(
   state: ConsensusState,
   round: number,
   type: VoteType,
-): { readonly voters: ReadonlySet<number>; readonly senders: ReadonlySet<number> } {
+): { readonly voters: Iterable<number>; readonly senders: ReadonlySet<number> } {
   const rs = state.rounds.get(round);
-  if (rs === undefined) return { voters: new Set(), senders: new Set() };
-  return { voters: new Set((type === "prevote" ? rs.prevotes : rs.precommits).first.keys()), senders: rs.senders };
+  if (rs === undefined) return { voters: [], senders: new Set() };
+  return { voters: (type === "prevote" ? rs.prevotes : rs.precommits).first.keys(), senders: rs.senders };
 }
 
 /** Each validator's first vote of a round, in arrival order. */

@@ -48,7 +48,7 @@ export const CONFIG_LIMITS = {
 } as const;
 
 /** Transaction pool defaults (docs/mempool.md). */
-export const DEFAULT_MEMPOOL = {
+const DEFAULT_MEMPOOL = {
   maxTransactions: 50_000,
   maxBytes: 64 * 1024 * 1024,
   maxPerSender: 256,
@@ -632,6 +632,21 @@ function peerIdOfAddress(address: string): string {
 // ---------------------------------------------------------------------------------------------------------------------
 // Parsing and loading
 
+/** The config file's `mempool` section in the pool's terms (src/mempool/mempool.ts MempoolLimits). */
+function poolLimits(m: ConfigFile["mempool"]): NodeConfig["mempool"] {
+  return {
+    maxCount: m.maxTransactions,
+    maxBytes: m.maxBytes,
+    maxPerSender: m.maxPerSender,
+    maxNonceGap: m.maxNonceGap,
+    minReplacementBumpPercent: m.replacementBumpPercent,
+    peerRatePerSecond: m.peerRatePerSecond,
+  };
+}
+
+/** The pool limits of a config without a `mempool` section, for pools assembled without a config file (tests). */
+export const DEFAULT_MEMPOOL_LIMITS: NodeConfig["mempool"] = poolLimits(DEFAULT_MEMPOOL);
+
 /** Validates `json` and resolves its paths against `baseDir`. Throws ConfigError listing every issue. */
 export function parseConfig(json: unknown, baseDir: string, source = "config"): NodeConfig {
   const result = configSchema.safeParse(json);
@@ -669,14 +684,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
       maxBlockBytes: c.consensus.maxBlockBytes,
       maxBlockTransactions: c.consensus.maxBlockTransactions,
     },
-    mempool: {
-      maxCount: c.mempool.maxTransactions,
-      maxBytes: c.mempool.maxBytes,
-      maxPerSender: c.mempool.maxPerSender,
-      maxNonceGap: c.mempool.maxNonceGap,
-      minReplacementBumpPercent: c.mempool.replacementBumpPercent,
-      peerRatePerSecond: c.mempool.peerRatePerSecond,
-    },
+    mempool: poolLimits(c.mempool),
     metrics: c.metrics,
     rpc: c.rpc,
     log: c.log,

@@ -3,7 +3,7 @@
 // (test/sim/driver-sim.ts) wraps the same parts with a simulated network and clock, so both run identical code.
 import { join } from "node:path";
 import { MAX_TRANSACTION_BYTES } from "../chain/block.ts";
-import { DEFAULT_MEMPOOL, type NodeConfig } from "../config/config.ts";
+import { DEFAULT_MEMPOOL_LIMITS, type NodeConfig } from "../config/config.ts";
 import type { Genesis } from "../config/genesis.ts";
 import { blstScheme } from "../crypto/blst.ts";
 import { ExecutionCore } from "../execution/core.ts";
@@ -16,18 +16,8 @@ import { BlockExecutor, type ExecutorParams } from "./executor.ts";
 import type { Logger } from "./log.ts";
 import { Membership } from "./membership.ts";
 
-/** The pool's limits that come from the node config (`mempool`); the block gas limit and largest transaction come from the chain. */
+/** The pool's limits that come from the node config (`mempool`); the largest transaction and gas limit: the chain's. */
 export type PoolLimits = NodeConfig["mempool"];
-
-/** The config's defaults (docs/config-reference.md), for nodes assembled without a config file (tests). */
-export const DEFAULT_MEMPOOL_LIMITS: PoolLimits = {
-  maxCount: DEFAULT_MEMPOOL.maxTransactions,
-  maxBytes: DEFAULT_MEMPOOL.maxBytes,
-  maxPerSender: DEFAULT_MEMPOOL.maxPerSender,
-  maxNonceGap: DEFAULT_MEMPOOL.maxNonceGap,
-  minReplacementBumpPercent: DEFAULT_MEMPOOL.replacementBumpPercent,
-  peerRatePerSecond: DEFAULT_MEMPOOL.peerRatePerSecond,
-};
 
 export interface NodeState {
   readonly store: ChainStore;

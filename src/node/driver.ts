@@ -360,7 +360,7 @@ export class ConsensusDriver {
   }
 
   /** consensus/machine.ts voteCounts at the height being decided (VoteGateView.counts). */
-  voteCounts(round: number, type: VoteType): { voters: ReadonlySet<number>; senders: ReadonlySet<number> } {
+  voteCounts(round: number, type: VoteType): { voters: Iterable<number>; senders: ReadonlySet<number> } {
     return voteCounts(this.cs, round, type);
   }
 

@@ -29,10 +29,7 @@ export interface VoteGateView {
     readonly total: bigint;
   } | null;
   /** consensus/machine.ts voteCounts at the height being decided. */
-  counts(
-    round: number,
-    type: VoteType,
-  ): { readonly voters: ReadonlySet<number>; readonly senders: ReadonlySet<number> };
+  counts(round: number, type: VoteType): { readonly voters: Iterable<number>; readonly senders: ReadonlySet<number> };
 }
 
 /**
@@ -136,7 +133,7 @@ export class VoteGate {
   }
 
   /** Power of the validators in `counted` or waiting in `steps`, each once. */
-  private powerOf(counted: ReadonlySet<number>, steps: readonly Step[], powers: readonly bigint[]): bigint {
+  private powerOf(counted: Iterable<number>, steps: readonly Step[], powers: readonly bigint[]): bigint {
     const seen = new Set(counted);
     for (const step of steps) for (const w of step.waiting) seen.add(w.validatorIndex);
     let power = 0n;
