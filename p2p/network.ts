@@ -15,6 +15,7 @@ import { lpStream } from "@libp2p/utils";
 import { type Multiaddr, multiaddr } from "@multiformats/multiaddr";
 import { createLibp2p } from "libp2p";
 import type { Registry } from "prom-client";
+import { withCoalescedWrites } from "./coalesced-writes.ts";
 import { NetworkError, RequestError, type RequestErrorCode } from "./errors.ts";
 import { decodeResponse, encodeResponse, MAX_CODE_BYTES, type ResponseFrame, sanitizeCode } from "./framing.ts";
 import { generatePeerKey, peerIdFromPrivateKey, privateKeyFromBytes } from "./keys.ts";
@@ -215,7 +216,11 @@ export class Network {
     const node = await createLibp2p({
       privateKey,
       addresses: { listen: [...opts.listen] },
-      transports: [tcp()],
+      transports: [
+        withCoalescedWrites(tcp(), () =>
+          opts.log?.("warn", "p2p: a connection without a TCP socket (unknown library version): one write per buffer"),
+        ),
+      ],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       connectionGater: gater,

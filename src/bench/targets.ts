@@ -76,10 +76,26 @@ export function connectNodes(name: string, urls: readonly string[]): RunningTarg
   };
 }
 
+/**
+ * The first port the kernel hands out to outgoing connections (Linux: ip_local_port_range; 32768 elsewhere). Ports
+ * at or above it can be taken by any client socket between the check here and a node's listen.
+ */
+function firstEphemeralPort(): number {
+  try {
+    const first = Number.parseInt(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim(), 10);
+    if (Number.isInteger(first) && first > 12_000) return first;
+  } catch {
+    // Not Linux: the IANA range starts at 49152, Linux's default at 32768; take the lower.
+  }
+  return 32_768;
+}
+
 /** `count` consecutive ports free now, from a random base (other benches and tests may hold the usual ones). */
 async function freeRange(count: number): Promise<number> {
+  // Below the ephemeral range, so that no outgoing connection (a node's, the L1's, the bench's) takes one meanwhile.
+  const slots = Math.floor((firstEphemeralPort() - 10_000 - count) / 10);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 30_000 + Math.floor(Math.random() * 2_000) * 10;
+    const base = 10_000 + Math.floor(Math.random() * slots) * 10;
     let ok = true;
     for (let p = base; p < base + count && ok; p++) ok = await portIsFree("127.0.0.1", p);
     if (ok) return base;
