@@ -3,6 +3,7 @@
 // and the tests. Pure: no Node APIs (the light client imports it too).
 import { RLP } from "@ethereumjs/rlp";
 import { compareBytes, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
+import { encodeRlp } from "./rlp.ts";
 
 /** keccak256(rlp("")). */
 export const EMPTY_TRIE_ROOT: Hex = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421";
@@ -37,7 +38,7 @@ interface Built {
 export type Keccak256 = (data: Uint8Array) => Uint8Array;
 
 function made(raw: TrieNode[], children: readonly (Built | undefined)[], skip: number, hash: Keccak256): Built {
-  const encoded = RLP.encode(raw);
+  const encoded = encodeRlp(raw);
   return { encoded, reference: encoded.length < 32 ? raw : hash(encoded), raw, children, skip };
 }
 

@@ -799,16 +799,52 @@ function transferReceipt(
   cumulativeGasUsed: bigint,
   baseFee: bigint,
 ): ExecutedReceipt {
-  const bloom = new Uint8Array(BLOOM_BYTES);
-  const receipt = { status: 1 as const, cumulativeBlockGasUsed: cumulativeGasUsed, bitvector: bloom, logs: [] };
   return executedReceipt(tx, transactionIndex, cumulativeGasUsed, baseFee, {
     status: 1,
     gasUsed: spent,
-    logs: [],
-    logsBloom: toHex(bloom),
+    logs: NO_LOGS,
+    logsBloom: EMPTY_BLOOM_HEX,
     revertReason: null,
-    encoded: encodeReceipt(receipt, tx.type),
+    encoded: encodeTransferReceipt(tx.type, cumulativeGasUsed),
   });
+}
+
+const NO_LOGS: readonly ExecutedLog[] = Object.freeze([]);
+const EMPTY_BLOOM_HEX = toHex(new Uint8Array(BLOOM_BYTES));
+
+/**
+ * encodeReceipt of @ethereumjs/vm for a successful receipt without logs, written in place: `type ||` RLP([0x01,
+ * cumulativeGasUsed, 256 zero bytes, []]) (no type byte for a legacy transaction). Every transfer has one, and the
+ * general encoder builds it from a fresh bloom through several intermediate arrays.
+ */
+export function encodeTransferReceipt(type: 0 | 1 | 2, cumulativeGasUsed: bigint): Uint8Array {
+  if (cumulativeGasUsed <= 0n) throw new RangeError(`cumulative gas ${cumulativeGasUsed} of a transfer receipt`);
+  const gas = cumulativeGasUsed.toString(16);
+  const gasBytes = (gas.length + 1) >> 1;
+  // A one-byte value below 0x80 is its own encoding; longer ones take a 0x80 + length prefix (gas fits in 55 bytes).
+  const gasItem = gasBytes === 1 && cumulativeGasUsed < 0x80n ? 1 : 1 + gasBytes;
+  const payload = 1 + gasItem + 3 + BLOOM_BYTES + 1;
+  const prefix = type === 0 ? 0 : 1;
+  const out = new Uint8Array(prefix + 3 + payload);
+  let at = 0;
+  if (prefix === 1) out[at++] = type;
+  out[at++] = 0xf9; // a list whose payload length takes two bytes (256 < payload < 65536)
+  out[at++] = payload >> 8;
+  out[at++] = payload & 0xff;
+  out[at++] = 0x01; // status 1
+  if (gasItem === 1) {
+    out[at++] = Number(cumulativeGasUsed);
+  } else {
+    out[at++] = 0x80 + gasBytes;
+    const padded = gas.length % 2 === 0 ? gas : `0${gas}`;
+    for (let i = 0; i < gasBytes; i++) out[at++] = Number.parseInt(padded.slice(2 * i, 2 * i + 2), 16);
+  }
+  out[at++] = 0xb9; // a 256-byte string: 0xb7 + 2 length bytes, then 0x0100
+  out[at++] = BLOOM_BYTES >> 8;
+  out[at++] = BLOOM_BYTES & 0xff;
+  at += BLOOM_BYTES; // the zero bloom: the array is zero-filled
+  out[at++] = 0xc0; // no logs
+  return out;
 }
 
 /** A receipt's fields that follow from the transaction and its place in the block, plus what execution gave. */

@@ -4,13 +4,76 @@
 // trie (./trie-batch.ts), which writes final nodes only; the filter still guards every path that writes. Walking
 // from the root through new nodes only is enough: a committed node's children are committed, so a new node is
 // reachable only through new ancestors.
-import { RLP } from "@ethereumjs/rlp";
 import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
-
-type Decoded = Uint8Array | Decoded[];
 
 /** Code is stored under "c" || keccak256(code): 33-byte keys, never trie nodes. */
 const CODE_KEY_HEX_LENGTH = 2 + 2 * 33;
+
+// The nodes are read in place, without decoding them into arrays of copies (RLP.decode copies every item): this
+// runs over every node a block writes. `item` reads the RLP header at `at` into these three.
+let itemStart = 0;
+let itemEnd = 0;
+let itemIsList = false;
+
+function malformed(what: string): Error {
+  return new Error(`trie node is not valid RLP: ${what}`);
+}
+
+/** Reads the header of the RLP item at `at` (which must end by `limit`): payload [itemStart, itemEnd), itemIsList. */
+function item(b: Uint8Array, at: number, limit: number): void {
+  if (at >= limit) throw malformed("truncated");
+  const p = b[at] as number;
+  let start: number;
+  let length: number;
+  if (p < 0x80) {
+    start = at;
+    length = 1;
+    itemIsList = false;
+  } else if (p <= 0xb7 || (p >= 0xc0 && p <= 0xf7)) {
+    itemIsList = p >= 0xc0;
+    start = at + 1;
+    length = p - (itemIsList ? 0xc0 : 0x80);
+  } else {
+    itemIsList = p >= 0xf8;
+    const n = p - (itemIsList ? 0xf7 : 0xb7);
+    if (at + 1 + n > limit) throw malformed("truncated length");
+    length = 0;
+    for (let i = 1; i <= n; i++) length = length * 256 + (b[at + i] as number);
+    start = at + 1 + n;
+  }
+  if (start + length > limit) throw malformed("truncated payload");
+  itemStart = start;
+  itemEnd = start + length;
+}
+
+/** Item positions of the node being walked: where each item's header starts, its payload, whether it is a list. */
+const MAX_ITEMS = 17;
+const heads = new Int32Array(MAX_ITEMS + 1);
+const starts = new Int32Array(MAX_ITEMS);
+const ends = new Int32Array(MAX_ITEMS);
+const lists = new Uint8Array(MAX_ITEMS);
+
+/** Splits the list `node` (its whole encoding) into items; returns their count (at most 17, else throws). */
+function split(node: Uint8Array): number {
+  item(node, 0, node.length);
+  if (!itemIsList) throw new Error("trie node is not an RLP list");
+  if (itemEnd !== node.length) throw malformed("bytes after the node");
+  let at = itemStart;
+  const end = itemEnd;
+  let count = 0;
+  while (at < end) {
+    if (count === MAX_ITEMS) throw new Error("trie node with more than 17 items");
+    item(node, at, end);
+    heads[count] = at;
+    starts[count] = itemStart;
+    ends[count] = itemEnd;
+    lists[count] = itemIsList ? 1 : 0;
+    count++;
+    at = itemEnd;
+  }
+  heads[count] = end;
+  return count;
+}
 
 /**
  * The subset of `writes` reachable from `stateRoot`: for the EVM (`evmAccounts`, the default) through the account trie
@@ -24,40 +87,49 @@ export function reachableWrites(
 ): Map<string, Uint8Array> {
   const kept = new Map<string, Uint8Array>();
   if (evmAccounts) for (const [key, value] of writes) if (key.length === CODE_KEY_HEX_LENGTH) kept.set(key, value);
-  // Explicit stack: a path is at most 64 nibbles deep, but storage tries hang below account leaves.
-  const stack: { ref: Decoded; accounts: boolean }[] = [{ ref: fromHex(stateRoot), accounts: evmAccounts }];
-  const followValue = (value: Decoded, accounts: boolean) => {
-    if (!accounts || !(value instanceof Uint8Array) || value.length === 0) return;
-    const account = RLP.decode(value) as Decoded;
-    if (!Array.isArray(account) || account.length !== 4)
-      throw new Error("account leaf is not [nonce, balance, root, code]");
-    stack.push({ ref: account[2] as Decoded, accounts: false });
+  // Explicit stack of nodes to walk (a written node, or a child inlined in its parent), each with whether it belongs
+  // to the account trie: a path is at most 64 nibbles deep, but storage tries hang below account leaves.
+  const nodes: Uint8Array[] = [];
+  const inAccounts: boolean[] = [];
+  /** A written node not walked yet goes on the stack; a committed one (or an empty slot) ends the walk there. */
+  const follow = (key: string, accounts: boolean): void => {
+    const bytes = writes.get(key);
+    if (bytes === undefined || kept.has(key)) return;
+    kept.set(key, bytes);
+    nodes.push(bytes);
+    inAccounts.push(accounts);
   };
-  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
-    const { ref, accounts } = item;
-    let node: Decoded;
-    if (Array.isArray(ref)) {
-      node = ref; // inlined child (encoding shorter than 32 bytes)
-    } else {
-      if (ref.length !== 32) continue; // empty slot
-      const key = toHex(ref);
-      const bytes = writes.get(key);
-      if (bytes === undefined || kept.has(key)) continue; // committed before, or already walked
-      kept.set(key, bytes);
-      node = RLP.decode(bytes) as Decoded;
+  /** A child reference: a 32-byte hash, an inlined node (a list shorter than 32 bytes), or empty. */
+  const child = (node: Uint8Array, i: number, accounts: boolean): void => {
+    if (lists[i] === 1) {
+      nodes.push(node.subarray(heads[i], heads[i + 1]));
+      inAccounts.push(accounts);
+    } else if ((ends[i] as number) - (starts[i] as number) === 32) {
+      follow(toHex(node.subarray(starts[i], ends[i])), accounts);
     }
-    if (!Array.isArray(node)) throw new Error("trie node is not an RLP list");
-    if (node.length === 17) {
-      for (let i = 0; i < 16; i++) stack.push({ ref: node[i] as Decoded, accounts });
-      followValue(node[16] as Decoded, accounts);
-    } else if (node.length === 2) {
-      const path = node[0];
-      if (!(path instanceof Uint8Array) || path.length === 0) throw new Error("trie node without a path");
-      const isLeaf = (path[0] as number) >> 4 >= 2;
-      if (isLeaf) followValue(node[1] as Decoded, accounts);
-      else stack.push({ ref: node[1] as Decoded, accounts });
+  };
+  /** An account leaf's value, RLP([nonce, balance, storageRoot, codeHash]): its storage trie is walked too. */
+  const storageOf = (node: Uint8Array, i: number): void => {
+    if (lists[i] === 1 || ends[i] === starts[i]) return;
+    const value = node.subarray(starts[i], ends[i]);
+    if (split(value) !== 4 || lists[2] === 1) throw new Error("account leaf is not [nonce, balance, root, code]");
+    if ((ends[2] as number) - (starts[2] as number) === 32) follow(toHex(value.subarray(starts[2], ends[2])), false);
+  };
+  follow(toHex(fromHex(stateRoot)), evmAccounts);
+  for (let node = nodes.pop(); node !== undefined; node = nodes.pop()) {
+    const accounts = inAccounts.pop() as boolean;
+    const count = split(node);
+    if (count === 17) {
+      // storageOf splits the value, so the children go first.
+      for (let i = 0; i < 16; i++) child(node, i, accounts);
+      if (accounts) storageOf(node, 16);
+    } else if (count === 2) {
+      if (lists[0] === 1 || ends[0] === starts[0]) throw new Error("trie node without a path");
+      const isLeaf = (node[starts[0] as number] as number) >> 4 >= 2;
+      if (!isLeaf) child(node, 1, accounts);
+      else if (accounts) storageOf(node, 1);
     } else {
-      throw new Error(`trie node with ${node.length} items`);
+      throw new Error(`trie node with ${count} items`);
     }
   }
   return kept;

@@ -10,6 +10,7 @@ import type { MerklePatriciaTrie } from "@ethereumjs/mpt";
 import { RLP } from "@ethereumjs/rlp";
 import { fromHex } from "../../consensus/bytes.ts";
 import { EMPTY_TRIE_ROOT } from "../chain/ordered-trie.ts";
+import { encodeRlp } from "../chain/rlp.ts";
 import { fastKeccak256 } from "./keccak.ts";
 
 type Raw = Uint8Array | Raw[];
@@ -188,7 +189,7 @@ export async function applyTrieBatch(
       raw = node.children.map((c) => (c === null ? EMPTY : refOf(c, false)));
       raw.push(node.value ?? EMPTY);
     }
-    const encoded = RLP.encode(raw);
+    const encoded = encodeRlp(raw);
     if (encoded.length < 32 && !isRoot) return raw;
     const h = fastKeccak256(encoded);
     nodes.push([h, encoded]);

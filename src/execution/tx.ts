@@ -16,6 +16,7 @@ import {
 } from "@ethereumjs/tx";
 import { Address, bigIntToUnpaddedBytes } from "@ethereumjs/util";
 import { bytesEqual, concatBytes, type Hex, toHex } from "../../consensus/bytes.ts";
+import { encodeRlp } from "../chain/rlp.ts";
 import { fastKeccak256 } from "./keccak.ts";
 import { recoverPublicKey } from "./secp256k1.ts";
 
@@ -314,8 +315,8 @@ function decodePlainTransfer(
   const unsigned = fields.slice(0, fields.length - 3);
   const message =
     type === 0
-      ? RLP.encode([...unsigned, bigIntToUnpaddedBytes(chainId), new Uint8Array(0), new Uint8Array(0)])
-      : concatBytes(Uint8Array.of(type), RLP.encode(unsigned));
+      ? encodeRlp([...unsigned, bigIntToUnpaddedBytes(chainId), NO_DATA, NO_DATA])
+      : concatBytes(Uint8Array.of(type), encodeRlp(unsigned));
   let sender: Address;
   try {
     const publicKey = ecrecover(

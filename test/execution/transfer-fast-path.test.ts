@@ -4,10 +4,17 @@
 // a contract call between transfers of the same senders, self-transfers, the coinbase as sender and
 // recipient, a tip capped by the fee cap, a zero tip with an absent coinbase, legacy and EIP-2930 transactions, and
 // recipients that must not take the fast path (a contract, a precompile).
+import { encodeReceipt } from "@ethereumjs/vm";
 import type { PrivateKeyAccount } from "viem/accounts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Hex, toHex, uintBytes } from "../../consensus/bytes.ts";
-import { type BlockEnv, ExecutionCore, type ExecutionResult, type GenesisAccount } from "../../src/execution/core.ts";
+import {
+  type BlockEnv,
+  ExecutionCore,
+  type ExecutionResult,
+  encodeTransferReceipt,
+  type GenesisAccount,
+} from "../../src/execution/core.ts";
 import type { DecodedTx } from "../../src/execution/tx.ts";
 import {
   addressOf,
@@ -175,5 +182,20 @@ describe("plain-transfer fast path", () => {
     }
     const { results } = await runBoth([{ env: env(1), txs }], "validate");
     expect(results[0]?.included).toHaveLength(60);
+  });
+});
+
+describe("encodeTransferReceipt", () => {
+  it("is byte for byte @ethereumjs/vm's encodeReceipt of a successful receipt without logs", () => {
+    const gasValues = [1n, 0x7fn, 0x80n, 0xffn, 0x100n, 21_000n, 0xffffffn, 30_000_000n, (1n << 64n) - 1n];
+    for (const type of [0, 1, 2] as const) {
+      for (const gas of gasValues) {
+        const receipt = { status: 1 as const, cumulativeBlockGasUsed: gas, bitvector: new Uint8Array(256), logs: [] };
+        expect(toHex(encodeTransferReceipt(type, gas)), `type ${type} gas ${gas}`).toBe(
+          toHex(encodeReceipt(receipt, type)),
+        );
+      }
+    }
+    expect(() => encodeTransferReceipt(2, 0n)).toThrow(RangeError);
   });
 });
