@@ -27,6 +27,7 @@ import {
 import { createVM, encodeReceipt, paramsVM, runTx, type VM } from "@ethereumjs/vm";
 import { concatBytes, fromHex, type Hex, isHex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { orderedTrieRoot } from "../chain/ordered-trie.ts";
+import { encodeRlp } from "../chain/rlp.ts";
 import type { CrossVm, SvmSide } from "./cross-vm.ts";
 import { evmGateway, svmPrecompileOptions } from "./cross-vm-evm.ts";
 import { ExecutionError, isMissingNode, messageOf, withState } from "./errors.ts";
@@ -810,41 +811,18 @@ function transferReceipt(
 }
 
 const NO_LOGS: readonly ExecutedLog[] = Object.freeze([]);
-const EMPTY_BLOOM_HEX = toHex(new Uint8Array(BLOOM_BYTES));
+const EMPTY_BLOOM = new Uint8Array(BLOOM_BYTES);
+const EMPTY_BLOOM_HEX = toHex(EMPTY_BLOOM);
+const STATUS_SUCCESS = Uint8Array.of(1);
 
 /**
- * encodeReceipt of @ethereumjs/vm for a successful receipt without logs, written in place: `type ||` RLP([0x01,
- * cumulativeGasUsed, 256 zero bytes, []]) (no type byte for a legacy transaction). Every transfer has one, and the
- * general encoder builds it from a fresh bloom through several intermediate arrays.
+ * encodeReceipt of @ethereumjs/vm for a successful receipt without logs: `type ||` RLP([0x01, cumulativeGasUsed,
+ * empty bloom, []]) (no type byte for a legacy transaction), for a cumulative gas above 0 (it is at least 21,000).
+ * Every transfer has one; the general encoder builds it from a fresh bloom through several intermediate arrays.
  */
 export function encodeTransferReceipt(type: 0 | 1 | 2, cumulativeGasUsed: bigint): Uint8Array {
-  if (cumulativeGasUsed <= 0n) throw new RangeError(`cumulative gas ${cumulativeGasUsed} of a transfer receipt`);
-  const gas = cumulativeGasUsed.toString(16);
-  const gasBytes = (gas.length + 1) >> 1;
-  // A one-byte value below 0x80 is its own encoding; longer ones take a 0x80 + length prefix (gas fits in 55 bytes).
-  const gasItem = gasBytes === 1 && cumulativeGasUsed < 0x80n ? 1 : 1 + gasBytes;
-  const payload = 1 + gasItem + 3 + BLOOM_BYTES + 1;
-  const prefix = type === 0 ? 0 : 1;
-  const out = new Uint8Array(prefix + 3 + payload);
-  let at = 0;
-  if (prefix === 1) out[at++] = type;
-  out[at++] = 0xf9; // a list whose payload length takes two bytes (256 < payload < 65536)
-  out[at++] = payload >> 8;
-  out[at++] = payload & 0xff;
-  out[at++] = 0x01; // status 1
-  if (gasItem === 1) {
-    out[at++] = Number(cumulativeGasUsed);
-  } else {
-    out[at++] = 0x80 + gasBytes;
-    const padded = gas.length % 2 === 0 ? gas : `0${gas}`;
-    for (let i = 0; i < gasBytes; i++) out[at++] = Number.parseInt(padded.slice(2 * i, 2 * i + 2), 16);
-  }
-  out[at++] = 0xb9; // a 256-byte string: 0xb7 + 2 length bytes, then 0x0100
-  out[at++] = BLOOM_BYTES >> 8;
-  out[at++] = BLOOM_BYTES & 0xff;
-  at += BLOOM_BYTES; // the zero bloom: the array is zero-filled
-  out[at++] = 0xc0; // no logs
-  return out;
+  const list = encodeRlp([STATUS_SUCCESS, bigIntToUnpaddedBytes(cumulativeGasUsed), EMPTY_BLOOM, []]);
+  return type === 0 ? list : concatBytes(Uint8Array.of(type), list);
 }
 
 /** A receipt's fields that follow from the transaction and its place in the block, plus what execution gave. */
