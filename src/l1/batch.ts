@@ -10,7 +10,8 @@
 // On L1 (submitBatch's `data`): 0x01 || brotli(bytes), at most MAX_BATCH_DATA_BYTES. In blobs (submitBlobBatch): the
 // same bytes spread over the transaction's blobs by viem's toBlobs (31 bytes in each 32-byte field element, a 0x80
 // terminator after the last byte), at most MAX_BATCH_BLOBS blobs.
-import { brotliCompressSync, brotliDecompressSync, constants as zlib } from "node:zlib";
+import { promisify } from "node:util";
+import { brotliCompress, brotliDecompressSync, constants as zlib } from "node:zlib";
 import { fromBlobs, type Hex, toBlobs } from "viem";
 import { type Certificate, decodeCertificate, encodeCertificate } from "../../consensus/certificate.ts";
 import {
@@ -110,10 +111,16 @@ export function encodeBatch(batch: Batch): Uint8Array {
   return encode(batchSchema, batch, "batch");
 }
 
-/** The L1 `data` of a batch: 0x01 || brotli(encodeBatch(batch)). The caller checks the size against the limit. */
-export function encodeBatchData(batch: Batch, quality = BATCH_BROTLI_QUALITY): Uint8Array {
+const brotliCompressAsync = promisify(brotliCompress);
+
+/**
+ * The L1 `data` of a batch: 0x01 || brotli(encodeBatch(batch)). The caller checks the size against the limit. The
+ * compression runs on libuv's thread pool: a batch of megabytes takes tens of milliseconds, which the event loop (and
+ * the consensus messages waiting on it) does not wait out.
+ */
+export async function encodeBatchData(batch: Batch, quality = BATCH_BROTLI_QUALITY): Promise<Uint8Array> {
   const raw = encodeBatch(batch);
-  const compressed = brotliCompressSync(raw, {
+  const compressed = await brotliCompressAsync(raw, {
     params: {
       [zlib.BROTLI_PARAM_QUALITY]: quality,
       [zlib.BROTLI_PARAM_SIZE_HINT]: raw.length,
@@ -292,25 +299,46 @@ export interface PackedBatch {
   readonly lastHeight: number;
   /** Uncompressed size. */
   readonly rawBytes: number;
+  /** Candidate sizes compressed to find this one. */
+  readonly compressions: number;
 }
+
+/** First guess of the compression ratio (random transactions compress ~1.6x: docs/hard-finality.md). */
+const FIRST_GUESS_RATIO = 1.6;
 
 /**
  * The longest prefix of `items` (consecutive heights) whose batch data fits `maxDataBytes` (calldata:
- * MAX_BATCH_DATA_BYTES; blobs: MAX_BLOB_BATCH_DATA_BYTES), or null when not even the first block fits. Compresses
- * O(log n) candidate sizes.
+ * MAX_BATCH_DATA_BYTES; blobs: MAX_BLOB_BATCH_DATA_BYTES), or null when not even the first block fits.
+ *
+ * The compressed size grows with the count, so the answer lies in a bracket [lo fits, hi does not] that each
+ * compression narrows. The next count to try is the one whose raw size the last compression's ratio maps onto the
+ * limit: sizes are close to proportional, so this lands within a block or two of the answer and the next tries
+ * close the bracket (3-4 compressions where a bisection of the count takes log2 of it, ~12). A guess that fails to
+ * halve the bracket twice running is followed by a bisection, so the worst case stays logarithmic.
  */
-export function packBatch(
+export async function packBatch(
   chainId: bigint,
   items: readonly BatchItem[],
   maxDataBytes = MAX_BATCH_DATA_BYTES,
   quality = BATCH_BROTLI_QUALITY,
-): PackedBatch | null {
+): Promise<PackedBatch | null> {
   const usable = items.slice(0, MAX_BATCH_BLOCKS);
   for (const [i, item] of usable.entries()) {
     const first = usable[0] as BatchItem;
     if (item.height !== first.height + i) throw new RangeError(`items are not consecutive at #${i}`);
   }
-  const build = (count: number): PackedBatch => {
+  if (usable.length === 0) return null;
+  // The blocks' share of the raw size of each count (the header and the certificate add the same to every count).
+  const rawOf = [0];
+  for (const item of usable) rawOf.push((rawOf[rawOf.length - 1] as number) + 4 + item.block.length);
+  /** The largest count whose raw size is at most `raw`. */
+  const countFor = (raw: number): number => {
+    let c = 0;
+    while (c < usable.length && (rawOf[c + 1] as number) <= raw) c++;
+    return c;
+  };
+  let compressions = 0;
+  const build = async (count: number): Promise<PackedBatch> => {
     const slice = usable.slice(0, count);
     const first = slice[0] as BatchItem;
     const last = slice[slice.length - 1] as BatchItem;
@@ -320,24 +348,33 @@ export function packBatch(
       blocks: slice.map((s) => s.block),
       lastCertificate: encodeCertificate(last.certificate),
     };
-    const data = encodeBatchData(batch, quality);
-    return { batch, data, firstHeight: first.height, lastHeight: last.height, rawBytes: encodeBatch(batch).length };
+    const data = await encodeBatchData(batch, quality);
+    compressions++;
+    return {
+      batch,
+      data,
+      firstHeight: first.height,
+      lastHeight: last.height,
+      rawBytes: encodeBatch(batch).length,
+      compressions,
+    };
   };
-  if (usable.length === 0) return null;
-  const all = build(usable.length);
-  if (all.data.length <= maxDataBytes) return all;
-  // Binary search for the largest count that fits: size grows with the count.
   let lo = 0;
   let best: PackedBatch | null = null;
-  let hi = usable.length - 1;
-  while (lo < hi) {
-    const mid = Math.ceil((lo + hi) / 2);
-    const candidate = build(mid);
+  let hi = usable.length + 1;
+  let ratio = FIRST_GUESS_RATIO;
+  let poorGuesses = 0;
+  while (hi - lo > 1) {
+    const width = hi - lo;
+    const guess = poorGuesses >= 2 ? Math.floor((lo + hi) / 2) : countFor(maxDataBytes * ratio);
+    const count = Math.min(hi - 1, Math.max(lo + 1, guess));
+    const candidate = await build(count);
     if (candidate.data.length <= maxDataBytes) {
-      lo = mid;
+      lo = count;
       best = candidate;
-    } else hi = mid - 1;
+    } else hi = count;
+    ratio = (rawOf[count] as number) / candidate.data.length;
+    poorGuesses = poorGuesses >= 2 ? 0 : 2 * (hi - lo) > width ? poorGuesses + 1 : 0;
   }
-  if (lo === 0) return null;
-  return best?.batch.blocks.length === lo ? best : build(lo);
+  return best === null ? null : { ...best, compressions };
 }

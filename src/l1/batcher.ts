@@ -487,7 +487,7 @@ export class Batcher {
       return;
     }
     const maxDataBytes = transport === "blobs" ? MAX_BLOB_BATCH_DATA_BYTES : MAX_BATCH_DATA_BYTES;
-    const packed = packBatch(this.m.chainId, items, maxDataBytes);
+    const packed = await packBatch(this.m.chainId, items, maxDataBytes);
     if (packed === null) {
       this.state.lastError = `block ${posted + 1} does not fit a ${maxDataBytes}-byte ${transport} batch`;
       this.m.metrics.batcherBatches.inc({ outcome: "too_large" });
@@ -527,6 +527,7 @@ export class Batcher {
         last: packed.lastHeight,
         bytes: packed.data.length,
         rawBytes: packed.rawBytes,
+        compressions: packed.compressions,
         transport,
         ...(blobs === null ? {} : { blobs: blobs.blobs.length }),
         turn,
@@ -632,7 +633,7 @@ export class Batcher {
     const tip = await this.m.client.estimateMaxPriorityFeePerGas();
     const gasPriceWei = (block.baseFeePerGas ?? 0n) + tip;
     const firstBlockFitsCalldata =
-      first.length === 0 || packBatch(this.m.chainId, first, MAX_BATCH_DATA_BYTES) !== null;
+      first.length === 0 || (await packBatch(this.m.chainId, first, MAX_BATCH_DATA_BYTES)) !== null;
     return chooseBatchTransport({ mode, blobBaseFeeWei, gasPriceWei, firstBlockFitsCalldata });
   }
 

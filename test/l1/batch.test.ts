@@ -54,9 +54,9 @@ function expectBatchError(f: () => unknown, code?: string): void {
 }
 
 describe("batch format", () => {
-  it("round-trips through the L1 data and yields every block with its canonical certificate", () => {
+  it("round-trips through the L1 data and yields every block with its canonical certificate", async () => {
     const batch = batchOf(5, 12);
-    const data = encodeBatchData(batch);
+    const data = await encodeBatchData(batch);
     expect(data[0]).toBe(0x01);
     expect(data.length).toBeLessThan(encodeBatch(batch).length);
     const decoded = decodeBatchData(data);
@@ -83,15 +83,15 @@ describe("batch format", () => {
     expectBatchError(() => commitsOfBatch(junkBlock, CHAIN_ID), "malformed");
   });
 
-  it("packs the longest prefix that fits the size limit, and nothing when one block alone is too big", () => {
+  it("packs the longest prefix that fits the size limit, and nothing when one block alone is too big", async () => {
     const big = buildChain(400, 20);
-    const packed = packBatch(CHAIN_ID, big);
+    const packed = await packBatch(CHAIN_ID, big);
     if (packed === null) throw new Error("nothing packed");
     expect(packed.data.length).toBeLessThanOrEqual(MAX_BATCH_DATA_BYTES);
     expect(packed.firstHeight).toBe(1);
     expect(packed.lastHeight).toBeLessThan(400);
     // One more block would not fit.
-    const oneMore = packBatch(CHAIN_ID, big.slice(0, packed.lastHeight + 1), Number.POSITIVE_INFINITY);
+    const oneMore = await packBatch(CHAIN_ID, big.slice(0, packed.lastHeight + 1), Number.POSITIVE_INFINITY);
     expect(oneMore?.data.length).toBeGreaterThan(MAX_BATCH_DATA_BYTES);
     const decoded = decodeBatchData(packed.data);
     expect(commitsOfBatch(decoded, CHAIN_ID).length).toBe(packed.lastHeight);
@@ -100,9 +100,40 @@ describe("batch format", () => {
       toHex(encodeCertificate(big[packed.lastHeight - 1]?.certificate as never)),
     );
     // All of a small chain fits at once.
-    expect(packBatch(CHAIN_ID, chain)?.lastHeight).toBe(24);
-    expect(packBatch(CHAIN_ID, chain, 100)).toBeNull();
-    expect(packBatch(CHAIN_ID, [])).toBeNull();
+    expect((await packBatch(CHAIN_ID, chain))?.lastHeight).toBe(24);
+    expect(await packBatch(CHAIN_ID, chain, 100)).toBeNull();
+    expect(await packBatch(CHAIN_ID, [])).toBeNull();
+  });
+
+  it("finds the longest prefix that fits in a few compressions, on blocks that compress 1.6x, 3x and a mix", async () => {
+    const full = buildChain(200, 20);
+    const light = buildChain(200, 1);
+    // Heights must be consecutive; the certificates only need to encode.
+    const mixed = [
+      ...full.slice(0, 100),
+      ...light.slice(0, 100).map((item, i) => ({ ...item, height: 101 + i })),
+      ...full.slice(100).map((item, i) => ({ ...item, height: 201 + i })),
+    ];
+    const sizeOf = async (items: typeof full, count: number) =>
+      (
+        await encodeBatchData({
+          chainId: CHAIN_ID,
+          firstHeight: 1,
+          blocks: items.slice(0, count).map((i) => i.block),
+          lastCertificate: encodeCertificate((items[count - 1] as (typeof full)[number]).certificate),
+        })
+      ).length;
+    for (const items of [full, light, mixed]) {
+      for (const limit of [5_000, 20_000, 60_000, MAX_BATCH_DATA_BYTES, 400_000]) {
+        const packed = await packBatch(CHAIN_ID, items, limit);
+        if (packed === null) throw new Error(`nothing packed under ${limit}`);
+        const count = packed.batch.blocks.length;
+        expect(packed.data.length).toBeLessThanOrEqual(limit);
+        if (count < items.length) expect(await sizeOf(items, count + 1)).toBeGreaterThan(limit);
+        // A bisection of the count takes 9-10 here.
+        expect(packed.compressions, `${count} blocks under ${limit}`).toBeLessThanOrEqual(5);
+      }
+    }
   });
 
   it("refuses a decompression bomb before allocating more than the cap", () => {
@@ -126,8 +157,8 @@ describe("batch format", () => {
     expectBatchError(() => decodeBatchData(new Uint8Array(129 * 1024).fill(1)), "too_large");
   });
 
-  it("never throws anything but BatchError on truncated, corrupted or random data (fast-check)", () => {
-    const good = encodeBatchData(batchOf(1, 6));
+  it("never throws anything but BatchError on truncated, corrupted or random data (fast-check)", async () => {
+    const good = await encodeBatchData(batchOf(1, 6));
     const raw = encodeBatch(batchOf(1, 6));
     const check = (data: Uint8Array) => {
       try {

@@ -76,9 +76,9 @@ describe("blob batches on anvil", () => {
       { rpcUrl: chain.anvil.url, operatorKey: hd.privateKey, client, log: silentLogger(), kzg: () => kzg },
     );
     expect(sender.address.toLowerCase()).toBe(operator.toLowerCase());
-    expect(packBatch(CHAIN_ID, items.slice(0, 1))).not.toBeNull();
-    const calldata = packBatch(CHAIN_ID, items);
-    const packed = packBatch(CHAIN_ID, items, MAX_BLOB_BATCH_DATA_BYTES);
+    expect(await packBatch(CHAIN_ID, items.slice(0, 1))).not.toBeNull();
+    const calldata = await packBatch(CHAIN_ID, items);
+    const packed = await packBatch(CHAIN_ID, items, MAX_BLOB_BATCH_DATA_BYTES);
     if (packed === null || calldata === null) throw new Error("nothing packed");
     expect(packed.lastHeight).toBe(120);
     expect(calldata.lastHeight).toBeLessThan(120);
@@ -253,8 +253,8 @@ describe("blob batches on anvil", () => {
 });
 
 describe("blob packing and the transport choice", () => {
-  it("round-trips batch data through blobs and refuses malformed blob sets with a BatchError", () => {
-    const packed = packBatch(CHAIN_ID, buildChain(10, 2), MAX_BLOB_BATCH_DATA_BYTES);
+  it("round-trips batch data through blobs and refuses malformed blob sets with a BatchError", async () => {
+    const packed = await packBatch(CHAIN_ID, buildChain(10, 2), MAX_BLOB_BATCH_DATA_BYTES);
     if (packed === null) throw new Error("nothing packed");
     const blobs = batchDataToBlobs(packed.data);
     expect(blobs).toHaveLength(1);
