@@ -131,6 +131,11 @@ const MAX_ACCOUNT_READ_ATTEMPTS = 8;
 const STALE_EVICTION_NODES_SLACK = 1024;
 /** Peers with a rate bucket at most (the network is permissioned: a few dozen peers). */
 const MAX_RATE_LIMITED_PEERS = 4096;
+/**
+ * Hashes of committed transactions remembered to answer late copies without decoding them: a few full blocks' worth
+ * (1,428 transfers each), ~2 MB. Older copies are decoded and refused by their nonce as before.
+ */
+const RECENTLY_INCLUDED = 16_384;
 
 interface Entry {
   readonly tx: DecodedTx;
@@ -259,6 +264,8 @@ export class Mempool {
   readonly svm: SvmLane | null;
   /** Decodes (once per node) what the pool admits and what blocks carry. */
   readonly decoder: TxDecodeCache;
+  /** Hashes of the transactions of the last committed blocks, oldest first (at most RECENTLY_INCLUDED). */
+  private readonly included = new Set<Hex>();
 
   constructor(
     private readonly limits: MempoolLimits,
@@ -324,6 +331,9 @@ export class Mempool {
     // Every supported type's hash is keccak256 of its raw encoding, so duplicates are caught before decoding.
     const hash = toHex(fastKeccak256(raw));
     if (this.byHash.has(hash)) return refuse("known", `transaction ${hash} is already pooled`);
+    // A copy that arrives after its block (relayed late, or sent again by a client): its nonce is spent, and the
+    // answer costs no decode or sender recovery (the decoder forgot it at the commit).
+    if (this.included.has(hash)) return refuse("nonce_too_low", `transaction ${hash} is in a committed block`);
     const decoded = this.decoder.decode(raw, hash);
     if (!decoded.ok) return refuse(decoded.code, decoded.message);
     const tx = decoded.tx;
@@ -449,7 +459,15 @@ export class Mempool {
     this.accounts = accounts;
     try {
       const affected = new Set<Hex>();
-      for (const hash of included) this.decoder.forget(hash.toLowerCase() as Hex);
+      for (const hash of included) {
+        const lower = hash.toLowerCase() as Hex;
+        this.decoder.forget(lower);
+        this.included.add(lower);
+      }
+      for (const oldest of this.included) {
+        if (this.included.size <= RECENTLY_INCLUDED) break;
+        this.included.delete(oldest);
+      }
       for (const hash of included) {
         const entry = this.byHash.get(hash.toLowerCase() as Hex);
         if (entry === undefined) continue;

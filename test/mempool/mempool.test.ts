@@ -365,6 +365,22 @@ describe("onCommitted", () => {
     t.pool.verifyInvariants();
   });
 
+  it("refuses a late copy of a committed transaction by its nonce without decoding it again", async () => {
+    const t = testPool({}, new MemoryAccounts([A]));
+    const raw = await signTx(A, { nonce: 0 });
+    const hash = hashOf(raw);
+    expect((await t.pool.add(raw, LOCAL)).ok).toBe(true);
+    await t.pool.onCommitted([hash], t.accounts.copy().set(A, { nonce: 1n }));
+    const before = t.pool.decoder.stats;
+    expect(await t.pool.add(raw, { kind: "peer", peer: "p" })).toMatchObject({ ok: false, code: "nonce_too_low" });
+    // No decode at all: neither a hit (the decoder forgot it at the commit) nor a miss (a sender recovery).
+    expect(t.pool.decoder.stats).toMatchObject({ hits: before.hits, misses: before.misses });
+    // A transaction of the same sender that was not committed is still decoded and judged by its nonce.
+    expect(await addCode(t, A, { nonce: 0, value: 2n })).toMatchObject({ code: "nonce_too_low" });
+    expect(t.pool.decoder.stats.misses).toBe(before.misses + 1);
+    t.pool.verifyInvariants();
+  });
+
   it("re-reads an account when a commit lands during an admission's read", async () => {
     const t = testPool({}, new MemoryAccounts([A]));
     const raw = await signTx(A, { nonce: 0 });
