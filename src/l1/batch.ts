@@ -119,7 +119,11 @@ const brotliCompressAsync = promisify(brotliCompress);
  * the consensus messages waiting on it) does not wait out.
  */
 export async function encodeBatchData(batch: Batch, quality = BATCH_BROTLI_QUALITY): Promise<Uint8Array> {
-  const raw = encodeBatch(batch);
+  return compressBatch(encodeBatch(batch), quality);
+}
+
+/** 0x01 || brotli(raw), `raw` being encodeBatch's bytes. */
+async function compressBatch(raw: Uint8Array, quality: number): Promise<Uint8Array> {
   const compressed = await brotliCompressAsync(raw, {
     params: {
       [zlib.BROTLI_PARAM_QUALITY]: quality,
@@ -348,16 +352,10 @@ export async function packBatch(
       blocks: slice.map((s) => s.block),
       lastCertificate: encodeCertificate(last.certificate),
     };
-    const data = await encodeBatchData(batch, quality);
+    const raw = encodeBatch(batch);
+    const data = await compressBatch(raw, quality);
     compressions++;
-    return {
-      batch,
-      data,
-      firstHeight: first.height,
-      lastHeight: last.height,
-      rawBytes: encodeBatch(batch).length,
-      compressions,
-    };
+    return { batch, data, firstHeight: first.height, lastHeight: last.height, rawBytes: raw.length, compressions };
   };
   let lo = 0;
   let best: PackedBatch | null = null;
