@@ -65,6 +65,7 @@ export const DEFAULT_FINALITY = {
   posterStaggerMs: 60_000,
   maxFeePerGasGwei: 200,
   batchTransport: "auto",
+  batchesPerTurn: 4,
 } as const;
 
 /** Blocks an L1 block needs on top of it before the node anchors to it (the devnet's anvil uses 2). */
@@ -533,6 +534,17 @@ export const configSchema = z
               "How batches go to L1: calldata, EIP-4844 blobs, or auto (blobs when the L1 has them and they cost less per byte than calldata, or when a block is too large for calldata)",
             examples: [DEFAULT_FINALITY.batchTransport],
           }),
+        batchesPerTurn: z
+          .number()
+          .int()
+          .min(1)
+          .max(16)
+          .default(DEFAULT_FINALITY.batchesPerTurn)
+          .meta({
+            description:
+              "Batches a validator posts in one turn at most, one L1 transaction each with consecutive nonces, all in flight at once (more than one batch per L1 block when heights are pending faster than one batch carries them)",
+            examples: [DEFAULT_FINALITY.batchesPerTurn],
+          }),
         beaconUrl: z
           .string()
           .superRefine(checked(beaconUrlProblem))
@@ -617,6 +629,7 @@ export interface NodeConfig {
     readonly posterStaggerMs: number;
     readonly maxFeePerGasGwei: number;
     readonly batchTransport: "calldata" | "blobs" | "auto";
+    readonly batchesPerTurn: number;
     /** Beacon API base URL (blob batches for derivation); null = none. */
     readonly beaconUrl: string | null;
   } | null;
@@ -703,6 +716,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
             posterStaggerMs: c.l1.posterStaggerMs,
             maxFeePerGasGwei: c.l1.maxFeePerGasGwei,
             batchTransport: c.l1.batchTransport,
+            batchesPerTurn: c.l1.batchesPerTurn,
             beaconUrl: c.l1.beaconUrl ?? null,
           },
   };

@@ -1,18 +1,24 @@
 // The batcher: posts every committed height to the L1 BatchInbox (docs/hard-finality.md "Batches"), and the L1
 // transaction sender it shares with the output proposer (src/l1/outputs.ts).
 //
-// Who posts: the validators of the current set take turns like the work reports do. The batch with inbox index i
-// (BatchInbox.batchCount at the L1 head) is due to the member at set index (i mod n) as soon as the range is ready,
-// to the next member `staggerMs` later, and so on; each first re-reads the inbox at the L1 head and skips when the
-// range has been posted meanwhile. "Ready" is read from the chain, so every node agrees on it: the oldest pending
-// block is older than `batchMaxAgeMs` (header timestamps), or `batchMinBlocks` are pending. Pending heights are those
-// after the last posted one up to head - 1: below the head, the store's certificate is the canonical one (the next
-// block carries it), so a batch never holds a certificate that a later block replaces.
+// Who posts: the validators of the current set take turns like the work reports do. The turn holding the next inbox
+// index (BatchInbox.batchCount at the L1 head; turns below) is due to the member at set index (turn mod n) as soon as
+// the range is ready, to the next member `staggerMs` later, and so on; each first re-reads the inbox at the L1 head
+// and skips when the range has been posted meanwhile. "Ready" is read from the chain, so every node agrees on it: the
+// oldest pending block is older than `batchMaxAgeMs` (header timestamps), or `batchMinBlocks` are pending. Pending
+// heights are those after the last posted one up to head - 1: below the head, the store's certificate is the
+// canonical one (the next block carries it), so a batch never holds a certificate that a later block replaces.
+//
+// A turn is `batchesPerTurn` consecutive inbox indexes: turn r ([r * k, (r + 1) * k)) is due to member r mod n, so
+// members share the posting (and its gas) in runs of k batches; every validator must use the same k, as it uses the
+// same batchMinBlocks, batchMaxAgeMs and staggerMs. A pass posts what is left of its turn as consecutive batches, one
+// L1 transaction each with consecutive nonces, all in flight at once (L1Sender.sendSequence): the first, then each
+// next one that is due as well (full, or ready by the same rule).
 //
 // The inbox does not order or dedupe ranges; the posted height is the highest height reached contiguously from 1 by
 // the BatchSubmitted and BlobBatchSubmitted events. A batch goes as calldata or in blobs (l1.batchTransport, "auto":
-// whichever is cheaper per byte at the moment; blobs also when one block is too large for calldata). Events in blocks the L1 mirror has not confirmed are re-read on
-// every pass, so a batch reorged out of the L1 is posted again.
+// whichever is cheaper per byte at the moment; blobs also when one block is too large for calldata). Events in blocks
+// the L1 mirror has not confirmed are re-read on every pass, so a batch reorged out of the L1 is posted again.
 
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Address, Hex, PublicClient } from "viem";
@@ -22,7 +28,6 @@ import { decodeBlockHead } from "../chain/block.ts";
 import type { Logger } from "../node/log.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 import {
-  type BatchItem,
   type BatchTransport,
   type BatchTransportMode,
   batchDataToBlobs,
@@ -31,6 +36,7 @@ import {
   MAX_BATCH_BLOCKS,
   MAX_BATCH_DATA_BYTES,
   MAX_BLOB_BATCH_DATA_BYTES,
+  type PackedBatch,
   packBatch,
 } from "./batch.ts";
 import { PassInFlight } from "./passes.ts";
@@ -328,6 +334,11 @@ export interface BatcherParams {
   readonly pollMs: number;
   /** Calldata, blobs, or whichever is cheaper per byte when the batch is posted (config l1.batchTransport). */
   readonly transport: BatchTransportMode;
+  /**
+   * Inbox indexes per turn (config l1.batchesPerTurn): a member posts up to this many batches at once, one L1
+   * transaction each, all in flight (under load, more than one batch per L1 block).
+   */
+  readonly batchesPerTurn: number;
 }
 
 export type BatcherPhase = "idle" | "waiting" | "posting" | "backoff";
@@ -374,6 +385,9 @@ export class Batcher {
   ) {
     if (!(params.batchMinBlocks >= 1 && params.batchMinBlocks <= MAX_BATCH_BLOCKS)) {
       throw new RangeError(`batchMinBlocks must be 1..${MAX_BATCH_BLOCKS}, got ${params.batchMinBlocks}`);
+    }
+    if (!(Number.isInteger(params.batchesPerTurn) && params.batchesPerTurn >= 1)) {
+      throw new RangeError(`batchesPerTurn must be a positive integer, got ${params.batchesPerTurn}`);
     }
   }
 
@@ -461,7 +475,10 @@ export class Batcher {
       functionName: "batchCount",
     })) as bigint;
     const set = this.m.store.validatorSetFor(this.m.store.headHeight + 1);
-    const turn = turnOf(set, this.m.ownAddress, batchCount);
+    // Turn r is inbox indexes [r * batchesPerTurn, (r + 1) * batchesPerTurn): what is left of it may go now.
+    const perTurn = BigInt(this.params.batchesPerTurn);
+    const turn = turnOf(set, this.m.ownAddress, batchCount / perTurn);
+    const leftInTurn = Number(perTurn - (batchCount % perTurn));
     if (turn === null) {
       this.state.phase = "idle";
       return;
@@ -471,14 +488,7 @@ export class Batcher {
       this.state.phase = "waiting";
       return;
     }
-    // Brotli shrinks blocks by 1.6x (random transactions) to ~5x (empty blocks): this much raw input always fills a
-    // calldata batch (8x six blobs: a full blob batch of any but the most compressible blocks), and the store's
-    // first block comes back even when it alone is larger.
-    const readBytes = this.params.transport === "calldata" ? 32 * MAX_BATCH_DATA_BYTES : 8 * MAX_BLOB_BATCH_DATA_BYTES;
-    const items = (await this.m.store.getRange(posted + 1, Math.min(pending, MAX_BATCH_BLOCKS), readBytes)).filter(
-      (i) => i.height <= last,
-    );
-    const transport = await this.transportFor(items.slice(0, 1));
+    const transport = await this.transportFor(posted + 1);
     if (transport === null) {
       this.state.lastError = "l1.batchTransport is blobs, but the L1's latest block has no blob fields (before Cancun)";
       this.m.metrics.batcherBatches.inc({ outcome: "no_blobs" });
@@ -487,8 +497,8 @@ export class Batcher {
       return;
     }
     const maxDataBytes = transport === "blobs" ? MAX_BLOB_BATCH_DATA_BYTES : MAX_BATCH_DATA_BYTES;
-    const packed = await packBatch(this.m.chainId, items, maxDataBytes);
-    if (packed === null) {
+    const batches = await this.packTurn(posted, last, transport, now, leftInTurn);
+    if (batches.length === 0) {
       this.state.lastError = `block ${posted + 1} does not fit a ${maxDataBytes}-byte ${transport} batch`;
       this.m.metrics.batcherBatches.inc({ outcome: "too_large" });
       this.m.log.error({ height: posted + 1, bytes: firstBytes.length, transport }, "block too large for a batch");
@@ -496,115 +506,181 @@ export class Batcher {
       return;
     }
     // KZG commitments and proofs take seconds: before the last look at the inbox, not after it.
-    let blobs: BlobPayload | null = null;
-    if (transport === "blobs") {
+    const payloads: (BlobPayload | null)[] = [];
+    for (const packed of batches) {
+      if (transport !== "blobs") {
+        payloads.push(null);
+        continue;
+      }
       try {
-        blobs = await this.m.sender.prepareBlobs(batchDataToBlobs(packed.data));
+        payloads.push(await this.m.sender.prepareBlobs(batchDataToBlobs(packed.data)));
       } catch (error) {
+        this.m.log.warn({ first: packed.firstHeight, err: firstLine(error) }, "blob batch not prepared");
+        if (payloads.length > 0) break;
         this.state.lastError = `KZG: ${firstLine(error)}`;
         this.m.metrics.batcherBatches.inc({ outcome: "failed" });
-        this.m.log.warn({ first: packed.firstHeight, err: firstLine(error) }, "blob batch not prepared");
         this.backoff();
         return;
       }
     }
+    batches.length = payloads.length;
+    const first = batches[0] as PackedBatch;
     // Someone may have posted since the pass began (the previous poster's transaction was mined late).
     const again = await this.m.reader.postedHeight();
-    if (again.height >= packed.firstHeight) return;
+    if (again.height >= first.firstHeight) return;
     // Post only in the first half of this node's slot (KZG and the sender's queue take time): later, the next member
     // could find the range still unposted (this transaction not mined yet) and post it too. The last member of the
     // rotation has no successor and always posts, so some member posts. Asked again when the sender's turn comes.
     const members = set.validators.length;
     const inWindow = () => withinPostingWindow(this.m.nowMs(), slotMs, this.params.staggerMs, turn, members);
     if (!inWindow()) {
-      this.windowPassed(packed.firstHeight, turn, slotMs);
+      this.windowPassed(first.firstHeight, turn, slotMs);
       return;
     }
     this.state.phase = "posting";
-    this.m.log.info(
-      {
-        first: packed.firstHeight,
-        last: packed.lastHeight,
-        bytes: packed.data.length,
-        rawBytes: packed.rawBytes,
-        compressions: packed.compressions,
-        transport,
-        ...(blobs === null ? {} : { blobs: blobs.blobs.length }),
-        turn,
-        batchIndex: batchCount.toString(),
-      },
-      "posting a batch to L1",
+    for (const [k, packed] of batches.entries()) {
+      const blobs = payloads[k] ?? null;
+      this.m.log.info(
+        {
+          first: packed.firstHeight,
+          last: packed.lastHeight,
+          bytes: packed.data.length,
+          rawBytes: packed.rawBytes,
+          compressions: packed.compressions,
+          transport,
+          ...(blobs === null ? {} : { blobs: blobs.blobs.length }),
+          turn,
+          batchIndex: (batchCount + BigInt(k)).toString(),
+        },
+        "posting a batch to L1",
+      );
+    }
+    // One transaction per batch, consecutive nonces, all in flight at once: they can be mined in one L1 block.
+    const outcomes = await this.m.sender.sendSequence(
+      batches.map((packed, k) => {
+        const range = [BigInt(packed.firstHeight), BigInt(packed.lastHeight)] as const;
+        const blobs = payloads[k] ?? null;
+        return blobs === null
+          ? {
+              kind: "batch",
+              call: {
+                address: this.m.inbox,
+                abi: BatchInbox.abi,
+                functionName: "submitBatch",
+                args: [...range, `0x${Buffer.from(packed.data).toString("hex")}`],
+              },
+            }
+          : {
+              kind: "blob_batch",
+              call: {
+                address: this.m.inbox,
+                abi: BatchInbox.abi,
+                functionName: "submitBlobBatch",
+                args: [...range, BigInt(blobs.blobs.length)],
+              },
+              blobs,
+            };
+      }),
+      inWindow,
     );
-    const range = [BigInt(packed.firstHeight), BigInt(packed.lastHeight)] as const;
-    const outcome =
-      blobs === null
-        ? await this.m.sender.send(
-            "batch",
+    let failed = false;
+    let allMined = true;
+    for (const [k, packed] of batches.entries()) {
+      const outcome = outcomes[k] ?? { kind: "failed", reason: "no outcome" };
+      const blobs = payloads[k] ?? null;
+      if (outcome.kind === "withdrawn") {
+        // After batches all sent, the window closed; after one not sent, that one's outcome says why.
+        if (allMined) this.windowPassed(packed.firstHeight, turn, slotMs);
+        break;
+      }
+      if (outcome.kind !== "mined") allMined = false;
+      this.m.metrics.batcherBatches.inc({ outcome: outcome.kind });
+      switch (outcome.kind) {
+        case "mined":
+          this.state.lastTx = outcome.txHash;
+          this.state.lastTransport = transport;
+          this.m.metrics.batcherBatchBytes.observe(packed.data.length);
+          if (blobs !== null) this.m.metrics.batcherBlobs.inc(blobs.blobs.length);
+          this.m.metrics.batcherBatchBlocks.observe(packed.lastHeight - packed.firstHeight + 1);
+          this.m.log.info(
             {
-              address: this.m.inbox,
-              abi: BatchInbox.abi,
-              functionName: "submitBatch",
-              args: [...range, `0x${Buffer.from(packed.data).toString("hex")}`],
+              first: packed.firstHeight,
+              last: packed.lastHeight,
+              tx: outcome.txHash,
+              transport,
+              l1Block: outcome.l1Block.toString(),
+              gas: outcome.gasUsed.toString(),
+              resubmits: outcome.resubmits,
             },
-            undefined,
-            inWindow,
-          )
-        : await this.m.sender.send(
-            "blob_batch",
-            {
-              address: this.m.inbox,
-              abi: BatchInbox.abi,
-              functionName: "submitBlobBatch",
-              args: [...range, BigInt(blobs.blobs.length)],
-            },
-            blobs,
-            inWindow,
+            "batch posted to L1",
           );
-    if (outcome.kind === "withdrawn") {
-      this.windowPassed(packed.firstHeight, turn, slotMs);
+          break;
+        case "stopped":
+          this.m.log.info(
+            { first: packed.firstHeight, last: packed.lastHeight, reason: outcome.reason },
+            "batch left pending: the node is stopping",
+          );
+          break;
+        case "refused":
+        case "fee_cap":
+        case "failed":
+          failed = true;
+          this.state.lastError = outcome.reason;
+          this.m.log.warn(
+            { first: packed.firstHeight, last: packed.lastHeight, outcome: outcome.kind, reason: outcome.reason },
+            "batch not posted",
+          );
+          break;
+      }
+    }
+    if (failed) {
+      this.backoff();
       return;
     }
-    this.m.metrics.batcherBatches.inc({ outcome: outcome.kind });
-    switch (outcome.kind) {
-      case "mined":
-        this.failures = 0;
-        this.state.phase = "idle";
-        this.state.lastTx = outcome.txHash;
-        this.state.lastTransport = transport;
-        this.state.lastError = null;
-        this.m.metrics.batcherBatchBytes.observe(packed.data.length);
-        if (blobs !== null) this.m.metrics.batcherBlobs.inc(blobs.blobs.length);
-        this.m.metrics.batcherBatchBlocks.observe(packed.lastHeight - packed.firstHeight + 1);
-        this.m.log.info(
-          {
-            first: packed.firstHeight,
-            last: packed.lastHeight,
-            tx: outcome.txHash,
-            transport,
-            l1Block: outcome.l1Block.toString(),
-            gas: outcome.gasUsed.toString(),
-            resubmits: outcome.resubmits,
-          },
-          "batch posted to L1",
-        );
-        return;
-      case "stopped":
-        this.m.log.info(
-          { first: packed.firstHeight, last: packed.lastHeight, reason: outcome.reason },
-          "batch left pending: the node is stopping",
-        );
-        return;
-      case "refused":
-      case "fee_cap":
-      case "failed":
-        this.state.lastError = outcome.reason;
-        this.m.log.warn(
-          { first: packed.firstHeight, last: packed.lastHeight, outcome: outcome.kind, reason: outcome.reason },
-          "batch not posted",
-        );
-        this.backoff();
-        return;
+    if (outcomes.some((o) => o.kind === "mined")) {
+      this.failures = 0;
+      this.state.lastError = null;
     }
+    if (this.state.phase === "posting") this.state.phase = "idle";
+  }
+
+  /**
+   * The batches this pass posts, consecutive from `posted + 1`: the first always (empty only when block posted + 1
+   * alone does not fit `transport`), then up to `max` in all while the next one is due as well: full (blocks are left
+   * after it), or ready by the age and count rule.
+   */
+  private async packTurn(
+    posted: number,
+    last: number,
+    transport: BatchTransport,
+    now: number,
+    max: number,
+  ): Promise<PackedBatch[]> {
+    const maxDataBytes = transport === "blobs" ? MAX_BLOB_BATCH_DATA_BYTES : MAX_BATCH_DATA_BYTES;
+    // Brotli shrinks blocks by 1.6x (random transactions) to ~5x (empty blocks): this much raw input always fills a
+    // calldata batch (8x six blobs: a full blob batch of any but the most compressible blocks), and the store's
+    // first block comes back even when it alone is larger.
+    const readBytes = transport === "calldata" ? 32 * MAX_BATCH_DATA_BYTES : 8 * MAX_BLOB_BATCH_DATA_BYTES;
+    const batches: PackedBatch[] = [];
+    let from = posted + 1;
+    while (batches.length < max && from <= last) {
+      const items = (await this.m.store.getRange(from, Math.min(last - from + 1, MAX_BATCH_BLOCKS), readBytes)).filter(
+        (i) => i.height <= last,
+      );
+      const first = items[0];
+      if (first === undefined) break;
+      const packed = await packBatch(this.m.chainId, items, maxDataBytes);
+      // A block too large for this transport: a later turn sends it (in blobs, in auto mode).
+      if (packed === null) break;
+      if (batches.length > 0 && packed.lastHeight === last) {
+        const count = last - from + 1;
+        const readyAtMs = decodeBlockHead(first.block).header.timestampMs + this.params.batchMaxAgeMs;
+        if (count < this.params.batchMinBlocks && now < readyAtMs) break;
+      }
+      batches.push(packed);
+      from = packed.lastHeight + 1;
+    }
+    return batches;
   }
 
   /** Leaves the batch to the next member: ready too late in this node's slot. */
@@ -618,10 +694,10 @@ export class Batcher {
   }
 
   /**
-   * How this batch goes (chooseBatchTransport). Reads the L1's latest block and blob base fee unless the mode is
-   * calldata. `first`: the first pending block, to know whether it fits calldata at all.
+   * How this turn's batches go (chooseBatchTransport). Reads the L1's latest block and blob base fee unless the mode is
+   * calldata, and in auto mode block `firstHeight`, to know whether it fits calldata at all.
    */
-  private async transportFor(first: readonly BatchItem[]): Promise<BatchTransport | null> {
+  private async transportFor(firstHeight: number): Promise<BatchTransport | null> {
     const mode = this.params.transport;
     if (mode === "calldata") return "calldata";
     const block = await this.m.client.getBlock({ blockTag: "latest" });
@@ -632,6 +708,8 @@ export class Batcher {
     }
     const tip = await this.m.client.estimateMaxPriorityFeePerGas();
     const gasPriceWei = (block.baseFeePerGas ?? 0n) + tip;
+    // The store returns the first block even when it alone is over the byte limit.
+    const first = await this.m.store.getRange(firstHeight, 1, 0);
     const firstBlockFitsCalldata =
       first.length === 0 || (await packBatch(this.m.chainId, first, MAX_BATCH_DATA_BYTES)) !== null;
     return chooseBatchTransport({ mode, blobBaseFeeWei, gasPriceWei, firstBlockFitsCalldata });

@@ -1,7 +1,8 @@
-// Sending the operator's L1 transactions: one at a time per account (the batcher, the output proposer and the work
-// reports share it and its nonces), simulated first so contract refusals come back named, with a fee cap, and replaced
-// with higher fees when not mined in time. Blob transactions (EIP-4844 batches) go the same way, with their KZG
-// commitments and proofs computed off the main thread (src/l1/kzg.ts) and their blob fee capped and bumped too.
+// Sending the operator's L1 transactions (the batcher, the output proposer and the work reports share the account and
+// its nonces): queued so that nonces are consecutive, several in flight at once, simulated first so contract refusals
+// come back named, with a fee cap, and replaced with higher fees when not mined in time. Blob transactions (EIP-4844
+// batches) go the same way, with their KZG commitments and proofs computed off the main thread (src/l1/kzg.ts) and
+// their blob fee capped and bumped too.
 import type { Counter } from "prom-client";
 import {
   type Abi,
@@ -95,15 +96,54 @@ const BLOB_FEE_BUMP = 2n;
 const BLOB_FEE_HEADROOM = 2n;
 const RECEIPT_POLL_MS = 500;
 
+/** One transaction of a sequence (L1Sender.sendSequence). */
+export interface SendItem {
+  /** Labels logs and metrics ("batch", "output"). */
+  readonly kind: string;
+  readonly call: ContractCall;
+  /** A blob transaction (type 3) carrying these. */
+  readonly blobs?: BlobPayload;
+}
+
+/** A transaction broadcast and not yet seen mined: what its replacements need. */
+interface InFlight {
+  readonly kind: string;
+  readonly nonce: number;
+  readonly chain: Chain;
+  readonly wallet: ReturnType<typeof createWalletClient>;
+  readonly to: Address;
+  readonly data: Hex;
+  readonly gasLimit: bigint;
+  readonly blob: { blobs: readonly Hex[]; versionedHashes: Hex[]; kzg: ViemKzg } | null;
+  maxFeePerGas: bigint;
+  maxPriorityFeePerGas: bigint;
+  maxFeePerBlobGas: bigint;
+  /** Every version sent (the first, then its replacements): any of them may be the one mined. */
+  readonly hashes: Hex[];
+}
+
 /**
- * Sends contract calls from the operator account one at a time (a mutex: the batcher and the output proposer share
- * the account and its nonces). Simulates (gas estimate) first, so contract refusals come back named and cost nothing.
+ * Sends contract calls from the operator account (the batcher, the output proposer and the work reports share the
+ * account and its nonces). Sends are queued: each waits until the ones before it are broadcast, so nonces are
+ * consecutive, then waits for its receipt alongside them (several transactions of the account can be in flight).
+ * Simulates (gas estimate) first, so contract refusals come back named and cost nothing.
  */
 export class L1Sender {
   private readonly account;
   private chain: Chain | null = null;
   private tail: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  /**
+   * The nonce after the last one this sender broadcast, while that is ahead of the L1 node's pending count (a node
+   * behind a load balancer may not count a transaction it was just sent). Forgotten when a send fails, so a nonce
+   * that never reached a pool cannot leave a gap: the node's count is trusted again.
+   */
+  private nextNonce: number | null = null;
+  /**
+   * Transactions broadcast and not yet mined or given up, by pool: geth keeps an account's blob and other
+   * transactions apart and refuses one kind while the other is pending, so a send of one kind waits for the other's.
+   */
+  private readonly inFlight = { blob: new Set<Promise<unknown>>(), plain: new Set<Promise<unknown>>() };
 
   constructor(
     private readonly params: L1SenderParams,
@@ -132,22 +172,66 @@ export class L1Sender {
 
   /**
    * Never throws. `kind` labels logs and metrics ("batch", "output"). With `blobs`, a blob transaction (type 3) that
-   * carries them: in the same nonce sequence, one transaction at a time like the others. `stillWanted` is asked when
-   * the transaction's turn comes (the queue may hold others): false withdraws it unsent.
+   * carries them, in the same nonce sequence as the others. `stillWanted` is asked when the transaction's turn comes
+   * (the queue may hold others): false withdraws it unsent. Resolves once the transaction is mined or given up.
    */
-  send(kind: string, call: ContractCall, blobs?: BlobPayload, stillWanted?: () => boolean): Promise<SendOutcome> {
-    const run = this.tail.then(() =>
-      stillWanted === undefined || stillWanted()
-        ? this.sendNow(kind, call, blobs)
-        : ({ kind: "withdrawn", reason: "no longer wanted when its turn came" } as const),
-    );
-    this.tail = run.catch(() => undefined);
-    return run.then(
-      (outcome) => {
-        this.m.metrics?.l1Transactions.inc({ kind, outcome: outcome.kind });
-        return outcome;
+  async send(kind: string, call: ContractCall, blobs?: BlobPayload, stillWanted?: () => boolean): Promise<SendOutcome> {
+    const [outcome] = await this.sendSequence([{ kind, call, ...(blobs === undefined ? {} : { blobs }) }], stillWanted);
+    return outcome ?? { kind: "failed", reason: "no outcome" };
+  }
+
+  /**
+   * Sends `items` in order with consecutive nonces, all in flight at once (a batcher's turn posts several batches
+   * this way: they can be mined in one L1 block). Each is broadcast once the one before it was (and once the
+   * account's transactions of the other kind, blob or not, are mined: geth pools them apart); an item that is not
+   * broadcast (refused, fee cap, failure, or `stillWanted` false when its turn comes) withdraws the items after it,
+   * so the sequence never leaves a later item waiting on a nonce that will not be used. Never throws; one outcome per
+   * item, in order, once every broadcast item is mined or given up.
+   */
+  sendSequence(items: readonly SendItem[], stillWanted?: () => boolean): Promise<SendOutcome[]> {
+    const turn = this.tail.then(async () => {
+      const followed: Promise<SendOutcome>[] = [];
+      let withdrawn: string | null = null;
+      for (const item of items) {
+        const blob = item.blobs !== undefined;
+        const other = blob ? this.inFlight.plain : this.inFlight.blob;
+        if (withdrawn === null && other.size > 0) await Promise.all(other);
+        if (withdrawn === null && stillWanted !== undefined && !stillWanted()) {
+          withdrawn = "no longer wanted when its turn came";
+        }
+        if (withdrawn !== null) {
+          followed.push(Promise.resolve({ kind: "withdrawn", reason: withdrawn }));
+          continue;
+        }
+        const sent = await this.broadcast(item).catch(
+          (error: unknown): SendOutcome => ({ kind: "failed", reason: firstLine(error) }),
+        );
+        if ("nonce" in sent) {
+          const mined = this.follow(sent).catch(
+            (error: unknown): SendOutcome => ({ kind: "failed", reason: firstLine(error) }),
+          );
+          const pool = blob ? this.inFlight.blob : this.inFlight.plain;
+          pool.add(mined);
+          void mined.then(() => pool.delete(mined));
+          followed.push(mined);
+        } else {
+          followed.push(Promise.resolve(sent));
+          withdrawn = `not sent: the ${item.kind} transaction before it was not sent (${sent.kind})`;
+        }
+      }
+      return followed;
+    });
+    // The next send's turn comes once these are broadcast, not mined.
+    this.tail = turn.catch(() => undefined);
+    return turn.then(
+      async (followed) => {
+        const outcomes = await Promise.all(followed);
+        for (const [i, outcome] of outcomes.entries()) {
+          this.m.metrics?.l1Transactions.inc({ kind: items[i]?.kind ?? "unknown", outcome: outcome.kind });
+        }
+        return outcomes;
       },
-      (error: unknown) => ({ kind: "failed", reason: firstLine(error) }) as const,
+      (error: unknown) => items.map(() => ({ kind: "failed", reason: firstLine(error) }) as const),
     );
   }
 
@@ -201,11 +285,16 @@ export class L1Sender {
     };
   }
 
-  private async sendNow(kind: string, call: ContractCall, payload?: BlobPayload): Promise<SendOutcome> {
+  /**
+   * Simulates, prices and broadcasts `item` with the next nonce. Returns the transaction in flight, or the outcome
+   * when nothing was broadcast.
+   */
+  private async broadcast(item: SendItem): Promise<InFlight | SendOutcome> {
+    const { kind, call } = item;
+    if (this.stopped) return { kind: "stopped", reason: "the sender stopped before this transaction was sent" };
     const client = this.m.client;
     const data = encodeFunctionData({ abi: call.abi, functionName: call.functionName, args: call.args } as never);
-    let blob: { blobs: readonly Hex[]; versionedHashes: Hex[]; kzg: ViemKzg } | null = null;
-    if (payload !== undefined) blob = this.sidecarsOf(payload);
+    const blob = item.blobs === undefined ? null : this.sidecarsOf(item.blobs);
     let gas: bigint;
     try {
       gas = await client.estimateContractGas({
@@ -232,7 +321,8 @@ export class L1Sender {
       const fees = await client.estimateFeesPerGas();
       maxFeePerGas = fees.maxFeePerGas;
       maxPriorityFeePerGas = fees.maxPriorityFeePerGas;
-      nonce = await client.getTransactionCount({ address: this.account.address, blockTag: "pending" });
+      const counted = await client.getTransactionCount({ address: this.account.address, blockTag: "pending" });
+      nonce = this.nextNonce !== null && this.nextNonce > counted ? this.nextNonce : counted;
       chain = await this.l1Chain();
     } catch (error) {
       return { kind: "failed", reason: `fees or nonce: ${firstLine(error)}` };
@@ -260,18 +350,59 @@ export class L1Sender {
       const wanted = blobBaseFee * BLOB_FEE_HEADROOM > 0n ? blobBaseFee * BLOB_FEE_HEADROOM : 1n;
       maxFeePerBlobGas = wanted > cap ? cap : wanted;
     }
-    const wallet = createWalletClient({
-      account: this.account,
+    const tx: InFlight = {
+      kind,
+      nonce,
       chain,
-      transport: createL1Transport(this.m.rpcUrl, this.params.requestTimeoutMs),
-    });
-    const hashes: Hex[] = [];
-    // 20% above the estimate: the state may change between the estimate and inclusion.
-    const gasLimit = (gas * 6n) / 5n;
+      wallet: createWalletClient({
+        account: this.account,
+        chain,
+        transport: createL1Transport(this.m.rpcUrl, this.params.requestTimeoutMs),
+      }),
+      to: call.address,
+      data,
+      // 20% above the estimate: the state may change between the estimate and inclusion.
+      gasLimit: (gas * 6n) / 5n,
+      blob,
+      maxFeePerGas,
+      maxPriorityFeePerGas,
+      maxFeePerBlobGas,
+      hashes: [],
+    };
+    try {
+      tx.hashes.push(await this.sendVersion(tx));
+    } catch (error) {
+      this.nextNonce = null;
+      return { kind: "failed", reason: `send: ${firstLine(error)}` };
+    }
+    this.nextNonce = nonce + 1;
+    return tx;
+  }
+
+  private sendVersion(tx: InFlight): Promise<Hex> {
+    return tx.wallet.sendTransaction({
+      account: this.account,
+      to: tx.to,
+      data: tx.data,
+      gas: tx.gasLimit,
+      nonce: tx.nonce,
+      maxFeePerGas: tx.maxFeePerGas,
+      maxPriorityFeePerGas: tx.maxPriorityFeePerGas,
+      chain: tx.chain,
+      ...(tx.blob === null
+        ? {}
+        : { type: "eip4844", blobs: tx.blob.blobs, kzg: tx.blob.kzg, maxFeePerBlobGas: tx.maxFeePerBlobGas }),
+    } as never);
+  }
+
+  /** Waits for `tx` to be mined, replacing it with higher fees each time it is not mined in time. */
+  private async follow(tx: InFlight): Promise<SendOutcome> {
+    const { kind, nonce, hashes } = tx;
+    const cap = this.params.maxFeePerGasWei;
     for (let attempt = 0; attempt <= this.params.maxResubmits && !this.stopped; attempt++) {
       if (attempt > 0) {
-        if (blob !== null) {
-          const nextBlobFee = maxFeePerBlobGas * BLOB_FEE_BUMP;
+        if (tx.blob !== null) {
+          const nextBlobFee = tx.maxFeePerBlobGas * BLOB_FEE_BUMP;
           if (nextBlobFee > cap) {
             this.m.log.warn(
               { kind, nonce, blobFee: nextBlobFee.toString(), cap: cap.toString() },
@@ -279,53 +410,41 @@ export class L1Sender {
             );
             break;
           }
-          maxFeePerBlobGas = nextBlobFee;
+          tx.maxFeePerBlobGas = nextBlobFee;
         }
-        const bumped = (maxFeePerGas * FEE_BUMP_NUM) / FEE_BUMP_DEN;
+        const bumped = (tx.maxFeePerGas * FEE_BUMP_NUM) / FEE_BUMP_DEN;
         const nextFee = bumped > cap ? cap : bumped;
-        const nextTip = (maxPriorityFeePerGas * FEE_BUMP_NUM) / FEE_BUMP_DEN + 1n;
+        const nextTip = (tx.maxPriorityFeePerGas * FEE_BUMP_NUM) / FEE_BUMP_DEN + 1n;
         // A replacement needs +10% (geth): up to the cap, and no further.
-        if (nextFee * 10n < maxFeePerGas * 11n) {
+        if (nextFee * 10n < tx.maxFeePerGas * 11n) {
           this.m.log.warn(
             { kind, nonce, fee: nextFee.toString(), cap: cap.toString() },
             "L1 fee bump would exceed the cap",
           );
           break;
         }
-        maxFeePerGas = nextFee;
-        maxPriorityFeePerGas = nextTip > nextFee ? nextFee : nextTip;
+        tx.maxFeePerGas = nextFee;
+        tx.maxPriorityFeePerGas = nextTip > nextFee ? nextFee : nextTip;
         this.m.metrics?.l1Resubmissions.inc({ kind });
         this.m.log.warn(
           {
             kind,
             nonce,
             attempt,
-            maxFeePerGas: maxFeePerGas.toString(),
-            ...(blob === null ? {} : { maxFeePerBlobGas: maxFeePerBlobGas.toString() }),
+            maxFeePerGas: tx.maxFeePerGas.toString(),
+            ...(tx.blob === null ? {} : { maxFeePerBlobGas: tx.maxFeePerBlobGas.toString() }),
             pending: hashes,
           },
           "L1 transaction not mined in time: replacing it with higher fees",
         );
-      }
-      try {
-        hashes.push(
-          await wallet.sendTransaction({
-            to: call.address,
-            data,
-            gas: gasLimit,
-            nonce,
-            maxFeePerGas,
-            maxPriorityFeePerGas,
-            chain,
-            ...(blob === null ? {} : { type: "eip4844", blobs: blob.blobs, kzg: blob.kzg, maxFeePerBlobGas }),
-          } as never),
-        );
-      } catch (error) {
-        // A replacement can lose to the original being mined meanwhile ("nonce too low"): look for a receipt.
-        const found = await this.findReceipt(hashes);
-        if (found !== null) return this.minedOutcome(found, hashes.length - 1);
-        if (hashes.length === 0) return { kind: "failed", reason: `send: ${firstLine(error)}` };
-        this.m.log.warn({ kind, nonce, err: firstLine(error) }, "L1 replacement transaction refused");
+        try {
+          hashes.push(await this.sendVersion(tx));
+        } catch (error) {
+          // A replacement can lose to the original being mined meanwhile ("nonce too low"): look for a receipt.
+          const found = await this.findReceipt(hashes);
+          if (found !== null) return this.minedOutcome(found, hashes.length - 1);
+          this.m.log.warn({ kind, nonce, err: firstLine(error) }, "L1 replacement transaction refused");
+        }
       }
       const deadline = Date.now() + this.params.resubmitAfterMs;
       while (Date.now() < deadline && !this.stopped) {
@@ -339,6 +458,8 @@ export class L1Sender {
     if (this.stopped) {
       return { kind: "stopped", reason: `stopped with ${hashes.length} transaction(s) with nonce ${nonce} pending` };
     }
+    // Given up: the node's pending count is trusted again for the next nonce.
+    this.nextNonce = null;
     return { kind: "failed", reason: `not mined after ${hashes.length} transaction(s) with nonce ${nonce}` };
   }
 

@@ -493,6 +493,7 @@ export class DcnNode {
             staggerMs: l1.posterStaggerMs,
             pollMs,
             transport: l1.batchTransport,
+            batchesPerTurn: l1.batchesPerTurn,
           },
           {
             chainId,

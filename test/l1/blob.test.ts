@@ -10,7 +10,6 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Registry } from "prom-client";
 import { createPublicClient, type Hex, http, type PublicClient, parseGwei } from "viem";
-import { mnemonicToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toHex } from "../../consensus/bytes.ts";
 import { encodeCertificate } from "../../consensus/certificate.ts";
@@ -33,10 +32,8 @@ import { decodeBlobBatch, fetchBatchBlobs, L1Derivation } from "../../src/node/d
 import type { CommitCandidate } from "../../src/node/driver.ts";
 import { silentLogger } from "../../src/node/log.ts";
 import { BatchInbox } from "../../staking-contracts/artifacts.ts";
-import { type FinalityChain, startFinalityChain } from "../staking/finality-fixture.ts";
+import { type FinalityChain, operatorKeyOf, startFinalityChain } from "../staking/finality-fixture.ts";
 import { buildChain, CHAIN_ID } from "./batch-chain.ts";
-
-const ANVIL_MNEMONIC = "test test test test test test test test test test test junk";
 
 describe("blob batches on anvil", () => {
   let chain: FinalityChain;
@@ -64,18 +61,24 @@ describe("blob batches on anvil", () => {
     await chain?.stop();
   });
 
-  it("posts a batch too large for calldata as blobs through the L1Sender; the beacon route gives it back", async () => {
-    const operator = chain.operators[0] as Hex;
-    const index = (await jsonRpc<Hex[]>(chain.anvil.url, "eth_accounts", [], 5_000)).findIndex(
-      (a) => a.toLowerCase() === operator.toLowerCase(),
-    );
-    const hd = mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: index }).getHdKey();
-    if (hd.privateKey === null) throw new Error("no key");
+  /** An L1Sender of the registered operator 0 (its key from anvil's mnemonic). */
+  async function operatorSender(): Promise<L1Sender> {
     const sender = new L1Sender(
       { ...DEFAULT_L1_SENDER_PARAMS, maxFeePerGasWei: parseGwei("100") },
-      { rpcUrl: chain.anvil.url, operatorKey: hd.privateKey, client, log: silentLogger(), kzg: () => kzg },
+      {
+        rpcUrl: chain.anvil.url,
+        operatorKey: await operatorKeyOf(chain),
+        client,
+        log: silentLogger(),
+        kzg: () => kzg,
+      },
     );
-    expect(sender.address.toLowerCase()).toBe(operator.toLowerCase());
+    expect(sender.address.toLowerCase()).toBe(chain.operators[0]?.toLowerCase());
+    return sender;
+  }
+
+  it("posts a batch too large for calldata as blobs through the L1Sender; the beacon route gives it back", async () => {
+    const sender = await operatorSender();
     expect(await packBatch(CHAIN_ID, items.slice(0, 1))).not.toBeNull();
     const calldata = await packBatch(CHAIN_ID, items);
     const packed = await packBatch(CHAIN_ID, items, MAX_BLOB_BATCH_DATA_BYTES);
@@ -191,6 +194,49 @@ describe("blob batches on anvil", () => {
     await run.until(async () => (await run.metric("no_beacon")) >= 1);
     run.derive.stop();
     expect(run.applied).toHaveLength(0);
+  }, 60_000);
+
+  it("sends a plain transaction only once the account's blob transaction in flight is mined (geth pools them apart)", async () => {
+    const sender = await operatorSender();
+    const pending = () => client.getTransactionCount({ address: sender.address, blockTag: "pending" });
+    const two = await packBatch(CHAIN_ID, items.slice(0, 2));
+    const one = await packBatch(CHAIN_ID, items.slice(0, 1));
+    if (two === null || one === null) throw new Error("nothing packed");
+    const blobs = batchDataToBlobs(two.data);
+    const payload = await sender.prepareBlobs(blobs);
+    await jsonRpc(chain.anvil.url, "evm_setAutomine", [false], 5_000);
+    try {
+      const before = await pending();
+      const blob = sender.send(
+        "blob_batch",
+        { address: inbox, abi: BatchInbox.abi, functionName: "submitBlobBatch", args: [1n, 2n, 1n] },
+        payload,
+      );
+      for (let i = 0; i < 200 && (await pending()) === before; i++) await new Promise((r) => setTimeout(r, 50));
+      const data = `0x${Buffer.from(one.data).toString("hex")}` as Hex;
+      const plain = sender.send("batch", {
+        address: inbox,
+        abi: BatchInbox.abi,
+        functionName: "submitBatch",
+        args: [1n, 1n, data],
+      });
+      // The plain one waits while the blob transaction is in the pool.
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(await pending()).toBe(before + 1);
+      await jsonRpc(chain.anvil.url, "evm_mine", [], 5_000);
+      const blobOutcome = await blob;
+      if (blobOutcome.kind !== "mined") throw new Error(`blob not mined: ${JSON.stringify(blobOutcome)}`);
+      // Then it goes, with the next nonce.
+      for (let i = 0; i < 200 && (await pending()) === before + 1; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await pending()).toBe(before + 2);
+      await jsonRpc(chain.anvil.url, "evm_mine", [], 5_000);
+      const plainOutcome = await plain;
+      if (plainOutcome.kind !== "mined") throw new Error(`plain not mined: ${JSON.stringify(plainOutcome)}`);
+      expect(plainOutcome.l1Block).toBeGreaterThan(blobOutcome.l1Block);
+      expect((await client.getTransaction({ hash: plainOutcome.txHash })).nonce).toBe(before + 1);
+    } finally {
+      await jsonRpc(chain.anvil.url, "evm_setAutomine", [true], 5_000);
+    }
   }, 60_000);
 
   /** A fake Beacon API: `route` answers a path with a JSON body, or null for 404. */

@@ -22,7 +22,14 @@ describe("stopping the batcher", () => {
         }),
     } as unknown as InboxReader;
     const batcher = new Batcher(
-      { batchMinBlocks: 8, batchMaxAgeMs: 1_000, staggerMs: 1_000, pollMs: 3_600_000, transport: "calldata" },
+      {
+        batchMinBlocks: 8,
+        batchMaxAgeMs: 1_000,
+        staggerMs: 1_000,
+        pollMs: 3_600_000,
+        transport: "calldata",
+        batchesPerTurn: 4,
+      },
       {
         chainId: 4242n,
         inbox: "0x00000000000000000000000000000000000000b1",

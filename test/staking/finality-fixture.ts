@@ -10,7 +10,7 @@ import {
   encodeFunctionData,
   type Hex,
 } from "viem";
-import { privateKeyToAccount } from "viem/accounts";
+import { mnemonicToAccount, privateKeyToAccount } from "viem/accounts";
 import { concatBytes, fromHex, keccak256, toHex, uintBytes, utf8 } from "../../consensus/bytes.ts";
 import { certificateDigest } from "../../consensus/signing.ts";
 import {
@@ -23,6 +23,7 @@ import {
 } from "../../src/chain/block.ts";
 import { type AccountProof, ExecutionCore, type ExecutionResult, globalStateRoot } from "../../src/execution/core.ts";
 import { EVM_VM } from "../../src/execution/vm.ts";
+import { jsonRpc } from "../../src/l1/anvil.ts";
 import {
   ASSET,
   BRIDGED_ETH_ADDRESS,
@@ -94,6 +95,19 @@ export async function startFinalityChain(params: Partial<FinalityParams> = {}) {
 }
 
 /** The custom error a failed call reverted with (any staking or finality contract's), or null. */
+/** anvil's default accounts come from this mnemonic (`anvil --help`). */
+const ANVIL_MNEMONIC = "test test test test test test test test test test test junk";
+
+/** The secp256k1 key of operator `i` (an anvil account), to send as it does (an L1Sender's operator key). */
+export async function operatorKeyOf(chain: FinalityChain, i = 0): Promise<Uint8Array> {
+  const operator = chain.operators[i] as Address;
+  const accounts = await jsonRpc<Address[]>(chain.anvil.url, "eth_accounts", [], 5_000);
+  const index = accounts.findIndex((a) => a.toLowerCase() === operator.toLowerCase());
+  const key = mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: index }).getHdKey().privateKey;
+  if (index < 0 || key === null) throw new Error(`operator ${operator} is not an anvil account`);
+  return key;
+}
+
 export function finalityRevertName(error: unknown): string | null {
   if (!(error instanceof BaseError)) return null;
   const reverted = error.walk((e) => e instanceof ContractFunctionRevertedError);
