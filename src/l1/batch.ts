@@ -199,6 +199,15 @@ export function blobsToBatchData(blobs: readonly Uint8Array[]): Uint8Array {
   return fromBlobs({ blobs: blobs as Uint8Array[], to: "bytes" });
 }
 
+/**
+ * The batch a blob batch's blobs carry (checked blobs, in the event's order). Throws only BatchError, like
+ * decodeBatchData.
+ */
+export function decodeBlobBatch(blobs: readonly Uint8Array[]): Batch {
+  if (blobs.length > INBOX_MAX_BLOBS) throw new BatchError("too_large", `${blobs.length} blobs`);
+  return decodeBatchData(blobsToBatchData(blobs), INBOX_MAX_BLOB_BATCH_BYTES);
+}
+
 /** Blobs needed for `bytes` of batch data. */
 export function blobCountFor(bytes: number): number {
   return Math.ceil((bytes + 1) / BLOB_DATA_BYTES);

@@ -21,17 +21,23 @@
 // the L1 mirror has not confirmed are re-read on every pass, so a batch reorged out of the L1 is posted again.
 
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
-import type { Address, Hex, PublicClient } from "viem";
+import { type Address, decodeFunctionData, type Hex, keccak256, type PublicClient } from "viem";
+import { bytesEqual, fromHex } from "../../consensus/bytes.ts";
+import { encodeCertificate } from "../../consensus/certificate.ts";
 import type { ValidatorSet } from "../../consensus/types.ts";
 import { BatchInbox } from "../../staking-contracts/artifacts.ts";
 import { decodeBlockHead } from "../chain/block.ts";
 import type { Logger } from "../node/log.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 import {
+  type Batch,
+  type BatchError,
   type BatchTransport,
   type BatchTransportMode,
   batchDataToBlobs,
   chooseBatchTransport,
+  decodeBatchData,
+  decodeBlobBatch,
   INBOX_MAX_BLOBS,
   MAX_BATCH_BLOCKS,
   MAX_BATCH_DATA_BYTES,
@@ -39,6 +45,8 @@ import {
   type PackedBatch,
   packBatch,
 } from "./batch.ts";
+import { type BlobFetchResult, fetchEventBlobs } from "./beacon.ts";
+import type { Kzg } from "./kzg.ts";
 import { PassInFlight } from "./passes.ts";
 import { type BlobPayload, firstLine, type L1Sender } from "./sender.ts";
 
@@ -52,6 +60,7 @@ export interface FinalityMetrics {
   readonly batcherBatchBytes: Histogram;
   readonly batcherBatchBlocks: Histogram;
   readonly batcherBlobs: Counter;
+  readonly batcherGarbageBatches: Counter;
   readonly l1Transactions: Counter<"kind" | "outcome">;
   readonly l1Resubmissions: Counter<"kind">;
   readonly outputHeight: Gauge;
@@ -96,6 +105,11 @@ export function createFinalityMetrics(registry: Registry): FinalityMetrics {
     batcherBlobs: new Counter({
       name: "dcn_batcher_blobs_total",
       help: "Blobs in the blob batches this node posted (EIP-4844)",
+      registers: r,
+    }),
+    batcherGarbageBatches: new Counter({
+      name: "dcn_batcher_garbage_batches_total",
+      help: "Batches in the inbox whose data is not this chain's blocks (their heights are posted again)",
       registers: r,
     }),
     l1Transactions: new Counter({
@@ -281,12 +295,57 @@ export async function readBatchEvents(
 }
 
 /**
+ * The batch a calldata event's transaction carries (BatchInbox takes only direct calls from the sender: the data is
+ * the transaction's input), or why it carries none. Throws when the L1 cannot answer.
+ */
+export async function readCalldataBatch(
+  client: PublicClient,
+  inbox: Address,
+  event: InboxBatchEvent & { kind: "calldata" },
+): Promise<{ readonly ok: true; readonly batch: Batch } | { readonly ok: false; readonly reason: string }> {
+  const tx = await client.getTransaction({ hash: event.txHash });
+  if (tx.to?.toLowerCase() !== inbox.toLowerCase()) return { ok: false, reason: "not a direct call to the inbox" };
+  let data: Hex;
+  try {
+    const call = decodeFunctionData({ abi: BatchInbox.abi, data: tx.input });
+    if (call.functionName !== "submitBatch") return { ok: false, reason: `${call.functionName} is not submitBatch` };
+    data = (call.args as readonly [bigint, bigint, Hex])[2];
+  } catch (error) {
+    return { ok: false, reason: `input does not decode: ${firstLine(error)}` };
+  }
+  if (keccak256(data) !== event.dataHash)
+    return { ok: false, reason: "input data does not match the event's dataHash" };
+  try {
+    return { ok: true, batch: decodeBatchData(fromHex(data)) };
+  } catch (error) {
+    return { ok: false, reason: `${(error as BatchError).code ?? "error"}: ${firstLine(error)}` };
+  }
+}
+
+/**
+ * Whether a batch event's range counts as posted: `posted` (it holds this chain's blocks), `garbage` (it does not:
+ * the range is posted again), `unchecked` (cannot be told now; counts as posted).
+ */
+export type PostedVerdict = "posted" | "garbage" | "unchecked";
+
+/** Verdicts kept (by transaction and log index), so an unconfirmed event re-read at every pass is checked once. */
+const MAX_VERDICTS = 4_096;
+/**
+ * Batches in L1 blocks older than this (about a day of 12 s slots) are not checked: the members of that time checked
+ * them and posted again what was garbage. A node that starts reads every batch since genesis, and checking each would
+ * fetch each.
+ */
+export const CHECK_WITHIN_L1_BLOCKS = 7_200n;
+
+/**
  * The inbox's posted height at the L1 head: events up to the confirmed block are read once and kept; those above it
- * are read again on every call (they may still be reorged away).
+ * are read again on every call (they may still be reorged away). With `check`, an event of the last
+ * CHECK_WITHIN_L1_BLOCKS whose batch is garbage does not count.
  */
 export class InboxReader {
   private readonly confirmed = new PostedRanges();
   private scannedTo: bigint;
+  private readonly verdicts = new Map<string, PostedVerdict>();
 
   constructor(
     private readonly m: {
@@ -295,6 +354,7 @@ export class InboxReader {
       /** The first L1 block that may hold a batch of this chain (the genesis L1 origin). */
       readonly fromBlock: bigint;
       readonly confirmedHead: () => bigint | null;
+      readonly check?: (event: InboxBatchEvent) => Promise<PostedVerdict>;
     },
   ) {
     this.scannedTo = m.fromBlock - 1n;
@@ -306,18 +366,107 @@ export class InboxReader {
     const stable = confirmed < head ? confirmed : head;
     if (stable > this.scannedTo) {
       for (const e of await readBatchEvents(this.m.client, this.m.inbox, this.scannedTo + 1n, stable)) {
-        this.confirmed.add(e.firstHeight, e.lastHeight);
+        if (await this.counts(e, head)) this.confirmed.add(e.firstHeight, e.lastHeight);
       }
       this.scannedTo = stable;
     }
     const ranges = this.confirmed.clone();
     if (head > this.scannedTo) {
       for (const e of await readBatchEvents(this.m.client, this.m.inbox, this.scannedTo + 1n, head)) {
-        ranges.add(e.firstHeight, e.lastHeight);
+        if (await this.counts(e, head)) ranges.add(e.firstHeight, e.lastHeight);
       }
     }
     return { height: ranges.contiguous, l1Head: head };
   }
+
+  private async counts(event: InboxBatchEvent, l1Head: bigint): Promise<boolean> {
+    // Ranges at or below the contiguous posted height change nothing: not checked; nor are old batches.
+    if (this.m.check === undefined || event.lastHeight <= this.confirmed.contiguous) return true;
+    if (l1Head - event.l1Block > CHECK_WITHIN_L1_BLOCKS) return true;
+    const key = `${event.txHash}:${event.logIndex}`;
+    let verdict = this.verdicts.get(key);
+    if (verdict === undefined) {
+      verdict = await this.m.check(event);
+      if (verdict !== "unchecked") {
+        this.verdicts.set(key, verdict);
+        if (this.verdicts.size > MAX_VERDICTS) {
+          for (const old of this.verdicts.keys()) {
+            this.verdicts.delete(old);
+            if (this.verdicts.size <= MAX_VERDICTS) break;
+          }
+        }
+      }
+    }
+    return verdict !== "garbage";
+  }
+}
+
+/**
+ * The batcher's check of a posted batch (InboxReader's `check`): a batch of heights below this node's head is
+ * `posted` only when its blocks are this node's, byte for byte, and its last certificate is this node's canonical
+ * one, else `garbage` (logged and counted). `unchecked` (counts as posted, as before the check): ranges this node has
+ * not committed below its head, and blob batches when there is no beacon URL or the beacon node cannot serve them now
+ * (a beacon outage does not stop the batcher).
+ */
+export function postedBatchCheck(m: {
+  readonly client: PublicClient;
+  readonly inbox: Address;
+  readonly chainId: bigint;
+  readonly store: Pick<ChainStore, "headHeight" | "getBlock" | "getCertificate">;
+  /** The Beacon API (l1.beaconUrl) and KZG, to read blob batches; null: blob batches are not checked. */
+  readonly beacon: { readonly url: string; readonly kzg: () => Kzg } | null;
+  readonly log: Logger;
+  readonly metrics: Pick<FinalityMetrics, "batcherGarbageBatches">;
+}): (event: InboxBatchEvent) => Promise<PostedVerdict> {
+  return async (event) => {
+    if (event.lastHeight >= m.store.headHeight) return "unchecked";
+    const garbage = (reason: string): PostedVerdict => {
+      m.metrics.batcherGarbageBatches.inc();
+      m.log.warn(
+        { index: event.index.toString(), first: event.firstHeight, last: event.lastHeight, tx: event.txHash, reason },
+        "a posted batch does not hold this chain's blocks: its heights count as not posted",
+      );
+      return "garbage";
+    };
+    let batch: Batch;
+    if (event.kind === "calldata") {
+      const read = await readCalldataBatch(m.client, m.inbox, event);
+      if (!read.ok) return garbage(read.reason);
+      batch = read.batch;
+    } else {
+      if (m.beacon === null) return "unchecked";
+      let fetched: BlobFetchResult;
+      try {
+        fetched = await fetchEventBlobs({ client: m.client, beaconUrl: m.beacon.url, kzg: m.beacon.kzg }, event);
+      } catch (error) {
+        m.log.debug({ index: event.index.toString(), err: firstLine(error) }, "posted blob batch not checked");
+        return "unchecked";
+      }
+      // The blobs are on the L1's data-availability layer: a beacon answer that does not match is the beacon's fault.
+      if (!fetched.ok) return "unchecked";
+      try {
+        batch = decodeBlobBatch(fetched.blobs);
+      } catch (error) {
+        return garbage(`${(error as BatchError).code ?? "error"}: ${firstLine(error)}`);
+      }
+    }
+    if (batch.chainId !== m.chainId) return garbage(`a batch of chain ${batch.chainId}`);
+    const count = event.lastHeight - event.firstHeight + 1;
+    if (batch.firstHeight !== event.firstHeight || batch.blocks.length !== count) {
+      return garbage(`holds heights ${batch.firstHeight}..${batch.firstHeight + batch.blocks.length - 1}`);
+    }
+    for (const [i, bytes] of batch.blocks.entries()) {
+      const own = await m.store.getBlock(event.firstHeight + i);
+      if (own === undefined) return "unchecked";
+      if (!bytesEqual(own, bytes)) return garbage(`block ${event.firstHeight + i} is not this chain's`);
+    }
+    const certificate = await m.store.getCertificate(event.lastHeight);
+    if (certificate === undefined) return "unchecked";
+    if (!bytesEqual(encodeCertificate(certificate), batch.lastCertificate)) {
+      return garbage(`the certificate of height ${event.lastHeight} is not the canonical one`);
+    }
+    return "posted";
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

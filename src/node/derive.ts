@@ -7,27 +7,16 @@
 // for the batch that fills it.
 // Blob batches (BlobBatchSubmitted): the blobs come from a Beacon API (`l1.beaconUrl`), each checked against the
 // event's versioned hash (the hash of its KZG commitment) before its bytes are decoded like calldata.
+import type { Address, PublicClient } from "viem";
+import { type Batch, type BatchError, commitsOfBatch, decodeBlobBatch } from "../l1/batch.ts";
 import {
-  type Address,
-  commitmentToVersionedHash,
-  decodeFunctionData,
-  type Hex,
-  keccak256,
-  type PublicClient,
-} from "viem";
-import { fromHex } from "../../consensus/bytes.ts";
-import { BatchInbox } from "../../staking-contracts/artifacts.ts";
-import {
-  type Batch,
-  BatchError,
-  BLOB_BYTES,
-  blobsToBatchData,
-  commitsOfBatch,
-  decodeBatchData,
-  INBOX_MAX_BLOB_BATCH_BYTES,
-  INBOX_MAX_BLOBS,
-} from "../l1/batch.ts";
-import { type FinalityMetrics, type InboxBatchEvent, LOG_RANGE_BLOCKS, readBatchEvents } from "../l1/batcher.ts";
+  type FinalityMetrics,
+  type InboxBatchEvent,
+  LOG_RANGE_BLOCKS,
+  readBatchEvents,
+  readCalldataBatch,
+} from "../l1/batcher.ts";
+import { BeaconError, fetchEventBlobs } from "../l1/beacon.ts";
 import type { Kzg } from "../l1/kzg.ts";
 import { PassInFlight } from "../l1/passes.ts";
 import { firstLine } from "../l1/sender.ts";
@@ -41,181 +30,6 @@ export interface DeriveParams {
 }
 
 export const DEFAULT_DERIVE_PARAMS: DeriveParams = { pollMs: 1_000, maxBufferedBatches: 64 };
-
-// ---------------------------------------------------------------------------------------------------------------------
-// Blobs from a Beacon API
-
-/** Most bytes read from one Beacon API response: every blob of a block (21 at most today) in hex, with room to spare. */
-export const MAX_BEACON_RESPONSE_BYTES = 32 * 1024 * 1024;
-/** Most blobs taken from one response (more is not a block's worth: a faulty beacon node). */
-export const MAX_BEACON_BLOBS = 64;
-export const BEACON_TIMEOUT_MS = 20_000;
-const ZERO_ROOT = `0x${"00".repeat(32)}`;
-
-export type BeaconErrorCode = "unreachable" | "http_status" | "too_large" | "bad_response";
-
-/** The Beacon API could not serve the blobs (down, unsynced, pruned, or not a beacon node): try again later. */
-export class BeaconError extends Error {
-  override readonly name = "BeaconError";
-  constructor(
-    readonly code: BeaconErrorCode,
-    message: string,
-    readonly context: { readonly url: string; readonly status?: number },
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
-
-/**
- * The blobs of a batch in the event's order, or why the beacon node's answer cannot be used: `missing` (a versioned
- * hash has no blob), `commitment_mismatch` (a blob served for a hash commits to something else), `bad_proof` (a
- * sidecar's proof does not verify). The batch itself is fine (the L1 guarantees its blobs were published); only this
- * answer is refused.
- */
-export type BlobFetchResult =
-  | { readonly ok: true; readonly blobs: readonly Uint8Array[]; readonly route: "blobs" | "blob_sidecars" }
-  | { readonly ok: false; readonly code: "missing" | "commitment_mismatch" | "bad_proof"; readonly reason: string };
-
-async function beaconGet(url: string, timeoutMs: number): Promise<{ status: number; body: unknown }> {
-  let res: Response;
-  try {
-    res = await fetch(url, { headers: { accept: "application/json" }, signal: AbortSignal.timeout(timeoutMs) });
-  } catch (cause) {
-    throw new BeaconError("unreachable", `beacon request failed: ${firstLine(cause)}`, { url }, { cause });
-  }
-  if (res.status !== 200) {
-    await res.body?.cancel().catch(() => undefined);
-    return { status: res.status, body: null };
-  }
-  const declared = Number(res.headers.get("content-length") ?? "0");
-  if (declared > MAX_BEACON_RESPONSE_BYTES) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new BeaconError("too_large", `beacon response of ${declared} bytes`, { url, status: res.status });
-  }
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = res.body?.getReader();
-  if (reader === undefined) throw new BeaconError("bad_response", "beacon response without a body", { url });
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > MAX_BEACON_RESPONSE_BYTES) {
-        await reader.cancel().catch(() => undefined);
-        throw new BeaconError("too_large", `beacon response over ${MAX_BEACON_RESPONSE_BYTES} bytes`, { url });
-      }
-      chunks.push(value);
-    }
-  } catch (cause) {
-    if (cause instanceof BeaconError) throw cause;
-    throw new BeaconError("unreachable", `beacon response broke off: ${firstLine(cause)}`, { url }, { cause });
-  }
-  try {
-    return { status: 200, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) };
-  } catch (cause) {
-    throw new BeaconError("bad_response", "beacon response is not JSON", { url, status: 200 }, { cause });
-  }
-}
-
-const BLOB_HEX_LENGTH = 2 + 2 * BLOB_BYTES;
-const isBlobHex = (x: unknown): x is Hex =>
-  typeof x === "string" && x.length === BLOB_HEX_LENGTH && /^0x[0-9a-fA-F]*$/.test(x);
-const isHex = (x: unknown, bytes: number): x is Hex =>
-  typeof x === "string" && x.length === 2 + 2 * bytes && /^0x[0-9a-fA-F]*$/.test(x);
-
-function dataArray(body: unknown, url: string): unknown[] {
-  const data = (body as { data?: unknown } | null)?.data;
-  if (!Array.isArray(data)) throw new BeaconError("bad_response", "beacon response has no data array", { url });
-  if (data.length > MAX_BEACON_BLOBS) {
-    throw new BeaconError("too_large", `beacon response holds ${data.length} blobs`, { url });
-  }
-  return data;
-}
-
-/**
- * Fetches the blobs with `versionedHashes` from the Beacon API at `beaconUrl` for beacon block `blockId` and checks
- * each against its hash. Tries GET /eth/v1/beacon/blobs/{id} first (Fulu; blobs only: the commitment of each is
- * computed here), then, where that route does not exist, /eth/v1/beacon/blob_sidecars/{id} (Deneb/Electra: commitment
- * and proof served, the proof is verified). Peer-caused bad answers come back as a typed result; a beacon node that
- * cannot answer throws BeaconError; a KZG worker failure throws KzgError.
- */
-export async function fetchBatchBlobs(o: {
-  readonly beaconUrl: string;
-  readonly blockId: string;
-  readonly versionedHashes: readonly Hex[];
-  readonly kzg: Kzg;
-  readonly timeoutMs?: number;
-}): Promise<BlobFetchResult> {
-  const base = o.beaconUrl.replace(/\/+$/, "");
-  const timeoutMs = o.timeoutMs ?? BEACON_TIMEOUT_MS;
-  const wanted = o.versionedHashes.map((h) => h.toLowerCase());
-  const found = new Map<string, Uint8Array>();
-  const result = (route: "blobs" | "blob_sidecars", served: number): BlobFetchResult => {
-    const missing = wanted.filter((h) => !found.has(h));
-    if (missing.length === 0) return { ok: true, blobs: wanted.map((h) => found.get(h) as Uint8Array), route };
-    // A node that filtered by hash and served as many blobs as asked served wrong ones.
-    const code = route === "blobs" && served === wanted.length ? "commitment_mismatch" : "missing";
-    return { ok: false, code, reason: `${missing.length} of ${wanted.length} blobs not served (${missing[0]} ...)` };
-  };
-
-  const blobsUrl = `${base}/eth/v1/beacon/blobs/${o.blockId}?versioned_hashes=${wanted.join(",")}`;
-  const blobs = await beaconGet(blobsUrl, timeoutMs);
-  if (blobs.status === 200) {
-    const served = dataArray(blobs.body, blobsUrl).filter(isBlobHex);
-    if (served.length > 0) {
-      const commitments = await o.kzg.commitments(served);
-      for (const [i, blob] of served.entries()) {
-        const hash = commitmentToVersionedHash({ commitment: commitments[i] as Hex, to: "hex" }).toLowerCase();
-        if (wanted.includes(hash)) found.set(hash, fromHex(blob));
-      }
-    }
-    return result("blobs", served.length);
-  }
-  // Only "no such route" falls back; anything else (block unknown, node syncing) is for later.
-  if (![400, 404, 405, 410, 501].includes(blobs.status)) {
-    throw new BeaconError("http_status", `beacon answered ${blobs.status}`, { url: blobsUrl, status: blobs.status });
-  }
-  const sidecarsUrl = `${base}/eth/v1/beacon/blob_sidecars/${o.blockId}`;
-  const sidecars = await beaconGet(sidecarsUrl, timeoutMs);
-  if (sidecars.status !== 200) {
-    throw new BeaconError(
-      "http_status",
-      `beacon answered ${blobs.status} for blobs and ${sidecars.status} for blob sidecars`,
-      { url: sidecarsUrl, status: sidecars.status },
-    );
-  }
-  const matched: { hash: string; blob: Hex; commitment: Hex; proof: Hex }[] = [];
-  for (const item of dataArray(sidecars.body, sidecarsUrl)) {
-    const { blob, kzg_commitment: commitment, kzg_proof: proof } = (item ?? {}) as Record<string, unknown>;
-    if (!isBlobHex(blob) || !isHex(commitment, 48) || !isHex(proof, 48)) continue;
-    const hash = commitmentToVersionedHash({ commitment, to: "hex" }).toLowerCase();
-    if (wanted.includes(hash) && !matched.some((m) => m.hash === hash)) matched.push({ hash, blob, commitment, proof });
-  }
-  if (matched.length > 0) {
-    const verdicts = await o.kzg.verify(
-      matched.map((m) => m.blob),
-      matched.map((m) => m.commitment),
-      matched.map((m) => m.proof),
-    );
-    const bad = matched.find((_, i) => verdicts[i] !== true);
-    if (bad !== undefined) {
-      return { ok: false, code: "bad_proof", reason: `the proof of the blob for ${bad.hash} does not verify` };
-    }
-    for (const m of matched) found.set(m.hash, fromHex(m.blob));
-  }
-  return result("blob_sidecars", matched.length);
-}
-
-/**
- * The batch a blob batch's blobs carry (checked blobs, in the event's order). Throws only BatchError, like
- * decodeBatchData.
- */
-export function decodeBlobBatch(blobs: readonly Uint8Array[]): Batch {
-  if (blobs.length > INBOX_MAX_BLOBS) throw new BatchError("too_large", `${blobs.length} blobs`);
-  return decodeBatchData(blobsToBatchData(blobs), INBOX_MAX_BLOB_BATCH_BYTES);
-}
 
 interface Buffered {
   readonly event: InboxBatchEvent;
@@ -385,23 +199,9 @@ export class L1Derivation {
         return refuse(`${(error as BatchError).code ?? "error"}: ${firstLine(error)}`);
       }
     } else {
-      const tx = await this.m.client.getTransaction({ hash: event.txHash });
-      // BatchInbox takes only direct calls from the sender (NotDirectCall): the data is the transaction's input.
-      if (tx.to?.toLowerCase() !== this.m.inbox.toLowerCase()) return refuse("not a direct call to the inbox");
-      let data: Hex;
-      try {
-        const call = decodeFunctionData({ abi: BatchInbox.abi, data: tx.input });
-        if (call.functionName !== "submitBatch") return refuse(`${call.functionName} is not submitBatch`);
-        data = (call.args as readonly [bigint, bigint, Hex])[2];
-      } catch (error) {
-        return refuse(`input does not decode: ${firstLine(error)}`);
-      }
-      if (keccak256(data) !== event.dataHash) return refuse("input data does not match the event's dataHash");
-      try {
-        batch = decodeBatchData(fromHex(data));
-      } catch (error) {
-        return refuse(`${(error as BatchError).code ?? "error"}: ${firstLine(error)}`);
-      }
+      const read = await readCalldataBatch(this.m.client, this.m.inbox, event);
+      if (!read.ok) return refuse(read.reason);
+      batch = read.batch;
     }
     try {
       const commits = commitsOfBatch(batch, this.m.chainId);
@@ -433,13 +233,7 @@ export class L1Derivation {
       }
       return null;
     }
-    const blockId = await this.beaconBlockId(event.l1Block);
-    const result = await fetchBatchBlobs({
-      beaconUrl,
-      blockId,
-      versionedHashes: event.blobHashes,
-      kzg: this.m.kzg(),
-    });
+    const result = await fetchEventBlobs({ client: this.m.client, beaconUrl, kzg: this.m.kzg }, event);
     if (!result.ok) {
       this.m.metrics.derivedBatches.inc({ outcome: "bad_blobs" });
       throw new BeaconError(
@@ -451,16 +245,6 @@ export class L1Derivation {
       );
     }
     return result.blobs;
-  }
-
-  /**
-   * The Beacon API block id of L1 block `n`: its beacon block root, which is the parentBeaconBlockRoot of block n + 1
-   * (EIP-4788). An L1 without a beacon chain (anvil: the root is zero) serves blobs by execution block number.
-   */
-  private async beaconBlockId(n: bigint): Promise<string> {
-    const next = await this.m.client.getBlock({ blockNumber: n + 1n });
-    const root = next.parentBeaconBlockRoot;
-    return root === undefined || root === null || root === ZERO_ROOT ? n.toString() : root;
   }
 
   private hold(entry: Buffered): void {

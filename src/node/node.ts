@@ -16,7 +16,7 @@ import { blstScheme, createBlstSigner } from "../crypto/blst.ts";
 import { DashboardSource } from "../dashboard/data.ts";
 import type { ExecutionCore } from "../execution/core.ts";
 import { admissionList } from "../l1/admission.ts";
-import { Batcher, InboxReader } from "../l1/batcher.ts";
+import { Batcher, InboxReader, postedBatchCheck } from "../l1/batcher.ts";
 import { sharedKzg } from "../l1/kzg.ts";
 import { L1Mirror, stakerReportOf } from "../l1/mirror.ts";
 import { FinalizedTracker, OutputProposer } from "../l1/outputs.ts";
@@ -480,11 +480,24 @@ export class DcnNode {
       if (signer !== null && l1Sender !== null) {
         const sender = l1Sender;
         const ownAddress = validatorAddress(signer.publicKey);
+        const batcherLog = finalityLog.child({ part: "batcher" });
         const reader = new InboxReader({
           client: mirror.publicClient,
           inbox: finality.batchInbox,
           fromBlock: genesis.l1.origin.number,
           confirmedHead,
+          // A faulty member's garbage batch does not count: its heights are posted again.
+          check: postedBatchCheck({
+            client: mirror.publicClient,
+            inbox: finality.batchInbox,
+            chainId,
+            store,
+            // Blob batches are checked by a node that may post them: it loads the KZG setup anyway.
+            beacon:
+              l1.beaconUrl === null || l1.batchTransport === "calldata" ? null : { url: l1.beaconUrl, kzg: sharedKzg },
+            log: batcherLog,
+            metrics: fm,
+          }),
         });
         node.batcher = new Batcher(
           {
@@ -503,7 +516,7 @@ export class DcnNode {
             store,
             sender,
             ownAddress,
-            log: finalityLog.child({ part: "batcher" }),
+            log: batcherLog,
             metrics: fm,
             nowMs: () => Date.now(),
           },

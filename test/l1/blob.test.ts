@@ -21,14 +21,21 @@ import {
   blobsToBatchData,
   chooseBatchTransport,
   commitsOfBatch,
+  decodeBlobBatch,
   MAX_BATCH_DATA_BYTES,
   MAX_BLOB_BATCH_DATA_BYTES,
   packBatch,
 } from "../../src/l1/batch.ts";
-import { createFinalityMetrics, type InboxBatchEvent, readBatchEvents } from "../../src/l1/batcher.ts";
+import {
+  createFinalityMetrics,
+  type InboxBatchEvent,
+  postedBatchCheck,
+  readBatchEvents,
+} from "../../src/l1/batcher.ts";
+import { fetchBatchBlobs } from "../../src/l1/beacon.ts";
 import { createKzg, type Kzg } from "../../src/l1/kzg.ts";
 import { DEFAULT_L1_SENDER_PARAMS, L1Sender } from "../../src/l1/sender.ts";
-import { decodeBlobBatch, fetchBatchBlobs, L1Derivation } from "../../src/node/derive.ts";
+import { L1Derivation } from "../../src/node/derive.ts";
 import type { CommitCandidate } from "../../src/node/driver.ts";
 import { silentLogger } from "../../src/node/log.ts";
 import { BatchInbox } from "../../staking-contracts/artifacts.ts";
@@ -238,6 +245,38 @@ describe("blob batches on anvil", () => {
       await jsonRpc(chain.anvil.url, "evm_setAutomine", [true], 5_000);
     }
   }, 60_000);
+
+  it("checks posted blob batches against the chain: this chain's blocks count, garbage does not", async () => {
+    const store = {
+      headHeight: items.length + 1,
+      getBlock: async (height: number) => items[height - 1]?.block,
+      getCertificate: async (height: number) => items[height - 1]?.certificate,
+    };
+    const metrics = createFinalityMetrics(new Registry());
+    const check = (beacon: { url: string; kzg: () => Kzg } | null) =>
+      postedBatchCheck({ client, inbox, chainId: CHAIN_ID, store, beacon, log: silentLogger(), metrics });
+    const beacon = { url: chain.anvil.url, kzg: () => kzg };
+    expect(await check(beacon)(posted.event)).toBe("posted");
+    expect(await check(null)(posted.event)).toBe("unchecked");
+
+    // Blobs that hold no batch, for the same heights.
+    const sender = await operatorSender();
+    const garbage = batchDataToBlobs(new Uint8Array(4_000).fill(7));
+    const outcome = await sender.send(
+      "blob_batch",
+      { address: inbox, abi: BatchInbox.abi, functionName: "submitBlobBatch", args: [1n, 120n, 1n] },
+      await sender.prepareBlobs(garbage),
+    );
+    if (outcome.kind !== "mined") throw new Error(`not mined: ${JSON.stringify(outcome)}`);
+    await jsonRpc(chain.anvil.url, "anvil_mine", ["0x1"], 5_000);
+    const events = await readBatchEvents(client, inbox, outcome.l1Block, outcome.l1Block);
+    const event = events.find((e) => e.txHash === outcome.txHash);
+    if (event === undefined) throw new Error("no event");
+    expect(await check(beacon)(event)).toBe("garbage");
+    expect((await metrics.batcherGarbageBatches.get()).values[0]?.value).toBe(1);
+    // A beacon node that is down does not make a batch garbage (nor stop the batcher).
+    expect(await check({ url: "http://127.0.0.1:9", kzg: () => kzg })(event)).toBe("unchecked");
+  }, 120_000);
 
   /** A fake Beacon API: `route` answers a path with a JSON body, or null for 404. */
   async function beacon(route: (path: string) => unknown): Promise<string> {
