@@ -11,7 +11,7 @@
 // same bytes spread over the transaction's blobs by viem's toBlobs (31 bytes in each 32-byte field element, a 0x80
 // terminator after the last byte), at most MAX_BATCH_BLOBS blobs.
 import { promisify } from "node:util";
-import { brotliCompress, brotliDecompressSync, constants as zlib } from "node:zlib";
+import { brotliCompress, brotliDecompress, constants as zlib } from "node:zlib";
 import { fromBlobs, type Hex, toBlobs } from "viem";
 import { type Certificate, decodeCertificate, encodeCertificate } from "../../consensus/certificate.ts";
 import {
@@ -137,13 +137,16 @@ async function compressBatch(raw: Uint8Array, quality: number): Promise<Uint8Arr
   return out;
 }
 
+const brotliDecompressAsync = promisify(brotliDecompress);
+
 /**
- * Decodes L1 batch data. Throws only BatchError: `too_large` before decompressing more than
+ * Decodes L1 batch data. Rejects only with BatchError: `too_large` before decompressing more than
  * MAX_BATCH_DECOMPRESSED_BYTES, `malformed` (with the codec's DecodeError as cause) for bytes outside the schema.
  * `maxBytes`: the most a batch of its kind can hold on L1 (calldata: the inbox's limit; blobs:
- * INBOX_MAX_BLOB_BATCH_BYTES).
+ * INBOX_MAX_BLOB_BATCH_BYTES). The decompression runs on libuv's thread pool, like the compression: a batch read from
+ * L1 (derivation, the batcher's check of posted batches) may decompress to megabytes.
  */
-export function decodeBatchData(data: Uint8Array, maxBytes = INBOX_MAX_BATCH_BYTES): Batch {
+export async function decodeBatchData(data: Uint8Array, maxBytes = INBOX_MAX_BATCH_BYTES): Promise<Batch> {
   if (data.length === 0) throw new BatchError("empty", "batch data is empty");
   if (data.length > maxBytes) {
     throw new BatchError("too_large", `batch data of ${data.length} bytes exceeds the limit of ${maxBytes}`);
@@ -153,7 +156,7 @@ export function decodeBatchData(data: Uint8Array, maxBytes = INBOX_MAX_BATCH_BYT
   }
   let raw: Uint8Array;
   try {
-    const out = brotliDecompressSync(data.subarray(1), { maxOutputLength: MAX_BATCH_DECOMPRESSED_BYTES });
+    const out = await brotliDecompressAsync(data.subarray(1), { maxOutputLength: MAX_BATCH_DECOMPRESSED_BYTES });
     // A plain view: decoded fields are slices of it and must be Uint8Arrays, not Buffers.
     raw = new Uint8Array(out.buffer, out.byteOffset, out.length);
   } catch (cause) {
@@ -200,12 +203,12 @@ export function blobsToBatchData(blobs: readonly Uint8Array[]): Uint8Array {
 }
 
 /**
- * The batch a blob batch's blobs carry (checked blobs, in the event's order). Throws only BatchError, like
+ * The batch a blob batch's blobs carry (checked blobs, in the event's order). Rejects only with BatchError, like
  * decodeBatchData.
  */
-export function decodeBlobBatch(blobs: readonly Uint8Array[]): Batch {
+export async function decodeBlobBatch(blobs: readonly Uint8Array[]): Promise<Batch> {
   if (blobs.length > INBOX_MAX_BLOBS) throw new BatchError("too_large", `${blobs.length} blobs`);
-  return decodeBatchData(blobsToBatchData(blobs), INBOX_MAX_BLOB_BATCH_BYTES);
+  return await decodeBatchData(blobsToBatchData(blobs), INBOX_MAX_BLOB_BATCH_BYTES);
 }
 
 /** Blobs needed for `bytes` of batch data. */

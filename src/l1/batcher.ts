@@ -316,7 +316,7 @@ export async function readCalldataBatch(
   if (keccak256(data) !== event.dataHash)
     return { ok: false, reason: "input data does not match the event's dataHash" };
   try {
-    return { ok: true, batch: decodeBatchData(fromHex(data)) };
+    return { ok: true, batch: await decodeBatchData(fromHex(data)) };
   } catch (error) {
     return { ok: false, reason: `${(error as BatchError).code ?? "error"}: ${firstLine(error)}` };
   }
@@ -445,7 +445,7 @@ export function postedBatchCheck(m: {
       // The blobs are on the L1's data-availability layer: a beacon answer that does not match is the beacon's fault.
       if (!fetched.ok) return "unchecked";
       try {
-        batch = decodeBlobBatch(fetched.blobs);
+        batch = await decodeBlobBatch(fetched.blobs);
       } catch (error) {
         return garbage(`${(error as BatchError).code ?? "error"}: ${firstLine(error)}`);
       }

@@ -194,7 +194,7 @@ export class L1Derivation {
       const blobs = await this.readBlobs(event);
       if (blobs === null) return null;
       try {
-        batch = decodeBlobBatch(blobs);
+        batch = await decodeBlobBatch(blobs);
       } catch (error) {
         return refuse(`${(error as BatchError).code ?? "error"}: ${firstLine(error)}`);
       }

@@ -42,9 +42,9 @@ function batchOf(from: number, to: number) {
   };
 }
 
-function expectBatchError(f: () => unknown, code?: string): void {
+async function expectBatchError(f: () => unknown, code?: string): Promise<void> {
   try {
-    f();
+    await f();
   } catch (error) {
     expect(error, String(error)).toBeInstanceOf(BatchError);
     if (code !== undefined) expect((error as BatchError).code).toBe(code);
@@ -59,7 +59,7 @@ describe("batch format", () => {
     const data = await encodeBatchData(batch);
     expect(data[0]).toBe(0x01);
     expect(data.length).toBeLessThan(encodeBatch(batch).length);
-    const decoded = decodeBatchData(data);
+    const decoded = await decodeBatchData(data);
     expect(decoded).toEqual(batch);
     const commits = commitsOfBatch(decoded, CHAIN_ID);
     expect(commits.map((c) => c.certificate.height)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
@@ -93,7 +93,7 @@ describe("batch format", () => {
     // One more block would not fit.
     const oneMore = await packBatch(CHAIN_ID, big.slice(0, packed.lastHeight + 1), Number.POSITIVE_INFINITY);
     expect(oneMore?.data.length).toBeGreaterThan(MAX_BATCH_DATA_BYTES);
-    const decoded = decodeBatchData(packed.data);
+    const decoded = await decodeBatchData(packed.data);
     expect(commitsOfBatch(decoded, CHAIN_ID).length).toBe(packed.lastHeight);
     // The certificate of the last block is the store's (the caller passes canonical ones).
     expect(toHex(decoded.lastCertificate)).toBe(
@@ -136,53 +136,56 @@ describe("batch format", () => {
     }
   });
 
-  it("refuses a decompression bomb before allocating more than the cap", () => {
+  it("refuses a decompression bomb before allocating more than the cap", async () => {
     const bomb = brotliCompressSync(new Uint8Array(40 * 1024 * 1024), {
       params: { [zlib.BROTLI_PARAM_QUALITY]: 1 },
     });
     expect(bomb.length).toBeLessThan(64 * 1024);
     const data = new Uint8Array([0x01, ...bomb]);
     const before = process.memoryUsage().arrayBuffers;
-    expectBatchError(() => decodeBatchData(data), "too_large");
+    await expectBatchError(() => decodeBatchData(data), "too_large");
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(MAX_BATCH_DECOMPRESSED_BYTES * 2);
     // Just under the cap decompresses, then fails as a schema violation (zeros are not a batch).
     const under = brotliCompressSync(new Uint8Array(1024));
-    expectBatchError(() => decodeBatchData(new Uint8Array([0x01, ...under])), "malformed");
+    await expectBatchError(() => decodeBatchData(new Uint8Array([0x01, ...under])), "malformed");
   });
 
-  it("refuses empty data, unknown compression tags, non-brotli bytes and oversize data", () => {
-    expectBatchError(() => decodeBatchData(new Uint8Array(0)), "empty");
-    expectBatchError(() => decodeBatchData(new Uint8Array([0x02, 1, 2, 3])), "unknown_compression");
-    expectBatchError(() => decodeBatchData(new Uint8Array([0x01, 0xff, 0xff, 0xff, 0xff])), "decompression_failed");
-    expectBatchError(() => decodeBatchData(new Uint8Array(129 * 1024).fill(1)), "too_large");
+  it("refuses empty data, unknown compression tags, non-brotli bytes and oversize data", async () => {
+    await expectBatchError(() => decodeBatchData(new Uint8Array(0)), "empty");
+    await expectBatchError(() => decodeBatchData(new Uint8Array([0x02, 1, 2, 3])), "unknown_compression");
+    await expectBatchError(
+      () => decodeBatchData(new Uint8Array([0x01, 0xff, 0xff, 0xff, 0xff])),
+      "decompression_failed",
+    );
+    await expectBatchError(() => decodeBatchData(new Uint8Array(129 * 1024).fill(1)), "too_large");
   });
 
   it("never throws anything but BatchError on truncated, corrupted or random data (fast-check)", async () => {
     const good = await encodeBatchData(batchOf(1, 6));
     const raw = encodeBatch(batchOf(1, 6));
-    const check = (data: Uint8Array) => {
+    const check = async (data: Uint8Array) => {
       try {
-        const batch = decodeBatchData(data);
+        const batch = await decodeBatchData(data);
         commitsOfBatch(batch, CHAIN_ID);
       } catch (error) {
         if (!(error instanceof BatchError)) throw error;
       }
     };
-    fc.assert(
-      fc.property(fc.integer({ min: 0, max: good.length }), (n) => check(good.subarray(0, n))),
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: good.length }), (n) => check(good.subarray(0, n))),
       { numRuns: 200 },
     );
-    fc.assert(
-      fc.property(fc.integer({ min: 0, max: raw.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, x) => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: raw.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, x) => {
         // Corrupt the uncompressed bytes (brotli would reject most corruptions of the compressed ones itself).
         const bad = raw.slice();
         bad[at] = ((bad[at] ?? 0) ^ x) & 0xff;
-        check(new Uint8Array([0x01, ...brotliCompressSync(bad)]));
+        return check(new Uint8Array([0x01, ...brotliCompressSync(bad)]));
       }),
       { numRuns: 300 },
     );
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => check(new Uint8Array([0x01, ...bytes]))),
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 2048 }), (bytes) => check(new Uint8Array([0x01, ...bytes]))),
       { numRuns: 300 },
     );
   });

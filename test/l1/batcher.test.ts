@@ -168,7 +168,7 @@ describe("a batcher's turn on anvil", () => {
       expect(all.at(-1)?.lastHeight).toBe(100);
       // The batches decode to the chain's blocks, in order.
       const blocks: string[] = [];
-      for (const e of all) blocks.push(...blocksOf((await client.getTransaction({ hash: e.txHash })).input));
+      for (const e of all) blocks.push(...(await blocksOf((await client.getTransaction({ hash: e.txHash })).input)));
       expect(blocks).toEqual(items.slice(0, 100).map((i) => toHex(i.block)));
     } finally {
       batcher.stop();
@@ -242,9 +242,9 @@ function expectContiguous(events: readonly { firstHeight: number; lastHeight: nu
 }
 
 /** The blocks of a submitBatch transaction's input (its `data` argument decoded as batch data). */
-function blocksOf(input: Hex): string[] {
+async function blocksOf(input: Hex): Promise<string[]> {
   const { args } = decodeFunctionData({ abi: BatchInbox.abi, data: input });
   const data = (args as readonly unknown[])[2] as Hex;
-  const batch = decodeBatchData(Buffer.from(data.slice(2), "hex"));
+  const batch = await decodeBatchData(Buffer.from(data.slice(2), "hex"));
   return batch.blocks.map((b) => toHex(b));
 }
