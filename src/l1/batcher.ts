@@ -32,6 +32,7 @@ import type { ChainStore } from "../storage/chain-store.ts";
 import {
   type Batch,
   type BatchError,
+  type BatchItem,
   type BatchTransport,
   type BatchTransportMode,
   batchDataToBlobs,
@@ -412,7 +413,7 @@ export function postedBatchCheck(m: {
   readonly client: PublicClient;
   readonly inbox: Address;
   readonly chainId: bigint;
-  readonly store: Pick<ChainStore, "headHeight" | "getBlock" | "getCertificate">;
+  readonly store: Pick<ChainStore, "headHeight" | "getRange">;
   /** The Beacon API (l1.beaconUrl) and KZG, to read blob batches; null: blob batches are not checked. */
   readonly beacon: { readonly url: string; readonly kzg: () => Kzg } | null;
   readonly log: Logger;
@@ -455,14 +456,19 @@ export function postedBatchCheck(m: {
     if (batch.firstHeight !== event.firstHeight || batch.blocks.length !== count) {
       return garbage(`holds heights ${batch.firstHeight}..${batch.firstHeight + batch.blocks.length - 1}`);
     }
-    for (const [i, bytes] of batch.blocks.entries()) {
-      const own = await m.store.getBlock(event.firstHeight + i);
-      if (own === undefined) return "unchecked";
-      if (!bytesEqual(own, bytes)) return garbage(`block ${event.firstHeight + i} is not this chain's`);
+    // Below the head, so the store has every height (read in runs: getRange returns at most 4096).
+    let last: BatchItem | undefined;
+    for (let height = event.firstHeight; height <= event.lastHeight; ) {
+      const own = await m.store.getRange(height, event.lastHeight - height + 1, Number.MAX_SAFE_INTEGER);
+      if (own.length === 0) return "unchecked";
+      for (const item of own) {
+        const posted = batch.blocks[item.height - event.firstHeight] as Uint8Array;
+        if (!bytesEqual(item.block, posted)) return garbage(`block ${item.height} is not this chain's`);
+      }
+      last = own.at(-1);
+      height += own.length;
     }
-    const certificate = await m.store.getCertificate(event.lastHeight);
-    if (certificate === undefined) return "unchecked";
-    if (!bytesEqual(encodeCertificate(certificate), batch.lastCertificate)) {
+    if (last === undefined || !bytesEqual(encodeCertificate(last.certificate), batch.lastCertificate)) {
       return garbage(`the certificate of height ${event.lastHeight} is not the canonical one`);
     }
     return "posted";
@@ -811,23 +817,34 @@ export class Batcher {
     // first block comes back even when it alone is larger.
     const readBytes = transport === "calldata" ? 32 * MAX_BATCH_DATA_BYTES : 8 * MAX_BLOB_BATCH_DATA_BYTES;
     const batches: PackedBatch[] = [];
-    let from = posted + 1;
-    while (batches.length < max && from <= last) {
-      const items = (await this.m.store.getRange(from, Math.min(last - from + 1, MAX_BATCH_BLOCKS), readBytes)).filter(
-        (i) => i.height <= last,
-      );
+    // Blocks read and not packed yet: the next batch starts with them, and the store is read only for the rest.
+    let items: BatchItem[] = [];
+    let itemBytes = 0;
+    while (batches.length < max) {
+      const next = (items.at(-1)?.height ?? batches.at(-1)?.lastHeight ?? posted) + 1;
+      if (itemBytes < readBytes && next <= last) {
+        const more = await this.m.store.getRange(
+          next,
+          Math.min(last - next + 1, MAX_BATCH_BLOCKS),
+          readBytes - itemBytes,
+        );
+        for (const item of more) itemBytes += item.block.length;
+        items = items.concat(more);
+      }
       const first = items[0];
       if (first === undefined) break;
-      const packed = await packBatch(this.m.chainId, items, maxDataBytes);
+      const packed = await packBatch(this.m.chainId, items.slice(0, MAX_BATCH_BLOCKS), maxDataBytes);
       // A block too large for this transport: a later turn sends it (in blobs, in auto mode).
       if (packed === null) break;
       if (batches.length > 0 && packed.lastHeight === last) {
-        const count = last - from + 1;
+        const count = last - first.height + 1;
         const readyAtMs = decodeBlockHead(first.block).header.timestampMs + this.params.batchMaxAgeMs;
         if (count < this.params.batchMinBlocks && now < readyAtMs) break;
       }
       batches.push(packed);
-      from = packed.lastHeight + 1;
+      const used = items.slice(0, packed.lastHeight - first.height + 1);
+      for (const item of used) itemBytes -= item.block.length;
+      items = items.slice(used.length);
     }
     return batches;
   }

@@ -37,12 +37,11 @@ describe("a batcher's turn on anvil", () => {
   const set = testNet().genesis;
   /** The chain store's view the batcher reads: the blocks below `head` (moved on by the tests). */
   let head = 101;
-  const store: Pick<ChainStore, "headHeight" | "getBlock" | "getRange" | "validatorSetFor" | "getCertificate"> = {
+  const store: Pick<ChainStore, "headHeight" | "getBlock" | "getRange" | "validatorSetFor"> = {
     get headHeight() {
       return head;
     },
     getBlock: async (height) => (height <= head ? items[height - 1]?.block : undefined),
-    getCertificate: async (height) => (height <= head ? items[height - 1]?.certificate : undefined),
     getRange: async (from, maxCount, maxBytes) => {
       const out = [];
       let bytes = 0;

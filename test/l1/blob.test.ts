@@ -249,8 +249,7 @@ describe("blob batches on anvil", () => {
   it("checks posted blob batches against the chain: this chain's blocks count, garbage does not", async () => {
     const store = {
       headHeight: items.length + 1,
-      getBlock: async (height: number) => items[height - 1]?.block,
-      getCertificate: async (height: number) => items[height - 1]?.certificate,
+      getRange: async (from: number, maxCount: number) => items.slice(from - 1, from - 1 + maxCount),
     };
     const metrics = createFinalityMetrics(new Registry());
     const check = (beacon: { url: string; kzg: () => Kzg } | null) =>
