@@ -120,6 +120,8 @@ export interface DevnetOptions {
   /** Overrides of the consensus section of every node's config. */
   readonly consensus?: Readonly<Record<string, number>>;
   readonly logLevel?: string;
+  /** storage.stateHistory of every node (heights of state kept; 0: all); the node's default when absent. */
+  readonly stateHistory?: number;
   /** Base fee of height 1 (default: the genesis default, 1 gwei). */
   readonly baseFeePerGas?: bigint;
   /** The L1 every node polls (config section `l1`) and devnet.json lists; none when absent. */
@@ -299,6 +301,7 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
       replicas: replicaIds,
       ...(opts.consensus === undefined ? {} : { consensus: opts.consensus }),
       ...(opts.logLevel === undefined ? {} : { logLevel: opts.logLevel }),
+      ...(opts.stateHistory === undefined ? {} : { stateHistory: opts.stateHistory }),
       l1:
         opts.l1 === undefined
           ? null
@@ -331,6 +334,7 @@ interface NodeConfigParams {
   readonly replicas: readonly string[];
   readonly consensus?: Readonly<Record<string, number>>;
   readonly logLevel?: string;
+  readonly stateHistory?: number;
   readonly l1: {
     readonly rpc: string;
     readonly registry: Hex | null;
@@ -350,6 +354,7 @@ async function writeNodeConfig(path: string, p: NodeConfigParams): Promise<void>
     metrics: { enabled: true, host: "127.0.0.1", port: p.ports.metrics },
     rpc: { enabled: true, host: "127.0.0.1", port: p.ports.rpc },
     log: { level: p.logLevel ?? "info" },
+    ...(p.stateHistory === undefined ? {} : { storage: { stateHistory: p.stateHistory } }),
     ...(p.l1 === null
       ? {}
       : {

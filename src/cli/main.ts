@@ -111,6 +111,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       1,
     )
     .option("--blob-batches", "validator-0 posts batches as EIP-4844 blobs (it loads the KZG setup: seconds of CPU)")
+    .option(
+      "--state-history <n>",
+      "heights of state each node keeps (config storage.stateHistory; 0: all; default: the node's)",
+      int(0, 1_000_000_000),
+    )
     .action(
       async (o: {
         validators: number;
@@ -126,6 +131,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         l1Port: number;
         l1BlockTime: number;
         blobBatches?: boolean;
+        stateHistory?: number;
       }) => {
         const { runDevnet, DEFAULT_CHAIN_ID } = await import("./devnet.ts");
         code = await runDevnet(
@@ -143,6 +149,7 @@ export async function main(argv: readonly string[]): Promise<number> {
             l1Port: o.l1Port,
             l1BlockTimeS: o.l1BlockTime,
             blobBatches: o.blobBatches === true,
+            ...(o.stateHistory === undefined ? {} : { stateHistory: o.stateHistory }),
           },
           out,
         );

@@ -45,7 +45,13 @@ export const CONFIG_LIMITS = {
   maxPoolNonceGap: 65_536,
   maxReplacementBumpPercent: 1_000,
   maxPeerTxRatePerSecond: 1_000_000,
+  /** A window shorter than this would walk the whole state every few heights. */
+  minStateHistory: 16,
+  maxStateHistory: 1_000_000_000,
 } as const;
+
+/** Heights of state a node keeps by default (docs/storage.md "State generations"); 0 keeps every height's. */
+const DEFAULT_STATE_HISTORY = 10_000;
 
 /** Transaction pool defaults (docs/mempool.md). */
 const DEFAULT_MEMPOOL = {
@@ -399,6 +405,18 @@ export const configSchema = z
         ),
       })
       .prefault({}),
+    storage: z
+      .strictObject({
+        stateHistory: int(
+          0,
+          CONFIG_LIMITS.maxStateHistory,
+          DEFAULT_STATE_HISTORY,
+          `Heights whose state (balances, storage, code) is kept, at least: older state is dropped, and reads of it (eth_getBalance, eth_call, eth_getProof at an old block) answer that it is pruned. Between this and twice this many heights are kept. 0 keeps every height's state (an archive node); otherwise at least ${CONFIG_LIMITS.minStateHistory}`,
+        ).refine((n) => n === 0 || n >= CONFIG_LIMITS.minStateHistory, {
+          message: `must be 0 (keep all) or at least ${CONFIG_LIMITS.minStateHistory}`,
+        }),
+      })
+      .prefault({}),
     metrics: z
       .strictObject({
         enabled: z.boolean().default(true).meta({ description: "Serve Prometheus metrics" }),
@@ -606,6 +624,8 @@ export interface NodeConfig {
     readonly minReplacementBumpPercent: number;
     readonly peerRatePerSecond: number;
   };
+  /** stateHistory: heights of state kept at least; 0: all (docs/storage.md "State generations"). */
+  readonly storage: { readonly stateHistory: number };
   readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly rpc: {
     readonly enabled: boolean;
@@ -698,6 +718,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
       maxBlockTransactions: c.consensus.maxBlockTransactions,
     },
     mempool: poolLimits(c.mempool),
+    storage: c.storage,
     metrics: c.metrics,
     rpc: c.rpc,
     log: c.log,

@@ -100,7 +100,10 @@ export class OverlayDB implements DB<string, string | Uint8Array> {
     this.writes.set(prefixed, value);
   }
 
-  /** Content-addressed nodes are never deleted (no pruning): a delete cannot make a reachable node unreachable. */
+  /**
+   * Content-addressed nodes are never deleted here: another root may still reach the node. Old state goes a whole
+   * store generation at a time (src/node/state-pruner.ts).
+   */
   async del(_key: string, _opts?: EncodingOpts): Promise<void> {}
 
   async batch(ops: BatchDBOp<string, string | Uint8Array>[]): Promise<void> {

@@ -1,9 +1,11 @@
 // Keeps, of an execution's new nodes, only those the new state root reaches. A trie updated one key at a time hashes
 // every intermediate version of a path, so most of what it writes is superseded within the same block; without this
-// filter those orphans would be stored forever (nothing is pruned). The EVM and SVM state now flush as one batch per
-// trie (./trie-batch.ts), which writes final nodes only; the filter still guards every path that writes. Walking
+// filter those orphans would be stored until their state generation is dropped (src/node/state-pruner.ts). The EVM
+// and SVM state now flush as one batch per trie (./trie-batch.ts), which writes final nodes only; the filter still
+// guards every path that writes. Walking
 // from the root through new nodes only is enough: a committed node's children are committed, so a new node is
-// reachable only through new ancestors.
+// reachable only through new ancestors. walkState (below) walks a whole state instead, reading every node: the copy
+// step of state pruning.
 import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
 
 /** Code is stored under "c" || keccak256(code): 33-byte keys, never trie nodes. */
@@ -133,4 +135,107 @@ export function reachableWrites(
     }
   }
   return kept;
+}
+
+/** keccak256 of the empty code: an account without code names no code node. */
+const EMPTY_CODE_HASH = "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470";
+/** keccak256(RLP("")): the empty trie, which has no stored node. */
+const EMPTY_TRIE = "56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421";
+
+/** What one node refers to, taken out synchronously (split's scratch arrays are shared) before anything awaits. */
+interface Refs {
+  /** `root`: a storage trie's root (contracts with equal storage share the trie). */
+  readonly nodes: { readonly key: string; readonly accounts: boolean; readonly root?: boolean }[];
+  readonly inline: { readonly bytes: Uint8Array; readonly accounts: boolean }[];
+  readonly code: string[];
+}
+
+function refsOf(node: Uint8Array, accounts: boolean, refs: Refs): void {
+  const child = (i: number): void => {
+    if (lists[i] === 1) refs.inline.push({ bytes: node.subarray(heads[i], heads[i + 1]), accounts });
+    else if ((ends[i] as number) - (starts[i] as number) === 32) {
+      refs.nodes.push({ key: toHex(node.subarray(starts[i], ends[i])), accounts });
+    }
+  };
+  const accountOf = (i: number): void => {
+    if (lists[i] === 1 || ends[i] === starts[i]) return;
+    const value = node.subarray(starts[i], ends[i]);
+    if (split(value) !== 4 || lists[2] === 1 || lists[3] === 1) {
+      throw new Error("account leaf is not [nonce, balance, root, code]");
+    }
+    if ((ends[2] as number) - (starts[2] as number) === 32) {
+      const root = toHex(value.subarray(starts[2], ends[2]));
+      if (root.slice(2) !== EMPTY_TRIE) refs.nodes.push({ key: root, accounts: false, root: true });
+    }
+    if ((ends[3] as number) - (starts[3] as number) === 32) {
+      const codeHash = toHex(value.subarray(starts[3], ends[3])).slice(2);
+      if (codeHash !== EMPTY_CODE_HASH) refs.code.push(`0x63${codeHash}`);
+    }
+  };
+  const count = split(node);
+  if (count === 17) {
+    for (let i = 0; i < 16; i++) child(i);
+    if (accounts) accountOf(16);
+  } else if (count === 2) {
+    if (lists[0] === 1 || ends[0] === starts[0]) throw new Error("trie node without a path");
+    const isLeaf = (node[starts[0] as number] as number) >> 4 >= 2;
+    if (!isLeaf) child(1);
+    else if (accounts) accountOf(1);
+  } else {
+    throw new Error(`trie node with ${count} items`);
+  }
+}
+
+/**
+ * Visits every stored node of the state under `root`: for the EVM (`evmAccounts`) the account trie, the storage tries
+ * below its leaves and the code its accounts name ("0x63" || code hash, as the state manager stores code), otherwise
+ * (the SVM) the one trie. `read` gives a node's bytes ("0x" hex key); a node it does not have throws (the state is not
+ * whole). `seen` remembers the tries walked (their roots) and the code keys, and is filled: a trie or code already in
+ * it is not visited again, so several roots share one walk and contracts with equal storage share a storage trie.
+ * Nodes inside a trie are not remembered: with hashed keys two positions of one trie never hold the same subtree
+ * (a node encodes the rest of its keys' paths), so the memory is per contract, not per node. `code` receives each code
+ * key once. Returns the number of trie nodes read.
+ */
+export async function walkState(
+  root: Hex,
+  evmAccounts: boolean,
+  read: (key: string) => Promise<Uint8Array | undefined>,
+  seen: Set<string>,
+  code: (key: string) => Promise<void>,
+): Promise<number> {
+  const pending: { key: string; accounts: boolean }[] = [];
+  const inline: { bytes: Uint8Array; accounts: boolean }[] = [];
+  const start = root.toLowerCase();
+  let nodes = 0;
+  if (start.slice(2) !== EMPTY_TRIE && !seen.has(start)) {
+    seen.add(start);
+    pending.push({ key: start, accounts: evmAccounts });
+  }
+  for (;;) {
+    const refs: Refs = { nodes: [], inline: [], code: [] };
+    const next = inline.pop();
+    if (next !== undefined) refsOf(next.bytes, next.accounts, refs);
+    else {
+      const at = pending.pop();
+      if (at === undefined) break;
+      const bytes = await read(at.key);
+      if (bytes === undefined) throw new Error(`state node ${at.key} under root ${start} is missing`);
+      nodes++;
+      refsOf(bytes, at.accounts, refs);
+    }
+    for (const r of refs.nodes) {
+      if (r.root === true) {
+        if (seen.has(r.key)) continue;
+        seen.add(r.key);
+      }
+      pending.push(r);
+    }
+    for (const r of refs.inline) inline.push(r);
+    for (const key of refs.code) {
+      if (seen.has(key)) continue;
+      seen.add(key);
+      await code(key);
+    }
+  }
+  return nodes;
 }

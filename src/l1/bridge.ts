@@ -297,8 +297,9 @@ export async function withdrawalStatus(
 }
 
 /**
- * Proves `started` on L1: the first output at or above its height, that output's header from the L2 node
- * (lumia_getCertificate) and the message passer's account and storage proofs at that height (eth_getProof).
+ * Proves `started` on L1 against the newest output (one exists at or above its height), with that output's header
+ * from the L2 node (lumia_getCertificate) and the message passer's account and storage proofs at that height
+ * (eth_getProof).
  * BridgeError "no_output" while no output covers the height yet.
  */
 export async function proveWithdrawal(
@@ -315,23 +316,32 @@ export async function proveWithdrawal(
       `no output covers L2 height ${started.height} yet: wait for the next output (docs/hard-finality.md)`,
     );
   }
-  const { index, height } = status.output;
-  const certified = (await l2.client.request({
-    method: "lumia_getCertificate" as never,
-    params: [`0x${height.toString(16)}`] as never,
-  })) as { header: Hex; blockHash: Hex } | null;
-  if (certified === null) throw new BridgeError("not_found", `the L2 node has no block ${height}`);
   const oracle = (await l1.client.readContract({
     address: portal,
     abi: Portal.abi,
     functionName: "oracle",
   })) as Address;
+  // The newest output rather than the first at or above the withdrawal: the message passer's sentMessages only grow,
+  // so it proves the withdrawal as well, and its state is what a node that prunes old state still has (the first
+  // output's may be older than storage.stateHistory; docs/storage.md).
+  const count = (await l1.client.readContract({
+    address: oracle,
+    abi: OutputOracle.abi,
+    functionName: "outputCount",
+  })) as bigint;
+  const index = count > status.output.index ? count - 1n : status.output.index;
   const output = (await l1.client.readContract({
     address: oracle,
     abi: OutputOracle.abi,
     functionName: "outputAt",
     args: [index],
-  })) as { blockHash: Hex };
+  })) as { blockHash: Hex; height: bigint };
+  const height = BigInt(output.height);
+  const certified = (await l2.client.request({
+    method: "lumia_getCertificate" as never,
+    params: [`0x${height.toString(16)}`] as never,
+  })) as { header: Hex; blockHash: Hex } | null;
+  if (certified === null) throw new BridgeError("not_found", `the L2 node has no block ${height}`);
   if (keccak256(certified.header) !== output.blockHash) {
     throw new BridgeError("mismatch", `the L2 node's block ${height} is not the one the L1 output certifies`);
   }

@@ -2,6 +2,7 @@
 // unit (`_seconds`, `_total`, `_bytes`); the list is documented in docs/operations.md.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { createFinalityMetrics, type FinalityMetrics } from "../l1/batcher.ts";
+import type { StatePrunerMetrics } from "./state-pruner.ts";
 
 export interface NodeMetrics {
   readonly registry: Registry;
@@ -30,6 +31,8 @@ export interface NodeMetrics {
   readonly workReportSubmissions: Counter<"outcome">;
   readonly admissions: Counter<"source" | "result">;
   readonly txGossipBatch: Histogram;
+  /** State pruning (./state-pruner.ts). */
+  readonly statePruning: StatePrunerMetrics;
   /** Reports the pool's size on each scrape (`dcn_mempool_transactions`, `dcn_mempool_bytes`). */
   watchPool(read: () => { readonly count: number; readonly bytes: number }): void;
   /** Batcher, output proposer, finalized tracker, derivation (src/l1/batcher.ts). */
@@ -181,6 +184,24 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
       registers: r,
     }),
+    statePruning: {
+      keptFrom: new Gauge({
+        name: "dcn_state_kept_from_height",
+        help: "Lowest height whose state this node keeps (0: every height's; storage.stateHistory)",
+        registers: r,
+      }),
+      steps: new Counter({
+        name: "dcn_state_pruning_steps_total",
+        help: "State pruning steps done: a generation's first state copied into it, older generations dropped",
+        labelNames: ["step"],
+        registers: r,
+      }),
+      copiedNodes: new Counter({
+        name: "dcn_state_copied_nodes_total",
+        help: "State nodes copied into a new state generation (those of its first height found only in older ones)",
+        registers: r,
+      }),
+    },
     finality: createFinalityMetrics(registry),
   };
 }

@@ -45,6 +45,7 @@ import {
 } from "./messages.ts";
 import { createMetrics, type NodeMetrics } from "./metrics.ts";
 import { createRpcBackend, type NodeRpcBackend } from "./rpc-backend.ts";
+import { StatePruner } from "./state-pruner.ts";
 import { SyncManager } from "./sync.ts";
 import { TransactionGossip } from "./tx-gossip.ts";
 import {
@@ -134,6 +135,8 @@ export class DcnNode {
   outputProposer: OutputProposer | null = null;
   finalizedTracker: FinalizedTracker | null = null;
   derivation: L1Derivation | null = null;
+  /** Drops state older than `storage.stateHistory` heights; null when the node keeps all (0). */
+  private statePruner: StatePruner | null = null;
   private dashboardSource: DashboardSource | null = null;
   private readonly txGossip = new TransactionGossip((batch, count) => {
     this.metrics.txGossipBatch.observe(count);
@@ -298,6 +301,7 @@ export class DcnNode {
           node?.dashboard.recordCommit(height);
           node?.rpcBackend?.committed(height);
           node?.accountWork();
+          node?.statePruner?.committed();
         },
       },
     });
@@ -556,6 +560,14 @@ export class DcnNode {
       throw new Error("config l1.deriveFromL1 needs a genesis that names a batch inbox (genesis l1.finality)");
     }
     node.l1Mirror = l1Mirror;
+    if (config.storage.stateHistory > 0) {
+      node.statePruner = new StatePruner({
+        store,
+        keepHeights: config.storage.stateHistory,
+        log: log.child({ component: "state" }),
+        metrics: metrics.statePruning,
+      });
+    }
     node.workLedger = workLedger;
     node.workReporter = workReporter;
     node.l1Sender = l1Sender;
@@ -581,6 +593,7 @@ export class DcnNode {
     }
     await this.network.start();
     await this.driver.start(onFatal);
+    this.statePruner?.start();
     this.workReporter?.start();
     this.finalizedTracker?.start();
     this.batcher?.start();
@@ -748,6 +761,7 @@ export class DcnNode {
         const waited = await settledWithin(passes, STOP_PASSES_GRACE_MS);
         if (!waited) this.log.info({ graceMs: STOP_PASSES_GRACE_MS }, "stopping with an L1 pass still in flight");
         await this.driver.stop();
+        await this.statePruner?.stop();
         await this.workLedger?.close();
         await this.l1Mirror?.stop();
         await this.rpc?.close();

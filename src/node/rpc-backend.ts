@@ -16,6 +16,7 @@ import type {
   RpcSendResult,
   RpcValidatorSetChange,
 } from "../rpc/backend.ts";
+import { statePrunedError } from "../rpc/errors.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 import type { BlockExecutor } from "./executor.ts";
 
@@ -80,6 +81,8 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
   /** vmRoots of the state after `height` (0 = genesis). */
   async function rootsAt(height: number) {
     if (height === m.executor.head.height) return m.executor.head.vmRoots;
+    const keptFrom = m.store.stateGenerations.keptFrom;
+    if (height < keptFrom) throw statePrunedError(height, keptFrom);
     if (height === 0) return (await m.core.genesisStateRoot()).vmRoots;
     const b = await blockByHeight(height);
     if (b === undefined) throw new Error(`no block at height ${height}`);

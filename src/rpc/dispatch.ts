@@ -1,5 +1,6 @@
 // Method table plumbing: positional parameters validated by zod schemas before a handler runs, with messages that name
-// the argument and what was expected. Handlers return an Outcome; a throw (backend failure or bug) becomes -32603.
+// the argument and what was expected. Handlers return an Outcome; a throw (backend failure or bug) becomes -32603,
+// except an RpcRequestError, which carries the caller's error.
 // RequestHandler is the JSON-RPC 2.0 envelope (single requests, batches, notifications) both transports share.
 import type { z } from "zod";
 import {
@@ -9,6 +10,7 @@ import {
   type JsonRpcErrorBody,
   notificationsUnsupported,
   type Outcome,
+  RpcRequestError,
 } from "./errors.ts";
 
 export interface Param<T> {
@@ -200,6 +202,7 @@ export class RequestHandler {
     try {
       return await def.run(validated.args);
     } catch (error) {
+      if (error instanceof RpcRequestError) return failure(error.rpcCode, error.message);
       // Backend failures (storage, execution) and bugs: the caller gets a short message, the operator the details.
       const message = error instanceof Error ? error.message : String(error);
       this.opts.log?.warn({ method: name, err: error }, "rpc method failed");

@@ -47,6 +47,28 @@ export function notificationsUnsupported(): Outcome & { ok: false } {
   return failure(ErrorCode.methodNotFound, "notifications not supported");
 }
 
+/**
+ * What a backend throws for a request it cannot answer for a reason the caller must see, not a fault of the node
+ * (state pruned): the dispatcher answers with this code and message, and logs nothing.
+ */
+export class RpcRequestError extends Error {
+  override readonly name = "RpcRequestError";
+  constructor(
+    readonly rpcCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A state read at a height whose state this node no longer keeps (storage.stateHistory, docs/storage.md). */
+export function statePrunedError(height: number, keptFrom: number): RpcRequestError {
+  return new RpcRequestError(
+    ErrorCode.server,
+    `state of block ${height} is pruned: this node keeps the state of blocks ${keptFrom} and later (storage.stateHistory)`,
+  );
+}
+
 /** Operational failure of the HTTP server itself (cannot listen). */
 export class RpcServerError extends Error {
   override readonly name = "RpcServerError";

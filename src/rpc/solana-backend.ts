@@ -10,6 +10,7 @@ import { svmBlockhash } from "../execution/svm/blockhash.ts";
 import type { SvmExecutor } from "../execution/svm/executor.ts";
 import { type StoredSvmReceipt, signatureIndexKey } from "../execution/svm/receipt.ts";
 import type { VmRoot } from "../execution/vm.ts";
+import { statePrunedError } from "./errors.ts";
 import type { SolanaRpcBackend, SolanaSendResult, SolanaTransactionRecord } from "./solana.ts";
 import { SVM_BLOCKHASH_VALID_BLOCKS } from "./solana.ts";
 
@@ -20,6 +21,8 @@ export interface SolanaBackendDeps {
   readonly genesis: { readonly hash: Hex; readonly svm: GenesisSvm };
   readonly store: {
     readonly headHeight: number;
+    /** `keptFrom`: heights below it have no state any more (storage.stateHistory). */
+    readonly stateGenerations: { readonly keptFrom: number };
     getBlock(height: number): Promise<Uint8Array | undefined>;
     getReceipts(height: number): Promise<Uint8Array | undefined>;
     getTransactionLocation(hash: Hex): Promise<{ height: number; index: number } | undefined>;
@@ -81,6 +84,8 @@ export function createSolanaRpcBackend(d: SolanaBackendDeps): SolanaRpcBackend {
       return bytes === undefined ? null : svmBlockhash(blockHashOfEncoded(bytes));
     },
     async account(height, address) {
+      const keptFrom = d.store.stateGenerations.keptFrom;
+      if (height < keptFrom && height !== d.executor.head.height) throw statePrunedError(height, keptFrom);
       const root = await svmRootAt(height);
       if (root === null) throw new Error(`the SVM root of committed height ${height} is missing`);
       return d.executor.svm.reader(root).getAccount(address);

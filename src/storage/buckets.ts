@@ -34,6 +34,9 @@ export const Bucket = {
   /** key: bucket || transaction hash (32 bytes; an SVM transaction's is signatureIndexKey(signature),
    * src/execution/svm/receipt.ts); value: height u64 BE || index u32 BE (the entry's position in the block). */
   transactionByHash: 0x0c,
+  /** key: bucket || generation u32 BE (>= 1) || node key (as in `state`); value: node bytes. State nodes of the
+   * generations after the first when pruning is on (`storage.stateHistory`); generation 0 is the `state` bucket. */
+  stateGeneration: 0x0d,
 } as const;
 
 export type BucketName = keyof typeof Bucket;
@@ -45,6 +48,8 @@ export const MetaField = {
   schemaVersion: 0x01,
   /** value: the genesis block hash this database belongs to. */
   genesisHash: 0x02,
+  /** value: the state generations (chain-store.ts StateGenerations); absent: generation 0 only, nothing pruned. */
+  stateGenerations: 0x03,
 } as const;
 
 const BUCKET_NAMES: ReadonlyMap<number, BucketName> = new Map(

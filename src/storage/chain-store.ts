@@ -26,6 +26,7 @@ import {
   nextValidatorSetSchema,
   schemaVersionSchema,
   setIdSchema,
+  stateGenerationsSchema,
   storedBlockSchema,
   storedHeightSchema,
 } from "./codecs.ts";
@@ -95,6 +96,29 @@ export interface ChainStoreOptions {
   readonly maxPendingWrites?: number;
 }
 
+/**
+ * Where state nodes live (docs/storage.md "State generations"). Generations `oldest` to `current` are read, newest
+ * first; commits write into `current`, which began when `currentFrom` was the head; `copied` once every node of that
+ * head's state is in `current` (from then on the older generations may be dropped); heights below `keptFrom` no
+ * longer have their state. Without pruning there is only generation 0, the `state` bucket.
+ */
+export interface StateGenerations {
+  readonly current: number;
+  readonly oldest: number;
+  readonly currentFrom: number;
+  readonly copied: boolean;
+  readonly keptFrom: number;
+}
+
+const ONLY_GENERATION_0: StateGenerations = { current: 0, oldest: 0, currentFrom: 0, copied: true, keptFrom: 0 };
+
+/** Generation 0 is the `state` bucket (what every database had before generations); later ones are numbered. */
+function stateKey(generation: number, key: Uint8Array): Uint8Array {
+  return generation === 0
+    ? bucketKey(Bucket.state, key)
+    : bucketKey(Bucket.stateGeneration, uintBytes(generation, 4), key);
+}
+
 export interface RangeItem {
   readonly height: number;
   readonly block: Uint8Array;
@@ -110,6 +134,7 @@ interface LoadedState {
   readonly nextSet: ValidatorSet;
   /** Id of the newest entry of the validatorSetIdFromHeight index (null before the first commit). */
   readonly lastIndexedSetId: Hex | null;
+  readonly generations: StateGenerations;
 }
 
 /**
@@ -137,6 +162,8 @@ export class ChainStore {
   private pendingWrites = 0;
   private readonly recent = new Map<number, { block: Uint8Array; certificate: Certificate }>();
   private readonly sets = new Map<string, ValidatorSet>();
+  private generations: StateGenerations;
+  private readonly stateWriteWatchers = new Set<(key: string) => void>();
 
   private constructor(db: Db, path: string, state: LoadedState, maxPendingWrites: number) {
     this.db = db;
@@ -146,6 +173,7 @@ export class ChainStore {
     this.headBlockHash = state.headHash;
     this.nextSet = state.nextSet;
     this.lastIndexedSetId = state.lastIndexedSetId;
+    this.generations = state.generations;
   }
 
   /**
@@ -244,7 +272,11 @@ export class ChainStore {
           ),
         );
       }
-      for (const [key, value] of rec.stateWrites ?? []) ops.push(put(bucketKey(Bucket.state, fromHex(key)), value));
+      const generation = this.generations.current;
+      for (const [key, value] of rec.stateWrites ?? []) {
+        ops.push(put(stateKey(generation, fromHex(key)), value));
+        for (const watcher of this.stateWriteWatchers) watcher(key);
+      }
       if (rec.receipts !== undefined) ops.push(put(heightKey(Bucket.receiptsByHeight, rec.height), rec.receipts));
       for (const [index, txHash] of (rec.transactionHashes ?? []).entries()) {
         ops.push(
@@ -280,13 +312,112 @@ export class ChainStore {
 
   /** Read access to committed state nodes, for the execution core. */
   stateReader(): { get(key: Uint8Array): Promise<Uint8Array | undefined> } {
-    return { get: (key) => this.read(bucketKey(Bucket.state, key)) };
+    return { get: async (key) => (await this.stateNode(key))?.value };
+  }
+
+  /** A state node and the generation it was found in (the newest that has it), or undefined. */
+  async stateNode(key: Uint8Array): Promise<{ value: Uint8Array; generation: number } | undefined> {
+    const { current, oldest } = this.generations;
+    for (let generation = current; generation >= oldest; generation--) {
+      const value = await this.read(stateKey(generation, key));
+      if (value !== undefined) return { value, generation };
+    }
+    return undefined;
   }
 
   /** Writes state nodes outside a commit (the genesis state), synced. Content-addressed, so rewriting is harmless. */
   putState(writes: ReadonlyMap<string, Uint8Array>): Promise<void> {
-    const ops = [...writes].map(([key, value]) => put(bucketKey(Bucket.state, fromHex(key)), value));
-    return this.enqueueWrite(() => this.io("state write", () => this.db.batch(ops, { sync: true })));
+    return this.enqueueWrite(() => {
+      const generation = this.generations.current;
+      const ops = [...writes].map(([key, value]) => put(stateKey(generation, fromHex(key)), value));
+      for (const key of writes.keys()) for (const watcher of this.stateWriteWatchers) watcher(key);
+      return this.io("state write", () => this.db.batch(ops, { sync: true }));
+    });
+  }
+
+  get stateGenerations(): StateGenerations {
+    return this.generations;
+  }
+
+  /**
+   * Calls `watcher` with the key ("0x" hex) of every state node a commit or putState writes from now on, in the write
+   * lane, before the batch. Returns the function that stops it.
+   */
+  watchStateWrites(watcher: (key: string) => void): () => void {
+    this.stateWriteWatchers.add(watcher);
+    return () => {
+      this.stateWriteWatchers.delete(watcher);
+    };
+  }
+
+  /**
+   * Starts the next state generation at the current head: commits write into it from now on. Only when the last one
+   * has its head's state copied and no older generation is left (StorageError "invalid_record" otherwise). Synced.
+   */
+  beginStateGeneration(): Promise<StateGenerations> {
+    return this.enqueueWrite(async () => {
+      const g = this.generations;
+      if (!g.copied || g.oldest !== g.current) {
+        throw new StorageError("invalid_record", `state generation ${g.current} is not the only one, or not copied`);
+      }
+      return this.setGenerations({ ...g, current: g.current + 1, currentFrom: this.head, copied: false });
+    });
+  }
+
+  /** Writes nodes of the current generation's starting state into it (not synced: markStateCopied syncs them). */
+  copyStateNodes(nodes: readonly (readonly [Uint8Array, Uint8Array])[]): Promise<void> {
+    return this.enqueueWrite(() => {
+      const generation = this.generations.current;
+      const ops = nodes.map(([key, value]) => put(stateKey(generation, key), value));
+      return this.io("state copy", () => this.db.batch(ops));
+    });
+  }
+
+  /** Every node of the state at `currentFrom` is in the current generation (synced: the copies before it too). */
+  markStateCopied(): Promise<StateGenerations> {
+    return this.enqueueWrite(() => this.setGenerations({ ...this.generations, copied: true }));
+  }
+
+  /**
+   * Drops every generation older than the current one (which must be copied): heights below `currentFrom` lose their
+   * state. The record goes first (synced, in the write lane), then the nodes are cleared outside the lane (commits
+   * write only the current generation, and a long clear must not hold them up); a crash in between leaves nodes
+   * that dropStaleState clears.
+   */
+  async dropOldStateGenerations(): Promise<StateGenerations> {
+    const next = await this.enqueueWrite(async () => {
+      const g = this.generations;
+      if (!g.copied) throw new StorageError("invalid_record", `state generation ${g.current} is not copied yet`);
+      return this.setGenerations({ ...g, oldest: g.current, keptFrom: g.currentFrom });
+    });
+    await this.clearGenerationsBelow(next.oldest);
+    return next;
+  }
+
+  /** Clears the nodes of generations below the oldest one, left by an interrupted drop (none: a quick no-op). */
+  dropStaleState(): Promise<void> {
+    return this.clearGenerationsBelow(this.generations.oldest);
+  }
+
+  private async clearGenerationsBelow(generation: number): Promise<void> {
+    if (generation === 0) return;
+    this.assertOpen();
+    await this.io("state drop", async () => {
+      await this.db.clear({ gte: Uint8Array.of(Bucket.state), lt: bucketEnd(Bucket.state) });
+      await this.db.clear({
+        gte: bucketKey(Bucket.stateGeneration, uintBytes(1, 4)),
+        lt: bucketKey(Bucket.stateGeneration, uintBytes(generation, 4)),
+      });
+    });
+  }
+
+  private async setGenerations(next: StateGenerations): Promise<StateGenerations> {
+    const value = encode(stateGenerationsSchema, { ...next, copied: next.copied ? 1 : 0 }, "stateGenerations");
+    await this.io("state generations write", () =>
+      this.db.batch([put(metaKey(MetaField.stateGenerations), value)], { sync: true }),
+    );
+    this.generations = next;
+    return next;
   }
 
   async getReceipts(height: number): Promise<Uint8Array | undefined> {
@@ -607,7 +738,13 @@ async function loadOrInit(db: Db, path: string, opts: ChainStoreOptions): Promis
     } catch (cause) {
       throw new StorageError("io", `initialising the database at ${path} failed: ${errorMessage(cause)}`, { cause });
     }
-    return { headHeight: 0, headHash: null, nextSet: genesisSet, lastIndexedSetId: null };
+    return {
+      headHeight: 0,
+      headHash: null,
+      nextSet: genesisSet,
+      lastIndexedSetId: null,
+      generations: ONLY_GENERATION_0,
+    };
   }
 
   const version = decodeStored((b) => decode(schemaVersionSchema, b), versionKey, versionBytes);
@@ -657,7 +794,17 @@ async function loadOrInit(db: Db, path: string, opts: ChainStoreOptions): Promis
         `${genesisSet.id}`,
     );
   }
-  return { headHeight, headHash: head?.blockHash ?? null, nextSet: next.set, lastIndexedSetId };
+  const generationsKey = metaKey(MetaField.stateGenerations);
+  const generationsBytes = await get(generationsKey);
+  let generations = ONLY_GENERATION_0;
+  if (generationsBytes !== undefined) {
+    const g = decodeStored((b) => decode(stateGenerationsSchema, b), generationsKey, generationsBytes);
+    if (g.currentFrom > headHeight) {
+      throw corruptError(generationsKey, `state generation ${g.current} began at ${g.currentFrom}, above the head`);
+    }
+    generations = { ...g, copied: g.copied === 1 };
+  }
+  return { headHeight, headHash: head?.blockHash ?? null, nextSet: next.set, lastIndexedSetId, generations };
 }
 
 async function firstEntry(

@@ -19,6 +19,7 @@ import {
   refine,
   type Same,
   struct,
+  u8,
   u16,
   u32,
   u64,
@@ -252,6 +253,24 @@ export const storedBlockSchema = versioned(STORAGE_FORMAT_VERSION, varBytes(MAX_
 export const storedHeightSchema = versioned(STORAGE_FORMAT_VERSION, u64Number);
 
 export const setIdSchema = versioned(STORAGE_FORMAT_VERSION, hex32);
+
+/**
+ * Where the state nodes live when pruning is on (docs/storage.md "State generations"): generations `oldest` to
+ * `current` are read, newest first; commits write into `current`, which began when `currentFrom` was the head; `copied`
+ * (1) once every node of that head's state is in `current`; heights below `keptFrom` have no state any more.
+ */
+export const stateGenerationsSchema = versioned(
+  STORAGE_FORMAT_VERSION,
+  refine(struct({ current: u32, oldest: u32, currentFrom: u64Number, copied: u8, keptFrom: u64Number }), (g) =>
+    g.oldest > g.current
+      ? `oldest generation ${g.oldest} is above the current ${g.current}`
+      : g.copied > 1
+        ? `copied flag ${g.copied} is not 0 or 1`
+        : g.keptFrom > g.currentFrom
+          ? `state kept from ${g.keptFrom}, above the current generation's start ${g.currentFrom}`
+          : null,
+  ),
+);
 
 /** The set of height `forHeight` (= head + 1), priorities included: what consensus needs to start that height. */
 export const nextValidatorSetSchema = versioned(

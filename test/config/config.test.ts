@@ -64,6 +64,7 @@ describe("parseConfig", () => {
         minReplacementBumpPercent: 10,
         peerRatePerSecond: 2_000,
       },
+      storage: { stateHistory: 10_000 },
       metrics: { enabled: true, host: "127.0.0.1", port: 9100 },
       rpc: { enabled: true, host: "127.0.0.1", port: 8545, cors: [] },
       log: { level: "info", format: "json" },
@@ -130,6 +131,7 @@ describe("parseConfig", () => {
           replacementBumpPercent: 12,
           peerRatePerSecond: 8_000,
         },
+        storage: { stateHistory: 0 },
         metrics: { enabled: false, host: "0.0.0.0", port: 0 },
         log: { level: "debug", format: "pretty" },
       },
@@ -159,6 +161,7 @@ describe("parseConfig", () => {
       minReplacementBumpPercent: 12,
       peerRatePerSecond: 8_000,
     });
+    expect(config.storage).toEqual({ stateHistory: 0 });
     expect(config.metrics).toEqual({ enabled: false, host: "0.0.0.0", port: 0 });
     expect(config.log).toEqual({ level: "debug", format: "pretty" });
   });
@@ -191,7 +194,7 @@ describe("parseConfig", () => {
       json: { ...MINIMAL, webui: {} },
       path: "webui",
       message: /unknown key "webui"/,
-      fix: /remove it; the keys allowed here are role, dataDir, genesis, keys, p2p, consensus, mempool, metrics, rpc, log/,
+      fix: /remove it; the keys allowed here are role, dataDir, genesis, keys, p2p, consensus, mempool, storage, metrics, rpc, log/,
     },
     {
       name: "a bad multiaddr",
@@ -283,6 +286,13 @@ describe("parseConfig", () => {
       path: "role",
       message: /"validtor" is not one of "validator", "replica"/,
       fix: /did you mean "validator"\?/,
+    },
+    {
+      name: "a state history too short to prune by",
+      json: { ...MINIMAL, storage: { stateHistory: 8 } },
+      path: "storage.stateHistory",
+      message: /must be 0 \(keep all\) or at least 16/,
+      fix: /./,
     },
     {
       name: "a missing required field",

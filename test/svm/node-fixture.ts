@@ -11,6 +11,7 @@ import { type Block, blockHash } from "../../src/chain/block.ts";
 import type { Genesis } from "../../src/config/genesis.ts";
 import { type NodeState, openNodeState } from "../../src/node/assemble.ts";
 import { createRpcBackend } from "../../src/node/rpc-backend.ts";
+import { type MethodDef, RequestHandler } from "../../src/rpc/dispatch.ts";
 import { createMethods } from "../../src/rpc/methods.ts";
 import { createSolanaMethods } from "../../src/rpc/solana.ts";
 import { createSolanaRpcBackend } from "../../src/rpc/solana-backend.ts";
@@ -121,10 +122,11 @@ export class NodeStates {
   }
 }
 
+/** Through the JSON-RPC envelope the transports use (parameter parsing, typed errors), without a socket. */
 async function run(methods: Methods, name: string, args: unknown[]): Promise<unknown> {
-  const def = methods.get(name);
-  if (def === undefined) throw new Error(`no method ${name}`);
-  const out = await def.run(args);
-  if (!out.ok) throw new Error(`${name}: ${out.error.message}`);
-  return out.result;
+  const handler = new RequestHandler({ methods: methods as ReadonlyMap<string, MethodDef>, maxBatch: 1 });
+  const answer = await handler.handle(JSON.stringify({ jsonrpc: "2.0", id: 1, method: name, params: args }), null);
+  if (answer === null || Array.isArray(answer)) throw new Error(`${name}: no single answer`);
+  if ("error" in answer) throw new Error(`${name}: ${answer.error.message}`);
+  return answer.result;
 }
