@@ -25,6 +25,8 @@ import type { Logger } from "./log.ts";
 
 /** Nodes copied per write. */
 const COPY_BATCH = 1024;
+/** After a failed step, the next one waits this long (a store error must not log once per height). */
+const RETRY_AFTER_MS = 30_000;
 
 export interface StatePrunerMetrics {
   /** Lowest height whose state is kept. */
@@ -48,6 +50,7 @@ export class StatePruner {
   private stopped = false;
   /** Nodes of dropped generations that an interrupted drop left are cleared by the first step. */
   private staleCleared = false;
+  private failedAtMs: number | null = null;
 
   constructor(private readonly o: StatePrunerOptions) {
     if (!Number.isSafeInteger(o.keepHeights) || o.keepHeights < 1) {
@@ -79,9 +82,15 @@ export class StatePruner {
 
   private kick(): void {
     if (this.running !== null || this.stopped) return;
+    if (this.failedAtMs !== null && Date.now() - this.failedAtMs < RETRY_AFTER_MS) return;
     this.running = this.step()
+      .then(() => {
+        this.failedAtMs = null;
+      })
       .catch((err: unknown) => {
-        if (!this.stopped) this.o.log.error({ err }, "state pruning failed; it is tried again at the next height");
+        if (this.stopped) return;
+        this.failedAtMs = Date.now();
+        this.o.log.error({ err, retryInMs: RETRY_AFTER_MS }, "state pruning failed; it is tried again later");
       })
       .finally(() => {
         this.running = null;

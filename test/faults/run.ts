@@ -56,6 +56,8 @@ interface ScenarioSpec {
   readonly notStarted?: number[];
   /** Extra environment of each node's first start (e.g. an armed failpoint). */
   readonly env?: (subnet: FaultSubnet, rand: (n: number) => number) => Promise<Map<number, Record<string, string>>>;
+  /** storage.stateHistory of every node (pruning cycles every that many heights). */
+  readonly stateHistory?: number;
   readonly run: (c: Ctx) => Promise<Outcome>;
 }
 
@@ -240,25 +242,12 @@ const scenarios: Record<string, ScenarioSpec> = {
       return { faults: `${splits} random splits of 2-4 s, 0-1.5 s apart`, recoveryMs: await recover(subnet) };
     },
   },
-  "kill9-random": {
-    run: async ({ subnet, down, rand }) => {
-      const kills = 8;
-      let worst = 0;
-      for (let k = 0; k < kills; k++) {
-        const v = rand(4);
-        await sleep(200 + rand(1_500)); // anywhere in a height: proposing, voting, committing, writing
-        down.add(v);
-        subnet.kill9(v);
-        await sleep(200 + rand(1_800));
-        subnet.start(v);
-        down.delete(v);
-        worst = Math.max(worst, await recover(subnet));
-      }
-      return {
-        faults: `${kills} SIGKILLs of a random validator at random instants, restart 0.2-2 s later`,
-        recoveryMs: worst,
-      };
-    },
+  "kill9-random": { run: (ctx) => killRandom(ctx, 8, "") },
+  // The same with state pruning every 16 heights: the kills land in copies and drops too. readChain then walks the
+  // newest heights' state on every node's disk.
+  "kill9-pruning": {
+    stateHistory: 16,
+    run: (ctx) => killRandom(ctx, 10, " with storage.stateHistory 16 (a pruning cycle every 16 heights)"),
   },
   "kill9-all": {
     run: async ({ subnet, down, rand }) => {
@@ -535,6 +524,24 @@ const scenarios: Record<string, ScenarioSpec> = {
   "kill-mid-write": killAt("mid-write"),
 };
 
+async function killRandom({ subnet, down, rand }: Ctx, kills: number, what: string): Promise<Outcome> {
+  let worst = 0;
+  for (let k = 0; k < kills; k++) {
+    const v = rand(4);
+    await sleep(200 + rand(1_500)); // anywhere in a height: proposing, voting, committing, writing
+    down.add(v);
+    subnet.kill9(v);
+    await sleep(200 + rand(1_800));
+    subnet.start(v);
+    down.delete(v);
+    worst = Math.max(worst, await recover(subnet));
+  }
+  return {
+    faults: `${kills} SIGKILLs of a random validator at random instants, restart 0.2-2 s later${what}`,
+    recoveryMs: worst,
+  };
+}
+
 async function runScenario(name: string, seed: number): Promise<Row> {
   const spec = scenarios[name];
   if (spec === undefined) throw new Error(`no scenario ${name}`);
@@ -553,7 +560,11 @@ async function runScenario(name: string, seed: number): Promise<Row> {
   let subnet: FaultSubnet | null = null;
   let load: Load | null = null;
   try {
-    subnet = await FaultSubnet.create({ prefix, validators: 4 });
+    subnet = await FaultSubnet.create({
+      prefix,
+      validators: 4,
+      ...(spec.stateHistory === undefined ? {} : { stateHistory: spec.stateHistory }),
+    });
     const running = ALL.filter((i) => !(spec.notStarted ?? []).includes(i));
     const rand = prng(seed);
     const env = (await spec.env?.(subnet, rand)) ?? new Map<number, Record<string, string>>();
@@ -588,6 +599,9 @@ async function runScenario(name: string, seed: number): Promise<Row> {
     await s.stopAll();
     const { reports, forkHeights } = await s.storedChains();
     count("forked heights on disk", forkHeights.length);
+    const gaps = reports.flatMap((r) => r.stateGaps);
+    count("stored heights whose state is not whole", gaps.length);
+    if (gaps[0] !== undefined) row.notes.push(`first state gap: height ${gaps[0].height}: ${gaps[0].error}`);
     count("evidence against honest validators", (await s.evidenceAgainst(reports, ctx.honest)).length);
     const byzantine = ALL.filter((i) => !ctx.honest.includes(i));
     if (byzantine.length > 0) {

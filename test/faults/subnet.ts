@@ -63,6 +63,8 @@ export class FaultSubnet {
     readonly validators: number;
     readonly replicas?: number;
     readonly consensus?: Readonly<Record<string, number>>;
+    /** storage.stateHistory of every node (the node's default when absent). */
+    readonly stateHistory?: number;
   }): Promise<FaultSubnet> {
     const replicas = opts.replicas ?? 0;
     const total = opts.validators + replicas;
@@ -80,6 +82,7 @@ export class FaultSubnet {
         chainId: FAULT_CHAIN_ID,
         consensus: opts.consensus ?? TEST_CONSENSUS,
         logLevel: "info",
+        ...(opts.stateHistory === undefined ? {} : { stateHistory: opts.stateHistory }),
       });
       const nodes = plan.nodes.map((n, i): FaultNode => {
         const ip = lab.nodes[i]?.ip ?? "";

@@ -11,13 +11,11 @@ import { encodeDeployData, encodeFunctionData, getContractAddress, type Hex as V
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
 import { buildGenesis, type Genesis, parseGenesis } from "../../src/config/genesis.ts";
-import { walkState } from "../../src/execution/reachable.ts";
-import { EVM_VM } from "../../src/execution/vm.ts";
 import { describeKeys, generateKeys } from "../../src/keys/keys.ts";
 import type { NodeState } from "../../src/node/assemble.ts";
 import { StatePruner } from "../../src/node/state-pruner.ts";
 import { Bucket, bucketEnd } from "../../src/storage/buckets.ts";
-import type { ChainStore } from "../../src/storage/chain-store.ts";
+import { walkStoredState } from "../e2e/chain.ts";
 import { addressOf, signRaw, testAccount } from "../execution/helpers.ts";
 import { contracts } from "../fixtures/contracts.ts";
 import { NodeStates } from "../svm/node-fixture.ts";
@@ -27,22 +25,7 @@ const KEEP = 16;
 const sender = testAccount(1);
 const recipient = (i: number): Hex => toHex(fromHex(`0x${(0x1000 + i).toString(16).padStart(40, "0")}`));
 
-/** Every state node and code key under a height's roots, read through the store's generations; throws on a gap. */
-async function walkHeight(store: ChainStore, height: number): Promise<number> {
-  const bytes = await store.getBlock(height);
-  if (bytes === undefined) throw new Error(`no block ${height}`);
-  const { decodeBlockHead } = await import("../../src/chain/block.ts");
-  const seen = new Set<string>();
-  const read = async (key: string) => (await store.stateNode(fromHex(key)))?.value;
-  let nodes = 0;
-  for (const { vm, root } of decodeBlockHead(bytes).header.vmRoots) {
-    nodes += await walkState(root, vm === EVM_VM.id, read, seen, async (key) => {
-      if ((await read(key)) === undefined) throw new Error(`code ${key} is missing`);
-      nodes++;
-    });
-  }
-  return nodes;
-}
+const walkHeight = walkStoredState;
 
 /** Keys of the state buckets in a closed database: generation 0 and each later one. */
 async function stateKeyCounts(dir: string): Promise<Map<number, number>> {
