@@ -6,7 +6,10 @@
 // from the root through new nodes only is enough: a committed node's children are committed, so a new node is
 // reachable only through new ancestors. walkState (below) walks a whole state instead, reading every node: the copy
 // step of state pruning.
+import { CODEHASH_PREFIX } from "@ethereumjs/statemanager";
+import { KECCAK256_NULL_S } from "@ethereumjs/util";
 import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
+import { EMPTY_TRIE_ROOT } from "../chain/ordered-trie.ts";
 
 /** Code is stored under "c" || keccak256(code): 33-byte keys, never trie nodes. */
 const CODE_KEY_HEX_LENGTH = 2 + 2 * 33;
@@ -137,10 +140,8 @@ export function reachableWrites(
   return kept;
 }
 
-/** keccak256 of the empty code: an account without code names no code node. */
-const EMPTY_CODE_HASH = "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470";
-/** keccak256(RLP("")): the empty trie, which has no stored node. */
-const EMPTY_TRIE = "56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421";
+/** Code is stored under this prefix and its hash, as the state manager writes it ("0x63"). */
+const CODE_KEY_PREFIX = toHex(CODEHASH_PREFIX);
 
 /** What one node refers to, taken out synchronously (split's scratch arrays are shared) before anything awaits. */
 interface Refs {
@@ -165,11 +166,11 @@ function refsOf(node: Uint8Array, accounts: boolean, refs: Refs): void {
     }
     if ((ends[2] as number) - (starts[2] as number) === 32) {
       const root = toHex(value.subarray(starts[2], ends[2]));
-      if (root.slice(2) !== EMPTY_TRIE) refs.nodes.push({ key: root, accounts: false, root: true });
+      if (root !== EMPTY_TRIE_ROOT) refs.nodes.push({ key: root, accounts: false, root: true });
     }
     if ((ends[3] as number) - (starts[3] as number) === 32) {
-      const codeHash = toHex(value.subarray(starts[3], ends[3])).slice(2);
-      if (codeHash !== EMPTY_CODE_HASH) refs.code.push(`0x63${codeHash}`);
+      const codeHash = toHex(value.subarray(starts[3], ends[3]));
+      if (codeHash !== KECCAK256_NULL_S) refs.code.push(`${CODE_KEY_PREFIX}${codeHash.slice(2)}`);
     }
   };
   const count = split(node);
@@ -207,7 +208,7 @@ export async function walkState(
   const inline: { bytes: Uint8Array; accounts: boolean }[] = [];
   const start = root.toLowerCase();
   let nodes = 0;
-  if (start.slice(2) !== EMPTY_TRIE && !seen.has(start)) {
+  if (start !== EMPTY_TRIE_ROOT && !seen.has(start)) {
     seen.add(start);
     pending.push({ key: start, accounts: evmAccounts });
   }

@@ -12,9 +12,9 @@
 //
 // So between stateHistory and 2 x stateHistory heights of state are kept, plus one copy of the state at S while a
 // cycle runs. A cycle costs one walk of the whole state (memory: a key per contract storage trie and code, not per
-// node), once every stateHistory heights. A crash at any step leaves a readable store: the generation record is written (synced) before
-// each step that depends on it, a copy that did not finish is done again, and a drop that did not finish is
-// finished at start.
+// node), once every stateHistory heights. A crash at any step leaves a readable store: the generation record is
+// written (synced) before each step that depends on it, a copy that did not finish is done again, and a drop that
+// did not finish is finished at start.
 import type { Hex } from "../../consensus/bytes.ts";
 import { fromHex } from "../../consensus/bytes.ts";
 import { decodeBlockHead } from "../chain/block.ts";

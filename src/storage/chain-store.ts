@@ -163,7 +163,6 @@ export class ChainStore {
   private readonly recent = new Map<number, { block: Uint8Array; certificate: Certificate }>();
   private readonly sets = new Map<string, ValidatorSet>();
   private generations: StateGenerations;
-  private readonly stateWriteWatchers = new Set<(key: string) => void>();
 
   private constructor(db: Db, path: string, state: LoadedState, maxPendingWrites: number) {
     this.db = db;
@@ -273,10 +272,7 @@ export class ChainStore {
         );
       }
       const generation = this.generations.current;
-      for (const [key, value] of rec.stateWrites ?? []) {
-        ops.push(put(stateKey(generation, fromHex(key)), value));
-        for (const watcher of this.stateWriteWatchers) watcher(key);
-      }
+      for (const [key, value] of rec.stateWrites ?? []) ops.push(put(stateKey(generation, fromHex(key)), value));
       if (rec.receipts !== undefined) ops.push(put(heightKey(Bucket.receiptsByHeight, rec.height), rec.receipts));
       for (const [index, txHash] of (rec.transactionHashes ?? []).entries()) {
         ops.push(
@@ -330,24 +326,12 @@ export class ChainStore {
     return this.enqueueWrite(() => {
       const generation = this.generations.current;
       const ops = [...writes].map(([key, value]) => put(stateKey(generation, fromHex(key)), value));
-      for (const key of writes.keys()) for (const watcher of this.stateWriteWatchers) watcher(key);
       return this.io("state write", () => this.db.batch(ops, { sync: true }));
     });
   }
 
   get stateGenerations(): StateGenerations {
     return this.generations;
-  }
-
-  /**
-   * Calls `watcher` with the key ("0x" hex) of every state node a commit or putState writes from now on, in the write
-   * lane, before the batch. Returns the function that stops it.
-   */
-  watchStateWrites(watcher: (key: string) => void): () => void {
-    this.stateWriteWatchers.add(watcher);
-    return () => {
-      this.stateWriteWatchers.delete(watcher);
-    };
   }
 
   /**

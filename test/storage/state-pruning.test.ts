@@ -25,8 +25,6 @@ const KEEP = 16;
 const sender = testAccount(1);
 const recipient = (i: number): Hex => toHex(fromHex(`0x${(0x1000 + i).toString(16).padStart(40, "0")}`));
 
-const walkHeight = walkStoredState;
-
 /** Keys of the state buckets in a closed database: generation 0 and each later one. */
 async function stateKeyCounts(dir: string): Promise<Map<number, number>> {
   const db = new Level<Uint8Array, Uint8Array>(join(dir, "chain"), { keyEncoding: "view", valueEncoding: "view" });
@@ -142,7 +140,7 @@ describe("state pruning", () => {
     expect(g).toEqual({ current: 2, oldest: 1, currentFrom: 32, copied: true, keptFrom: 16 });
     const head = pruned.store.headHeight;
     for (let h = g.keptFrom; h <= head; h++) {
-      expect(await walkHeight(pruned.store, h)).toBe(await walkHeight(archive.store, h));
+      expect(await walkStoredState(pruned.store, h)).toBe(await walkStoredState(archive.store, h));
     }
     for (const h of [16, 25, 40]) {
       for (const i of [2, 15, 16, 30, 40]) {
@@ -179,7 +177,7 @@ describe("state pruning", () => {
     pruner = newPruner(pruned);
     pruner.start();
     await pruner.idle();
-    for (let h = 32; h <= 48; h++) await walkHeight(pruned.store, h);
+    for (let h = 32; h <= 48; h++) await walkStoredState(pruned.store, h);
   });
 
   it("does a copy again after a restart in the middle of it, and finishes an interrupted drop", async () => {
@@ -212,7 +210,7 @@ describe("state pruning", () => {
     await pruner.idle();
     for (let i = 65; i <= 80; i++) await height(await work(i));
     expect(pruned.store.stateGenerations).toMatchObject({ current: 5, oldest: 4, keptFrom: 64 });
-    for (let h = 64; h <= 80; h++) await walkHeight(pruned.store, h);
+    for (let h = 64; h <= 80; h++) await walkStoredState(pruned.store, h);
     expect(await balanceAt(pruned, recipient(70), 80)).toBe(await balanceAt(archive, recipient(70), 80));
     await pruner.stop();
     await nodes.closeOne(pruned);
