@@ -117,6 +117,12 @@ export interface L1MirrorStats {
   readonly confirmedReorgs: number;
   readonly rpcErrors: number;
   readonly deepestReorg: number;
+  /**
+   * Reads of an old L1 block answered from a newer confirmed block instead, because the endpoint no longer serves the
+   * old block's state (a full node keeps about the last 128): epochAt from the registry's epoch history, batchesPosted
+   * from counts that stopped changing.
+   */
+  readonly historyReads: number;
 }
 
 interface BlockHeader {
@@ -173,7 +179,16 @@ export class L1Mirror implements L1View {
   private inFlight: Promise<void> | null = null;
   private failures = 0;
   private stopped = false;
-  private counts = { blocksFetched: 0, reorgs: 0, confirmedReorgs: 0, rpcErrors: 0, deepestReorg: 0 };
+  private counts = {
+    blocksFetched: 0,
+    reorgs: 0,
+    confirmedReorgs: 0,
+    rpcErrors: 0,
+    deepestReorg: 0,
+    historyReads: 0,
+  };
+  /** First L1 block of each registry epoch (fixed once the epoch exists): the epoch history's index. */
+  private readonly epochStarts = new Map<bigint, bigint>();
   /** Portal deposits by nonce, read from confirmed blocks up to `depositsScanned`. */
   private readonly deposits = new Map<bigint, Deposit>();
   private depositsScanned = -1n;
@@ -278,13 +293,69 @@ export class L1Mirror implements L1View {
     if (cached !== undefined) return cached;
     let read = this.epochReads.get(key);
     if (read === undefined) {
-      read = this.readEpoch(key).finally(() => this.epochReads.delete(key));
+      read = this.readEpochAt({ number: ref.number, hash: key }).finally(() => this.epochReads.delete(key));
       this.epochReads.set(key, read);
     }
     const answer = await read;
     // An unknown is a transport failure: asked again next time.
     if (answer.kind !== "unknown") setBounded(this.epochs, key, answer, L1_MIRROR_LIMITS.epochCacheEntries);
     return answer;
+  }
+
+  /**
+   * The registry's epoch at `ref` read at the state of `ref` itself, or, when the endpoint cannot serve that state
+   * (older than what a full node keeps, or an L1 restarted from a state dump), from the epoch history at the confirmed
+   * head: the epoch at `ref` is the last one whose first block is at or before `ref`, and an epoch's keys, powers
+   * and set id never change once it exists. Both give the same keys, powers, epoch and set id; peer ids and operators
+   * (which consensus does not use) are then the current ones.
+   */
+  private async readEpochAt(ref: L1Ref): Promise<L1Answer<L1Epoch>> {
+    const direct = await this.readEpoch(ref.hash);
+    const head = this.confirmed;
+    if (direct.kind !== "unknown" || head === null || head.number <= ref.number) return direct;
+    const fromHistory = await this.readEpochFromHistory(ref.number, head);
+    if (fromHistory.kind === "unknown") return { kind: "unknown", reason: `${direct.reason}; ${fromHistory.reason}` };
+    this.countHistoryRead(ref, head, direct.reason);
+    return fromHistory;
+  }
+
+  private countHistoryRead(old: L1Ref, at: L1Ref, reason: string): void {
+    this.counts.historyReads++;
+    this.metrics?.historyReads.inc();
+    if (this.counts.historyReads > 1) return;
+    this.m.log?.("info", "the L1 endpoint does not serve the state of old blocks: reading them from newer ones", {
+      l1Block: Number(old.number),
+      at: Number(at.number),
+      reason,
+    });
+  }
+
+  private async readEpochFromHistory(number: bigint, at: L1Ref): Promise<L1Answer<L1Epoch>> {
+    try {
+      const start = async (epoch: bigint): Promise<bigint> => {
+        const known = this.epochStarts.get(epoch);
+        if (known !== undefined) return known;
+        const info = await this.registryCall<{ startBlock: bigint }>("epochInfo", [epoch], at.hash);
+        const first = BigInt(info.startBlock);
+        this.epochStarts.set(epoch, first);
+        return first;
+      };
+      if ((await start(0n)) > number) {
+        return { kind: "invalid", reason: `the registry was deployed after L1 block ${number}` };
+      }
+      // The last epoch whose first block is at or before `number`: epochs start in increasing block order.
+      let low = 0n;
+      let high = BigInt(await this.registryCall<bigint>("currentEpoch", [], at.hash));
+      while (low < high) {
+        const mid = (low + high + 1n) / 2n;
+        if ((await start(mid)) <= number) low = mid;
+        else high = mid - 1n;
+      }
+      return await this.readEpoch(at.hash, low);
+    } catch (error) {
+      this.countRpcError();
+      return { kind: "unknown", reason: `registry epoch history at ${at.hash} failed: ${shortError(error)}` };
+    }
   }
 
   async depositsAt(ref: L1Ref, fromNonce: bigint, max: number): Promise<L1Answer<Deposit[]>> {
@@ -316,8 +387,20 @@ export class L1Mirror implements L1View {
     const confirmed = await this.checkConfirmed(ref);
     if (confirmed.kind !== "ok") return confirmed;
     if (this.opts.registry === null) return { kind: "unknown", reason: "no l1.registry is configured" };
+    const direct = await this.readBatchCounts(ref.hash, epoch);
+    const head = this.confirmed;
+    if (direct.kind !== "unknown" || head === null || head.number <= ref.number) return direct;
+    // `ref` is after the epoch ended, so its counts no longer change: a newer block has the same ones.
+    const later = await this.readBatchCounts(head.hash, epoch);
+    if (later.kind === "unknown")
+      return { kind: "unknown", reason: `${direct.reason}; at ${head.number}: ${later.reason}` };
+    this.countHistoryRead(ref, head, direct.reason);
+    return later;
+  }
+
+  private async readBatchCounts(blockHash: Hex, epoch: bigint): Promise<L1Answer<readonly bigint[]>> {
     try {
-      const members = await this.registryCall<readonly { sequencerId: number }[]>("epochMembers", [epoch], ref.hash);
+      const members = await this.registryCall<readonly { sequencerId: number }[]>("epochMembers", [epoch], blockHash);
       const inbox = this.opts.batchInbox ?? null;
       if (inbox === null) return { kind: "ok", value: members.map(() => 0n) };
       const counts = await Promise.all(
@@ -328,7 +411,7 @@ export class L1Mirror implements L1View {
               abi: BatchInbox.abi,
               functionName: "batchesOf",
               args: [epoch, m.sequencerId],
-              blockHash: ref.hash,
+              blockHash,
             }) as Promise<bigint>,
         ),
       );
@@ -622,9 +705,10 @@ export class L1Mirror implements L1View {
     }) as Promise<T>;
   }
 
-  private async readEpoch(blockHash: Hex): Promise<L1Answer<L1Epoch>> {
+  /** The registry's set of `epoch` (default: its current epoch) read at `blockHash`. */
+  private async readEpoch(blockHash: Hex, ofEpoch?: bigint): Promise<L1Answer<L1Epoch>> {
     try {
-      const epoch = await this.registryCall<bigint>("currentEpoch", [], blockHash);
+      const epoch = ofEpoch ?? (await this.registryCall<bigint>("currentEpoch", [], blockHash));
       const [[publicKeys, powers, setId], members] = await Promise.all([
         this.registryCall<readonly [readonly Hex[], readonly bigint[], Hex]>("validatorSet", [epoch], blockHash),
         this.registryCall<readonly { sequencerId: number; power: bigint }[]>("epochMembers", [epoch], blockHash),

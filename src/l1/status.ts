@@ -57,6 +57,7 @@ export interface L1Metrics {
   readonly rpcErrors: Counter;
   readonly confirmedBlock: Gauge;
   readonly reorgs: Counter<"depth">;
+  readonly historyReads: Counter;
 }
 
 export function createL1Metrics(registry: Registry): L1Metrics {
@@ -68,6 +69,11 @@ export function createL1Metrics(registry: Registry): L1Metrics {
     confirmedBlock: new Gauge({
       name: "dcn_l1_confirmed_block",
       help: "Newest L1 block at confirmation depth (the L1 mirror)",
+      registers,
+    }),
+    historyReads: new Counter({
+      name: "dcn_l1_history_reads_total",
+      help: "Reads of an old L1 block's registry state answered from a newer confirmed block (the endpoint keeps no older state)",
       registers,
     }),
     reorgs: new Counter({

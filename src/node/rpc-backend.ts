@@ -6,6 +6,7 @@ import { type Block, decodeBlock } from "../chain/block.ts";
 import { decodeBlockReceipts, decodeReceipts, decodeSvmReceipts } from "../chain/receipts.ts";
 import type { ExecutionCore } from "../execution/core.ts";
 import { storedSvmReceiptLeaf } from "../execution/svm/receipt.ts";
+import type { VmRoot } from "../execution/vm.ts";
 import type { Mempool } from "../mempool/mempool.ts";
 import type {
   CommittedEvent,
@@ -16,7 +17,7 @@ import type {
   RpcSendResult,
   RpcValidatorSetChange,
 } from "../rpc/backend.ts";
-import { statePrunedError } from "../rpc/errors.ts";
+import { readPrunableState } from "../rpc/errors.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 import type { BlockExecutor } from "./executor.ts";
 
@@ -81,12 +82,17 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
   /** vmRoots of the state after `height` (0 = genesis). */
   async function rootsAt(height: number) {
     if (height === m.executor.head.height) return m.executor.head.vmRoots;
-    const keptFrom = m.store.stateGenerations.keptFrom;
-    if (height < keptFrom) throw statePrunedError(height, keptFrom);
     if (height === 0) return (await m.core.genesisStateRoot()).vmRoots;
     const b = await blockByHeight(height);
     if (b === undefined) throw new Error(`no block at height ${height}`);
     return b.block.header.vmRoots;
+  }
+  const keptFrom = () => m.store.stateGenerations.keptFrom;
+  /** Reads the state after `height`; refused as pruned when it is older than what this node keeps. */
+  function atState<T>(height: number, read: (roots: readonly VmRoot[]) => Promise<T>): Promise<T> {
+    // The head's state is always kept, whatever the generation record says mid-cycle.
+    if (height === m.executor.head.height) return read(m.executor.head.vmRoots);
+    return readPrunableState(height, keptFrom, async () => read(await rootsAt(height)));
   }
   async function certificate(height: number): Promise<RpcCertificate | undefined> {
     const cert = await m.store.getCertificate(height);
@@ -206,7 +212,7 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
     },
     transactionLocation: (hash) => m.store.getTransactionLocation(hash),
     async account(height, address) {
-      const account = await m.core.reader(await rootsAt(height)).getAccount(address);
+      const account = await atState(height, (roots) => m.core.reader(roots).getAccount(address));
       return account === null
         ? null
         : {
@@ -217,30 +223,31 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
           };
     },
     async code(height, address) {
-      return m.core.reader(await rootsAt(height)).getCode(address);
+      return atState(height, (roots) => m.core.reader(roots).getCode(address));
     },
     async storageAt(height, address, slot) {
-      return m.core.reader(await rootsAt(height)).getStorageAt(address, slot);
+      return atState(height, (roots) => m.core.reader(roots).getStorageAt(address, slot));
     },
-    async call(height, request: RpcCallRequest) {
-      const roots = await rootsAt(height);
-      const head = m.executor.head;
-      const b = height === head.height ? null : await blockByHeight(height);
-      const h = b?.block.header;
-      return m.executor.call(
-        roots,
-        {
-          chainId: m.chainId,
-          height: height + 1,
-          timestampMs: (h?.timestampMs ?? head.timestampMs) + 1,
-          coinbase: `0x${"00".repeat(20)}`,
-          gasLimit: h?.gasLimit ?? head.gasLimit,
-          baseFeePerGas: m.executor.nextBaseFee(),
-          prevRandao: b?.hash ?? head.hash,
-          blockHash: m.executor.blockHashLookup,
-        },
-        request,
-      );
+    call(height, request: RpcCallRequest) {
+      return atState(height, async (roots) => {
+        const head = m.executor.head;
+        const b = height === head.height ? null : await blockByHeight(height);
+        const h = b?.block.header;
+        return m.executor.call(
+          roots,
+          {
+            chainId: m.chainId,
+            height: height + 1,
+            timestampMs: (h?.timestampMs ?? head.timestampMs) + 1,
+            coinbase: `0x${"00".repeat(20)}`,
+            gasLimit: h?.gasLimit ?? head.gasLimit,
+            baseFeePerGas: m.executor.nextBaseFee(),
+            prevRandao: b?.hash ?? head.hash,
+            blockHash: m.executor.blockHashLookup,
+          },
+          request,
+        );
+      });
     },
     nextBaseFee: () => m.executor.nextBaseFee(),
     sendRawTransaction: (raw) => m.submit(raw),
@@ -250,7 +257,7 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
       return (await m.executor.accounts().nonce(address)) ?? 0n;
     },
     async proof(height, address, slots) {
-      return m.core.reader(await rootsAt(height)).getProof(address, slots);
+      return atState(height, (roots) => m.core.reader(roots).getProof(address, slots));
     },
     certificate,
     async validatorSet(id) {

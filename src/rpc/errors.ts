@@ -69,6 +69,23 @@ export function statePrunedError(height: number, keptFrom: number): RpcRequestEr
   );
 }
 
+/**
+ * Runs a read of the state of `height`, refused as pruned when that state is older than `keptFrom()`. The check is
+ * made again when the read fails: a drop of older state (docs/storage.md "State generations") may begin while the read
+ * runs, and a node missing under it then means "pruned", not an internal error.
+ */
+export async function readPrunableState<T>(height: number, keptFrom: () => number, read: () => Promise<T>): Promise<T> {
+  const before = keptFrom();
+  if (height < before) throw statePrunedError(height, before);
+  try {
+    return await read();
+  } catch (e) {
+    const after = keptFrom();
+    if (height < after) throw statePrunedError(height, after);
+    throw e;
+  }
+}
+
 /** Operational failure of the HTTP server itself (cannot listen). */
 export class RpcServerError extends Error {
   override readonly name = "RpcServerError";

@@ -10,7 +10,7 @@ import { svmBlockhash } from "../execution/svm/blockhash.ts";
 import type { SvmExecutor } from "../execution/svm/executor.ts";
 import { type StoredSvmReceipt, signatureIndexKey } from "../execution/svm/receipt.ts";
 import type { VmRoot } from "../execution/vm.ts";
-import { statePrunedError } from "./errors.ts";
+import { readPrunableState } from "./errors.ts";
 import type { SolanaRpcBackend, SolanaSendResult, SolanaTransactionRecord } from "./solana.ts";
 import { SVM_BLOCKHASH_VALID_BLOCKS } from "./solana.ts";
 
@@ -83,12 +83,15 @@ export function createSolanaRpcBackend(d: SolanaBackendDeps): SolanaRpcBackend {
       const bytes = await d.store.getBlock(height);
       return bytes === undefined ? null : svmBlockhash(blockHashOfEncoded(bytes));
     },
-    async account(height, address) {
-      const keptFrom = d.store.stateGenerations.keptFrom;
-      if (height < keptFrom && height !== d.executor.head.height) throw statePrunedError(height, keptFrom);
-      const root = await svmRootAt(height);
-      if (root === null) throw new Error(`the SVM root of committed height ${height} is missing`);
-      return d.executor.svm.reader(root).getAccount(address);
+    account(height, address) {
+      const read = async () => {
+        const root = await svmRootAt(height);
+        if (root === null) throw new Error(`the SVM root of committed height ${height} is missing`);
+        return d.executor.svm.reader(root).getAccount(address);
+      };
+      // The head's state is always kept, whatever the generation record says mid-cycle.
+      if (height === d.executor.head.height) return read();
+      return readPrunableState(height, () => d.store.stateGenerations.keptFrom, read);
     },
     async transaction(signature): Promise<SolanaTransactionRecord | undefined> {
       const location = await d.store.getTransactionLocation(signatureIndexKey(signature));

@@ -1,7 +1,8 @@
 // `dcn devnet` as a developer runs it, real processes on 127.0.0.1: the embedded L1 (anvil) and 3 validators + 1
 // replica come up, devnet.json lists the L1, anvil answers, every node reports the L1 connected (in /status,
 // lumia_status and metrics), `dcn status` prints the validator table, and SIGINT stops every process, anvil last,
-// keeping its state. With `--l1 URL` the devnet starts no anvil; an L1 that does not answer is a clear error.
+// keeping its state; the next run resumes the L1 and the chain and commits on. With `--l1 URL` the devnet starts no
+// anvil; an L1 that does not answer is a clear error.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -259,6 +260,9 @@ describe("dcn devnet with the embedded L1", () => {
     expect(oneNode.rows.filter((r) => r.state === "ok")).toHaveLength(1); // only the node asked has a height
 
     // SIGINT: nodes, then anvil; no process left; anvil's state saved for the next run.
+    const heightsAtStop = await Promise.all(
+      devnet.nodes.map(async (n) => (await statusOf(n.metrics))?.headHeight ?? 0),
+    );
     const pids = [...d.log.out.matchAll(/ pid (\d+) /g)].map((m) => Number(m[1]));
     expect(pids).toHaveLength(5);
     expect(pids).toContain(devnet.l1?.pid);
@@ -283,7 +287,29 @@ describe("dcn devnet with the embedded L1", () => {
     for (const pid of pids) expect(alive(pid), `process ${pid} outlived the devnet`).toBe(false);
     expect(existsSync(join(data, "l1", "state.json"))).toBe(true);
     expect(existsSync(join(data, "l1", "anvil.pid"))).toBe(false);
-  }, 120_000);
+
+    // The next run resumes: anvil from its saved state (which has no state of older blocks, as an L1 full node keeps
+    // only its newest), the nodes from their stores. The registry epochs of the last blocks' L1 origins are read from
+    // the registry's epoch history, and the subnet commits on from where it stopped.
+    const again = runDevnet(["--validators", "3", "--replicas", "1", "--data-dir", data, ...ports(0)]);
+    const showAgain = () => diagnostics(again.log, data);
+    await waitUntil("the devnet again", async () => again.log.out.includes("wrote"), 30_000, showAgain);
+    expect(again.log.out).toContain("(resumed)");
+    const resumed = JSON.parse(readFileSync(devnetPath, "utf8")) as DevnetJson;
+    if (typeof resumed.l1?.pid === "number") anvilPids.push(resumed.l1.pid);
+    const target = Math.max(...heightsAtStop) + 5;
+    await waitUntil(
+      `every node at height ${target} after the restart`,
+      async () => {
+        const all = await Promise.all(resumed.nodes.map((n) => statusOf(n.metrics)));
+        return all.every((s) => s !== null && s.headHeight >= target);
+      },
+      45_000,
+      showAgain,
+    );
+    again.child.kill("SIGINT");
+    expect(await again.exited).toBe(0);
+  }, 180_000);
 });
 
 describe("dcn devnet with an external L1", () => {

@@ -171,6 +171,82 @@ describe("L1Mirror", () => {
     expect(new Set(last?.candidatePeerIds)).toEqual(new Set(e1.value.members.map((m) => m.peerId)));
   });
 
+  it("answers for old L1 blocks whose state the endpoint no longer keeps, from the registry's epoch history", async () => {
+    // An L1 endpoint that keeps only its newest 8 states, as a full node keeps 128: the epoch at an old block can no
+    // longer be read at that block (a subnet restarting after a long halt, a node syncing an old chain).
+    const pruned = await startStakingChain({ epochLengthBlocks: 5n }, ["--prune-history", "8"]);
+    try {
+      const [a, b, c] = pruned.users;
+      if (a === undefined || b === undefined || c === undefined) throw new Error("accounts");
+      const prunedBlock = async (number: bigint): Promise<L1Ref> => {
+        const x = await pruned.publicClient.getBlock({ blockNumber: number });
+        if (x.hash === null) throw new Error("pending");
+        return { number, hash: x.hash };
+      };
+      const prunedHead = async () => prunedBlock(await pruned.publicClient.getBlockNumber({ cacheTime: 0 }));
+      const mineOn = (n: number) => jsonRpc(pruned.anvil.url, "anvil_mine", [`0x${n.toString(16)}`], 5_000);
+      const mirrorOn = async (registry?: Registry) => {
+        const m = await L1Mirror.open(
+          {
+            rpcUrl: pruned.anvil.url,
+            pollIntervalMs: 100,
+            confirmations: 2,
+            registry: pruned.addresses.registry,
+            dbPath: null,
+          },
+          registry === undefined ? {} : { registry },
+        );
+        mirrors.push(m);
+        return m;
+      };
+      // Each answer read while the endpoint still has the block's state (2 blocks deep, within its 8).
+      const early = await mirrorOn();
+      const refs: L1Ref[] = [];
+      const expected: Awaited<ReturnType<L1Mirror["epochAt"]>>[] = [];
+      const snap = async () => {
+        const ref = await prunedHead();
+        await mineOn(2);
+        await early.pollOnce();
+        refs.push(ref);
+        expected.push(await early.epochAt(ref));
+      };
+      for (const account of [a, b, c]) await pruned.fundAccount(account, 5_000n * LUMIA);
+      await pruned.addSequencer(a, operatorKeys(1), 2_000n * LUMIA);
+      await pruned.addSequencer(b, operatorKeys(2), 3_000n * LUMIA);
+      await snap(); // epoch 0: no members
+      await pruned.advanceEpoch();
+      await snap(); // the first block of epoch 1
+      await snap(); // inside epoch 1
+      await pruned.addSequencer(c, operatorKeys(3), 4_000n * LUMIA);
+      await pruned.advanceEpoch();
+      await snap(); // epoch 2: three members
+      expect(expected.map((e) => (e.kind === "ok" ? [e.value.epoch, e.value.members.length] : e.reason))).toEqual([
+        [0n, 0],
+        [1n, 2],
+        [1n, 2],
+        [2n, 3],
+      ]);
+      expect(early.stats().historyReads).toBe(0);
+      const counts = await early.batchesPosted(refs[3] as L1Ref, 1n);
+      expect(counts).toEqual({ kind: "ok", value: [0n, 0n] });
+
+      await mineOn(20);
+      const first = refs[0] as L1Ref;
+      await expect(pruned.registry.read.currentEpoch({ blockHash: first.hash })).rejects.toThrow();
+      const registry = new Registry();
+      const late = await mirrorOn(registry);
+      await late.pollOnce();
+      expect(await Promise.all(refs.map((r) => late.epochAt(r)))).toEqual(expected);
+      expect(await late.batchesPosted(refs[3] as L1Ref, 1n)).toEqual(counts);
+      expect(late.stats().historyReads).toBe(refs.length + 1);
+      expect(await metric(registry, "dcn_l1_history_reads_total")).toBe(refs.length + 1);
+      // A hash that is not the block's is still refused, before any read.
+      expect((await late.epochAt({ number: first.number, hash: (refs[1] as L1Ref).hash })).kind).toBe("invalid");
+    } finally {
+      await pruned.stop();
+    }
+  });
+
   it("resumes from its saved block after a restart, without rescanning", async () => {
     const dbPath = join(dir, "l1");
     const first = await open({ dbPath });

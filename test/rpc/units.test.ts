@@ -5,7 +5,13 @@ import { encodeAbiParameters, encodeErrorResult, parseAbi } from "viem";
 import { describe, expect, it } from "vitest";
 import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
 import { bloomMayContain, logsBloom } from "../../src/rpc/bloom.ts";
-import { decodeRevertReason, revertError, sendRefusalMessage } from "../../src/rpc/errors.ts";
+import {
+  decodeRevertReason,
+  RpcRequestError,
+  readPrunableState,
+  revertError,
+  sendRefusalMessage,
+} from "../../src/rpc/errors.ts";
 import { quantity } from "../../src/rpc/format.ts";
 
 const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((b) => toHex(b));
@@ -79,5 +85,46 @@ describe("formats", () => {
     expect(sendRefusalMessage("underpriced_replacement", "")).toBe("replacement transaction underpriced");
     expect(sendRefusalMessage("known", "")).toBe("already known");
     expect(sendRefusalMessage("something_new", "details")).toBe("something_new: details");
+  });
+});
+
+describe("reads of pruned state", () => {
+  const missing = new Error("state node 0xab is missing");
+
+  it("refuses a height below what the node keeps without reading", async () => {
+    let reads = 0;
+    const read = async () => ++reads;
+    await expect(readPrunableState(5, () => 10, read)).rejects.toMatchObject({
+      rpcCode: -32000,
+      message: "state of block 5 is pruned: this node keeps the state of blocks 10 and later (storage.stateHistory)",
+    });
+    expect(reads).toBe(0);
+    expect(await readPrunableState(10, () => 10, read)).toBe(1);
+  });
+
+  it("answers pruned when the state was dropped while the read ran", async () => {
+    let keptFrom = 0;
+    const racing = readPrunableState(
+      5,
+      () => keptFrom,
+      async () => {
+        keptFrom = 10; // a drop recorded its new keptFrom, then cleared the generation under the read
+        throw missing;
+      },
+    );
+    await expect(racing).rejects.toBeInstanceOf(RpcRequestError);
+    await expect(racing).rejects.toThrow("state of block 5 is pruned");
+  });
+
+  it("passes on a failure of a height that is still kept", async () => {
+    await expect(
+      readPrunableState(
+        12,
+        () => 10,
+        async () => {
+          throw missing;
+        },
+      ),
+    ).rejects.toBe(missing);
   });
 });

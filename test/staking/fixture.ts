@@ -105,12 +105,13 @@ export interface WorkCertificate {
 
 export type StakingChain = Awaited<ReturnType<typeof startStakingChain>>;
 
-export async function startStakingChain(overrides: Partial<DeployOptions> = {}) {
+/** `anvilArgs`: more anvil flags (`--prune-history 8`: an L1 endpoint that keeps only the newest states). */
+export async function startStakingChain(overrides: Partial<DeployOptions> = {}, anvilArgs: readonly string[] = []) {
   const opts: DeployOptions = { ...DEFAULTS, ...overrides };
   const anvil: AnvilProcess = await startAnvil({
     port: 0,
     chainId: BigInt(L1_CHAIN_ID),
-    args: ["--hardfork", "prague", "--accounts", String(ACCOUNT_COUNT), "--silent"],
+    args: ["--hardfork", "prague", "--accounts", String(ACCOUNT_COUNT), "--silent", ...anvilArgs],
   });
   try {
     return await deploy(anvil, opts);
