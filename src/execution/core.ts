@@ -262,6 +262,8 @@ export class ExecutionCore {
   private readonly vmCommon: Common;
   private readonly cache: NodeCache;
   private readonly flat = new FlatAccounts(MAX_FLAT_ACCOUNTS);
+  /** The EVM root of the newest block its node committed (committed()): executions on it skip the store read. */
+  private lastCommittedRoot: Hex | null = null;
 
   private constructor(
     chainId: bigint,
@@ -600,11 +602,19 @@ export class ExecutionCore {
   }
 
   /**
+   * Tells the core that the state with these roots is durable in the store (its block was committed): the next
+   * executions, built on it, need not read the store to check so. Keeps the consensus path free of a disk read.
+   */
+  committed(vmRoots: readonly VmRoot[]): void {
+    this.lastCommittedRoot = evmRootOf(vmRoots);
+  }
+
+  /**
    * Executions build on committed state only: `writes` leaves out nodes read from below (./overlay.ts), which is
    * sound only if everything under the parent root is in the store. Commits are atomic, so the root node suffices.
    */
   private async requireCommitted(evmRoot: Hex): Promise<void> {
-    if (evmRoot === EMPTY_TRIE_ROOT) return;
+    if (evmRoot === EMPTY_TRIE_ROOT || evmRoot === this.lastCommittedRoot) return;
     let node: Uint8Array | undefined;
     try {
       node = await this.db.get(fromHex(evmRoot));

@@ -422,6 +422,24 @@ export class L1Mirror implements L1View {
     }
   }
 
+  /**
+   * Reads the deposits of newly confirmed blocks as they are confirmed, so that a block anchored there finds them read
+   * instead of waiting for an L1 round trip while it is validated. A failure is left to depositsAt, which reads again.
+   */
+  private async scanDepositsAhead(): Promise<void> {
+    const portal = this.opts.portal ?? null;
+    const confirmed = this.confirmed;
+    if (portal === null || confirmed === null || this.depositsScanned >= confirmed.number) return;
+    this.depositScan ??= this.scanDeposits(portal, confirmed.number).finally(() => {
+      this.depositScan = null;
+    });
+    try {
+      await this.depositScan;
+    } catch {
+      // depositsAt asks again and reports it.
+    }
+  }
+
   /** Reads DepositInitiated events of confirmed blocks after the last scan, up to at least `to`. */
   private async scanDeposits(portal: Hex, to: bigint): Promise<void> {
     const until = this.confirmed === null || this.confirmed.number < to ? to : this.confirmed.number;
@@ -568,6 +586,8 @@ export class L1Mirror implements L1View {
       this.metrics?.connected.set(1);
       if (this.confirmed !== null) this.metrics?.confirmedBlock.set(Number(this.confirmed.number));
       if (!wasConnected) this.m.log?.("info", "L1 endpoint answers", { l1ChainId: chainId, l1Head: Number(head) });
+      // Not awaited: a first scan over many blocks must not hold the confirmed head back.
+      void this.scanDepositsAhead();
       await this.refreshMembership();
     } catch (error) {
       if (this.stopped) return;

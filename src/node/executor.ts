@@ -636,6 +636,7 @@ export class BlockExecutor {
   async committed(block: Block, hash: Hex, certificate: Certificate): Promise<void> {
     const c = this.candidates.get(hash);
     this.parent = parentOf(block.header, hash);
+    this.m.core.committed(block.header.vmRoots);
     this.parentCertificate = encodeCertificate(certificate);
     this.candidates = new Map();
     this.recent.set(block.header.height, hash);

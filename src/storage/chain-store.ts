@@ -539,6 +539,8 @@ export class ChainStore {
     this.assertOpen();
     if (!isStoredHeight(height) || height > this.head + 1) return undefined;
     if (height === this.head + 1) return this.nextSet.id;
+    // The head's set without an index read: checking each proposal's last certificate asks for it.
+    if (height === this.head && this.lastIndexedSetId !== null) return this.lastIndexedSetId;
     const found = await this.io("index read", async () => {
       const iterator = this.db.iterator({
         gte: heightKey(Bucket.validatorSetIdFromHeight, 0),
