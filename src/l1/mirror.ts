@@ -310,13 +310,36 @@ export class L1Mirror implements L1View {
    * (which consensus does not use) are then the current ones.
    */
   private async readEpochAt(ref: L1Ref): Promise<L1Answer<L1Epoch>> {
-    const direct = await this.readEpoch(ref.hash);
+    return this.readOrLater(
+      ref,
+      () => this.readEpoch(ref.hash),
+      (head) => this.readEpochFromHistory(ref.number, head),
+    );
+  }
+
+  /**
+   * `atRef()`, or when it fails for want of state (unknown: not a revert) and the confirmed head is newer than `ref`,
+   * `atHead(head)`, which answers the same from the head's state. One RPC error is counted only if neither answers.
+   */
+  private async readOrLater<T>(
+    ref: L1Ref,
+    atRef: () => Promise<L1Answer<T>>,
+    atHead: (head: L1Ref) => Promise<L1Answer<T>>,
+  ): Promise<L1Answer<T>> {
+    const direct = await atRef();
+    if (direct.kind !== "unknown") return direct;
     const head = this.confirmed;
-    if (direct.kind !== "unknown" || head === null || head.number <= ref.number) return direct;
-    const fromHistory = await this.readEpochFromHistory(ref.number, head);
-    if (fromHistory.kind === "unknown") return { kind: "unknown", reason: `${direct.reason}; ${fromHistory.reason}` };
+    if (head === null || head.number <= ref.number) {
+      this.countRpcError();
+      return direct;
+    }
+    const later = await atHead(head);
+    if (later.kind === "unknown") {
+      this.countRpcError();
+      return { kind: "unknown", reason: `${direct.reason}; at L1 block ${head.number}: ${later.reason}` };
+    }
     this.countHistoryRead(ref, head, direct.reason);
-    return fromHistory;
+    return later;
   }
 
   private countHistoryRead(old: L1Ref, at: L1Ref, reason: string): void {
@@ -353,7 +376,6 @@ export class L1Mirror implements L1View {
       }
       return await this.readEpoch(at.hash, low);
     } catch (error) {
-      this.countRpcError();
       return { kind: "unknown", reason: `registry epoch history at ${at.hash} failed: ${shortError(error)}` };
     }
   }
@@ -387,15 +409,12 @@ export class L1Mirror implements L1View {
     const confirmed = await this.checkConfirmed(ref);
     if (confirmed.kind !== "ok") return confirmed;
     if (this.opts.registry === null) return { kind: "unknown", reason: "no l1.registry is configured" };
-    const direct = await this.readBatchCounts(ref.hash, epoch);
-    const head = this.confirmed;
-    if (direct.kind !== "unknown" || head === null || head.number <= ref.number) return direct;
     // `ref` is after the epoch ended, so its counts no longer change: a newer block has the same ones.
-    const later = await this.readBatchCounts(head.hash, epoch);
-    if (later.kind === "unknown")
-      return { kind: "unknown", reason: `${direct.reason}; at ${head.number}: ${later.reason}` };
-    this.countHistoryRead(ref, head, direct.reason);
-    return later;
+    return this.readOrLater(
+      ref,
+      () => this.readBatchCounts(ref.hash, epoch),
+      (head) => this.readBatchCounts(head.hash, epoch),
+    );
   }
 
   private async readBatchCounts(blockHash: Hex, epoch: bigint): Promise<L1Answer<readonly bigint[]>> {
@@ -417,7 +436,6 @@ export class L1Mirror implements L1View {
       );
       return { kind: "ok", value: counts.map((c) => BigInt(c)) };
     } catch (error) {
-      this.countRpcError();
       return { kind: "unknown", reason: `cannot read batch counts of epoch ${epoch}: ${shortError(error)}` };
     }
   }
@@ -772,7 +790,6 @@ export class L1Mirror implements L1View {
       if (error instanceof ValidatorSetError || isDeterministicFailure(error)) {
         return { kind: "invalid", reason: `registry read at ${blockHash} failed: ${shortError(error)}` };
       }
-      this.countRpcError();
       return { kind: "unknown", reason: `registry read at ${blockHash} failed: ${shortError(error)}` };
     }
   }

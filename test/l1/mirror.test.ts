@@ -239,6 +239,8 @@ describe("L1Mirror", () => {
       expect(await Promise.all(refs.map((r) => late.epochAt(r)))).toEqual(expected);
       expect(await late.batchesPosted(refs[3] as L1Ref, 1n)).toEqual(counts);
       expect(late.stats().historyReads).toBe(refs.length + 1);
+      // A read answered from the history is not an RPC error (no alert, no backoff).
+      expect(late.stats().rpcErrors).toBe(0);
       expect(await metric(registry, "dcn_l1_history_reads_total")).toBe(refs.length + 1);
       // A hash that is not the block's is still refused, before any read.
       expect((await late.epochAt({ number: first.number, hash: (refs[1] as L1Ref).hash })).kind).toBe("invalid");
