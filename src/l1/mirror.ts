@@ -189,8 +189,10 @@ export class L1Mirror implements L1View {
   };
   /** First L1 block of each registry epoch (fixed once the epoch exists): the epoch history's index. */
   private readonly epochStarts = new Map<bigint, bigint>();
-  /** Portal deposits by nonce, read from confirmed blocks up to `depositsScanned`. */
+  /** Portal deposits by nonce, read from the confirmed blocks `depositsFrom` to `depositsScanned`. */
   private readonly deposits = new Map<bigint, Deposit>();
+  /** The first L1 block read for deposits: null until a block is first asked for (depositsAt's `scanFrom`). */
+  private depositsFrom: bigint | null = null;
   private depositsScanned = -1n;
   private depositScan: Promise<void> | null = null;
   private readonly metrics: L1Metrics | null;
@@ -380,15 +382,35 @@ export class L1Mirror implements L1View {
     }
   }
 
-  async depositsAt(ref: L1Ref, fromNonce: bigint, max: number): Promise<L1Answer<Deposit[]>> {
+  async depositsAt(ref: L1Ref, fromNonce: bigint, max: number, scanFrom = 0n): Promise<L1Answer<Deposit[]>> {
     const portal = this.opts.portal ?? null;
     if (portal === null) return { kind: "ok", value: [] };
     const confirmed = await this.checkConfirmed(ref);
     if (confirmed.kind !== "ok") return confirmed;
-    while (this.depositsScanned < ref.number) {
-      this.depositScan ??= this.scanDeposits(portal, ref.number).finally(() => {
-        this.depositScan = null;
-      });
+    // One read at a time: wait for the one under way, then extend the range read downwards or upwards as needed.
+    for (;;) {
+      if (this.depositScan === null) {
+        if (this.depositsFrom === null) {
+          // The first ask: no block before `scanFrom` can hold a deposit still to include (depositsScanFrom).
+          this.depositsFrom = scanFrom;
+          this.depositsScanned = scanFrom - 1n;
+        }
+        const first = this.depositsFrom;
+        if (scanFrom < first) {
+          this.depositScan = this.scanRange(portal, scanFrom, first - 1n).then(() => {
+            this.depositsFrom = scanFrom;
+          });
+        } else if (this.depositsScanned < ref.number) {
+          this.depositScan = this.scanDeposits(portal, ref.number);
+        } else {
+          break;
+        }
+        const scan = this.depositScan;
+        void scan.then(
+          () => this.scanDone(scan),
+          () => this.scanDone(scan),
+        );
+      }
       try {
         await this.depositScan;
       } catch (error) {
@@ -447,29 +469,42 @@ export class L1Mirror implements L1View {
   private async scanDepositsAhead(): Promise<void> {
     const portal = this.opts.portal ?? null;
     const confirmed = this.confirmed;
-    if (portal === null || confirmed === null || this.depositsScanned >= confirmed.number) return;
-    this.depositScan ??= this.scanDeposits(portal, confirmed.number).finally(() => {
-      this.depositScan = null;
-    });
+    // Nothing before the first ask: where reading starts comes from the chain (depositsAt's `scanFrom`).
+    if (portal === null || confirmed === null || this.depositsFrom === null) return;
+    if (this.depositScan !== null || this.depositsScanned >= confirmed.number) return;
+    const scan = this.scanDeposits(portal, confirmed.number);
+    this.depositScan = scan;
     try {
-      await this.depositScan;
+      await scan;
     } catch {
       // depositsAt asks again and reports it.
+    } finally {
+      this.scanDone(scan);
     }
+  }
+
+  private scanDone(scan: Promise<void>): void {
+    if (this.depositScan === scan) this.depositScan = null;
   }
 
   /** Reads DepositInitiated events of confirmed blocks after the last scan, up to at least `to`. */
   private async scanDeposits(portal: Hex, to: bigint): Promise<void> {
     const until = this.confirmed === null || this.confirmed.number < to ? to : this.confirmed.number;
-    while (this.depositsScanned < until) {
-      const from = this.depositsScanned + 1n;
+    await this.scanRange(portal, this.depositsScanned + 1n, until, (end) => {
+      this.depositsScanned = end;
+    });
+  }
+
+  /** Reads the DepositInitiated events of L1 blocks `from` to `to`, in ranges of depositScanBlocks. */
+  private async scanRange(portal: Hex, from: bigint, to: bigint, progress?: (end: bigint) => void): Promise<void> {
+    for (let start = from; start <= to; ) {
       const end =
-        from + L1_MIRROR_LIMITS.depositScanBlocks - 1n < until ? from + L1_MIRROR_LIMITS.depositScanBlocks - 1n : until;
+        start + L1_MIRROR_LIMITS.depositScanBlocks - 1n < to ? start + L1_MIRROR_LIMITS.depositScanBlocks - 1n : to;
       const logs = await this.client.getContractEvents({
         address: portal as Address,
         abi: Portal.abi,
         eventName: "DepositInitiated",
-        fromBlock: from,
+        fromBlock: start,
         toBlock: end,
       });
       for (const log of logs) {
@@ -483,7 +518,8 @@ export class L1Mirror implements L1View {
           amount: a.amount,
         });
       }
-      this.depositsScanned = end;
+      progress?.(end);
+      start = end + 1n;
     }
   }
 
@@ -711,7 +747,12 @@ export class L1Mirror implements L1View {
       this.confirmed = null;
       // Deposits were read from confirmed blocks only: read them again from the fork point.
       for (const [nonce, d] of this.deposits) if (d.l1BlockNumber >= fromNumber) this.deposits.delete(nonce);
-      if (this.depositsScanned >= fromNumber) this.depositsScanned = fromNumber - 1n;
+      if (this.depositsFrom !== null && fromNumber <= this.depositsFrom) {
+        this.depositsFrom = null;
+        this.depositsScanned = -1n;
+      } else if (this.depositsScanned >= fromNumber) {
+        this.depositsScanned = fromNumber - 1n;
+      }
     } else {
       this.m.log?.("info", "L1 reorg within confirmation depth", { fromBlock: Number(fromNumber), depth });
     }

@@ -48,8 +48,10 @@ export interface L1View {
   /**
    * The portal's deposits with nonces from `fromNonce` on, emitted at or below the confirmed L1 block `ref`, in nonce
    * order, at most `max`: what a block anchored at `ref` must include. Empty when the genesis names no portal.
+   * `scanFrom`: an L1 block at or before every such deposit (the parent's `depositsScanFrom`, default 0), where the
+   * portal's events need to be read from.
    */
-  depositsAt(ref: L1Ref, fromNonce: bigint, max: number): Promise<L1Answer<Deposit[]>>;
+  depositsAt(ref: L1Ref, fromNonce: bigint, max: number, scanFrom?: bigint): Promise<L1Answer<Deposit[]>>;
   /**
    * Batches each member of registry epoch `epoch`'s set (in set order) posted to the batch inbox during that epoch, as
    * of the confirmed L1 block `ref` (a block after the epoch ended, so the counts are final). Zeros when the genesis

@@ -25,7 +25,7 @@ import {
   blockHash,
   checkBlock,
   type Deposit,
-  decodeBlockHead,
+  decodeBlock,
   depositsHash,
   encodeBlock,
   isSvmEntry,
@@ -70,6 +70,23 @@ export interface ParentInfo {
   readonly baseFeePerGas: bigint;
   readonly stateRoot: Hex;
   readonly vmRoots: readonly { readonly vm: number; readonly root: Hex }[];
+  /**
+   * An L1 block at or before the L1 block of every deposit from `depositNonce` on: where reading the portal's deposits
+   * may start (depositsScanFrom).
+   */
+  readonly depositsFrom: bigint;
+}
+
+/**
+ * Where the deposits after block `h` (nonces from its nextDepositNonce) can first be on L1. A block includes every
+ * deposit due by its origin, up to MAX_BLOCK_DEPOSITS, in nonce order, and nonces follow L1 order: so after a block
+ * that included fewer than the maximum, every later deposit is after its origin; after a full one, none is before the
+ * last it included. The genesis bounds nothing: deposits made before its origin are due in block 1.
+ */
+export function depositsScanFrom(h: BlockHeader, deposits: readonly Deposit[]): bigint {
+  if (h.height === 0) return 0n;
+  const last = deposits.at(-1);
+  return deposits.length >= MAX_BLOCK_DEPOSITS && last !== undefined ? last.l1BlockNumber : h.l1Origin.number + 1n;
 }
 
 /** The origin of every block of a subnet without an L1 anchor. */
@@ -209,13 +226,15 @@ export class BlockExecutor {
         baseFeePerGas: genesis.execution.baseFeePerGas,
         stateRoot: g.stateRoot,
         vmRoots: g.vmRoots,
+        depositsFrom: 0n,
       };
     }
     const bytes = await store.getBlock(store.headHeight);
     const hash = store.headHash();
     if (bytes === undefined || hash === null)
       throw new Error(`head block ${store.headHeight} is missing from the store`);
-    return parentOf(decodeBlockHead(bytes).header, hash);
+    const head = decodeBlock(bytes);
+    return parentOf(head.header, hash, head.deposits);
   }
 
   /** Loads the hashes BLOCKHASH may ask for and the head's certificate; call once after construction. */
@@ -573,7 +592,7 @@ export class BlockExecutor {
   private async depositsFor(origin: L1Ref): Promise<L1Answer<Deposit[]>> {
     const l1 = this.m.l1;
     if (l1 === null || this.m.genesis.l1?.finality == null) return { kind: "ok", value: [] };
-    return l1.depositsAt(origin, this.parent.depositNonce, MAX_BLOCK_DEPOSITS);
+    return l1.depositsAt(origin, this.parent.depositNonce, MAX_BLOCK_DEPOSITS, this.parent.depositsFrom);
   }
 
   /**
@@ -635,7 +654,7 @@ export class BlockExecutor {
    */
   async committed(block: Block, hash: Hex, certificate: Certificate): Promise<void> {
     const c = this.candidates.get(hash);
-    this.parent = parentOf(block.header, hash);
+    this.parent = parentOf(block.header, hash, block.deposits);
     this.m.core.committed(block.header.vmRoots);
     this.parentCertificate = encodeCertificate(certificate);
     this.candidates = new Map();
@@ -699,7 +718,7 @@ function blockHashOf(block: Block): Hex {
   return blockHash(block.header);
 }
 
-function parentOf(h: BlockHeader, hash: Hex): ParentInfo {
+function parentOf(h: BlockHeader, hash: Hex, deposits: readonly Deposit[]): ParentInfo {
   return {
     hash,
     height: h.height,
@@ -711,6 +730,7 @@ function parentOf(h: BlockHeader, hash: Hex): ParentInfo {
     baseFeePerGas: h.baseFeePerGas,
     stateRoot: h.stateRoot,
     vmRoots: h.vmRoots,
+    depositsFrom: depositsScanFrom(h, deposits),
   };
 }
 
