@@ -397,19 +397,16 @@ export class L1Mirror implements L1View {
         }
         const first = this.depositsFrom;
         if (scanFrom < first) {
-          this.depositScan = this.scanRange(portal, scanFrom, first - 1n).then(() => {
-            this.depositsFrom = scanFrom;
-          });
+          this.startScan(
+            this.scanRange(portal, scanFrom, first - 1n).then(() => {
+              this.depositsFrom = scanFrom;
+            }),
+          );
         } else if (this.depositsScanned < ref.number) {
-          this.depositScan = this.scanDeposits(portal, ref.number);
+          this.startScan(this.scanDeposits(portal, ref.number));
         } else {
           break;
         }
-        const scan = this.depositScan;
-        void scan.then(
-          () => this.scanDone(scan),
-          () => this.scanDone(scan),
-        );
       }
       try {
         await this.depositScan;
@@ -472,19 +469,21 @@ export class L1Mirror implements L1View {
     // Nothing before the first ask: where reading starts comes from the chain (depositsAt's `scanFrom`).
     if (portal === null || confirmed === null || this.depositsFrom === null) return;
     if (this.depositScan !== null || this.depositsScanned >= confirmed.number) return;
-    const scan = this.scanDeposits(portal, confirmed.number);
-    this.depositScan = scan;
     try {
-      await scan;
+      await this.startScan(this.scanDeposits(portal, confirmed.number));
     } catch {
       // depositsAt asks again and reports it.
-    } finally {
-      this.scanDone(scan);
     }
   }
 
-  private scanDone(scan: Promise<void>): void {
-    if (this.depositScan === scan) this.depositScan = null;
+  /** The deposit read under way (one at a time): others wait for it through `depositScan`. */
+  private startScan(scan: Promise<void>): Promise<void> {
+    this.depositScan = scan;
+    const done = () => {
+      if (this.depositScan === scan) this.depositScan = null;
+    };
+    scan.then(done, done);
+    return scan;
   }
 
   /** Reads DepositInitiated events of confirmed blocks after the last scan, up to at least `to`. */

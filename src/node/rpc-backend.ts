@@ -90,8 +90,6 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
   const keptFrom = () => m.store.stateGenerations.keptFrom;
   /** Reads the state after `height`; refused as pruned when it is older than what this node keeps. */
   function atState<T>(height: number, read: (roots: readonly VmRoot[]) => Promise<T>): Promise<T> {
-    // The head's state is always kept, whatever the generation record says mid-cycle.
-    if (height === m.executor.head.height) return read(m.executor.head.vmRoots);
     return readPrunableState(height, keptFrom, async () => read(await rootsAt(height)));
   }
   async function certificate(height: number): Promise<RpcCertificate | undefined> {

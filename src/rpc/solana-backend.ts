@@ -89,8 +89,6 @@ export function createSolanaRpcBackend(d: SolanaBackendDeps): SolanaRpcBackend {
         if (root === null) throw new Error(`the SVM root of committed height ${height} is missing`);
         return d.executor.svm.reader(root).getAccount(address);
       };
-      // The head's state is always kept, whatever the generation record says mid-cycle.
-      if (height === d.executor.head.height) return read();
       return readPrunableState(height, () => d.store.stateGenerations.keptFrom, read);
     },
     async transaction(signature): Promise<SolanaTransactionRecord | undefined> {
