@@ -623,6 +623,7 @@ export class DcnNode {
         executor: this.executor,
         mempool: this.mempool,
         status: () => this.status(),
+        peerCount: () => this.network.connectedPeers().length,
         ...(this.l1Mirror === null ? {} : { stakerReport: stakerReportOf(this.l1Mirror) }),
         ...(this.workLedger === null ? {} : { workReport: async (epoch) => this.workReportJson(epoch) }),
         ...(this.finalizedTracker === null

@@ -74,6 +74,8 @@ export interface RpcBackend {
   validatorSetHistory(): Promise<readonly RpcValidatorSetChange[]>;
   /** Node status for lumia_status. */
   status(): unknown;
+  /** net_peerCount: the peers this node is connected to (0 when absent). */
+  peerCount?(): number;
   /**
    * lumia_getStake / lumia_getRewards: a staker's position on the L1 staking contracts at the L1 mirror's confirmed
    * block, as JSON (amounts in wei as decimal strings), or why it is not available. Absent without an L1 mirror.

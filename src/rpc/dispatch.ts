@@ -80,6 +80,7 @@ export function methodNotFound(name: string): Outcome & { ok: false } {
 /** Where the server reports failures of its backend and its own bugs (a pino logger fits). */
 export interface RpcLog {
   warn(fields: Record<string, unknown>, message: string): void;
+  info?(fields: Record<string, unknown>, message: string): void;
 }
 
 export type Id = string | number | null;

@@ -1,7 +1,7 @@
 // The Ethereum JSON-RPC methods the node serves, over the RpcBackend. Block tags: "latest", "safe" and "pending" are
 // the head (every committed block is certified, so the head is soft-final; pending differs only for the nonce);
 // "finalized" is the highest height covered by an output in an L1-finalized block (0 before one), "earliest" is 0.
-import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
+import { fromHex, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { type Block, isSvmEntry } from "../chain/block.ts";
 import { buildOrderedTrie, type OrderedTrie } from "../chain/ordered-trie.ts";
 import type { StoredReceipt } from "../chain/receipts.ts";
@@ -16,7 +16,9 @@ import {
   formatLog,
   formatReceipt,
   formatTransaction,
+  type LogPosition,
   quantity,
+  type StoredLog,
   TxDecoder,
   txHash,
 } from "./format.ts";
@@ -29,8 +31,10 @@ import {
   callRequest,
   fullTransactions,
   hash32,
+  hexData,
   type LogFilter,
   logFilter,
+  MAX_DATA_BYTES,
   noOverrides,
   quantity as quantityParam,
   rawTransaction,
@@ -47,6 +51,8 @@ const TX_GAS = 21_000n;
 const CALL_STIPEND = 2_300n;
 /** geth stops the estimate binary search once the bracket is within 1.5% of the upper bound. */
 const ESTIMATE_ERROR_RATIO = 0.015;
+/** web3_sha3 input: as much as eth_call data. */
+const hashInput = hexData(MAX_DATA_BYTES);
 /** A bound on backend calls per estimate (binary search over 2^64 needs < 64). */
 const MAX_ESTIMATE_STEPS = 64;
 /** Blocks whose transaction and receipt tries lumia_getTransactionCertificate keeps for further proofs. */
@@ -84,21 +90,8 @@ type BlockEntry = { hash: Hex; block: Block };
 export function createMethods(backend: RpcBackend, limits: MethodLimits): ReadonlyMap<string, MethodDef> {
   const txs = new TxDecoder(backend.chainId, limits.txCacheEntries);
 
-  /** Height of a tag or number without looking at hashes; may be above the head. */
-  function heightOf(ref: Exclude<BlockRef, { kind: "hash" }>): number {
-    if (ref.kind === "number") return ref.height;
-    switch (ref.tag) {
-      case "latest":
-      case "safe":
-      case "pending":
-        return backend.headHeight();
-      case "finalized":
-        // Never above the head: a node still catching up serves only what it has.
-        return Math.min(backend.finalizedHeight?.() ?? 0, backend.headHeight());
-      case "earliest":
-        return 0;
-    }
-  }
+  const heightOf = (ref: Exclude<BlockRef, { kind: "hash" }>) => tagHeight(backend, ref);
+  const getLogs = createLogQuery(backend, limits);
 
   /** Height whose state a read uses; an error when the block is unknown (geth: "header not found"). */
   async function stateHeight(ref: BlockRef | undefined): Promise<number | Failure> {
@@ -165,25 +158,57 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     return failure(ErrorCode.internal, `stored transaction ${hash} does not decode`);
   }
 
-  function transactionsOf(entry: BlockEntry, full: boolean): unknown[] | Failure {
+  /** The EVM transaction at `index` of a committed block as Ethereum shows it; null past the EVM entries. */
+  function committedTransaction(entry: BlockEntry, index: number): Record<string, unknown> | null | Failure {
     const { block, hash } = entry;
+    const raw = block.transactions[index];
     // SVM entries (0x53 || Solana wire bytes, after every EVM entry) are served by the Solana methods (./solana.ts).
+    if (raw === undefined || isSvmEntry(raw)) return null;
+    const tx = txs.decode(raw);
+    if (tx === null) return undecodable(txHash(raw));
+    return formatTransaction(tx, {
+      blockHash: hash,
+      blockNumber: block.header.height,
+      index,
+      baseFeePerGas: block.header.baseFeePerGas,
+    });
+  }
+
+  function transactionsOf(entry: BlockEntry, full: boolean): unknown[] | Failure {
+    const { block } = entry;
     if (!full) return block.transactions.filter((raw) => !isSvmEntry(raw)).map((raw) => txHash(raw));
     const out: unknown[] = [];
-    for (const [index, raw] of block.transactions.entries()) {
-      if (isSvmEntry(raw)) break;
-      const tx = txs.decode(raw);
-      if (tx === null) return undecodable(txHash(raw));
-      out.push(
-        formatTransaction(tx, {
-          blockHash: hash,
-          blockNumber: block.header.height,
-          index,
-          baseFeePerGas: block.header.baseFeePerGas,
-        }),
-      );
+    for (let index = 0; index < block.transactions.length; index++) {
+      const tx = committedTransaction(entry, index);
+      if (tx === null) break;
+      if (isFailure(tx)) return tx;
+      out.push(tx);
     }
     return out;
+  }
+
+  async function transactionAt(entry: BlockEntry | undefined, index: bigint): Promise<Outcome> {
+    if (entry === undefined || index >= BigInt(entry.block.transactions.length)) return success(null);
+    const tx = committedTransaction(entry, Number(index));
+    return isFailure(tx) ? tx : success(tx);
+  }
+
+  /** Every EVM receipt of a block, as eth_getTransactionReceipt shows each; null for an unknown block. */
+  async function blockReceipts(entry: BlockEntry | undefined): Promise<Outcome> {
+    if (entry === undefined) return success(null);
+    const height = entry.block.header.height;
+    const receipts = await backend.receipts(height);
+    if (receipts === undefined) {
+      // A block without transactions (the genesis) may have no stored receipts.
+      return entry.block.transactions.length === 0 ? success([]) : missingReceipts(height);
+    }
+    const out: unknown[] = [];
+    let firstLog = 0;
+    for (const [index, receipt] of receipts.entries()) {
+      out.push(formatReceipt(receipt, { blockHash: entry.hash, blockNumber: height, index, firstLogIndex: firstLog }));
+      firstLog += receipt.logs.length;
+    }
+    return success(out);
   }
 
   async function blockResult(entry: BlockEntry | undefined, full: boolean | undefined): Promise<Outcome> {
@@ -318,65 +343,6 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
       gasUsedRatio: ratios,
     };
     if (percentiles !== undefined && percentiles.length > 0) out.reward = rewards;
-    return success(out);
-  }
-
-  async function getLogs(filter: LogFilter): Promise<Outcome> {
-    let from: number;
-    let to: number;
-    if (filter.blockHash !== null) {
-      const entry = await backend.blockByHash(filter.blockHash);
-      if (entry === undefined) return failure(ErrorCode.server, `unknown block ${filter.blockHash}`);
-      from = entry.block.header.height;
-      to = from;
-    } else {
-      if (filter.fromBlock.kind === "hash" || filter.toBlock.kind === "hash")
-        return invalidParams("block hash in range");
-      from = heightOf(filter.fromBlock);
-      to = heightOf(filter.toBlock);
-      if (from > to) return invalidParams(`invalid block range: fromBlock ${from} is after toBlock ${to}`);
-    }
-    const head = backend.headHeight();
-    if (to > head) to = head;
-    if (from > to) return success([]);
-    const span = to - from + 1;
-    if (span > limits.maxLogRange) {
-      return failure(
-        ErrorCode.limitExceeded,
-        `block range too large: ${span} blocks requested (${from}..${to}), the limit is ${limits.maxLogRange}`,
-      );
-    }
-    const matcher = logMatcher(filter);
-    const out: unknown[] = [];
-    for (let height = from; height <= to; height++) {
-      const entry = await backend.blockByHeight(height);
-      if (entry === undefined || !matcher.mayMatchBloom(fromHex(entry.block.header.logsBloom))) continue;
-      const receipts = await backend.receipts(height);
-      if (receipts === undefined) return missingReceipts(height);
-      let logIndex = 0;
-      for (const [index, receipt] of receipts.entries()) {
-        for (const log of receipt.logs) {
-          if (matcher.matches(log)) {
-            if (out.length >= limits.maxLogResults) {
-              return failure(
-                ErrorCode.limitExceeded,
-                `query returned more than ${limits.maxLogResults} results; narrow the block range or the filter`,
-              );
-            }
-            out.push(
-              formatLog(log, {
-                blockHash: entry.hash,
-                blockNumber: height,
-                transactionHash: receipt.transactionHash,
-                transactionIndex: index,
-                logIndex,
-              }),
-            );
-          }
-          logIndex++;
-        }
-      }
-    }
     return success(out);
   }
 
@@ -545,20 +511,11 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
       const location = await backend.transactionLocation(hash);
       if (location !== undefined) {
         const entry = await backend.blockByHeight(location.height);
-        const raw = entry?.block.transactions[location.index];
-        if (entry === undefined || raw === undefined) {
+        const tx = entry === undefined ? null : committedTransaction(entry, location.index);
+        if (tx === null) {
           return failure(ErrorCode.internal, `transaction ${hash} is indexed at a missing block position`);
         }
-        const tx = txs.decode(raw);
-        if (tx === null) return undecodable(hash);
-        return success(
-          formatTransaction(tx, {
-            blockHash: entry.hash,
-            blockNumber: location.height,
-            index: location.index,
-            baseFeePerGas: entry.block.header.baseFeePerGas,
-          }),
-        );
+        return isFailure(tx) ? tx : success(tx);
       }
       const pending = backend.pendingTransaction(hash);
       if (pending === undefined) return success(null);
@@ -610,8 +567,131 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     }),
 
     eth_getLogs: method([required("filter", logFilter)], getLogs),
+
+    eth_getBlockReceipts: method([required("block", blockRef)], async (ref) => blockReceipts(await blockOf(ref))),
+
+    eth_getTransactionByBlockHashAndIndex: method(
+      [required("hash", hash32), required("index", quantityParam)],
+      async (hash, index) => transactionAt(await backend.blockByHash(hash), index),
+    ),
+
+    eth_getTransactionByBlockNumberAndIndex: method(
+      [required("block", blockTagOrNumber), required("index", quantityParam)],
+      async (ref, index) => transactionAt(await blockOf(ref), index),
+    ),
+
+    // No proof of work, so no uncles: a count of 0 for a known block, and never an uncle.
+    eth_getUncleCountByBlockHash: method([required("hash", hash32)], async (hash) =>
+      success((await backend.blockByHash(hash)) === undefined ? null : "0x0"),
+    ),
+    eth_getUncleCountByBlockNumber: method([required("block", blockTagOrNumber)], async (ref) =>
+      success((await blockOf(ref)) === undefined ? null : "0x0"),
+    ),
+    eth_getUncleByBlockHashAndIndex: method([required("hash", hash32), required("index", quantityParam)], () =>
+      success(null),
+    ),
+    eth_getUncleByBlockNumberAndIndex: method(
+      [required("block", blockTagOrNumber), required("index", quantityParam)],
+      () => success(null),
+    ),
+
+    net_peerCount: method([], () => success(quantity(backend.peerCount?.() ?? 0))),
+
+    web3_sha3: method([required("data", hashInput)], (data) => success(toHex(keccak256(fromHex(data))))),
   };
   return new Map(Object.entries(methods));
+}
+
+/** Height of a tag or number without looking at hashes; may be above the head. */
+export function tagHeight(
+  backend: Pick<RpcBackend, "headHeight" | "finalizedHeight">,
+  ref: Exclude<BlockRef, { kind: "hash" }>,
+): number {
+  if (ref.kind === "number") return ref.height;
+  switch (ref.tag) {
+    case "latest":
+    case "safe":
+    case "pending":
+      return backend.headHeight();
+    case "finalized":
+      // Never above the head: a node still catching up serves only what it has.
+      return Math.min(backend.finalizedHeight?.() ?? 0, backend.headHeight());
+    case "earliest":
+      return 0;
+  }
+}
+
+/** Each log of a block with its position: `logIndex` counts across the block, as every log answer shows it. */
+export function* blockLogs(
+  receipts: readonly StoredReceipt[],
+  blockHash: Hex,
+  blockNumber: number,
+): Generator<{ log: StoredLog; position: LogPosition }> {
+  let logIndex = 0;
+  for (const [transactionIndex, receipt] of receipts.entries()) {
+    for (const log of receipt.logs) {
+      yield {
+        log,
+        position: { blockHash, blockNumber, transactionHash: receipt.transactionHash, transactionIndex, logIndex },
+      };
+      logIndex++;
+    }
+  }
+}
+
+/** eth_getLogs over committed blocks (also eth_getFilterLogs'). */
+export function createLogQuery(
+  backend: RpcBackend,
+  limits: Pick<MethodLimits, "maxLogRange" | "maxLogResults">,
+): (filter: LogFilter) => Promise<Outcome> {
+  const missingReceipts = (height: number) =>
+    failure(ErrorCode.internal, `receipts of committed block ${height} are missing`);
+  const heightOf = (ref: Exclude<BlockRef, { kind: "hash" }>) => tagHeight(backend, ref);
+  return async function getLogs(filter: LogFilter): Promise<Outcome> {
+    let from: number;
+    let to: number;
+    if (filter.blockHash !== null) {
+      const entry = await backend.blockByHash(filter.blockHash);
+      if (entry === undefined) return failure(ErrorCode.server, `unknown block ${filter.blockHash}`);
+      from = entry.block.header.height;
+      to = from;
+    } else {
+      if (filter.fromBlock.kind === "hash" || filter.toBlock.kind === "hash")
+        return invalidParams("block hash in range");
+      from = heightOf(filter.fromBlock);
+      to = heightOf(filter.toBlock);
+      if (from > to) return invalidParams(`invalid block range: fromBlock ${from} is after toBlock ${to}`);
+    }
+    const head = backend.headHeight();
+    if (to > head) to = head;
+    if (from > to) return success([]);
+    const span = to - from + 1;
+    if (span > limits.maxLogRange) {
+      return failure(
+        ErrorCode.limitExceeded,
+        `block range too large: ${span} blocks requested (${from}..${to}), the limit is ${limits.maxLogRange}`,
+      );
+    }
+    const matcher = logMatcher(filter);
+    const out: unknown[] = [];
+    for (let height = from; height <= to; height++) {
+      const entry = await backend.blockByHeight(height);
+      if (entry === undefined || !matcher.mayMatchBloom(fromHex(entry.block.header.logsBloom))) continue;
+      const receipts = await backend.receipts(height);
+      if (receipts === undefined) return missingReceipts(height);
+      for (const { log, position } of blockLogs(receipts, entry.hash, height)) {
+        if (!matcher.matches(log)) continue;
+        if (out.length >= limits.maxLogResults) {
+          return failure(
+            ErrorCode.limitExceeded,
+            `query returned more than ${limits.maxLogResults} results; narrow the block range or the filter`,
+          );
+        }
+        out.push(formatLog(log, position));
+      }
+    }
+    return success(out);
+  };
 }
 
 /** Priority-fee percentiles of one block, weighted by gas used, as geth computes them. */

@@ -6,7 +6,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { RpcBackend } from "./backend.ts";
 import { errorResponse, RequestHandler, type RpcLog } from "./dispatch.ts";
 import { ErrorCode, RpcServerError } from "./errors.ts";
-import { createMethods, DEFAULT_METHOD_LIMITS } from "./methods.ts";
+import { DEFAULT_FILTER_LIMITS, FilterRegistry } from "./filters.ts";
+import { createLogQuery, createMethods, DEFAULT_METHOD_LIMITS } from "./methods.ts";
 import { createSolanaMethods, type SolanaRpcBackend } from "./solana.ts";
 import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, SubscriptionHub } from "./subscriptions.ts";
 import {
@@ -46,6 +47,12 @@ export interface RpcServerOptions {
   readonly maxWsConnections?: number;
   /** Subscriptions one WebSocket connection may hold (default 128); more get error -32005. */
   readonly maxSubscriptionsPerConnection?: number;
+  /** Polling filters (eth_newFilter ...) held at once across all callers (default 1,024). */
+  readonly maxFilters?: number;
+  /** Changes one filter holds between polls; a filter further behind is removed (default 10,000). */
+  readonly maxFilterChanges?: number;
+  /** A filter not polled for this long is removed (default 5 minutes, as geth). */
+  readonly filterTimeoutMs?: number;
   /** Unsent bytes one WebSocket connection may hold (default 16 MiB); a slower reader is closed with 1008. */
   readonly maxWsBufferedBytes?: number;
   /** WebSocket ping period (default 30 s); a connection that missed the previous pong is cut. */
@@ -80,11 +87,14 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
   const maxConcurrent = opts.maxConcurrentRequests ?? DEFAULT_MAX_CONCURRENT_REQUESTS;
   const corsOrigins = new Set(opts.cors ?? []);
   const log = opts.log;
+  const logLimits = {
+    maxLogRange: opts.maxLogRange ?? DEFAULT_MAX_LOG_RANGE,
+    maxLogResults: opts.maxLogResults ?? DEFAULT_METHOD_LIMITS.maxLogResults,
+  };
   const methods = new Map(
     createMethods(backend, {
       ...DEFAULT_METHOD_LIMITS,
-      maxLogRange: opts.maxLogRange ?? DEFAULT_MAX_LOG_RANGE,
-      maxLogResults: opts.maxLogResults ?? DEFAULT_METHOD_LIMITS.maxLogResults,
+      ...logLimits,
       gasCap: opts.gasCap ?? DEFAULT_METHOD_LIMITS.gasCap,
     }),
   );
@@ -94,6 +104,17 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
       methods.set(name, def);
     }
   }
+  const filters = new FilterRegistry(
+    backend,
+    {
+      maxFilters: opts.maxFilters ?? DEFAULT_FILTER_LIMITS.maxFilters,
+      maxFilterChanges: opts.maxFilterChanges ?? DEFAULT_FILTER_LIMITS.maxFilterChanges,
+      filterTimeoutMs: opts.filterTimeoutMs ?? DEFAULT_FILTER_LIMITS.filterTimeoutMs,
+    },
+    createLogQuery(backend, logLimits),
+    log,
+  );
+  for (const [name, def] of filters.methods) methods.set(name, def);
   const handler = new RequestHandler({ methods, maxBatch: opts.maxBatch ?? DEFAULT_MAX_BATCH, log });
   const hub = new SubscriptionHub(backend, {
     maxSubscriptionsPerConnection: opts.maxSubscriptionsPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
@@ -281,6 +302,7 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
   } catch (error) {
     await ws.close();
     hub.close();
+    filters.close();
     throw error;
   }
   const bound = server.address();
@@ -297,6 +319,7 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
       closing ??= (async () => {
         await ws.close();
         hub.close();
+        filters.close();
         await new Promise<void>((resolve) => {
           server.closeAllConnections();
           server.close(() => resolve());

@@ -15,7 +15,7 @@ import type { CommittedEvent, RpcBackend, RpcPendingTx } from "./backend.ts";
 import { type MethodDef, method, optional, type RpcLog, required } from "./dispatch.ts";
 import { ErrorCode, failure, invalidParams, type Outcome, success } from "./errors.ts";
 import { formatCertifiedHeader, formatHeader, formatLog, formatTransaction, TxDecoder } from "./format.ts";
-import { type LogMatcher, logMatcher } from "./methods.ts";
+import { blockLogs, type LogMatcher, logMatcher } from "./methods.ts";
 import { describeValue, logFilter } from "./params.ts";
 import { transactionErrorJson } from "./solana.ts";
 
@@ -432,29 +432,13 @@ export class SubscriptionHub {
     const bloom = fromHex(event.block.header.logsBloom);
     const subs = [...this.byKind.logs].filter((s) => s.matcher?.mayMatchBloom(bloom) === true);
     if (subs.length === 0) return;
-    // Each matching log is formatted once, whoever it goes to; logIndex counts across the block.
-    const formatted = new Map<number, string>();
-    let logIndex = 0;
-    for (const [index, receipt] of event.receipts.entries()) {
-      for (const log of receipt.logs) {
-        for (const sub of subs) {
-          if (!sub.active || sub.matcher?.matches(log) !== true) continue;
-          let json = formatted.get(logIndex);
-          if (json === undefined) {
-            json = JSON.stringify(
-              formatLog(log, {
-                blockHash: event.hash,
-                blockNumber: event.height,
-                transactionHash: receipt.transactionHash,
-                transactionIndex: index,
-                logIndex,
-              }),
-            );
-            formatted.set(logIndex, json);
-          }
-          this.deliver(sub, json);
-        }
-        logIndex++;
+    for (const { log, position } of blockLogs(event.receipts, event.hash, event.height)) {
+      // Each matching log is formatted once, whoever it goes to.
+      let json: string | null = null;
+      for (const sub of subs) {
+        if (!sub.active || sub.matcher?.matches(log) !== true) continue;
+        json ??= JSON.stringify(formatLog(log, position));
+        this.deliver(sub, json);
       }
     }
   }

@@ -1,5 +1,6 @@
 // Generated and hand-written references stay true: docs/config-reference.md is what scripts/gen-config-docs.ts
-// renders from the config schema now, and docs/metrics.md names exactly the metrics a node registers.
+// renders from the config schema now, docs/metrics.md names exactly the metrics a node registers, and docs/rpc.md
+// every Ethereum method the server answers.
 import { readFileSync } from "node:fs";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
@@ -7,6 +8,9 @@ import { createMetrics as createNetworkMetrics } from "../../p2p/metrics.ts";
 import { CONFIG_REFERENCE_PATH, renderConfigReference } from "../../scripts/gen-config-docs.ts";
 import { L1Mirror } from "../../src/l1/mirror.ts";
 import { createMetrics } from "../../src/node/metrics.ts";
+import type { RpcBackend } from "../../src/rpc/backend.ts";
+import { DEFAULT_FILTER_LIMITS, FilterRegistry } from "../../src/rpc/filters.ts";
+import { createMethods, DEFAULT_METHOD_LIMITS } from "../../src/rpc/methods.ts";
 
 describe("docs/config-reference.md", () => {
   it("is what `npm run docs:config` renders from the schema (run it after changing src/config/config.ts)", () => {
@@ -47,5 +51,18 @@ describe("docs/metrics.md", () => {
     const unknown = [...documented].filter((n) => n !== undefined && !names.includes(n));
     expect(unknown, "docs/metrics.md names metrics that do not exist").toEqual([]);
     expect(names.filter(runtime).length).toBeGreaterThan(5); // the default metrics are there, under the dcn_ prefix
+  });
+});
+
+describe("docs/rpc.md", () => {
+  it("names every Ethereum and lumia method the server answers", () => {
+    const text = readFileSync("docs/rpc.md", "utf8");
+    const backend = { chainId: 1n } as RpcBackend;
+    const filters = new FilterRegistry(backend, DEFAULT_FILTER_LIMITS, async () => ({ ok: true, result: [] }));
+    const names = [...createMethods(backend, DEFAULT_METHOD_LIMITS).keys(), ...filters.methods.keys()];
+    expect(names.length).toBeGreaterThan(40);
+    const missing = names.filter((name) => !text.includes(`\`${name}`));
+    expect(missing, "methods missing from docs/rpc.md").toEqual([]);
+    filters.close();
   });
 });

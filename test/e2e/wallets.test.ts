@@ -141,12 +141,14 @@ describe("wallet libraries against a live subnet", () => {
   }, 60_000);
 
   it("ethers v6: deploy, transact, receipts, queryFilter, events and blocks over http and WebSocket", async () => {
-    const provider = new JsonRpcProvider(httpUrl, undefined, { polling: true });
+    const provider = new JsonRpcProvider(httpUrl);
     provider.pollingInterval = 100;
     const wsProvider = new WebSocketProvider(wsUrl);
     try {
       const network = await wsProvider.getNetwork();
       expect(network.chainId).toBe(cluster.plan.chainId);
+      // Each of the three validators is connected to the two others.
+      expect(Number(await provider.send("net_peerCount", []))).toBe(2);
       const wallet = new Wallet(key(1), provider);
 
       const blocks: number[] = [];

@@ -562,3 +562,18 @@ export async function buildChain(): Promise<ChainFixture> {
     },
   };
 }
+
+/** A signed ping(n) to the fixture's probe from `account`, at its next nonce counting pending transactions. */
+export async function signPing(fx: ChainFixture, account: PrivateKeyAccount, n: bigint): Promise<Hex> {
+  const nonce = await fx.backend.pendingNonce(account.address.toLowerCase() as Hex);
+  return account.signTransaction({
+    type: "eip1559",
+    chainId: Number(fx.backend.chainId),
+    nonce: Number(nonce),
+    to: fx.probe,
+    gas: 100_000n,
+    maxFeePerGas: 20n * GWEI,
+    maxPriorityFeePerGas: 2n * GWEI,
+    data: encodeFunctionData({ abi: fx.abi, functionName: "ping", args: [n, "0x"] }),
+  });
+}

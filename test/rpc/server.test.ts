@@ -230,6 +230,43 @@ describe("transactions and receipts", () => {
     expect(failing.logsBloom).toBe(`0x${"00".repeat(256)}`);
   });
 
+  it("returns a block's receipts and its transactions by position, as the single lookups do", async () => {
+    const block2 = await client.getBlock({ blockNumber: 2n });
+    const receipts = (await rpc("eth_getBlockReceipts", ["0x2"])).result as Record<string, unknown>[];
+    expect(receipts).toHaveLength(block2.transactions.length);
+    for (const [i, hash] of block2.transactions.entries()) {
+      expect(receipts[i]).toEqual((await rpc("eth_getTransactionReceipt", [hash])).result);
+      const single = (await rpc("eth_getTransactionByHash", [hash])).result;
+      expect(await rpc("eth_getTransactionByBlockNumberAndIndex", ["0x2", `0x${i.toString(16)}`])).toMatchObject({
+        result: single,
+      });
+      expect(await rpc("eth_getTransactionByBlockHashAndIndex", [block2.hash, `0x${i.toString(16)}`])).toMatchObject({
+        result: single,
+      });
+    }
+    expect((await client.getTransaction({ blockNumber: 2n, index: 1 })).hash).toBe(fx.txs.pingAlice);
+    expect((await client.getTransaction({ blockHash: block2.hash, index: 1 })).hash).toBe(fx.txs.pingAlice);
+    expect((await rpc("eth_getBlockReceipts", [{ blockHash: block2.hash }])).result).toEqual(receipts);
+    expect((await rpc("eth_getBlockReceipts", ["0x0"])).result).toEqual([]);
+    expect((await rpc("eth_getBlockReceipts", ["0x64"])).result).toBeNull();
+    expect((await rpc("eth_getTransactionByBlockNumberAndIndex", ["0x2", "0x64"])).result).toBeNull();
+    expect((await rpc("eth_getTransactionByBlockNumberAndIndex", ["0x64", "0x0"])).result).toBeNull();
+    expect((await rpc("eth_getTransactionByBlockHashAndIndex", [`0x${"ee".repeat(32)}`, "0x0"])).result).toBeNull();
+    expect((await rpc("eth_getTransactionByBlockNumberAndIndex", ["0x2", "zero"])).error?.code).toBe(-32602);
+  });
+
+  it("answers the uncle, peer and hashing methods of a chain without proof of work", async () => {
+    const block2 = await client.getBlock({ blockNumber: 2n });
+    expect((await rpc("eth_getUncleCountByBlockNumber", ["0x2"])).result).toBe("0x0");
+    expect((await rpc("eth_getUncleCountByBlockHash", [block2.hash])).result).toBe("0x0");
+    expect((await rpc("eth_getUncleCountByBlockNumber", ["0x64"])).result).toBeNull();
+    expect((await rpc("eth_getUncleByBlockNumberAndIndex", ["0x2", "0x0"])).result).toBeNull();
+    expect((await rpc("eth_getUncleByBlockHashAndIndex", [block2.hash, "0x0"])).result).toBeNull();
+    expect((await rpc("net_peerCount")).result).toBe("0x0");
+    expect((await rpc("web3_sha3", ["0x68656c6c6f"])).result).toBe(viemKeccak("0x68656c6c6f"));
+    expect((await rpc("web3_sha3", ["0x123"])).error?.code).toBe(-32602);
+  });
+
   it("answers null / not found for unknown hashes", async () => {
     const unknown: Hex = `0x${"ee".repeat(32)}`;
     await expect(client.getTransactionReceipt({ hash: unknown })).rejects.toBeInstanceOf(

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { Hex } from "../../consensus/bytes.ts";
 import { type RpcServer, type RpcServerOptions, startRpcServer } from "../../src/rpc/server.ts";
-import { alice, bob, buildChain, type ChainFixture, carol, GWEI } from "./fixture.ts";
+import { alice, bob, buildChain, type ChainFixture, carol, signPing } from "./fixture.ts";
 
 interface Message {
   jsonrpc?: string;
@@ -130,20 +130,7 @@ async function httpResult(method: string, params: unknown[]): Promise<unknown> {
   return answer.result;
 }
 
-/** A signed ping(n, data) from `account`, at its next nonce. */
-async function ping(account: PrivateKeyAccount, n: bigint): Promise<Hex> {
-  const nonce = await fx.backend.pendingNonce(account.address.toLowerCase() as Hex);
-  return account.signTransaction({
-    type: "eip1559",
-    chainId: Number(fx.backend.chainId),
-    nonce: Number(nonce),
-    to: fx.probe,
-    gas: 100_000n,
-    maxFeePerGas: 20n * GWEI,
-    maxPriorityFeePerGas: 2n * GWEI,
-    data: encodeFunctionData({ abi: fx.abi, functionName: "ping", args: [n, "0x"] }),
-  });
-}
+const ping = (account: PrivateKeyAccount, n: bigint) => signPing(fx, account, n);
 
 beforeAll(async () => {
   fx = await buildChain();
