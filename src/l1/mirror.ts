@@ -23,6 +23,7 @@ import { computeValidatorSetId, ValidatorSetError } from "../../consensus/valida
 import { BatchInbox, Portal, SequencerRegistry } from "../../staking-contracts/artifacts.ts";
 import type { Deposit } from "../chain/block.ts";
 import {
+  epochAtBlock,
   readStakerReport,
   resolveStakingContracts,
   type StakerReport,
@@ -195,6 +196,8 @@ export class L1Mirror implements L1View {
   private depositsFrom: bigint | null = null;
   private depositsScanned = -1n;
   private depositScan: Promise<void> | null = null;
+  /** The Portal's deployment block (`deployedAtBlock`; 0 for a Portal without it): no deposit is older. */
+  private portalDeployedAt: bigint | null = null;
   private readonly metrics: L1Metrics | null;
   private readonly nowMs: () => number;
 
@@ -365,18 +368,10 @@ export class L1Mirror implements L1View {
         this.epochStarts.set(epoch, first);
         return first;
       };
-      if ((await start(0n)) > number) {
-        return { kind: "invalid", reason: `the registry was deployed after L1 block ${number}` };
-      }
-      // The last epoch whose first block is at or before `number`: epochs start in increasing block order.
-      let low = 0n;
-      let high = BigInt(await this.registryCall<bigint>("currentEpoch", [], at.hash));
-      while (low < high) {
-        const mid = (low + high + 1n) / 2n;
-        if ((await start(mid)) <= number) low = mid;
-        else high = mid - 1n;
-      }
-      return await this.readEpoch(at.hash, low);
+      const current = BigInt(await this.registryCall<bigint>("currentEpoch", [], at.hash));
+      const epoch = await epochAtBlock(number, current, start);
+      if (epoch === null) return { kind: "invalid", reason: `the registry was deployed after L1 block ${number}` };
+      return await this.readEpoch(at.hash, epoch);
     } catch (error) {
       return { kind: "unknown", reason: `registry epoch history at ${at.hash} failed: ${shortError(error)}` };
     }
@@ -387,6 +382,10 @@ export class L1Mirror implements L1View {
     if (portal === null) return { kind: "ok", value: [] };
     const confirmed = await this.checkConfirmed(ref);
     if (confirmed.kind !== "ok") return confirmed;
+    // No deposit is older than the Portal: a node starting from the genesis (scanFrom 0) reads from its deployment.
+    const deployedAt = await this.portalDeployment(portal, ref);
+    if (deployedAt.kind !== "ok") return deployedAt;
+    if (scanFrom < deployedAt.value) scanFrom = deployedAt.value;
     // One read at a time: wait for the one under way, then extend the range read downwards or upwards as needed.
     for (;;) {
       if (this.depositScan === null) {
@@ -422,6 +421,31 @@ export class L1Mirror implements L1View {
       out.push(d);
     }
     return { kind: "ok", value: out };
+  }
+
+  /**
+   * The Portal's `deployedAtBlock`, read once at the confirmed head (it is immutable, and the head's state is served
+   * by any endpoint); 0 for a Portal that has no such getter.
+   */
+  private async portalDeployment(portal: Hex, ref: L1Ref): Promise<L1Answer<bigint>> {
+    if (this.portalDeployedAt === null) {
+      try {
+        const block = await this.client.readContract({
+          address: portal as Address,
+          abi: Portal.abi,
+          functionName: "deployedAtBlock",
+          blockHash: (this.confirmed ?? ref).hash,
+        });
+        this.portalDeployedAt = BigInt(block);
+      } catch (error) {
+        if (!isDeterministicFailure(error)) {
+          this.countRpcError();
+          return { kind: "unknown", reason: `cannot read the portal's deployment block: ${shortError(error)}` };
+        }
+        this.portalDeployedAt = 0n;
+      }
+    }
+    return { kind: "ok", value: this.portalDeployedAt };
   }
 
   async batchesPosted(ref: L1Ref, epoch: bigint): Promise<L1Answer<readonly bigint[]>> {

@@ -1,15 +1,37 @@
 // A staker's position on the L1 staking contracts, read from their views (and the Rewards `Claimed` events): stake
 // and unbonding per sequencer pool, pending rewards, commission owed to an operator, and what was claimed, by epoch.
 // One reader for `dcn rewards` and for lumia_getStake / lumia_getRewards (which read at the mirror's confirmed block).
-import type { Address, Hex, PublicClient } from "viem";
+import { type Address, BaseError, type GetContractEventsReturnType, type Hex, type PublicClient, RpcError } from "viem";
 import { Rewards, SequencerRegistry, Staking } from "../../staking-contracts/artifacts.ts";
 
 export const STAKER_LIMITS = {
   /** The registry allows 128 open sequencers; ids only grow, so a long-lived registry may count more. */
   maxSequencers: 512,
-  /** Claims listed (the newest), each needing one epoch read. */
+  /** Claims listed (the newest); the total counts every claim. */
   maxClaims: 256,
 } as const;
+
+/**
+ * The registry's epoch at L1 block `number`: the last epoch whose first block (`epochInfo(e).startBlock`) is at or
+ * before it, found by bisection over the epochs up to `currentEpoch` (epochs start in increasing block order). Start
+ * blocks never change once an epoch exists, so they are read at any later block, whose state every endpoint serves,
+ * and `startOf` may cache them. null: the registry did not exist yet at `number`.
+ */
+export async function epochAtBlock(
+  number: bigint,
+  currentEpoch: bigint,
+  startOf: (epoch: bigint) => Promise<bigint>,
+): Promise<bigint | null> {
+  if ((await startOf(0n)) > number) return null;
+  let low = 0n;
+  let high = currentEpoch;
+  while (low < high) {
+    const mid = (low + high + 1n) / 2n;
+    if ((await startOf(mid)) <= number) low = mid;
+    else high = mid - 1n;
+  }
+  return low;
+}
 
 export interface StakingContracts {
   readonly registry: Address;
@@ -70,9 +92,11 @@ export interface StakerReport {
   readonly totalPending: bigint;
   /** Commission owed to the address as an operator (claimCommission). */
   readonly commissionOwed: bigint;
-  /** Claimed rewards, oldest first (null when not asked for). */
+  /** The newest maxClaims claims, oldest first (null when not asked for). */
   readonly claims: readonly StakerClaim[] | null;
+  /** The listed claims summed by epoch. */
   readonly claimedByEpoch: readonly { readonly epoch: bigint; readonly amount: bigint }[] | null;
+  /** Every claim of the address, listed or not. */
   readonly totalClaimed: bigint | null;
 }
 
@@ -138,33 +162,38 @@ export async function readStakerReport(
   const sum = (f: (p: StakerPosition) => bigint) => positions.reduce((s, p) => s + f(p), 0n);
   let claims: StakerClaim[] | null = null;
   let claimedByEpoch: { epoch: bigint; amount: bigint }[] | null = null;
+  let totalClaimed: bigint | null = null;
   if (withClaims) {
-    const logs = await client.getContractEvents({
-      address: c.rewards,
-      abi: Rewards.abi,
-      eventName: "Claimed",
-      args: { account: address },
-      fromBlock: 0n,
-      toBlock: block.number,
-    });
-    const recent = logs.slice(-STAKER_LIMITS.maxClaims);
-    claims = await Promise.all(
-      recent.map(async (log) => {
-        const blockNumber = log.blockNumber ?? 0n;
-        const claimEpoch = await client.readContract({
+    // Epochs of the claims from the registry's epoch history at this block: no state of old blocks is needed.
+    const starts = new Map<bigint, bigint>();
+    const startOf = async (e: bigint): Promise<bigint> => {
+      let first = starts.get(e);
+      if (first === undefined) {
+        const info = (await client.readContract({
           address: c.registry,
           abi: SequencerRegistry.abi,
-          functionName: "currentEpoch",
-          blockNumber,
-        });
-        return {
-          sequencerId: Number(log.args.sequencerId ?? 0),
-          amount: log.args.amount ?? 0n,
-          blockNumber,
-          epoch: claimEpoch,
-        };
-      }),
-    );
+          functionName: "epochInfo",
+          args: [e],
+          ...pinned,
+        })) as { startBlock: bigint };
+        first = BigInt(info.startBlock);
+        starts.set(e, first);
+      }
+      return first;
+    };
+    // Epoch 0 starts at the registry's deployment, before the Rewards contract: no claim is older.
+    const logs = await claimedEvents(client, c, address, await startOf(0n), block.number);
+    totalClaimed = logs.reduce((sum, log) => sum + (log.args.amount ?? 0n), 0n);
+    claims = [];
+    for (const log of logs.slice(-STAKER_LIMITS.maxClaims)) {
+      const blockNumber = log.blockNumber ?? 0n;
+      claims.push({
+        sequencerId: Number(log.args.sequencerId ?? 0),
+        amount: log.args.amount ?? 0n,
+        blockNumber,
+        epoch: (await epochAtBlock(blockNumber, BigInt(epoch), startOf)) ?? 0n,
+      });
+    }
     const byEpoch = new Map<bigint, bigint>();
     for (const claim of claims) byEpoch.set(claim.epoch, (byEpoch.get(claim.epoch) ?? 0n) + claim.amount);
     claimedByEpoch = [...byEpoch]
@@ -182,9 +211,41 @@ export async function readStakerReport(
     commissionOwed,
     claims,
     claimedByEpoch,
-    totalClaimed: claims === null ? null : claims.reduce((s, x) => s + x.amount, 0n),
+    totalClaimed,
   };
 }
+
+/**
+ * The Claimed events of `account` in L1 blocks `from` to `to`, oldest first. Many endpoints refuse an eth_getLogs over
+ * a long block range (or with too many results) with a JSON-RPC error: the range is then halved until each part is
+ * answered, whatever the endpoint's limit. A transport failure (no answer) is thrown at once.
+ */
+async function claimedEvents(
+  client: PublicClient,
+  c: StakingContracts,
+  account: Address,
+  from: bigint,
+  to: bigint,
+): Promise<ClaimedLog[]> {
+  try {
+    return await client.getContractEvents({
+      address: c.rewards,
+      abi: Rewards.abi,
+      eventName: "Claimed",
+      args: { account },
+      fromBlock: from,
+      toBlock: to,
+    });
+  } catch (error) {
+    const answered = error instanceof BaseError && error.walk((e) => e instanceof RpcError) !== null;
+    if (to <= from || !answered) throw error;
+    const mid = from + (to - from) / 2n;
+    const lower = await claimedEvents(client, c, account, from, mid);
+    return [...lower, ...(await claimedEvents(client, c, account, mid + 1n, to))];
+  }
+}
+
+type ClaimedLog = GetContractEventsReturnType<typeof Rewards.abi, "Claimed">[number];
 
 /** The report as JSON: amounts as decimal strings of wei. */
 export function stakerReportJson(r: StakerReport): Record<string, unknown> {

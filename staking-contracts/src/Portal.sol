@@ -62,6 +62,8 @@ contract Portal is ReentrancyGuard {
     uint256 public immutable maxDepositEth;
     uint256 public immutable minDepositLumia;
     uint256 public immutable maxDepositLumia;
+    /// The L1 block this contract was created in: no deposit is older, so a node reads its events from here on.
+    uint256 public immutable deployedAtBlock;
 
     /// The next deposit's nonce.
     uint64 public depositNonce;
@@ -118,6 +120,7 @@ contract Portal is ReentrancyGuard {
         maxDepositEth = limits.maxEth;
         minDepositLumia = limits.minLumia;
         maxDepositLumia = limits.maxLumia;
+        deployedAtBlock = block.number;
     }
 
     // ----------------------------------------------------------------------------------------------------------------

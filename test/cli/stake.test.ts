@@ -7,13 +7,14 @@ import { spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Address, Hex } from "viem";
+import { type Address, createPublicClient, custom, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WorkReportEntry } from "../../consensus/signing.ts";
 import { L1_KEY_ENV, rewardsCommand, StakeCliError, stakerTxCommand } from "../../src/cli/stake.ts";
 import { jsonRpc } from "../../src/l1/anvil.ts";
 import { L1Mirror, stakerReportOf } from "../../src/l1/mirror.ts";
+import { readStakerReport, resolveStakingContracts } from "../../src/l1/staker.ts";
 import type { RpcBackend } from "../../src/rpc/backend.ts";
 import { createMethods, DEFAULT_METHOD_LIMITS } from "../../src/rpc/methods.ts";
 import { LUMIA, type OperatorKeys, operatorKeys, type StakingChain, startStakingChain } from "../staking/fixture.ts";
@@ -218,5 +219,64 @@ describe("staker commands", () => {
     });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/dcn: no L1 key/);
+  });
+
+  it("reads claims through an endpoint like a public full node: eth_getLogs over 100 blocks at most, no old state", async () => {
+    await chain.testClient.mine({ blocks: 600 });
+    const head = await chain.publicClient.getBlockNumber();
+    const contracts = await resolveStakingContracts(chain.publicClient, chain.addresses.registry, {
+      blockNumber: head,
+    });
+    // The whole history in one read, from an endpoint without limits: the reference.
+    const reference = await readStakerReport(chain.publicClient, contracts, delegator, { blockNumber: head }, true);
+    expect(reference.claims).toHaveLength(1);
+
+    const logRanges: bigint[] = [];
+    const refused: string[] = [];
+    const limited = createPublicClient({
+      transport: custom({
+        async request({ method, params }: { method: string; params?: unknown }) {
+          const args = (params ?? []) as unknown[];
+          if (method === "eth_getLogs") {
+            const f = args[0] as { fromBlock: Hex; toBlock: Hex };
+            const span = BigInt(f.toBlock) - BigInt(f.fromBlock) + 1n;
+            logRanges.push(span);
+            if (span > 100n) {
+              refused.push(method);
+              // What such endpoints answer: a JSON-RPC error, not a failed transport.
+              throw Object.assign(new Error("eth_getLogs is limited to a 100 block range"), { code: -32602 });
+            }
+          }
+          if (method === "eth_call") {
+            const at = args[1] as Hex | { blockHash: Hex } | undefined;
+            const n =
+              at === undefined || typeof at === "string"
+                ? at === undefined || !at.startsWith("0x")
+                  ? head
+                  : BigInt(at)
+                : (await chain.publicClient.getBlock({ blockHash: at.blockHash })).number;
+            if (head - n > 128n) {
+              refused.push(method);
+              throw Object.assign(new Error(`missing trie node (state of block ${n} is not available)`), {
+                code: -32000,
+              });
+            }
+          }
+          return jsonRpc(chain.anvil.url, method, args, 10_000);
+        },
+      }),
+    });
+    const report = await readStakerReport(limited, contracts, delegator, { blockNumber: head }, true);
+    expect(report.claims).toEqual(reference.claims);
+    expect(report.totalClaimed).toBe(reference.totalClaimed);
+    expect(report.claimedByEpoch).toEqual(reference.claimedByEpoch);
+    // The whole history was refused, then read in halves of halves; no state of an old block was asked for.
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    expect(refused.every((m) => m === "eth_getLogs")).toBe(true);
+    const answered = logRanges.filter((span) => span <= 100n);
+    expect(answered.length).toBeGreaterThanOrEqual(6);
+    expect(answered.reduce((a, b) => a + b, 0n)).toBe(
+      head - (await chain.registry.read.epochInfo([0n])).startBlock + 1n,
+    );
   });
 });

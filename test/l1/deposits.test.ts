@@ -1,6 +1,6 @@
 // Portal deposits through the L1 mirror against a real anvil with the hard-finality contracts: reading starts where
 // the chain says the next deposit can first be (depositsScanFrom), not at L1 block 0; a lower start asked later is
-// read then (the range read grows downwards); deposits of newly confirmed blocks are read by the poll, ahead of any
+// read then (the range read grows downwards), never below the Portal's deployment block; deposits of newly confirmed blocks are read by the poll, ahead of any
 // ask (answered with the L1 gone). depositsScanFrom's rule is checked on headers.
 import type { Address } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -66,6 +66,24 @@ describe("L1Mirror deposits", () => {
     // A lower start (a node checking older blocks) reads the blocks below what was read.
     expect(nonces(await mirror.depositsAt(ref, 0n, 64, 0n))).toEqual([0n, 1n, 2n]);
     expect(nonces(await mirror.depositsAt(ref, 1n, 1, 0n))).toEqual([1n]);
+    // A node starting from the genesis (start 0) reads from the Portal's deployment block, not from L1 block 0.
+    const deployedAt = await chain.finality.portal.read.deployedAtBlock();
+    const portal = chain.finality.addresses.portal as Address;
+    expect(await chain.publicClient.getCode({ address: portal, blockNumber: deployedAt - 1n })).toBeUndefined();
+    expect(await chain.publicClient.getCode({ address: portal, blockNumber: deployedAt })).toMatch(/^0x[0-9a-f]+$/);
+    const fresh = await L1Mirror.open({
+      rpcUrl: chain.anvil.url,
+      pollIntervalMs: 100,
+      confirmations: 2,
+      registry: chain.addresses.registry,
+      portal: chain.finality.addresses.portal,
+      dbPath: null,
+    });
+    mirrors.push(fresh);
+    await fresh.pollOnce();
+    expect(nonces(await fresh.depositsAt(ref, 0n, 64, 0n))).toEqual([0n, 1n, 2n]);
+    expect((fresh as unknown as { depositsFrom: bigint }).depositsFrom).toBe(deployedAt);
+    await fresh.stop();
     // Not yet at depth: unknown, whatever was read.
     expect((await mirror.depositsAt(await head(), 0n, 64)).kind).toBe("unknown");
     // A deposit in a block the mirror confirms later is read by its poll, before anyone asks: with the L1 gone
