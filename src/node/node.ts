@@ -624,6 +624,7 @@ export class DcnNode {
         mempool: this.mempool,
         status: () => this.status(),
         peerCount: () => this.network.connectedPeers().length,
+        syncing: () => this.sync.progress(),
         ...(this.l1Mirror === null ? {} : { stakerReport: stakerReportOf(this.l1Mirror) }),
         ...(this.workLedger === null ? {} : { workReport: async (epoch) => this.workReportJson(epoch) }),
         ...(this.finalizedTracker === null
@@ -741,7 +742,9 @@ export class DcnNode {
   private ready(): boolean {
     const d = this.driver.status();
     return (
-      this.network.connectedPeers().length > 0 && (d.lastCommitMs === null || Date.now() - d.lastCommitMs < 30_000)
+      this.network.connectedPeers().length > 0 &&
+      (d.lastCommitMs === null || Date.now() - d.lastCommitMs < 30_000) &&
+      this.sync.progress() === null
     );
   }
 

@@ -31,6 +31,7 @@ export interface RpcBackendModules {
   readonly submit: (raw: Uint8Array) => Promise<RpcSendResult>;
   readonly status: () => unknown;
   readonly peerCount?: () => number;
+  readonly syncing?: RpcBackend["syncing"];
   /** lumia_getStake / lumia_getRewards (the node's L1 mirror); absent without one. */
   readonly stakerReport?: RpcBackend["stakerReport"];
   /** lumia_getWorkReport (the node's work ledger); absent on a subnet not anchored to L1. */
@@ -275,6 +276,7 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
     validatorSetHistory,
     status: () => m.status(),
     ...(m.peerCount === undefined ? {} : { peerCount: m.peerCount }),
+    ...(m.syncing === undefined ? {} : { syncing: m.syncing }),
     ...(m.stakerReport === undefined ? {} : { stakerReport: m.stakerReport }),
     ...(m.workReport === undefined ? {} : { workReport: m.workReport }),
     ...(m.finalizedHeight === undefined ? {} : { finalizedHeight: m.finalizedHeight }),

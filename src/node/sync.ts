@@ -40,9 +40,24 @@ export interface SyncParams {
   readonly random?: () => number;
 }
 
+/** eth_syncing's answer while catching up (heights). */
+export interface SyncProgress {
+  readonly startingBlock: number;
+  readonly currentBlock: number;
+  readonly highestBlock: number;
+}
+
+/**
+ * Heights behind the highest one known before eth_syncing says so: missing the block of the next height alone is
+ * part of ordinary operation (the driver fetches it), not catching up.
+ */
+const SYNCING_MIN_GAP = 2;
+
 export class SyncManager {
   private target = 0;
   private running = false;
+  /** The head when the current catch-up began. */
+  private startedAt = 0;
   private stopped = false;
   private preferred: string | undefined;
   private readonly protocols: ReturnType<typeof protocols>;
@@ -126,6 +141,13 @@ export class SyncManager {
     this.stopped = true;
   }
 
+  /** Catch-up under way (eth_syncing): null when this node is at most one height behind what it knows. */
+  progress(): SyncProgress | null {
+    const head = this.m.store.headHeight;
+    if (!this.running || this.target - head < SYNCING_MIN_GAP) return null;
+    return { startingBlock: this.startedAt, currentBlock: head, highestBlock: this.target };
+  }
+
   /** The subnet has committed `height` (or more): fetch blocks until this node's head reaches it. */
   behind(height: number, peer: string | undefined): void {
     if (height > this.target) this.target = height;
@@ -183,6 +205,7 @@ export class SyncManager {
 
   private async run(): Promise<void> {
     this.running = true;
+    this.startedAt = this.m.store.headHeight;
     const failed = new Set<string>();
     try {
       while (!this.stopped && this.m.store.headHeight < this.target) {

@@ -74,6 +74,8 @@ export interface RpcBackend {
   validatorSetHistory(): Promise<readonly RpcValidatorSetChange[]>;
   /** Node status for lumia_status. */
   status(): unknown;
+  /** eth_syncing: the catch-up under way (heights), or null when this node is not behind (always null when absent). */
+  syncing?(): { startingBlock: number; currentBlock: number; highestBlock: number } | null;
   /** net_peerCount: the peers this node is connected to (0 when absent). */
   peerCount?(): number;
   /**

@@ -352,7 +352,15 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     net_listening: method([], () => success(true)),
     eth_chainId: method([], () => success(quantity(backend.chainId))),
     eth_blockNumber: method([], () => success(quantity(backend.headHeight()))),
-    eth_syncing: method([], () => success(false)),
+    eth_syncing: method([], () => {
+      const progress = backend.syncing?.() ?? null;
+      if (progress === null) return success(false);
+      return success({
+        startingBlock: quantity(progress.startingBlock),
+        currentBlock: quantity(progress.currentBlock),
+        highestBlock: quantity(progress.highestBlock),
+      });
+    }),
     eth_accounts: method([], () => success([])),
     eth_gasPrice: method([], () => success(quantity(backend.nextBaseFee() + SUGGESTED_PRIORITY_FEE))),
     eth_maxPriorityFeePerGas: method([], () => success(quantity(SUGGESTED_PRIORITY_FEE))),

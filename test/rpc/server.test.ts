@@ -69,6 +69,17 @@ describe("chain and fee queries", () => {
     expect((await rpc("web3_clientVersion")).result).toBe("lumia-dcn/rpc-test");
     expect((await rpc("net_version")).result).toBe("424242");
     expect((await rpc("eth_syncing")).result).toBe(false);
+    // A node catching up says how far it is (SyncManager.progress).
+    const backend = fx.backend as { syncing?: () => unknown };
+    backend.syncing = () => ({ startingBlock: 3, currentBlock: 7, highestBlock: 90 });
+    expect((await rpc("eth_syncing")).result).toEqual({
+      startingBlock: "0x3",
+      currentBlock: "0x7",
+      highestBlock: "0x5a",
+    });
+    backend.syncing = () => null;
+    expect((await rpc("eth_syncing")).result).toBe(false);
+    delete backend.syncing;
   });
 
   it("suggests fees from the next base fee plus a 1 gwei tip", async () => {
