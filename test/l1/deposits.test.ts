@@ -28,6 +28,20 @@ async function head(): Promise<L1Ref> {
 }
 const mine = (n: number) => chain.testClient.mine({ blocks: n });
 
+/** A mirror of the anvil with the Portal, stopped after the tests. */
+async function openMirror(): Promise<L1Mirror> {
+  const mirror = await L1Mirror.open({
+    rpcUrl: chain.anvil.url,
+    pollIntervalMs: 100,
+    confirmations: 2,
+    registry: chain.addresses.registry,
+    portal: chain.finality.addresses.portal,
+    dbPath: null,
+  });
+  mirrors.push(mirror);
+  return mirror;
+}
+
 async function deposit(): Promise<bigint> {
   const depositor = chain.users[12] as Address;
   const receipt = await chain.mined(
@@ -47,15 +61,7 @@ describe("L1Mirror deposits", () => {
   it("reads from where the chain says the next deposit can be, downwards when asked, and ahead of asks", async () => {
     const at = [await deposit(), await deposit(), await deposit()];
     await mine(2);
-    const mirror = await L1Mirror.open({
-      rpcUrl: chain.anvil.url,
-      pollIntervalMs: 100,
-      confirmations: 2,
-      registry: chain.addresses.registry,
-      portal: chain.finality.addresses.portal,
-      dbPath: null,
-    });
-    mirrors.push(mirror);
+    const mirror = await openMirror();
     await mirror.pollOnce();
     const ref = mirror.confirmedHead();
     if (ref === null) throw new Error("no confirmed block");
@@ -71,15 +77,7 @@ describe("L1Mirror deposits", () => {
     const portal = chain.finality.addresses.portal as Address;
     expect(await chain.publicClient.getCode({ address: portal, blockNumber: deployedAt - 1n })).toBeUndefined();
     expect(await chain.publicClient.getCode({ address: portal, blockNumber: deployedAt })).toMatch(/^0x[0-9a-f]+$/);
-    const fresh = await L1Mirror.open({
-      rpcUrl: chain.anvil.url,
-      pollIntervalMs: 100,
-      confirmations: 2,
-      registry: chain.addresses.registry,
-      portal: chain.finality.addresses.portal,
-      dbPath: null,
-    });
-    mirrors.push(fresh);
+    const fresh = await openMirror();
     await fresh.pollOnce();
     expect(nonces(await fresh.depositsAt(ref, 0n, 64, 0n))).toEqual([0n, 1n, 2n]);
     expect((fresh as unknown as { depositsFrom: bigint }).depositsFrom).toBe(deployedAt);
