@@ -198,12 +198,21 @@ export interface StateReader {
   getProof(address: Hex, slots: readonly Hex[]): Promise<AccountProof>;
 }
 
+export interface AccessListEntry {
+  readonly address: Hex;
+  readonly storageKeys: readonly Hex[];
+}
+
 export interface CallRequest {
   readonly from?: Hex;
   readonly to?: Hex | null;
   readonly data?: Hex;
   readonly value?: bigint;
   readonly gas?: bigint;
+  /** EIP-2930: addresses and slots warm from the start, paid for as a transaction carrying them pays. */
+  readonly accessList?: readonly AccessListEntry[];
+  /** Report what the call touched (eth_createAccessList): `accessList` in the result. */
+  readonly reportAccessList?: boolean;
 }
 
 export interface CallResult {
@@ -217,6 +226,11 @@ export interface CallResult {
    * large...: nothing ran), or it halted ("out of gas", "invalid opcode", "stack underflow"...: all gas is used).
    */
   readonly error: string | null;
+  /**
+   * With `reportAccessList`: every address and slot the call touched (the request's access list included), apart
+   * from the sender, the recipient or created contract, and the precompiles, as geth's access-list tracer leaves them.
+   */
+  readonly accessList?: readonly AccessListEntry[];
 }
 
 /** Bounds on eth_getProof arguments. */
@@ -542,6 +556,9 @@ export class ExecutionCore {
           gasLimit,
           maxFeePerGas: env.baseFeePerGas,
           maxPriorityFeePerGas: 0n,
+          ...(request.accessList === undefined
+            ? {}
+            : { accessList: request.accessList.map((e) => ({ address: e.address, storageKeys: [...e.storageKeys] })) }),
         },
         { common: this.common, freeze: false },
       );
@@ -558,18 +575,32 @@ export class ExecutionCore {
           skipNonce: true,
           skipBalance: true,
           skipBlockGasLimitValidation: true,
+          reportAccessList: request.reportAccessList === true,
         });
         const exception = result.execResult.exceptionError;
         const failed = exception !== undefined;
         const reverted = exception?.error === "revert";
         const returnValue = result.execResult.returnValue;
-        return {
+        const out: CallResult = {
           status: failed ? 0 : 1,
           returnData: toHex(returnValue),
           gasUsed: result.totalGasSpent,
           revertReason: failed ? decodeRevertReason(returnValue) : null,
           error: failed && !reverted ? String(exception.error) : null,
         };
+        if (request.reportAccessList !== true) return out;
+        // geth's exclusions: the sender, the recipient (or the contract created) and the precompiles are warm anyway.
+        const excluded = new Set([lower(from), lower(result.createdAddress ?? tx.to ?? from)]);
+        const accessList = (result.accessList ?? [])
+          .map((e) => ({ address: e.address.toLowerCase() as Hex, storageKeys: e.storageKeys as Hex[] }))
+          .filter(
+            (e) => !excluded.has(e.address) && vm.evm.getPrecompile?.(createAddressFromString(e.address)) === undefined,
+          )
+          .map((e) => ({
+            address: e.address,
+            storageKeys: e.storageKeys.map((k) => toHex(setLengthLeft(fromHex(k), 32))),
+          }));
+        return { ...out, accessList };
       } catch (error) {
         if (error instanceof ExecutionError || isMissingNode(error)) throw error;
         return { status: 0, returnData: "0x", gasUsed: 0n, revertReason: null, error: messageOf(error) };

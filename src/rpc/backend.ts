@@ -21,6 +21,14 @@ export interface RpcCallRequest {
   gasPrice?: bigint;
   maxFeePerGas?: bigint;
   maxPriorityFeePerGas?: bigint;
+  /** EIP-2930 access list the call runs with. */
+  accessList?: readonly RpcAccessListEntry[];
+  /** eth_createAccessList: report what the call touched in the result's `accessList`. */
+  reportAccessList?: boolean;
+}
+export interface RpcAccessListEntry {
+  readonly address: Hex;
+  readonly storageKeys: readonly Hex[];
 }
 export interface RpcCallResult {
   status: 0 | 1;
@@ -32,6 +40,11 @@ export interface RpcCallResult {
    * (out of gas, invalid opcode...), when the backend knows. Answered as -32000 with this text, as geth does.
    */
   error?: string | null;
+  /**
+   * With `reportAccessList`: the addresses and slots the call touched, without the sender, the recipient (or created
+   * contract) and the precompiles (geth's access-list tracer).
+   */
+  accessList?: readonly RpcAccessListEntry[];
 }
 export interface RpcPendingTx {
   hash: Hex;

@@ -5,7 +5,7 @@ import { fromHex, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { type Block, isSvmEntry } from "../chain/block.ts";
 import { buildOrderedTrie, type OrderedTrie } from "../chain/ordered-trie.ts";
 import type { StoredReceipt } from "../chain/receipts.ts";
-import type { RpcBackend, RpcCallRequest, RpcCallResult } from "./backend.ts";
+import type { RpcAccessListEntry, RpcBackend, RpcCallRequest, RpcCallResult } from "./backend.ts";
 import { bloomMayContain } from "./bloom.ts";
 import { type MethodDef, method, optional, required } from "./dispatch.ts";
 import { ErrorCode, failure, invalidParams, type Outcome, revertError, sendRefusalMessage, success } from "./errors.ts";
@@ -53,6 +53,8 @@ const CALL_STIPEND = 2_300n;
 const ESTIMATE_ERROR_RATIO = 0.015;
 /** web3_sha3 input: as much as eth_call data. */
 const hashInput = hexData(MAX_DATA_BYTES);
+/** Runs of eth_createAccessList after the first, each with the list the one before found (they settle in 1-2). */
+const MAX_ACCESS_LIST_RUNS = 8;
 /** A bound on backend calls per estimate (binary search over 2^64 needs < 64). */
 const MAX_ESTIMATE_STEPS = 64;
 /** Blocks whose transaction and receipt tries lumia_getTransactionCertificate keeps for further proofs. */
@@ -297,6 +299,36 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     return success(quantity(hi));
   }
 
+  /**
+   * geth's eth_createAccessList: run the call with the access list found so far (at first the request's), report what
+   * it touched, and again with that, until the list no longer grows (warm accesses cost less gas, which can change
+   * the path a call takes). The gas is that of the last run, which carried the list answered.
+   */
+  async function createAccessList(height: number, request: RpcCallRequest & { gas: bigint }): Promise<Outcome> {
+    let list = request.accessList ?? [];
+    for (let run = 0; ; run++) {
+      const result = await backend.call(height, { ...request, accessList: list, reportAccessList: true });
+      if (result.error !== undefined && result.error !== null && result.gasUsed === 0n) {
+        // Nothing ran (intrinsic gas above the gas given...): there is no list to give.
+        return failure(ErrorCode.server, result.error);
+      }
+      const found = result.accessList ?? [];
+      if (sameAccessList(found, list) || run === MAX_ACCESS_LIST_RUNS) {
+        const answer: Record<string, unknown> = {
+          accessList: found.map((e) => ({ address: e.address, storageKeys: [...e.storageKeys] })),
+          gasUsed: quantity(result.gasUsed),
+        };
+        if (result.status === 0) {
+          answer.error =
+            result.error ??
+            (result.revertReason === null ? "execution reverted" : `execution reverted: ${result.revertReason}`);
+        }
+        return success(answer);
+      }
+      list = found;
+    }
+  }
+
   async function feeHistory(
     count: number,
     newestRef: BlockRef,
@@ -500,6 +532,15 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
       },
     ),
 
+    eth_createAccessList: method(
+      [required("transaction", callRequest), optional("block", blockRef)],
+      async (request, ref) => {
+        const height = await stateHeight(ref);
+        if (isFailure(height)) return height;
+        return createAccessList(height, await capGas(height, request));
+      },
+    ),
+
     eth_estimateGas: method(
       [required("transaction", callRequest), optional("block", blockRef), optional("stateOverrides", noOverrides)],
       async (request, ref) => {
@@ -700,6 +741,28 @@ export function createLogQuery(
     }
     return success(out);
   };
+}
+
+/** Whether two access lists name the same addresses with the same slots (order aside). */
+function sameAccessList(a: readonly RpcAccessListEntry[], b: readonly RpcAccessListEntry[]): boolean {
+  const keysOf = (list: readonly RpcAccessListEntry[]) => {
+    const out = new Map<Hex, Set<Hex>>();
+    for (const e of list) {
+      const slots = out.get(e.address) ?? new Set<Hex>();
+      for (const k of e.storageKeys) slots.add(k);
+      out.set(e.address, slots);
+    }
+    return out;
+  };
+  const x = keysOf(a);
+  const y = keysOf(b);
+  if (x.size !== y.size) return false;
+  for (const [address, slots] of x) {
+    const other = y.get(address);
+    if (other === undefined || other.size !== slots.size) return false;
+    for (const k of slots) if (!other.has(k)) return false;
+  }
+  return true;
 }
 
 /** Priority-fee percentiles of one block, weighted by gas used, as geth computes them. */

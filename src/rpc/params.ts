@@ -160,7 +160,17 @@ export const rawTransaction = hexData(MAX_RAW_TX_BYTES);
 
 const optionalQuantity = quantity.optional();
 
-/** Transaction-call object of eth_call / eth_estimateGas. Unknown fields (nonce, accessList, type...) are ignored. */
+/** Entries of a call's access list: as many as a block of 30M gas could pay for (2,400 gas per address). */
+export const MAX_ACCESS_LIST_ENTRIES = 12_500;
+
+/** EIP-2930 access list: [{address, storageKeys}], slots of 32 bytes (shorter hex is padded). */
+const accessList = z
+  .array(z.object({ address, storageKeys: storageKeys.optional() }), {
+    error: "expected an access list [{address, storageKeys}]",
+  })
+  .max(MAX_ACCESS_LIST_ENTRIES, { error: `at most ${MAX_ACCESS_LIST_ENTRIES} access list entries` });
+
+/** Transaction-call object of eth_call / eth_estimateGas. Unknown fields (nonce, type...) are ignored. */
 export const callRequest = z
   .object(
     {
@@ -173,8 +183,9 @@ export const callRequest = z
       value: optionalQuantity,
       data: hexData(MAX_DATA_BYTES).optional(),
       input: hexData(MAX_DATA_BYTES).optional(),
+      accessList: accessList.optional(),
     },
-    { error: "expected a transaction call object {from?, to?, gas?, gasPrice?, value?, data?}" },
+    { error: "expected a transaction call object {from?, to?, gas?, gasPrice?, value?, data?, accessList?}" },
   )
   .transform((o, ctx): RpcCallRequest => {
     if (o.data !== undefined && o.input !== undefined && o.data !== o.input) {
@@ -199,6 +210,9 @@ export const callRequest = z
     if (o.gasPrice !== undefined) out.gasPrice = o.gasPrice;
     if (o.maxFeePerGas !== undefined) out.maxFeePerGas = o.maxFeePerGas;
     if (o.maxPriorityFeePerGas !== undefined) out.maxPriorityFeePerGas = o.maxPriorityFeePerGas;
+    if (o.accessList !== undefined) {
+      out.accessList = o.accessList.map((e) => ({ address: e.address, storageKeys: e.storageKeys ?? [] }));
+    }
     return out;
   });
 

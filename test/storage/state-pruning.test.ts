@@ -10,15 +10,14 @@ import { pino } from "pino";
 import { encodeDeployData, encodeFunctionData, getContractAddress, type Hex as ViemHex } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
-import { buildGenesis, type Genesis, parseGenesis } from "../../src/config/genesis.ts";
-import { describeKeys, generateKeys } from "../../src/keys/keys.ts";
+import type { Genesis } from "../../src/config/genesis.ts";
 import type { NodeState } from "../../src/node/assemble.ts";
 import { StatePruner } from "../../src/node/state-pruner.ts";
 import { Bucket, bucketEnd } from "../../src/storage/buckets.ts";
 import { walkStoredState } from "../e2e/chain.ts";
 import { addressOf, signRaw, testAccount } from "../execution/helpers.ts";
 import { contracts } from "../fixtures/contracts.ts";
-import { NodeStates } from "../svm/node-fixture.ts";
+import { NodeStates, singleValidatorGenesis } from "../svm/node-fixture.ts";
 
 const CHAIN = 31_337_001n;
 const KEEP = 16;
@@ -101,14 +100,7 @@ describe("state pruning", () => {
     (await nodes.eth(state, "eth_getBalance", [address, `0x${height.toString(16)}`])) as string;
 
   beforeAll(async () => {
-    genesis = parseGenesis(
-      buildGenesis({
-        chainId: CHAIN,
-        genesisTimeMs: 1_000,
-        validators: [{ name: "v0", votingPower: 10n, identity: describeKeys(generateKeys()) }],
-        execution: { alloc: [{ address: addressOf(sender), balance: (10n ** 21n).toString() }] },
-      }),
-    );
+    genesis = singleValidatorGenesis(CHAIN, addressOf(sender), 10n ** 21n);
     nodes = new NodeStates(genesis);
     ({ state: pruned, dir: prunedDir } = await nodes.state());
     ({ state: archive, dir: archiveDir } = await nodes.state());

@@ -5,10 +5,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
+import type { Hex } from "../../consensus/bytes.ts";
 import type { Certificate } from "../../consensus/certificate.ts";
 import { nextHeightValidatorSet } from "../../consensus/validator-set.ts";
 import { type Block, blockHash } from "../../src/chain/block.ts";
-import type { Genesis } from "../../src/config/genesis.ts";
+import { buildGenesis, type Genesis, parseGenesis } from "../../src/config/genesis.ts";
+import { describeKeys, generateKeys } from "../../src/keys/keys.ts";
 import { type NodeState, openNodeState } from "../../src/node/assemble.ts";
 import { createRpcBackend } from "../../src/node/rpc-backend.ts";
 import { type MethodDef, RequestHandler } from "../../src/rpc/dispatch.ts";
@@ -22,6 +24,18 @@ type Methods = ReadonlyMap<
   string,
   { run(params: unknown): Promise<{ ok: true; result: unknown } | { ok: false; error: { message: string } }> }
 >;
+
+/** A genesis with one validator (a fresh key) and `funded` holding `balance` wei: a subnet of one for block tests. */
+export function singleValidatorGenesis(chainId: bigint, funded: Hex, balance: bigint): Genesis {
+  return parseGenesis(
+    buildGenesis({
+      chainId,
+      genesisTimeMs: 1_000,
+      validators: [{ name: "v0", votingPower: 10n, identity: describeKeys(generateKeys()) }],
+      execution: { alloc: [{ address: funded, balance: balance.toString() }] },
+    }),
+  );
+}
 
 /** Node states of one genesis in temp dirs; close() closes them and removes the dirs. */
 export class NodeStates {
