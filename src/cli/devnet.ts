@@ -352,7 +352,8 @@ async function writeNodeConfig(path: string, p: NodeConfigParams): Promise<void>
     p2p: { listen: [`/ip4/127.0.0.1/tcp/${p.ports.p2p}`], peers: p.peers, replicas: p.replicas },
     consensus: { ...(p.consensus ?? {}) },
     metrics: { enabled: true, host: "127.0.0.1", port: p.ports.metrics },
-    rpc: { enabled: true, host: "127.0.0.1", port: p.ports.rpc },
+    // A developer's subnet: the debug tracing API is on.
+    rpc: { enabled: true, host: "127.0.0.1", port: p.ports.rpc, debug: true },
     log: { level: p.logLevel ?? "info" },
     ...(p.stateHistory === undefined ? {} : { storage: { stateHistory: p.stateHistory } }),
     ...(p.l1 === null

@@ -454,6 +454,10 @@ export const configSchema = z
           .max(64)
           .default([])
           .meta({ description: "Origins allowed by CORS (empty: CORS off)", examples: [["https://app.example"]] }),
+        debug: z.boolean().default(false).meta({
+          description:
+            "Serve debug_traceTransaction, debug_traceBlockByNumber/ByHash and debug_traceCall (each re-executes a block or call on this node: keep off on endpoints open to anyone)",
+        }),
       })
       .prefault({}),
     log: z
@@ -632,6 +636,7 @@ export interface NodeConfig {
     readonly host: string;
     readonly port: number;
     readonly cors: readonly string[];
+    readonly debug: boolean;
   };
   readonly log: { readonly level: LogLevel; readonly format: "json" | "pretty" };
   /** null when the config has no l1 section. */

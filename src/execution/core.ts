@@ -233,6 +233,19 @@ export interface CallResult {
   readonly accessList?: readonly AccessListEntry[];
 }
 
+/**
+ * Watches the EVM run one transaction (debug tracing): called before the transaction at `index` of a block (or the
+ * call) runs, with the VM that runs it and the transaction's gas limit. The returned function, if any, is called with the transaction's result (null
+ * when it could not run), and makes the transaction run through runTx even where the transfer fast path would apply,
+ * with the same outcome.
+ */
+export type EvmObserver = (
+  index: number,
+  vm: VM,
+  gasLimit: bigint,
+) => ((result: RunTxResult | null) => void) | undefined;
+export type RunTxResult = Awaited<ReturnType<typeof runTx>>;
+
 /** Bounds on eth_getProof arguments. */
 export const MAX_PROOF_SLOTS = 1024;
 /** Gas cap of one call (geth's default RPC gas cap): bounds the CPU an eth_call can take. */
@@ -343,6 +356,8 @@ export class ExecutionCore {
     buildBudgetMs?: number,
     /** The block's SVM side (EVM -> SVM invokes) and its SVM transactions, run before the EVM state is committed. */
     crossVm?: CrossVm,
+    /** Watches transactions run (debug tracing of a block replayed in "validate" mode). */
+    observe?: EvmObserver,
   ): Promise<ExecutionResult> {
     const parentEvmRoot = evmRootOf(parentVmRoots);
     if (globalStateRoot(parentVmRoots) !== parentStateRoot.toLowerCase()) {
@@ -393,7 +408,8 @@ export class ExecutionCore {
         // A block every validator must re-execute within a round: past the budget the proposer stops adding.
         if (included.length > 0 && performance.now() > deadline) break;
         let problem = await this.inapplicable(ledger, tx, env, gasUsed);
-        if (problem === null && this.transferFastPath && isPlainTransfer(tx)) {
+        const watched = problem === null && observe !== undefined ? observe(index, vm, tx.tx.gasLimit) : undefined;
+        if (problem === null && watched === undefined && this.transferFastPath && isPlainTransfer(tx)) {
           const spent = await plainTransfer(ledger, tx, env, coinbase);
           if (spent !== null) {
             gasUsed += spent;
@@ -403,7 +419,7 @@ export class ExecutionCore {
             continue;
           }
         }
-        let result: Awaited<ReturnType<typeof runTx>> | null = null;
+        let result: RunTxResult | null = null;
         if (problem === null) {
           await ledger.writeBack();
           try {
@@ -411,6 +427,8 @@ export class ExecutionCore {
           } catch (error) {
             if (error instanceof ExecutionError || isMissingNode(error)) throw error;
             problem = { code: "rejected", reason: messageOf(error) };
+          } finally {
+            watched?.(result);
           }
         }
         if (problem !== null || result === null) {
@@ -534,7 +552,14 @@ export class ExecutionCore {
   }
 
   /** Runs a call on `vmRoots` without keeping any state change (eth_call, eth_estimateGas). */
-  async call(vmRoots: readonly VmRoot[], env: BlockEnv, request: CallRequest, svm?: SvmSide): Promise<CallResult> {
+  async call(
+    vmRoots: readonly VmRoot[],
+    env: BlockEnv,
+    request: CallRequest,
+    svm?: SvmSide,
+    /** Watches the call run (debug_traceCall; index 0). */
+    observe?: EvmObserver,
+  ): Promise<CallResult> {
     const root = evmRootOf(vmRoots);
     this.checkEnv(env);
     const session = await this.open(root, null, false);
@@ -568,6 +593,8 @@ export class ExecutionCore {
     // Unsigned: runTx asks the transaction for its sender, so the call's `from` is answered directly.
     Object.defineProperty(tx, "getSenderAddress", { value: () => from });
     return withState(root, async () => {
+      const watched = observe?.(0, vm, gasLimit);
+      let ran: RunTxResult | null = null;
       try {
         const result = await runTx(vm, {
           tx,
@@ -577,6 +604,7 @@ export class ExecutionCore {
           skipBlockGasLimitValidation: true,
           reportAccessList: request.reportAccessList === true,
         });
+        ran = result;
         const exception = result.execResult.exceptionError;
         const failed = exception !== undefined;
         const reverted = exception?.error === "revert";
@@ -604,6 +632,8 @@ export class ExecutionCore {
       } catch (error) {
         if (error instanceof ExecutionError || isMissingNode(error)) throw error;
         return { status: 0, returnData: "0x", gasUsed: 0n, revertReason: null, error: messageOf(error) };
+      } finally {
+        watched?.(ran);
       }
     });
   }

@@ -36,7 +36,14 @@ import {
 import { orderedTrieRoot } from "../chain/ordered-trie.ts";
 import { encodeReceipts } from "../chain/receipts.ts";
 import type { Genesis } from "../config/genesis.ts";
-import type { BlockEnv, CallRequest, CallResult, ExecutionCore, ExecutionResult } from "../execution/core.ts";
+import type {
+  BlockEnv,
+  CallRequest,
+  CallResult,
+  EvmObserver,
+  ExecutionCore,
+  ExecutionResult,
+} from "../execution/core.ts";
 import { fastKeccak256 } from "../execution/keccak.ts";
 import { SVM_VM } from "../execution/svm/account.ts";
 import { svmBlockhash } from "../execution/svm/blockhash.ts";
@@ -210,24 +217,9 @@ export class BlockExecutor {
     svm: SvmExecutor = new SvmExecutor({ db: store.stateReader() }),
   ): Promise<ParentInfo> {
     if (store.headHeight === 0) {
-      const evm = await core.genesisStateRoot();
-      const svmGenesis = await svm.genesis(genesis.svm.alloc);
-      await store.putState(new Map([...evm.writes, ...svmGenesis.writes]));
-      const vmRoots = [...evm.vmRoots, { vm: SVM_VM.id, root: svmGenesis.root }].sort((a, b) => a.vm - b.vm);
-      const g = { stateRoot: globalStateRoot(vmRoots), vmRoots };
-      return {
-        hash: genesis.hash,
-        height: 0,
-        timestampMs: genesis.genesisTimeMs,
-        l1Origin: genesis.l1?.origin ?? NO_L1_ORIGIN,
-        depositNonce: 0n,
-        gasLimit: genesis.execution.gasLimit,
-        gasUsed: genesis.execution.gasLimit / 2n, // at target: the base fee of height 1 is the genesis base fee
-        baseFeePerGas: genesis.execution.baseFeePerGas,
-        stateRoot: g.stateRoot,
-        vmRoots: g.vmRoots,
-        depositsFrom: 0n,
-      };
+      const { parent, writes } = await genesisParent(genesis, core, svm);
+      await store.putState(writes);
+      return parent;
     }
     const bytes = await store.getBlock(store.headHeight);
     const hash = store.headHash();
@@ -253,16 +245,17 @@ export class BlockExecutor {
   }
 
   /** The SVM blockhashes of heights `height - 1`, `height - 2`, ... back to the genesis, at most 150. */
-  recentSvmBlockhashes(height: number, partial = false): string[] {
+  recentSvmBlockhashes(height: number, partial = false, hashAt?: (height: number) => Hex | undefined): string[] {
     const out: string[] = [];
     for (let h = height - 1; h >= 0 && h >= height - SVM_BLOCKHASH_WINDOW; h--) {
       let blockhash = this.svmHashes.get(h);
       if (blockhash === undefined) {
-        const hash = this.recent.get(h);
+        const hash = hashAt === undefined ? this.recent.get(h) : hashAt(h);
         if (hash === undefined && partial) break;
         if (hash === undefined) throw new Error(`the hash of committed height ${h} is not loaded`);
         blockhash = svmBlockhash(hash);
-        this.svmHashes.set(h, blockhash);
+        // Kept for the heights in memory only (they are dropped with them); a replay's older ones are not.
+        if (hashAt === undefined) this.svmHashes.set(h, blockhash);
       }
       out.push(blockhash);
     }
@@ -304,11 +297,16 @@ export class BlockExecutor {
   }
 
   /** `partial`: as many of the recent blockhashes as are in memory (calls on old heights). */
-  private svmEnv(height: number, timestampMs: number, partial = false): SvmBlockEnv {
+  private svmEnv(
+    height: number,
+    timestampMs: number,
+    partial = false,
+    hashAt?: (height: number) => Hex | undefined,
+  ): SvmBlockEnv {
     return {
       slot: height,
       unixTimestamp: Math.floor(timestampMs / 1000),
-      recentBlockhashes: this.recentSvmBlockhashes(height, partial),
+      recentBlockhashes: this.recentSvmBlockhashes(height, partial, hashAt),
     };
   }
 
@@ -322,33 +320,111 @@ export class BlockExecutor {
     svmTxs: readonly (Uint8Array | DecodedSvmTx)[],
     mode: "build" | "validate",
     budgetMs?: number,
+    replay?: { readonly parent: ParentInfo; readonly svmEnv: SvmBlockEnv; readonly observe: EvmObserver },
   ): Promise<{ evm: ExecutionResult; svm: SvmExecutionResult }> {
-    const parent = this.parent;
+    const parent = replay?.parent ?? this.parent;
     const startedMs = performance.now();
-    const session = await this.svm.open(svmRootOf(parent.vmRoots), this.svmEnv(env.height, env.timestampMs));
+    const session = await this.svm.open(
+      svmRootOf(parent.vmRoots),
+      replay?.svmEnv ?? this.svmEnv(env.height, env.timestampMs),
+    );
     try {
-      const evm = await this.m.core.execute(parent.stateRoot, parent.vmRoots, env, txs, mode, budgetMs, {
-        svm: session,
-        afterEvm: (gateway) =>
-          session.run(
-            svmTxs,
-            mode,
-            budgetMs === undefined ? undefined : Math.max(0, budgetMs - (performance.now() - startedMs)),
-            gateway,
-          ),
-      });
+      const evm = await this.m.core.execute(
+        parent.stateRoot,
+        parent.vmRoots,
+        env,
+        txs,
+        mode,
+        budgetMs,
+        {
+          svm: session,
+          afterEvm: (gateway) =>
+            session.run(
+              svmTxs,
+              mode,
+              budgetMs === undefined ? undefined : Math.max(0, budgetMs - (performance.now() - startedMs)),
+              gateway,
+            ),
+        },
+        replay?.observe,
+      );
       return { evm, svm: await session.finish() };
     } finally {
       session.close();
     }
   }
 
+  /**
+   * Runs committed block `height` again on its parent's state, with `observe` watching its EVM transactions run
+   * (debug tracing), and checks that it gives the header's roots: a replay that differs throws, so no trace of a run
+   * other than the block's own is ever given. Heights whose parent state was pruned throw a missing-state error.
+   */
+  async replay(height: number, observe: EvmObserver): Promise<void> {
+    if (!Number.isSafeInteger(height) || height < 1 || height > this.m.store.headHeight) {
+      throw new Error(`no committed block ${height} to replay`);
+    }
+    const bytes = await this.m.store.getBlock(height);
+    if (bytes === undefined) throw new Error(`committed block ${height} is missing`);
+    const block = decodeBlock(bytes);
+    const h = block.header;
+    // BLOCKHASH and the SVM's recent blockhashes look back up to 256 heights: from memory or the certificates.
+    const hashes = new Map<number, Hex>([[0, this.m.genesis.hash]]);
+    for (let at = Math.max(1, height - 256); at < height; at++) {
+      const hash = this.recent.get(at) ?? (await this.m.store.getCertificate(at))?.blockHash;
+      if (hash === undefined) throw new Error(`the certificate of committed block ${at} is missing`);
+      hashes.set(at, hash);
+    }
+    let parent: ParentInfo;
+    if (height === 1) {
+      parent = (await genesisParent(this.m.genesis, this.m.core, this.svm)).parent;
+    } else {
+      const parentBytes = await this.m.store.getBlock(height - 1);
+      const parentHash = hashes.get(height - 1);
+      if (parentBytes === undefined || parentHash === undefined)
+        throw new Error(`committed block ${height - 1} is missing`);
+      const p = decodeBlock(parentBytes);
+      parent = parentOf(p.header, parentHash, p.deposits);
+    }
+    const txs: DecodedTx[] = [];
+    const svmTxs: DecodedSvmTx[] = [];
+    for (const [i, raw] of block.transactions.entries()) {
+      if (isSvmEntry(raw)) {
+        const decoded = this.svmDecoder.decode(raw.subarray(1));
+        if (!decoded.ok) throw new Error(`committed SVM transaction ${i} of block ${height} does not decode`);
+        svmTxs.push(decoded.tx);
+        continue;
+      }
+      const decoded = this.m.mempool.decoder.decode(raw);
+      if (!decoded.ok) throw new Error(`committed transaction ${i} of block ${height} does not decode`);
+      txs.push(decoded.tx);
+    }
+    const lookup = (at: number): Hex | null => hashes.get(at) ?? null;
+    const env = {
+      ...this.env(height, h.timestampMs, h.proposer, h.baseFeePerGas, block.deposits),
+      gasLimit: parent.gasLimit,
+      prevRandao: parent.hash,
+      blockHash: lookup,
+    };
+    const { evm, svm } = await this.executeBoth(env, txs, svmTxs, "validate", undefined, {
+      parent,
+      svmEnv: this.svmEnv(height, h.timestampMs, false, (at) => hashes.get(at)),
+      observe,
+    });
+    const mismatch = compare(h, this.combine(evm, svm));
+    if (mismatch !== null) throw new Error(`replaying block ${height} does not give its header: ${mismatch}`);
+  }
+
   /** eth_call on `vmRoots`, with the SVM precompile reading (never committing) the SVM state of the same roots. */
-  async call(vmRoots: readonly VmRoot[], env: BlockEnv, request: CallRequest): Promise<CallResult> {
+  async call(
+    vmRoots: readonly VmRoot[],
+    env: BlockEnv,
+    request: CallRequest,
+    observe?: EvmObserver,
+  ): Promise<CallResult> {
     // A call on an old height: the blockhashes before it may no longer be in memory, and a call needs none of them.
     const session = await this.svm.openForCall(svmRootOf(vmRoots), this.svmEnv(env.height, env.timestampMs, true));
     try {
-      return await this.m.core.call(vmRoots, env, request, session);
+      return await this.m.core.call(vmRoots, env, request, session, observe);
     } finally {
       session.close();
     }
@@ -716,6 +792,33 @@ export class BlockExecutor {
 
 function blockHashOf(block: Block): Hex {
   return blockHash(block.header);
+}
+
+/** The genesis as the parent of height 1, with the state writes of its allocations. */
+async function genesisParent(
+  genesis: Genesis,
+  core: ExecutionCore,
+  svm: SvmExecutor,
+): Promise<{ parent: ParentInfo; writes: Map<string, Uint8Array> }> {
+  const evm = await core.genesisStateRoot();
+  const svmGenesis = await svm.genesis(genesis.svm.alloc);
+  const vmRoots = [...evm.vmRoots, { vm: SVM_VM.id, root: svmGenesis.root }].sort((a, b) => a.vm - b.vm);
+  return {
+    parent: {
+      hash: genesis.hash,
+      height: 0,
+      timestampMs: genesis.genesisTimeMs,
+      l1Origin: genesis.l1?.origin ?? NO_L1_ORIGIN,
+      depositNonce: 0n,
+      gasLimit: genesis.execution.gasLimit,
+      gasUsed: genesis.execution.gasLimit / 2n, // at target: the base fee of height 1 is the genesis base fee
+      baseFeePerGas: genesis.execution.baseFeePerGas,
+      stateRoot: globalStateRoot(vmRoots),
+      vmRoots,
+      depositsFrom: 0n,
+    },
+    writes: new Map([...evm.writes, ...svmGenesis.writes]),
+  };
 }
 
 function parentOf(h: BlockHeader, hash: Hex, deposits: readonly Deposit[]): ParentInfo {

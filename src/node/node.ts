@@ -624,6 +624,7 @@ export class DcnNode {
         mempool: this.mempool,
         status: () => this.status(),
         peerCount: () => this.network.connectedPeers().length,
+        debug: r.debug,
         syncing: () => this.sync.progress(),
         ...(this.l1Mirror === null ? {} : { stakerReport: stakerReportOf(this.l1Mirror) }),
         ...(this.workLedger === null ? {} : { workReport: async (epoch) => this.workReportJson(epoch) }),

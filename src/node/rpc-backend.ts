@@ -2,10 +2,11 @@
 // state at any committed height from the execution core, the mempool for pending nonces and submissions.
 import { type Hex, toHex } from "../../consensus/bytes.ts";
 import { certificateSigners, encodeCertificate } from "../../consensus/certificate.ts";
-import { type Block, decodeBlock } from "../chain/block.ts";
+import { type Block, decodeBlock, isSvmEntry } from "../chain/block.ts";
 import { decodeBlockReceipts, decodeReceipts, decodeSvmReceipts } from "../chain/receipts.ts";
-import type { ExecutionCore } from "../execution/core.ts";
+import type { EvmObserver, ExecutionCore } from "../execution/core.ts";
 import { storedSvmReceiptLeaf } from "../execution/svm/receipt.ts";
+import { createTracer } from "../execution/tracers.ts";
 import type { VmRoot } from "../execution/vm.ts";
 import type { Mempool } from "../mempool/mempool.ts";
 import type {
@@ -38,6 +39,8 @@ export interface RpcBackendModules {
   readonly workReport?: RpcBackend["workReport"];
   /** The "finalized" tag (src/l1/outputs.ts FinalizedTracker); absent without hard-finality contracts. */
   readonly finalizedHeight?: RpcBackend["finalizedHeight"];
+  /** Serve debug_traceTransaction, debug_traceBlockBy* and debug_traceCall (config rpc.debug): they re-execute. */
+  readonly debug?: boolean;
   /** Where failures of commit listeners and event reads go. */
   readonly log?: { warn(fields: Record<string, unknown>, message: string): void };
 }
@@ -90,6 +93,61 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
     return b.block.header.vmRoots;
   }
   const keptFrom = () => m.store.stateGenerations.keptFrom;
+  /** eth_call (and debug_traceCall, with `observe`) on the state after `height`, as a next block would run it. */
+  function callAt(height: number, request: RpcCallRequest, observe?: EvmObserver) {
+    return atState(height, async (roots) => {
+      const head = m.executor.head;
+      const b = height === head.height ? null : await blockByHeight(height);
+      const h = b?.block.header;
+      return m.executor.call(
+        roots,
+        {
+          chainId: m.chainId,
+          height: height + 1,
+          timestampMs: (h?.timestampMs ?? head.timestampMs) + 1,
+          coinbase: `0x${"00".repeat(20)}`,
+          gasLimit: h?.gasLimit ?? head.gasLimit,
+          baseFeePerGas: m.executor.nextBaseFee(),
+          prevRandao: b?.hash ?? head.hash,
+          blockHash: m.executor.blockHashLookup,
+        },
+        request,
+        observe,
+      );
+    });
+  }
+  // Traces re-execute whole blocks on the node's event loop: one at a time, so a burst of them queues instead of
+  // taking every core from consensus.
+  let traceLane: Promise<unknown> = Promise.resolve();
+  function oneTraceAtATime<T>(run: () => Promise<T>): Promise<T> {
+    const next = traceLane.then(run, run);
+    traceLane = next.catch(() => undefined);
+    return next;
+  }
+  const debug: Pick<RpcBackend, "traceBlock" | "traceCall"> =
+    m.debug !== true
+      ? {}
+      : {
+          traceBlock: (height, index, options) =>
+            oneTraceAtATime(() =>
+              // The parent's state is what a replay starts from.
+              readPrunableState(height - 1, keptFrom, async () => {
+                const entry = await blockByHeight(height);
+                if (entry === undefined) throw new Error(`no committed block ${height}`);
+                const evmCount = entry.block.transactions.filter((raw) => !isSvmEntry(raw)).length;
+                const indices = index === null ? [...Array(evmCount).keys()] : [index];
+                const tracers = new Map(indices.map((i) => [i, createTracer(options)]));
+                await m.executor.replay(height, (i, vm, gasLimit) => tracers.get(i)?.observer(i)(i, vm, gasLimit));
+                return indices.map((i) => tracers.get(i)?.result() ?? null);
+              }),
+            ),
+          traceCall: (height, request, options) =>
+            oneTraceAtATime(async () => {
+              const tracer = createTracer(options);
+              await callAt(height, request, tracer.observer(0));
+              return tracer.result();
+            }),
+        };
   /** Reads the state after `height`; refused as pruned when it is older than what this node keeps. */
   function atState<T>(height: number, read: (roots: readonly VmRoot[]) => Promise<T>): Promise<T> {
     return readPrunableState(height, keptFrom, async () => read(await rootsAt(height)));
@@ -229,25 +287,7 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
       return atState(height, (roots) => m.core.reader(roots).getStorageAt(address, slot));
     },
     call(height, request: RpcCallRequest) {
-      return atState(height, async (roots) => {
-        const head = m.executor.head;
-        const b = height === head.height ? null : await blockByHeight(height);
-        const h = b?.block.header;
-        return m.executor.call(
-          roots,
-          {
-            chainId: m.chainId,
-            height: height + 1,
-            timestampMs: (h?.timestampMs ?? head.timestampMs) + 1,
-            coinbase: `0x${"00".repeat(20)}`,
-            gasLimit: h?.gasLimit ?? head.gasLimit,
-            baseFeePerGas: m.executor.nextBaseFee(),
-            prevRandao: b?.hash ?? head.hash,
-            blockHash: m.executor.blockHashLookup,
-          },
-          request,
-        );
-      });
+      return callAt(height, request);
     },
     nextBaseFee: () => m.executor.nextBaseFee(),
     sendRawTransaction: (raw) => m.submit(raw),
@@ -274,6 +314,7 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
       };
     },
     validatorSetHistory,
+    ...debug,
     status: () => m.status(),
     ...(m.peerCount === undefined ? {} : { peerCount: m.peerCount }),
     ...(m.syncing === undefined ? {} : { syncing: m.syncing }),

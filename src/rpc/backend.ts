@@ -5,6 +5,7 @@ import type { Hex } from "../../consensus/bytes.ts";
 import type { Block } from "../chain/block.ts";
 import type { StoredReceipt, StoredSvmReceipt } from "../chain/receipts.ts";
 import type { AccountProof } from "../execution/core.ts";
+import type { TraceOptions } from "../execution/tracers.ts";
 
 export interface RpcAccount {
   nonce: bigint;
@@ -89,6 +90,13 @@ export interface RpcBackend {
   status(): unknown;
   /** eth_syncing: the catch-up under way (heights), or null when this node is not behind (always null when absent). */
   syncing?(): { startingBlock: number; currentBlock: number; highestBlock: number } | null;
+  /**
+   * debug_traceTransaction / debug_traceBlockBy*: replays committed block `height` with a tracer on its EVM
+   * transaction `index` (null: on each), and gives the traces in block order. Absent when the debug API is off.
+   */
+  traceBlock?(height: number, index: number | null, options: TraceOptions): Promise<unknown[]>;
+  /** debug_traceCall: the trace of a call on the state after `height`. Absent when the debug API is off. */
+  traceCall?(height: number, request: RpcCallRequest, options: TraceOptions): Promise<unknown>;
   /** net_peerCount: the peers this node is connected to (0 when absent). */
   peerCount?(): number;
   /**

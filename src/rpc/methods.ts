@@ -5,6 +5,7 @@ import { fromHex, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { type Block, isSvmEntry } from "../chain/block.ts";
 import { buildOrderedTrie, type OrderedTrie } from "../chain/ordered-trie.ts";
 import type { StoredReceipt } from "../chain/receipts.ts";
+import { type TraceOptions, TraceTooLargeError } from "../execution/tracers.ts";
 import type { RpcAccessListEntry, RpcBackend, RpcCallRequest, RpcCallResult } from "./backend.ts";
 import { bloomMayContain } from "./bloom.ts";
 import { type MethodDef, method, optional, required } from "./dispatch.ts";
@@ -41,6 +42,7 @@ import {
   rewardPercentiles,
   storageKeys,
   storageSlot,
+  traceConfig,
 } from "./params.ts";
 
 /** The tip suggested by eth_maxPriorityFeePerGas and added to the next base fee by eth_gasPrice: 1 gwei. */
@@ -648,7 +650,67 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
 
     web3_sha3: method([required("data", hashInput)], (data) => success(toHex(keccak256(fromHex(data))))),
   };
+  if (backend.traceBlock !== undefined && backend.traceCall !== undefined) {
+    Object.assign(methods, debugMethods(backend.traceBlock.bind(backend), backend.traceCall.bind(backend)));
+  }
   return new Map(Object.entries(methods));
+
+  /** debug_trace*: present only when the backend serves them (config rpc.debug); each replays on this node. */
+  function debugMethods(
+    traceBlock: NonNullable<RpcBackend["traceBlock"]>,
+    traceCall: NonNullable<RpcBackend["traceCall"]>,
+  ): Record<string, MethodDef> {
+    async function traceEntries(entry: BlockEntry | undefined, options: TraceOptions): Promise<Outcome> {
+      if (entry === undefined) return failure(ErrorCode.server, "block not found");
+      const height = entry.block.header.height;
+      return traced(async () => {
+        const traces = await traceBlock(height, null, options);
+        const hashes = entry.block.transactions.filter((raw) => !isSvmEntry(raw)).map((raw) => txHash(raw));
+        return hashes.map((hash, i) => ({ txHash: hash, result: traces[i] ?? null }));
+      });
+    }
+    return {
+      debug_traceTransaction: method(
+        [required("hash", hash32), optional("config", traceConfig)],
+        async (hash, options): Promise<Outcome> => {
+          const location = await backend.transactionLocation(hash);
+          if (location === undefined) return failure(ErrorCode.server, `transaction ${hash} not found`);
+          return traced(async () => (await traceBlock(location.height, location.index, options ?? {}))[0] ?? null);
+        },
+      ),
+      debug_traceBlockByNumber: method(
+        [required("block", blockTagOrNumber), optional("config", traceConfig)],
+        async (ref, options) => {
+          // geth's answer: the genesis ran no transactions.
+          if (ref.kind !== "hash" && heightOf(ref) === 0) return failure(ErrorCode.server, "genesis is not traceable");
+          return traceEntries(await blockOf(ref), options ?? {});
+        },
+      ),
+      debug_traceBlockByHash: method(
+        [required("hash", hash32), optional("config", traceConfig)],
+        async (hash, options) => traceEntries(await backend.blockByHash(hash), options ?? {}),
+      ),
+      debug_traceCall: method(
+        [required("transaction", callRequest), optional("block", blockRef), optional("config", traceConfig)],
+        async (request, ref, options): Promise<Outcome> => {
+          const height = await stateHeight(ref);
+          if (isFailure(height)) return height;
+          const capped = await capGas(height, request);
+          return traced(() => traceCall(height, capped, options ?? {}));
+        },
+      ),
+    };
+  }
+}
+
+/** A trace's answer; one too large to give whole is -32005 (the client narrows it), not an internal error. */
+async function traced(run: () => Promise<unknown>): Promise<Outcome> {
+  try {
+    return success(await run());
+  } catch (error) {
+    if (error instanceof TraceTooLargeError) return failure(ErrorCode.limitExceeded, error.message);
+    throw error;
+  }
 }
 
 /** Height of a tag or number without looking at hashes; may be above the head. */

@@ -3,6 +3,7 @@
 // "invalid argument 1 (block): expected a block tag ...".
 import { z } from "zod";
 import type { Hex } from "../../consensus/bytes.ts";
+import type { TraceOptions } from "../execution/tracers.ts";
 import type { RpcCallRequest } from "./backend.ts";
 
 /** Limits on parameter sizes; the HTTP body limit bounds everything else. */
@@ -289,3 +290,40 @@ export const logFilter = z
       topics,
     };
   });
+
+/** debug_trace* options (geth's TraceConfig): the opcode logger's switches, or the callTracer. */
+export const traceConfig = z
+  .looseObject(
+    {
+      tracer: z
+        .union([z.literal(""), z.literal("callTracer")], {
+          error: 'tracer: "callTracer", or none for the opcode logger (the others are not served here)',
+        })
+        .optional(),
+      tracerConfig: z
+        .looseObject({
+          onlyTopCall: z.boolean().optional(),
+          withLog: z.literal(false, { error: "withLog is not supported" }).optional(),
+        })
+        .optional(),
+      disableStack: z.boolean().optional(),
+      disableStorage: z.boolean().optional(),
+      enableMemory: z.boolean().optional(),
+      enableReturnData: z.boolean().optional(),
+      limit: z.number().int().min(0).optional(),
+      // geth's time limit ("5s"): accepted and not needed here, traces are bounded by their size.
+      timeout: z.string().max(32).optional(),
+    },
+    { error: "expected a trace config object {tracer?, tracerConfig?, disableStack?, ...}" },
+  )
+  .transform(
+    (o): TraceOptions => ({
+      tracer: o.tracer === "callTracer" ? "callTracer" : undefined,
+      onlyTopCall: o.tracerConfig?.onlyTopCall,
+      disableStack: o.disableStack,
+      disableStorage: o.disableStorage,
+      enableMemory: o.enableMemory,
+      enableReturnData: o.enableReturnData,
+      limit: o.limit,
+    }),
+  );

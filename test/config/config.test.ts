@@ -66,7 +66,7 @@ describe("parseConfig", () => {
       },
       storage: { stateHistory: 10_000 },
       metrics: { enabled: true, host: "127.0.0.1", port: 9100 },
-      rpc: { enabled: true, host: "127.0.0.1", port: 8545, cors: [] },
+      rpc: { enabled: true, host: "127.0.0.1", port: 8545, cors: [], debug: false },
       log: { level: "info", format: "json" },
       l1: null,
     });

@@ -127,6 +127,13 @@ describe("wallet libraries against a live subnet", () => {
     expect(events.map((e) => e.transactionHash)).toEqual([deployHash, ...transfers]);
     const logs = await publicHttp.getLogs({ address: token, fromBlock });
     expect(logs.map((l) => l.transactionHash)).toEqual([deployHash, ...transfers]);
+    // The devnet serves the debug API: a transfer's call frame, replayed on the node.
+    const frame = (await publicHttp.request({
+      method: "debug_traceTransaction" as never,
+      params: [transfers[0], { tracer: "callTracer" }] as never,
+    })) as { type: string; from: string; to: string; gasUsed: Hex };
+    expect(frame).toMatchObject({ type: "CALL", from: address(0).toLowerCase(), to: token.toLowerCase() });
+    expect(BigInt(frame.gasUsed)).toBe(receipts[0]?.gasUsed);
 
     await waitUntil(() => watched.length >= 2 && heads.length >= 4 && pending.length >= 2, 20_000);
     expect(pending).toEqual(transfers);

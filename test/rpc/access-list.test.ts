@@ -25,17 +25,7 @@ describe("eth_createAccessList", () => {
   let reverter: Hex = "0x";
   const { Probe, Reverter, Counter } = contracts();
 
-  async function height(raws: readonly Uint8Array[]): Promise<void> {
-    for (const raw of raws) {
-      const added = await node.mempool.add(raw, { kind: "local" });
-      if (!added.ok) throw new Error(`${added.code}: ${added.message}`);
-    }
-    const proposer = genesis.validatorSet.validators[0]?.address ?? "0x";
-    const built = await node.executor.build(node.store.headHeight + 1, proposer, nodes.sets());
-    if (built === null) throw new Error("no block");
-    await nodes.commit(node, built.block, built.bytes);
-  }
-
+  const height = (raws: readonly Uint8Array[]) => nodes.build(node, raws);
   const eth = (name: string, args: unknown[]) => nodes.eth(node, name, args);
 
   beforeAll(async () => {

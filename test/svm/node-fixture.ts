@@ -103,7 +103,23 @@ export class NodeStates {
     await state.executor.committed(block, hash, cert);
   }
 
-  /** Calls an Ethereum JSON-RPC method (eth_*, lumia_*) on `state`; throws on an error answer. */
+  /** Admits `raws` to the pool of `state`, builds the next block from it, checks it carries them all, and commits it. */
+  async build(state: NodeState, raws: readonly Uint8Array[]): Promise<Block> {
+    for (const raw of raws) {
+      const added = await state.mempool.add(raw, { kind: "local" });
+      if (!added.ok) throw new Error(`${added.code}: ${added.message}`);
+    }
+    const proposer = this.genesis.validatorSet.validators[0]?.address ?? "0x";
+    const built = await state.executor.build(state.store.headHeight + 1, proposer, this.sets());
+    if (built === null) throw new Error("no block");
+    if (built.block.transactions.length !== raws.length) {
+      throw new Error(`the block carries ${built.block.transactions.length} of ${raws.length} transactions`);
+    }
+    await this.commit(state, built.block, built.bytes);
+    return built.block;
+  }
+
+  /** Calls an Ethereum JSON-RPC method (eth_*, lumia_*, debug_*: the debug API is on) on `state`; throws on an error answer. */
   eth(state: NodeState, name: string, args: unknown[]): Promise<unknown> {
     const methods = createMethods(
       createRpcBackend({
@@ -115,6 +131,7 @@ export class NodeStates {
         mempool: state.mempool,
         submit: async () => ({ ok: false, code: "unsupported", message: "read-only" }),
         status: () => ({}),
+        debug: true,
       }),
       { maxLogRange: 100, maxLogResults: 100, maxFeeHistoryBlocks: 100, gasCap: 50_000_000n, txCacheEntries: 16 },
     );

@@ -1,0 +1,335 @@
+// geth's two built-in tracers over the ethereumjs EVM's events, for debug_traceTransaction, debug_traceBlockBy* and
+// debug_traceCall: the opcode (struct) logger, the default, with one entry per executed instruction, and the
+// callTracer, the tree of calls and creations with their gas, input, output and errors. A tracer watches one
+// transaction: `observer()` gives the core's EvmObserver, and `result()` the JSON once the transaction ran.
+import type { EVMResult, Message } from "@ethereumjs/evm";
+import type { VM } from "@ethereumjs/vm";
+import { type Hex, toHex } from "../../consensus/bytes.ts";
+import type { EvmObserver, RunTxResult } from "./core.ts";
+import { decodeRevertReason } from "./receipts.ts";
+
+/** What an opcode-logger trace may hold at most, whatever `limit` asks: bounds memory and the answer's size. */
+export const MAX_STRUCT_LOGS = 100_000;
+/** Stack, memory and storage text an opcode-logger trace may hold (64 MiB): memory copied at every step adds up. */
+export const MAX_TRACE_TEXT = 64 * 1024 * 1024;
+
+export interface TraceOptions {
+  /** "callTracer", or absent for the opcode logger. */
+  readonly tracer?: "callTracer" | undefined;
+  /** callTracer: only the top call, no sub-calls. */
+  readonly onlyTopCall?: boolean | undefined;
+  /** Opcode logger. */
+  readonly disableStack?: boolean | undefined;
+  readonly disableStorage?: boolean | undefined;
+  readonly enableMemory?: boolean | undefined;
+  readonly enableReturnData?: boolean | undefined;
+  /** Opcode logger: stop recording after this many entries (0: no limit but MAX_STRUCT_LOGS). */
+  readonly limit?: number | undefined;
+}
+
+/** A trace that grew past MAX_STRUCT_LOGS without a `limit`: answered as an error, not cut silently. */
+export class TraceTooLargeError extends Error {
+  override readonly name = "TraceTooLargeError";
+}
+
+export interface Tracer {
+  /** The observer for the transaction at `index` (of a block, or 0 for a call). */
+  observer(index: number): EvmObserver;
+  /** The trace, once the transaction ran; null when it did not run. */
+  result(): unknown;
+}
+
+export function createTracer(options: TraceOptions): Tracer {
+  return options.tracer === "callTracer" ? new CallTracer(options) : new OpcodeLogger(options);
+}
+
+type StepEvent = {
+  pc: number;
+  gasLeft: bigint;
+  gasRefund: bigint;
+  opcode: { name: string; dynamicFee: bigint; code: number };
+  stack: bigint[];
+  depth: number;
+  address: { bytes: Uint8Array; toString(): string };
+  memory: Uint8Array;
+};
+
+const SLOAD = 0x54;
+const SSTORE = 0x55;
+
+const word = (v: bigint): string => v.toString(16).padStart(64, "0");
+const quantity = (v: bigint | number): Hex => `0x${v.toString(16)}` as Hex;
+
+/** Watches one transaction's run through the VM's events, and stops watching when it ended. */
+function watch(
+  index: number,
+  listeners: {
+    start?: (gasLimit: bigint) => void;
+    /** Receives what stops the step events (a tracer that has all it may hold). */
+    stepsOff?: (off: () => void) => void;
+    step?: (e: StepEvent) => void;
+    before?: (m: Message) => void;
+    after?: (r: EVMResult) => void;
+  },
+  ended: (result: RunTxResult | null) => void,
+): EvmObserver {
+  return (at: number, vm: VM, gasLimit: bigint) => {
+    if (at !== index) return undefined;
+    listeners.start?.(gasLimit);
+    const events = vm.evm.events;
+    if (events === undefined) throw new Error("the EVM has no event emitter to trace with");
+    const { step, before, after } = listeners;
+    if (step !== undefined) {
+      events.on("step", step as never);
+      listeners.stepsOff?.(() => events.off("step", step as never));
+    }
+    if (before !== undefined) events.on("beforeMessage", before as never);
+    if (after !== undefined) events.on("afterMessage", after as never);
+    return (result) => {
+      if (step !== undefined) events.off("step", step as never);
+      if (before !== undefined) events.off("beforeMessage", before as never);
+      if (after !== undefined) events.off("afterMessage", after as never);
+      ended(result);
+    };
+  };
+}
+
+class OpcodeLogger implements Tracer {
+  private readonly logs: Record<string, unknown>[] = [];
+  /** Storage seen per contract in this transaction, as geth keeps it (reads and writes). */
+  private readonly storage = new Map<string, Map<string, string>>();
+  private ran: RunTxResult | null = null;
+  private done = false;
+  private tooLarge: string | null = null;
+  private text = 0;
+  private readonly limit: number;
+  /** Depth of the message running now, + 1 (0 between messages). */
+  private depth = 0;
+  /** By depth: the return data of the last call that frame made. */
+  private readonly returnData = new Map<number, Uint8Array>();
+  private stepsOff: (() => void) | null = null;
+  /** An SLOAD whose value the next step of its frame shows. */
+  private pendingLoad: {
+    entry: Record<string, unknown>;
+    seen: Map<string, string>;
+    key: string;
+    depth: number;
+  } | null = null;
+
+  constructor(private readonly options: TraceOptions) {
+    const asked = options.limit ?? 0;
+    this.limit = asked > 0 && asked < MAX_STRUCT_LOGS ? asked : MAX_STRUCT_LOGS;
+  }
+
+  observer(index: number): EvmObserver {
+    return watch(
+      index,
+      {
+        step: (e) => this.step(e),
+        stepsOff: (off) => {
+          this.stepsOff = off;
+        },
+        // The return data a frame sees is that of the last call it made.
+        after: (r) => {
+          // The message that ended ran at depth this.depth - 1; its caller at this.depth - 2.
+          if (this.depth >= 2) this.returnData.set(this.depth - 2, r.execResult.returnValue);
+          this.depth--;
+        },
+        before: (m) => {
+          this.depth = m.depth + 1;
+          this.returnData.delete(m.depth);
+        },
+      },
+      (result) => {
+        this.ran = result;
+        this.done = true;
+      },
+    );
+  }
+
+  private step(e: StepEvent): void {
+    // An SLOAD's entry shows the slot's value: it is on top of the stack at the next step of the same frame.
+    const pending = this.pendingLoad;
+    if (pending !== null) {
+      this.pendingLoad = null;
+      if (e.depth === pending.depth && e.stack.length > 0) {
+        pending.seen.set(pending.key, word(e.stack[e.stack.length - 1] as bigint));
+        pending.entry.storage = Object.fromEntries(pending.seen);
+      }
+    }
+    if (this.logs.length >= this.limit) {
+      // Past the bound nothing more is recorded; without a limit of the caller's, the trace is refused whole.
+      if ((this.options.limit ?? 0) === 0 || (this.options.limit ?? 0) > MAX_STRUCT_LOGS) {
+        this.tooLarge = `the trace has more than ${MAX_STRUCT_LOGS} steps: pass a lower "limit", or use the callTracer`;
+      }
+      this.stopTracing();
+      return;
+    }
+    if (this.text > MAX_TRACE_TEXT) {
+      this.tooLarge = `the trace is larger than ${MAX_TRACE_TEXT >> 20} MiB: pass a lower "limit", leave memory out, or use the callTracer`;
+      this.stopTracing();
+      return;
+    }
+    const entry: Record<string, unknown> = {
+      pc: e.pc,
+      op: e.opcode.name,
+      gas: Number(e.gasLeft),
+      gasCost: Number(e.opcode.dynamicFee),
+      depth: e.depth + 1,
+    };
+    if (e.gasRefund > 0n) entry.refund = Number(e.gasRefund);
+    if (this.options.disableStack !== true) {
+      entry.stack = e.stack.map((v) => quantity(v));
+      this.text += 68 * e.stack.length;
+    }
+    if (this.options.enableReturnData === true) {
+      const data = this.returnData.get(e.depth);
+      if (data !== undefined && data.length > 0) entry.returnData = toHex(data);
+    }
+    if (this.options.enableMemory === true) {
+      const words: string[] = [];
+      for (let i = 0; i < e.memory.length; i += 32) words.push(toHex(e.memory.subarray(i, i + 32)).slice(2));
+      entry.memory = words;
+      this.text += 67 * words.length;
+    }
+    const code = e.opcode.code;
+    if (this.options.disableStorage !== true && (code === SLOAD || code === SSTORE) && e.stack.length > 0) {
+      const contract = e.address.toString().toLowerCase();
+      let seen = this.storage.get(contract);
+      if (seen === undefined) {
+        seen = new Map();
+        this.storage.set(contract, seen);
+      }
+      const key = word(e.stack[e.stack.length - 1] as bigint);
+      if (code === SSTORE && e.stack.length > 1) {
+        seen.set(key, word(e.stack[e.stack.length - 2] as bigint));
+        entry.storage = Object.fromEntries(seen);
+      } else {
+        this.pendingLoad = { entry, seen, key, depth: e.depth };
+      }
+    }
+    this.logs.push(entry);
+  }
+
+  /** The rest of the run goes untraced, at full speed. */
+  private stopTracing(): void {
+    this.stepsOff?.();
+    this.stepsOff = null;
+  }
+
+  result(): unknown {
+    if (!this.done || this.ran === null) return null;
+    if (this.tooLarge !== null) throw new TraceTooLargeError(this.tooLarge);
+    const exec = this.ran.execResult;
+    return {
+      gas: Number(this.ran.totalGasSpent),
+      failed: exec.exceptionError !== undefined,
+      returnValue: toHex(exec.returnValue).slice(2),
+      structLogs: this.logs,
+    };
+  }
+}
+
+/** A callTracer frame, as geth gives it. */
+export interface CallFrame {
+  type: string;
+  from: Hex;
+  to?: Hex;
+  value?: Hex;
+  gas: Hex;
+  gasUsed: Hex;
+  input: Hex;
+  output?: Hex;
+  error?: string;
+  revertReason?: string;
+  calls?: CallFrame[];
+}
+
+/** geth's names for the EVM's halts. */
+function gethError(error: string): string {
+  return error === "revert" ? "execution reverted" : error;
+}
+
+class CallTracer implements Tracer {
+  private readonly stack: CallFrame[] = [];
+  private top: CallFrame | null = null;
+  /** The opcode that opened each frame's next message, by depth. */
+  private readonly callOp = new Map<number, string>();
+  private ran: RunTxResult | null = null;
+  private done = false;
+  private gasLimit = 0n;
+
+  constructor(private readonly options: TraceOptions) {}
+
+  observer(index: number): EvmObserver {
+    return watch(
+      index,
+      {
+        step: (e) => {
+          const name = e.opcode.name;
+          if (/^(CALL|CALLCODE|DELEGATECALL|STATICCALL|CREATE|CREATE2)$/.test(name)) this.callOp.set(e.depth, name);
+        },
+        start: (gasLimit) => {
+          this.gasLimit = gasLimit;
+        },
+        before: (m) => this.enter(m),
+        after: (r) => this.exit(r),
+      },
+      (result) => {
+        this.ran = result;
+        this.done = true;
+      },
+    );
+  }
+
+  private enter(m: Message): void {
+    const depth = m.depth;
+    const type = depth === 0 ? (m.to === undefined ? "CREATE" : "CALL") : (this.callOp.get(depth - 1) ?? "CALL");
+    const frame: CallFrame = {
+      type,
+      from: m.caller.toString().toLowerCase() as Hex,
+      gas: quantity(m.gasLimit),
+      gasUsed: "0x0",
+      input: toHex(m.data),
+    };
+    if (m.to !== undefined) frame.to = m.to.toString().toLowerCase() as Hex;
+    if (type !== "STATICCALL" && type !== "DELEGATECALL") frame.value = quantity(m.value);
+    if (depth === 0) this.top = frame;
+    else if (this.options.onlyTopCall !== true) {
+      const parent = this.stack[this.stack.length - 1];
+      if (parent !== undefined) {
+        parent.calls ??= [];
+        parent.calls.push(frame);
+      }
+    }
+    this.stack.push(frame);
+  }
+
+  private exit(r: EVMResult): void {
+    const frame = this.stack.pop();
+    if (frame === undefined) return;
+    const exec = r.execResult;
+    frame.gasUsed = quantity(exec.executionGasUsed);
+    if (r.createdAddress !== undefined) frame.to = r.createdAddress.toString().toLowerCase() as Hex;
+    const error = exec.exceptionError?.error;
+    if (exec.returnValue.length > 0 || error === undefined) frame.output = toHex(exec.returnValue);
+    if (error !== undefined) {
+      frame.error = gethError(String(error));
+      if (error === "revert") {
+        const reason = decodeRevertReason(exec.returnValue);
+        if (reason !== null) frame.revertReason = reason;
+      }
+      // geth drops the output of a frame that failed other than by a revert.
+      if (error !== "revert") delete frame.output;
+    }
+  }
+
+  result(): unknown {
+    if (!this.done || this.ran === null || this.top === null) return null;
+    const top = this.top;
+    // The top frame counts the transaction's gas: its limit and all it spent (intrinsic gas included).
+    top.gas = quantity(this.gasLimit);
+    top.gasUsed = quantity(this.ran.totalGasSpent);
+    return top;
+  }
+}

@@ -1,0 +1,229 @@
+// debug_traceTransaction, debug_traceBlockByNumber/ByHash and debug_traceCall on the node's real parts (level store,
+// execution core, block executor, RPC backend: test/svm/node-fixture.ts). A trace comes from replaying the committed
+// block on its parent's state, checked against the header's roots; the callTracer's tree and the opcode logger's
+// steps are checked against what the transactions did (receipts, calls, storage).
+import { encodeAbiParameters, encodeDeployData, encodeFunctionData, getContractAddress } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Hex } from "../../consensus/bytes.ts";
+import type { CallFrame } from "../../src/execution/tracers.ts";
+import type { NodeState } from "../../src/node/assemble.ts";
+import type { RpcBackend } from "../../src/rpc/backend.ts";
+import { createMethods, DEFAULT_METHOD_LIMITS } from "../../src/rpc/methods.ts";
+import { addressOf, signRaw, testAccount } from "../execution/helpers.ts";
+import { contracts } from "../fixtures/contracts.ts";
+import { NodeStates, singleValidatorGenesis } from "../svm/node-fixture.ts";
+
+const CHAIN = 31_337_002n;
+const sender = testAccount(2);
+const from = addressOf(sender);
+const other: Hex = "0x00000000000000000000000000000000000c0ffe";
+
+type StructLog = {
+  pc: number;
+  op: string;
+  gas: number;
+  gasCost: number;
+  depth: number;
+  stack?: Hex[];
+  memory?: string[];
+  storage?: Record<string, string>;
+};
+type OpcodeTrace = { gas: number; failed: boolean; returnValue: string; structLogs: StructLog[] };
+
+describe("debug tracing", () => {
+  let nodes: NodeStates;
+  let node: NodeState;
+  let nonce = 0;
+  let probe: Hex = "0x";
+  let reverter: Hex = "0x";
+  const { Probe, Reverter } = contracts();
+  const hashes: Hex[] = [];
+  let tracedHeight = 0;
+
+  const eth = (name: string, args: unknown[]) => nodes.eth(node, name, args);
+  const sign = (fields: Parameters<typeof signRaw>[1]) => signRaw(sender, { nonce: nonce++, ...fields }, CHAIN);
+  const failData = encodeFunctionData({ abi: Reverter.abi, functionName: "fail", args: ["no"] });
+  const receipt = async (hash: Hex) => (await eth("eth_getTransactionReceipt", [hash])) as { gasUsed: Hex };
+
+  beforeAll(async () => {
+    nodes = new NodeStates(singleValidatorGenesis(CHAIN, from, 10n ** 21n));
+    ({ state: node } = await nodes.state());
+    probe = getContractAddress({ from, nonce: 0n }).toLowerCase() as Hex;
+    reverter = getContractAddress({ from, nonce: 1n }).toLowerCase() as Hex;
+    const deploy = (c: { abi: unknown; bytecode: unknown }) =>
+      sign({
+        to: null,
+        gas: 2_000_000n,
+        data: encodeDeployData({ abi: c.abi, bytecode: c.bytecode } as Parameters<typeof encodeDeployData>[0]),
+      });
+    await nodes.build(node, [await deploy(Probe), await deploy(Reverter)]);
+    // One block: a plain transfer, a call whose inner call reverts, a call that writes storage and logs.
+    const raws = [
+      await sign({ to: other, value: 5n }),
+      await sign({
+        to: probe,
+        gas: 200_000n,
+        data: encodeFunctionData({ abi: Probe.abi, functionName: "tryFail", args: [reverter, "no"] }),
+      }),
+      await sign({
+        to: probe,
+        gas: 200_000n,
+        data: encodeFunctionData({ abi: Probe.abi, functionName: "set", args: [7n, 9n] }),
+      }),
+    ];
+    const block = await nodes.build(node, raws);
+    tracedHeight = block.header.height;
+    const listed = (await eth("eth_getBlockByNumber", [`0x${tracedHeight.toString(16)}`, false])) as {
+      transactions: Hex[];
+    };
+    hashes.push(...listed.transactions);
+    // Later blocks: the traced block is no longer the head, so the replay starts from a stored parent state.
+    await nodes.build(node, [await sign({ to: other, value: 1n })]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await nodes?.close();
+  });
+
+  it("callTracer: the tree of calls with gas, input, output and the inner revert", async () => {
+    const [transfer, tryFail] = hashes as [Hex, Hex, Hex];
+    const top = (await eth("debug_traceTransaction", [tryFail, { tracer: "callTracer" }])) as CallFrame;
+    expect(top).toMatchObject({
+      type: "CALL",
+      from,
+      to: probe,
+      value: "0x0",
+      gas: `0x${(200_000).toString(16)}`,
+      gasUsed: (await receipt(tryFail)).gasUsed,
+      input: encodeFunctionData({ abi: Probe.abi, functionName: "tryFail", args: [reverter, "no"] }),
+      output: "0x",
+    });
+    expect(top.error).toBeUndefined();
+    expect(top.calls).toHaveLength(1);
+    const inner = top.calls?.[0] as CallFrame;
+    expect(inner).toMatchObject({
+      type: "CALL",
+      from: probe,
+      to: reverter,
+      value: "0x0",
+      input: failData,
+      error: "execution reverted",
+      revertReason: "no",
+    });
+    // The revert data is Error("no"), as Solidity encodes it.
+    expect(inner.output).toBe(`0x08c379a0${encodeAbiParameters([{ type: "string" }], ["no"]).slice(2)}`);
+    expect(BigInt(inner.gasUsed)).toBeLessThan(BigInt(inner.gas));
+
+    const plain = (await eth("debug_traceTransaction", [transfer, { tracer: "callTracer" }])) as CallFrame;
+    expect(plain).toEqual({
+      type: "CALL",
+      from,
+      to: other,
+      value: "0x5",
+      gas: "0x5208",
+      gasUsed: "0x5208",
+      input: "0x",
+      output: "0x",
+    });
+    const onlyTop = (await eth("debug_traceTransaction", [
+      tryFail,
+      { tracer: "callTracer", tracerConfig: { onlyTopCall: true } },
+    ])) as CallFrame;
+    expect(onlyTop.calls).toBeUndefined();
+    expect(onlyTop.gasUsed).toBe(top.gasUsed);
+  });
+
+  it("opcode logger: every step, with stack, storage and (when asked) memory", async () => {
+    const [transfer, , setSlot] = hashes as [Hex, Hex, Hex];
+    const trace = (await eth("debug_traceTransaction", [setSlot])) as OpcodeTrace;
+    expect(trace.gas).toBe(Number((await receipt(setSlot)).gasUsed));
+    expect(trace.failed).toBe(false);
+    expect(trace.returnValue).toBe("");
+    const logs = trace.structLogs;
+    expect(logs.length).toBeGreaterThan(20);
+    expect(logs[0]).toMatchObject({ pc: 0, op: "PUSH1", depth: 1, stack: [] });
+    for (let i = 1; i < logs.length; i++) {
+      // Remaining gas falls by each step's cost.
+      expect((logs[i - 1] as StructLog).gas - (logs[i - 1] as StructLog).gasCost).toBe((logs[i] as StructLog).gas);
+    }
+    const store = logs.find((l) => l.op === "SSTORE");
+    // slots[7] = 9: the key is keccak256(7 . 0), the value 9.
+    expect(store?.storage).toBeDefined();
+    expect(Object.values(store?.storage ?? {})).toEqual([`${"0".repeat(63)}9`]);
+    expect(logs.at(-1)?.op).toBe("STOP");
+
+    const lean = (await eth("debug_traceTransaction", [
+      setSlot,
+      { disableStack: true, disableStorage: true },
+    ])) as OpcodeTrace;
+    expect(lean.structLogs).toHaveLength(logs.length);
+    expect(lean.structLogs.every((l) => l.stack === undefined && l.storage === undefined)).toBe(true);
+    const withMemory = (await eth("debug_traceTransaction", [
+      setSlot,
+      { enableMemory: true, limit: 12 },
+    ])) as OpcodeTrace;
+    expect(withMemory.structLogs).toHaveLength(12);
+    // After PUSH1 0x80 PUSH1 0x40 MSTORE, memory holds the free memory pointer.
+    const afterMstore = withMemory.structLogs[3] as StructLog;
+    expect(afterMstore.memory?.[2]).toBe(`${"0".repeat(62)}80`);
+
+    const plain = (await eth("debug_traceTransaction", [transfer])) as OpcodeTrace;
+    expect(plain).toEqual({ gas: 21_000, failed: false, returnValue: "", structLogs: [] });
+  });
+
+  it("traces whole blocks by number and hash, each transaction as alone", async () => {
+    const tag = `0x${tracedHeight.toString(16)}`;
+    const byNumber = (await eth("debug_traceBlockByNumber", [tag, { tracer: "callTracer" }])) as {
+      txHash: Hex;
+      result: CallFrame;
+    }[];
+    expect(byNumber.map((t) => t.txHash)).toEqual(hashes);
+    for (const [i, hash] of hashes.entries()) {
+      expect(byNumber[i]?.result).toEqual(await eth("debug_traceTransaction", [hash, { tracer: "callTracer" }]));
+    }
+    const block = (await eth("eth_getBlockByNumber", [tag, false])) as { hash: Hex };
+    expect(await eth("debug_traceBlockByHash", [block.hash, { tracer: "callTracer" }])).toEqual(byNumber);
+    await expect(eth("debug_traceBlockByNumber", ["0x0"])).rejects.toThrow(/genesis is not traceable/);
+    // Block 1, replayed on the genesis state: the two creations, each frame naming the contract it made.
+    const creations = (await eth("debug_traceBlockByNumber", ["0x1", { tracer: "callTracer" }])) as {
+      result: CallFrame;
+    }[];
+    expect(creations.map((c) => [c.result.type, c.result.from, c.result.to, c.result.error])).toEqual([
+      ["CREATE", from, probe, undefined],
+      ["CREATE", from, reverter, undefined],
+    ]);
+    await expect(eth("debug_traceBlockByNumber", ["0x999"])).rejects.toThrow(/block not found/);
+    await expect(eth("debug_traceTransaction", [`0x${"ab".repeat(32)}`])).rejects.toThrow(/not found/);
+  });
+
+  it("traces a call on any kept state, and refuses traces it cannot give whole", async () => {
+    const data = encodeFunctionData({ abi: Probe.abi, functionName: "tryFail", args: [reverter, "no"] });
+    const call = (await eth("debug_traceCall", [
+      { from, to: probe, data },
+      "latest",
+      { tracer: "callTracer" },
+    ])) as CallFrame;
+    expect(call).toMatchObject({
+      type: "CALL",
+      from,
+      to: probe,
+      calls: [{ to: reverter, error: "execution reverted" }],
+    });
+
+    const burn = encodeFunctionData({ abi: Reverter.abi, functionName: "burn", args: [5_000n] });
+    await expect(eth("debug_traceCall", [{ from, to: reverter, data: burn }, "latest"])).rejects.toThrow(
+      /more than 100000 steps/,
+    );
+    const first = (await eth("debug_traceCall", [
+      { from, to: reverter, data: burn },
+      "latest",
+      { limit: 10 },
+    ])) as OpcodeTrace;
+    expect(first.structLogs).toHaveLength(10);
+
+    await expect(eth("debug_traceTransaction", [hashes[0], { tracer: "prestateTracer" }])).rejects.toThrow(/tracer/);
+    // Without the debug API (config rpc.debug false), the methods do not exist.
+    const without = createMethods({ chainId: CHAIN } as RpcBackend, DEFAULT_METHOD_LIMITS);
+    expect([...without.keys()].filter((name) => name.startsWith("debug_"))).toEqual([]);
+  });
+});
