@@ -59,6 +59,34 @@ export async function latestOutputHeight(
   }
 }
 
+/**
+ * The newest L2 height among the outputs proposed at or before L1 block `l1Block`, read from the oracle's output list
+ * at its latest block: outputs are only ever appended, each with the L1 block it was proposed in, so the answer is
+ * what `latestOutput()` gives at `l1Block` without reading that block's state (an endpoint that keeps only its newest
+ * states, or an anvil resumed from a dump, has none for it). A bisection over `outputAt(i).l1BlockNumber`.
+ */
+export async function outputHeightAtBlock(client: PublicClient, oracle: Address, l1Block: bigint): Promise<number> {
+  const read = <T>(functionName: "outputCount" | "outputAt", args: readonly bigint[] = []) =>
+    client.readContract({
+      address: oracle,
+      abi: OutputOracle.abi,
+      functionName,
+      args,
+      blockTag: "latest",
+    } as never) as Promise<T>;
+  const count = BigInt(await read<bigint>("outputCount"));
+  const at = (i: bigint) => read<{ height: bigint; l1BlockNumber: bigint }>("outputAt", [i]);
+  // The last index whose output was proposed at or before `l1Block` (-1: none yet).
+  let low = -1n;
+  let high = count - 1n;
+  while (low < high) {
+    const mid = (low + high + 1n) / 2n;
+    if (BigInt((await at(mid)).l1BlockNumber) <= l1Block) low = mid;
+    else high = mid - 1n;
+  }
+  return low < 0n ? 0 : Number((await at(low)).height);
+}
+
 export class OutputProposer {
   private timer: ReturnType<typeof setInterval> | null = null;
   private readonly passes = new PassInFlight();
@@ -265,6 +293,9 @@ export class OutputProposer {
 
 /** The RPC's `finalized` height: the newest output in the oracle's state at the L1's finalized block. */
 export class FinalizedTracker {
+  /** Whether the last read had to go through the output list (the endpoint served no state at `finalized`). */
+  private fromHistory = false;
+
   private height = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
   private busy = false;
@@ -295,11 +326,35 @@ export class FinalizedTracker {
     this.timer = null;
   }
 
+  /**
+   * `latestOutput()` at the L1's finalized block; when that block's state is not served (not a revert), the same
+   * answer from the output list at the latest block.
+   */
+  private async readFinalized(): Promise<number> {
+    try {
+      const height = await latestOutputHeight(this.m.client, this.m.oracle, { blockTag: "finalized" });
+      this.fromHistory = false;
+      return height;
+    } catch (error) {
+      if (revertOf(error) !== null) throw error;
+      const finalized = await this.m.client.getBlock({ blockTag: "finalized" });
+      const height = await outputHeightAtBlock(this.m.client, this.m.oracle, finalized.number);
+      if (!this.fromHistory) {
+        this.m.log.info(
+          { l1Block: Number(finalized.number), reason: firstLine(error) },
+          "the L1 endpoint does not serve the state of its finalized block: reading the finalized output from the output list",
+        );
+      }
+      this.fromHistory = true;
+      return height;
+    }
+  }
+
   async poll(): Promise<void> {
     if (this.busy) return;
     this.busy = true;
     try {
-      const height = await latestOutputHeight(this.m.client, this.m.oracle, { blockTag: "finalized" });
+      const height = await this.readFinalized();
       // Finality only moves forward (an L1 that answered a lower finalized block is wrong or reorged beyond finality).
       if (height > this.height) {
         this.height = height;

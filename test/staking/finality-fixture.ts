@@ -62,8 +62,9 @@ export const TEST_FINALITY_PARAMS: FinalityParams = {
 export type FinalityChain = Awaited<ReturnType<typeof startFinalityChain>>;
 
 /** Staking chain + four registered validators in epoch 1 + BatchInbox, OutputOracle and Portal. */
-export async function startFinalityChain(params: Partial<FinalityParams> = {}) {
-  const chain: StakingChain = await startStakingChain();
+/** `anvilArgs`: more anvil flags, as startStakingChain takes them. */
+export async function startFinalityChain(params: Partial<FinalityParams> = {}, anvilArgs: readonly string[] = []) {
+  const chain: StakingChain = await startStakingChain({}, anvilArgs);
   try {
     const operators = chain.users.slice(0, VALIDATOR_STAKES.length);
     const byKey = new Map<string, OperatorKeys>();
