@@ -319,6 +319,25 @@ export class Mempool {
     return sender === undefined ? undefined : sender.accountNonce + BigInt(sender.executable);
   }
 
+  /** EVM transactions held (txpool_status): `pending` runnable now, `queued` waiting behind a nonce gap. */
+  counts(): { readonly pending: number; readonly queued: number } {
+    let pending = 0;
+    let queued = 0;
+    for (const sender of this.senders.values()) {
+      pending += sender.executable;
+      queued += sender.txs.length - sender.executable;
+    }
+    return { pending, queued };
+  }
+
+  /** One sender's transactions in nonce order (txpool_contentFrom): its runnable run, then those behind a gap. */
+  ofSender(address: Hex): { readonly pending: readonly DecodedTx[]; readonly queued: readonly DecodedTx[] } {
+    const sender = this.senders.get(address.toLowerCase() as Hex);
+    if (sender === undefined) return { pending: [], queued: [] };
+    const txs = sender.txs.map((e) => e.tx);
+    return { pending: txs.slice(0, sender.executable), queued: txs.slice(sender.executable) };
+  }
+
   async add(raw: Uint8Array, source: AddSource): Promise<AddResult> {
     // Cheapest refusals first: a flood must not buy signature recoveries or state reads.
     if (source.kind === "peer" && !this.rate.take(source.peer)) {

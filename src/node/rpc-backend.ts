@@ -315,6 +315,11 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
     },
     validatorSetHistory,
     ...debug,
+    txpoolStatus: () => m.mempool.counts(),
+    txpoolContentFrom(address) {
+      const held = m.mempool.ofSender(address);
+      return { pending: held.pending.map((t) => t.raw), queued: held.queued.map((t) => t.raw) };
+    },
     status: () => m.status(),
     ...(m.peerCount === undefined ? {} : { peerCount: m.peerCount }),
     ...(m.syncing === undefined ? {} : { syncing: m.syncing }),

@@ -97,6 +97,10 @@ export interface RpcBackend {
   traceBlock?(height: number, index: number | null, options: TraceOptions): Promise<unknown[]>;
   /** debug_traceCall: the trace of a call on the state after `height`. Absent when the debug API is off. */
   traceCall?(height: number, request: RpcCallRequest, options: TraceOptions): Promise<unknown>;
+  /** txpool_status: the pool's EVM transactions runnable now (`pending`) and waiting behind a nonce gap (`queued`). */
+  txpoolStatus?(): { pending: number; queued: number };
+  /** txpool_contentFrom: one sender's pooled transactions (raw), runnable run then waiting ones, in nonce order. */
+  txpoolContentFrom?(address: Hex): { pending: readonly Uint8Array[]; queued: readonly Uint8Array[] };
   /** net_peerCount: the peers this node is connected to (0 when absent). */
   peerCount?(): number;
   /**

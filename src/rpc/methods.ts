@@ -648,6 +648,30 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
 
     net_peerCount: method([], () => success(quantity(backend.peerCount?.() ?? 0))),
 
+    txpool_status: method([], () => {
+      const counts = backend.txpoolStatus?.() ?? { pending: 0, queued: 0 };
+      return success({ pending: quantity(counts.pending), queued: quantity(counts.queued) });
+    }),
+
+    txpool_contentFrom: method([required("address", address)], (who) => {
+      const held = backend.txpoolContentFrom?.(who) ?? { pending: [], queued: [] };
+      // geth's shape: transactions by nonce (decimal), as eth_getTransactionByHash shows a pending one.
+      const byNonce = (raws: readonly Uint8Array[]): Record<string, unknown> | Failure => {
+        const out: Record<string, unknown> = {};
+        for (const raw of raws) {
+          const tx = txs.decode(raw);
+          if (tx === null) return undecodable(txHash(raw));
+          out[tx.nonce.toString(10)] = formatTransaction(tx, null);
+        }
+        return out;
+      };
+      const pending = byNonce(held.pending);
+      if (isFailure(pending)) return pending;
+      const queued = byNonce(held.queued);
+      if (isFailure(queued)) return queued;
+      return success({ pending, queued });
+    }),
+
     web3_sha3: method([required("data", hashInput)], (data) => success(toHex(keccak256(fromHex(data))))),
   };
   if (backend.traceBlock !== undefined && backend.traceCall !== undefined) {
