@@ -1,6 +1,7 @@
 // The Ethereum JSON-RPC methods the node serves, over the RpcBackend. Block tags: "latest", "safe" and "pending" are
 // the head (every committed block is certified, so the head is soft-final; pending differs only for the nonce);
 // "finalized" is the highest height covered by an output in an L1-finalized block (0 before one), "earliest" is 0.
+import { z } from "zod";
 import { fromHex, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { type Block, isSvmEntry } from "../chain/block.ts";
 import { buildOrderedTrie, type OrderedTrie } from "../chain/ordered-trie.ts";
@@ -44,6 +45,7 @@ import {
   storageSlot,
   traceConfig,
 } from "./params.ts";
+import { DEFAULT_SYNC_TIMEOUT_MS, MAX_SYNC_TIMEOUT_MS, MAX_SYNC_WAITERS, ReceiptWaiters } from "./send-sync.ts";
 
 /** The tip suggested by eth_maxPriorityFeePerGas and added to the next base fee by eth_gasPrice: 1 gwei. */
 export const SUGGESTED_PRIORITY_FEE = 1_000_000_000n;
@@ -152,6 +154,31 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     if (proofTries.size >= PROOF_TRIE_CACHE_BLOCKS) proofTries.delete(proofTries.keys().next().value as number);
     proofTries.set(height, tries);
     return tries;
+  }
+
+  const receiptWaiters = new ReceiptWaiters(backend);
+
+  /** eth_getTransactionReceipt's answer: the receipt of a committed transaction, or null. */
+  async function committedReceipt(hash: Hex): Promise<Outcome> {
+    const location = await backend.transactionLocation(hash);
+    if (location === undefined) return success(null);
+    const [entry, receipts] = await Promise.all([
+      backend.blockByHeight(location.height),
+      backend.receipts(location.height),
+    ]);
+    if (receipts === undefined) return missingReceipts(location.height);
+    const receipt = receipts[location.index];
+    if (entry === undefined || receipt === undefined || receipt.transactionHash !== hash) {
+      return failure(ErrorCode.internal, `receipt of ${hash} is not at its indexed position`);
+    }
+    return success(
+      formatReceipt(receipt, {
+        blockHash: entry.hash,
+        blockNumber: location.height,
+        index: location.index,
+        firstLogIndex: firstLogIndex(receipts, location.index),
+      }),
+    );
   }
 
   function missingReceipts(height: number): Failure {
@@ -575,27 +602,50 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
       return success(formatTransaction(tx, null));
     }),
 
-    eth_getTransactionReceipt: method([required("hash", hash32)], async (hash) => {
-      const location = await backend.transactionLocation(hash);
-      if (location === undefined) return success(null);
-      const [entry, receipts] = await Promise.all([
-        backend.blockByHeight(location.height),
-        backend.receipts(location.height),
-      ]);
-      if (receipts === undefined) return missingReceipts(location.height);
-      const receipt = receipts[location.index];
-      if (entry === undefined || receipt === undefined || receipt.transactionHash !== hash) {
-        return failure(ErrorCode.internal, `receipt of ${hash} is not at its indexed position`);
-      }
-      return success(
-        formatReceipt(receipt, {
-          blockHash: entry.hash,
-          blockNumber: location.height,
-          index: location.index,
-          firstLogIndex: firstLogIndex(receipts, location.index),
-        }),
-      );
-    }),
+    eth_getTransactionReceipt: method([required("hash", hash32)], committedReceipt),
+
+    eth_sendRawTransactionSync: method(
+      [required("transaction", rawTransaction), optional("timeout", z.unknown())],
+      async (raw, timeout): Promise<Outcome> => {
+        const bytes = fromHex(raw);
+        const hash = txHash(bytes);
+        if (receiptWaiters.size >= MAX_SYNC_WAITERS) {
+          return failure(ErrorCode.limitExceeded, `limit exceeded: ${MAX_SYNC_WAITERS} requests wait for receipts`);
+        }
+        const ms = syncTimeoutMs(timeout);
+        // Waiting starts before the submission: a commit right after it is not missed.
+        const wait = receiptWaiters.wait(hash, ms);
+        const sent = await backend.sendRawTransaction(bytes);
+        // Pooled already (sent before, or a peer's copy): it is waited for all the same.
+        if (!sent.ok && backend.pendingTransaction(hash) === undefined) {
+          wait.cancel();
+          // Committed already: its receipt.
+          const done = await committedReceipt(hash);
+          if (done.ok && done.result !== null) return done;
+          return failure(ErrorCode.server, sendRefusalMessage(sent.code, sent.message));
+        }
+        // Behind a nonce gap it cannot run until the gap is filled: EIP-7966's "not ready" (5), at once.
+        const from = txs.decode(bytes)?.from;
+        const queued = from === undefined ? [] : (backend.txpoolContentFrom?.(from).queued ?? []);
+        if (queued.some((r) => txHash(r) === hash)) {
+          wait.cancel();
+          return failure(
+            SYNC_NOT_READY,
+            "the transaction was added to the pool but cannot run yet: its nonce is past the account's next one",
+            hash,
+          );
+        }
+        const receipt = await wait.receipt;
+        if (receipt === null) {
+          return failure(
+            SYNC_TIMEOUT,
+            `the transaction was added to the pool but was not committed within ${ms} ms`,
+            hash,
+          );
+        }
+        return success(receipt);
+      },
+    ),
 
     eth_getBlockByNumber: method(
       [required("block", blockTagOrNumber), optional("fullTransactions", fullTransactions)],
@@ -827,6 +877,21 @@ export function createLogQuery(
     }
     return success(out);
   };
+}
+
+/** EIP-7966's error codes: no receipt within the wait; the transaction cannot run yet. */
+const SYNC_TIMEOUT = 4;
+const SYNC_NOT_READY = 5;
+
+/**
+ * eth_sendRawTransactionSync's wait: a positive quantity (hex) or integer of milliseconds up to the node's maximum;
+ * anything else (absent, zero, too long, not a number) is the default, as EIP-7966 asks.
+ */
+function syncTimeoutMs(value: unknown): number {
+  let ms: number | null = null;
+  if (typeof value === "number" && Number.isSafeInteger(value)) ms = value;
+  else if (typeof value === "string" && /^0x[0-9a-fA-F]{1,12}$/.test(value)) ms = Number(BigInt(value));
+  return ms !== null && ms > 0 && ms <= MAX_SYNC_TIMEOUT_MS ? ms : DEFAULT_SYNC_TIMEOUT_MS;
 }
 
 /** Whether two access lists name the same addresses with the same slots (order aside). */

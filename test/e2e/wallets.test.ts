@@ -127,14 +127,6 @@ describe("wallet libraries against a live subnet", () => {
     expect(events.map((e) => e.transactionHash)).toEqual([deployHash, ...transfers]);
     const logs = await publicHttp.getLogs({ address: token, fromBlock });
     expect(logs.map((l) => l.transactionHash)).toEqual([deployHash, ...transfers]);
-    // The devnet serves the debug API: a transfer's call frame, replayed on the node.
-    const frame = (await publicHttp.request({
-      method: "debug_traceTransaction" as never,
-      params: [transfers[0], { tracer: "callTracer" }] as never,
-    })) as { type: string; from: string; to: string; gasUsed: Hex };
-    expect(frame).toMatchObject({ type: "CALL", from: address(0).toLowerCase(), to: token.toLowerCase() });
-    expect(BigInt(frame.gasUsed)).toBe(receipts[0]?.gasUsed);
-
     await waitUntil(() => watched.length >= 2 && heads.length >= 4 && pending.length >= 2, 20_000);
     expect(pending).toEqual(transfers);
     expect(watched.map((l) => l.transactionHash)).toEqual(transfers);
@@ -144,6 +136,38 @@ describe("wallet libraries against a live subnet", () => {
     unwatchBlocks();
     // Heads arrive one per height, in order, none skipped.
     for (let i = 1; i < heads.length; i++) expect(heads[i]).toBe((heads[i - 1] as bigint) + 1n);
+    // EIP-7966: one request that answers with the receipt, once the block carrying it is committed (certified).
+    const synced = await wallet.sendTransactionSync({ to: address(9), value: 1n, timeout: 10_000 });
+    expect(synced.status).toBe("success");
+    expect(await publicHttp.getBalance({ address: address(9), blockNumber: synced.blockNumber })).toBeGreaterThan(0n);
+    // A transaction behind a nonce gap is pooled but cannot run: code 5 at once, with its hash.
+    const gapped = await account.signTransaction({
+      chainId: Number(cluster.plan.chainId),
+      type: "eip1559",
+      to: address(9),
+      value: 1n,
+      gas: 21_000n,
+      nonce: (await publicHttp.getTransactionCount({ address: account.address })) + 5,
+      maxFeePerGas: 10n * GWEI,
+      maxPriorityFeePerGas: GWEI,
+    });
+    const refused = (await (
+      await fetch(httpUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_sendRawTransactionSync", params: [gapped] }),
+      })
+    ).json()) as { error?: { code: number; data?: string } };
+    expect(refused.error?.code).toBe(5);
+    expect(refused.error?.data).toMatch(/^0x[0-9a-f]{64}$/);
+    // The devnet serves the debug API: a transfer's call frame, replayed on the node.
+    const frame = (await publicHttp.request({
+      method: "debug_traceTransaction" as never,
+      params: [transfers[0], { tracer: "callTracer" }] as never,
+    })) as { type: string; from: string; to: string; gasUsed: Hex };
+    expect(frame).toMatchObject({ type: "CALL", from: address(0).toLowerCase(), to: token.toLowerCase() });
+    expect(BigInt(frame.gasUsed)).toBe(receipts[0]?.gasUsed);
+
     (await publicWs.transport.getRpcClient()).close();
   }, 60_000);
 
