@@ -235,9 +235,9 @@ export interface CallResult {
 
 /**
  * Watches the EVM run one transaction (debug tracing): called before the transaction at `index` of a block (or the
- * call) runs, with the VM that runs it and the transaction's gas limit. The returned function, if any, is called with the transaction's result (null
- * when it could not run), and makes the transaction run through runTx even where the transfer fast path would apply,
- * with the same outcome.
+ * call) runs, with the VM that runs it and the transaction's gas limit. The returned function, if any, is called with
+ * the transaction's result (null when it could not run), and makes the transaction run through runTx even where the
+ * transfer fast path would apply, with the same outcome.
  */
 export type EvmObserver = (
   index: number,

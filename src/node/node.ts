@@ -648,7 +648,7 @@ export class DcnNode {
         },
       });
       this.rpc = await startRpcServer(
-        { host: r.host, port: r.port, cors: [...r.cors], log: rpcLog, solana },
+        { host: r.host, port: r.port, cors: [...r.cors], log: rpcLog, solana, registry: this.metrics.registry },
         this.rpcBackend,
       );
     }

@@ -12,6 +12,7 @@ import {
   type Outcome,
   RpcRequestError,
 } from "./errors.ts";
+import type { RpcMetrics } from "./metrics.ts";
 
 export interface Param<T> {
   readonly name: string;
@@ -125,6 +126,8 @@ export interface RequestHandlerOptions {
   /** Most requests in one batch. */
   readonly maxBatch: number;
   readonly log?: RpcLog | undefined;
+  /** Counts and times each request (src/rpc/metrics.ts). */
+  readonly metrics?: RpcMetrics | undefined;
 }
 
 /**
@@ -188,6 +191,19 @@ export class RequestHandler {
   }
 
   private async dispatch(
+    name: string,
+    params: unknown,
+    connection: ReadonlyMap<string, MethodDef> | null,
+  ): Promise<Outcome> {
+    const metrics = this.opts.metrics;
+    if (metrics === undefined) return this.run(name, params, connection);
+    const started = performance.now();
+    const outcome = await this.run(name, params, connection);
+    metrics.observe(name, outcome.ok ? null : outcome.error.code, (performance.now() - started) / 1000);
+    return outcome;
+  }
+
+  private async run(
     name: string,
     params: unknown,
     connection: ReadonlyMap<string, MethodDef> | null,

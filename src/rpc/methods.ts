@@ -93,7 +93,12 @@ function isFailure(value: unknown): value is Failure {
 
 type BlockEntry = { hash: Hex; block: Block };
 
-export function createMethods(backend: RpcBackend, limits: MethodLimits): ReadonlyMap<string, MethodDef> {
+export function createMethods(
+  backend: RpcBackend,
+  limits: MethodLimits,
+  /** eth_sendRawTransactionSync's waits (the server counts them for its metrics). */
+  receiptWaiters = new ReceiptWaiters(backend),
+): ReadonlyMap<string, MethodDef> {
   const txs = new TxDecoder(backend.chainId, limits.txCacheEntries);
 
   const heightOf = (ref: Exclude<BlockRef, { kind: "hash" }>) => tagHeight(backend, ref);
@@ -155,8 +160,6 @@ export function createMethods(backend: RpcBackend, limits: MethodLimits): Readon
     proofTries.set(height, tries);
     return tries;
   }
-
-  const receiptWaiters = new ReceiptWaiters(backend);
 
   /** eth_getTransactionReceipt's answer: the receipt of a committed transaction, or null. */
   async function committedReceipt(hash: Hex): Promise<Outcome> {

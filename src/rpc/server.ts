@@ -3,11 +3,14 @@
 // answer or a plain HTTP refusal; nothing a client sends can throw out of a handler. Limits: body size, batch length,
 // concurrent requests, log range, request time; for WebSocket also connections, subscriptions and unsent bytes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Registry } from "prom-client";
 import type { RpcBackend } from "./backend.ts";
-import { errorResponse, RequestHandler, type RpcLog } from "./dispatch.ts";
+import { CONNECTION_METHODS, errorResponse, RequestHandler, type RpcLog } from "./dispatch.ts";
 import { ErrorCode, RpcServerError } from "./errors.ts";
 import { DEFAULT_FILTER_LIMITS, FilterRegistry } from "./filters.ts";
 import { createLogQuery, createMethods, DEFAULT_METHOD_LIMITS } from "./methods.ts";
+import { createRpcMetrics } from "./metrics.ts";
+import { ReceiptWaiters } from "./send-sync.ts";
 import { createSolanaMethods, type SolanaRpcBackend } from "./solana.ts";
 import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, SubscriptionHub } from "./subscriptions.ts";
 import {
@@ -53,6 +56,8 @@ export interface RpcServerOptions {
   readonly maxFilterChanges?: number;
   /** A filter not polled for this long is removed (default 5 minutes, as geth). */
   readonly filterTimeoutMs?: number;
+  /** Where the server's metrics go (src/rpc/metrics.ts); none without. */
+  readonly registry?: Registry;
   /** Unsent bytes one WebSocket connection may hold (default 16 MiB); a slower reader is closed with 1008. */
   readonly maxWsBufferedBytes?: number;
   /** WebSocket ping period (default 30 s); a connection that missed the previous pong is cut. */
@@ -91,12 +96,17 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
     maxLogRange: opts.maxLogRange ?? DEFAULT_MAX_LOG_RANGE,
     maxLogResults: opts.maxLogResults ?? DEFAULT_METHOD_LIMITS.maxLogResults,
   };
+  const receiptWaiters = new ReceiptWaiters(backend);
   const methods = new Map(
-    createMethods(backend, {
-      ...DEFAULT_METHOD_LIMITS,
-      ...logLimits,
-      gasCap: opts.gasCap ?? DEFAULT_METHOD_LIMITS.gasCap,
-    }),
+    createMethods(
+      backend,
+      {
+        ...DEFAULT_METHOD_LIMITS,
+        ...logLimits,
+        gasCap: opts.gasCap ?? DEFAULT_METHOD_LIMITS.gasCap,
+      },
+      receiptWaiters,
+    ),
   );
   if (opts.solana !== undefined) {
     for (const [name, def] of createSolanaMethods(opts.solana)) {
@@ -115,11 +125,22 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
     log,
   );
   for (const [name, def] of filters.methods) methods.set(name, def);
-  const handler = new RequestHandler({ methods, maxBatch: opts.maxBatch ?? DEFAULT_MAX_BATCH, log });
   const hub = new SubscriptionHub(backend, {
     maxSubscriptionsPerConnection: opts.maxSubscriptionsPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
     log,
   });
+  // The WebSocket transport is made below; the metrics read it when scraped.
+  let wsConnections = () => 0;
+  const metrics =
+    opts.registry === undefined
+      ? undefined
+      : createRpcMetrics(opts.registry, (name) => methods.has(name) || CONNECTION_METHODS.has(name), {
+          wsConnections: () => wsConnections(),
+          subscriptions: () => hub.size,
+          filters: () => filters.size,
+          syncWaiters: () => receiptWaiters.size,
+        });
+  const handler = new RequestHandler({ methods, maxBatch: opts.maxBatch ?? DEFAULT_MAX_BATCH, log, metrics });
   let inFlight = 0;
 
   /** The whole body as JSON-RPC: the HTTP status and the answer (null: nothing to send, 204). */
@@ -287,6 +308,7 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
     handler,
     hub,
   );
+  wsConnections = () => ws.connections;
 
   try {
     await new Promise<void>((resolve, reject) => {

@@ -11,6 +11,7 @@ import { createMetrics } from "../../src/node/metrics.ts";
 import type { RpcBackend } from "../../src/rpc/backend.ts";
 import { DEFAULT_FILTER_LIMITS, FilterRegistry } from "../../src/rpc/filters.ts";
 import { createMethods, DEFAULT_METHOD_LIMITS } from "../../src/rpc/methods.ts";
+import { createRpcMetrics } from "../../src/rpc/metrics.ts";
 
 describe("docs/config-reference.md", () => {
   it("is what `npm run docs:config` renders from the schema (run it after changing src/config/config.ts)", () => {
@@ -30,10 +31,17 @@ describe("docs/config-reference.md", () => {
 });
 
 describe("docs/metrics.md", () => {
-  it("lists every metric the node registers (consensus, p2p, L1) and no metric that does not exist", async () => {
+  it("lists every metric the node registers (consensus, p2p, JSON-RPC, L1) and no metric that does not exist", async () => {
     const registry = new Registry();
     const nodeMetrics = createMetrics({ defaultMetrics: true });
     createNetworkMetrics(nodeMetrics.registry, () => 0);
+    const none = () => 0;
+    createRpcMetrics(nodeMetrics.registry, () => true, {
+      wsConnections: none,
+      subscriptions: none,
+      filters: none,
+      syncWaiters: none,
+    });
     const mirror = await L1Mirror.open(
       { rpcUrl: "http://127.0.0.1:1", pollIntervalMs: 1000, confirmations: 2, registry: null, dbPath: null },
       { registry },
