@@ -66,47 +66,58 @@ interface Subscription {
   active: boolean;
 }
 
+/**
+ * The subscription methods for one message of a connection: what they create starts receiving when `activate()` is
+ * called, once the answer carrying the ids was sent. Messages of one connection run concurrently, so each has its own.
+ */
+export interface SubscriptionTurn {
+  readonly methods: ReadonlyMap<string, MethodDef>;
+  activate(): void;
+}
+
 /** One connection's subscriptions and the methods that manage them. */
 export class SubscriptionSession {
-  /** eth_subscribe, eth_unsubscribe, lumia_subscribe, lumia_unsubscribe for this connection. */
-  readonly methods: ReadonlyMap<string, MethodDef>;
   private readonly subscriptions = new Map<string, Subscription>();
-  private readonly inactive: Subscription[] = [];
   private closed = false;
 
   constructor(
     private readonly hub: SubscriptionHub,
     readonly sink: NotificationSink,
     private readonly maxSubscriptions: number,
-  ) {
-    this.methods = new Map([
-      ["eth_subscribe", this.subscribeMethod("eth")],
-      ["lumia_subscribe", this.subscribeMethod("lumia")],
-      ["eth_unsubscribe", this.unsubscribeMethod("eth")],
-      ["lumia_unsubscribe", this.unsubscribeMethod("lumia")],
-      ["signatureSubscribe", this.solanaSignatureSubscribe()],
-      ["slotSubscribe", this.solanaSlotSubscribe()],
-      ["signatureUnsubscribe", this.solanaUnsubscribe("solanaSignature")],
-      ["slotUnsubscribe", this.solanaUnsubscribe("solanaSlot")],
-    ]);
-  }
+  ) {}
 
   get size(): number {
     return this.subscriptions.size;
   }
 
-  /** Subscriptions created by the message just answered start receiving (their ids are now known to the client). */
-  activate(): void {
-    for (const sub of this.inactive.splice(0)) {
-      if (this.subscriptions.get(sub.id) === sub) sub.active = true;
-    }
+  /** eth_subscribe, eth_unsubscribe, lumia_subscribe, lumia_unsubscribe and Solana's, for one message. */
+  turn(): SubscriptionTurn {
+    const made: Subscription[] = [];
+    const create = (fields: Parameters<SubscriptionSession["create"]>[0]) => this.create(fields, made);
+    return {
+      methods: new Map([
+        ["eth_subscribe", this.subscribeMethod("eth", create)],
+        ["lumia_subscribe", this.subscribeMethod("lumia", create)],
+        ["eth_unsubscribe", this.unsubscribeMethod("eth")],
+        ["lumia_unsubscribe", this.unsubscribeMethod("lumia")],
+        ["signatureSubscribe", this.solanaSignatureSubscribe(create)],
+        ["slotSubscribe", this.solanaSlotSubscribe(create)],
+        ["signatureUnsubscribe", this.solanaUnsubscribe("solanaSignature")],
+        ["slotUnsubscribe", this.solanaUnsubscribe("solanaSlot")],
+      ]),
+      // The message was answered: the client knows the ids, notifications may follow.
+      activate: () => {
+        for (const sub of made.splice(0)) {
+          if (this.subscriptions.get(sub.id) === sub) sub.active = true;
+        }
+      },
+    };
   }
 
   /** The connection is gone: drops every subscription. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.inactive.length = 0;
     for (const sub of this.subscriptions.values()) {
       sub.active = false;
       this.hub.remove(sub);
@@ -121,6 +132,7 @@ export class SubscriptionSession {
 
   private create(
     fields: Pick<Subscription, "namespace" | "kind" | "matcher" | "fullTransactions" | "signature">,
+    made: Subscription[],
   ): Outcome {
     if (this.closed) return failure(ErrorCode.server, "connection closed");
     if (this.subscriptions.size >= this.maxSubscriptions) {
@@ -132,12 +144,12 @@ export class SubscriptionSession {
     const id = fields.namespace === "solana" ? String(this.hub.nextSolanaId()) : toHex(randomBytes(16));
     const sub: Subscription = { id, session: this, active: false, ...fields };
     this.subscriptions.set(sub.id, sub);
-    this.inactive.push(sub);
+    made.push(sub);
     this.hub.add(sub);
     return success(fields.namespace === "solana" ? Number(id) : id);
   }
 
-  private solanaSignatureSubscribe(): MethodDef {
+  private solanaSignatureSubscribe(create: Create): MethodDef {
     return method([required("signature", z.unknown()), optional("config", z.unknown())], (signature, config) => {
       let bytes: Uint8Array | null = null;
       try {
@@ -160,7 +172,7 @@ export class SubscriptionSession {
       if (parsed.data.enableReceivedNotification === true) {
         return invalidParams("Invalid param: enableReceivedNotification is not supported");
       }
-      return this.create({
+      return create({
         namespace: "solana",
         kind: "solanaSignature",
         matcher: null,
@@ -170,9 +182,9 @@ export class SubscriptionSession {
     });
   }
 
-  private solanaSlotSubscribe(): MethodDef {
+  private solanaSlotSubscribe(create: Create): MethodDef {
     return method([], () =>
-      this.create({ namespace: "solana", kind: "solanaSlot", matcher: null, fullTransactions: false, signature: null }),
+      create({ namespace: "solana", kind: "solanaSlot", matcher: null, fullTransactions: false, signature: null }),
     );
   }
 
@@ -187,7 +199,7 @@ export class SubscriptionSession {
     });
   }
 
-  private subscribeMethod(namespace: Exclude<Namespace, "solana">): MethodDef {
+  private subscribeMethod(namespace: Exclude<Namespace, "solana">, create: Create): MethodDef {
     const kinds = KINDS[namespace];
     return method([required("kind", z.unknown()), optional("options", z.unknown())], (kind, options): Outcome => {
       if (typeof kind !== "string" || !(kinds as readonly string[]).includes(kind)) {
@@ -197,7 +209,7 @@ export class SubscriptionSession {
       }
       const parsed = parseOptions(kind as SubscriptionKind, options);
       if ("error" in parsed) return parsed.error;
-      return this.create({
+      return create({
         namespace,
         kind: kind as SubscriptionKind,
         matcher: parsed.matcher,
@@ -219,6 +231,10 @@ export class SubscriptionSession {
     });
   }
 }
+
+type Create = (
+  fields: Pick<Subscription, "namespace" | "kind" | "matcher" | "fullTransactions" | "signature">,
+) => Outcome;
 
 const solanaSignatureConfig = z.looseObject({
   commitment: z.enum(["processed", "confirmed", "finalized"]).optional(),

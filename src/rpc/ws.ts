@@ -1,8 +1,10 @@
 // JSON-RPC over WebSocket on the HTTP server's own host and port (ws://host:8545): the same RequestHandler as HTTP,
-// plus the subscriptions only a connection can carry. Each connection answers its messages one at a time, in order,
-// and stops reading while it has a backlog, so a client cannot queue unbounded work. Limits: message size (close code
-// 1009), connections (HTTP 503 on upgrade), subscriptions per connection (-32005), unsent bytes per connection (a slow
-// reader is closed with 1008 and loses its subscriptions), and a ping every keepalive period (no pong: cut).
+// plus the subscriptions only a connection can carry. Each connection answers up to 16 of its messages at once (one
+// that waits, for a receipt or a long read, does not hold up the others; answers are matched by id, as JSON-RPC
+// allows) and stops reading while it has a backlog, so a client cannot queue unbounded work. Limits: message size
+// (close code 1009), connections (HTTP 503 on upgrade), subscriptions per connection (-32005), unsent bytes per
+// connection (a slow reader is closed with 1008 and loses its subscriptions), and a ping every keepalive period (no
+// pong: cut).
 import { type IncomingMessage, type Server, STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
@@ -14,8 +16,10 @@ export const DEFAULT_MAX_WS_CONNECTIONS = 256;
 export const DEFAULT_MAX_WS_BUFFERED_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_WS_KEEPALIVE_MS = 30_000;
 
-/** Messages read ahead of the one being answered before the connection stops reading. */
+/** Messages read ahead of those being answered before the connection stops reading. */
 const MAX_QUEUED_MESSAGES = 32;
+/** Messages of one connection answered at once (geth runs each in its own goroutine). */
+const MAX_MESSAGES_IN_FLIGHT = 16;
 /** How long a closing connection may take to flush its close frame before the socket is cut. */
 const CLOSE_GRACE_MS = 5_000;
 
@@ -56,7 +60,8 @@ class Connection implements NotificationSink {
   alive = true;
   private readonly queue: string[] = [];
   private queuedBytes = 0;
-  private busy = false;
+  /** Messages being answered now. */
+  private inFlight = 0;
   private closing = false;
   private cutTimer: NodeJS.Timeout | null = null;
   readonly closed: Promise<void>;
@@ -97,7 +102,7 @@ class Connection implements NotificationSink {
 
   /** Working through messages: a busy connection is alive even if its pong is stuck behind them. */
   get working(): boolean {
-    return this.busy || this.queue.length > 0;
+    return this.inFlight > 0 || this.queue.length > 0;
   }
 
   send(text: string): void {
@@ -135,26 +140,40 @@ class Connection implements NotificationSink {
     this.queue.push(text);
     this.queuedBytes += text.length;
     if (this.queue.length >= MAX_QUEUED_MESSAGES || this.queuedBytes > this.opts.maxMessageBytes) this.ws.pause();
-    if (!this.busy) void this.pump();
+    this.pump();
   }
 
-  private async pump(): Promise<void> {
-    this.busy = true;
+  /**
+   * Starts the queued messages, up to MAX_MESSAGES_IN_FLIGHT at once: a message that waits (a receipt, a long read)
+   * does not hold up the others. Each starts in arrival order, so what a message does before its first wait (a
+   * subscription made, a transaction submitted) happens in that order; answers go out as they are ready, matched by id.
+   */
+  private pump(): void {
+    while (this.inFlight < MAX_MESSAGES_IN_FLIGHT && !this.closing) {
+      const text = this.queue.shift();
+      if (text === undefined) break;
+      this.queuedBytes -= text.length;
+      if (this.ws.isPaused && this.queue.length < MAX_QUEUED_MESSAGES / 2) this.ws.resume();
+      this.inFlight++;
+      void this.answer(text).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async answer(text: string): Promise<void> {
     try {
-      for (let text = this.queue.shift(); text !== undefined && !this.closing; text = this.queue.shift()) {
-        this.queuedBytes -= text.length;
-        if (this.ws.isPaused && this.queue.length < MAX_QUEUED_MESSAGES / 2) this.ws.resume();
-        const answer = await this.handler.handle(text, this.session.methods);
-        if (answer !== null) this.send(serialiseAnswer(answer, this.opts.log));
-        // Subscriptions made by this message notify only once the client has their ids.
-        this.session.activate();
-      }
+      const turn = this.session.turn();
+      const answer = await this.handler.handle(text, turn.methods);
+      if (this.closing) return;
+      if (answer !== null) this.send(serialiseAnswer(answer, this.opts.log));
+      // Subscriptions made by this message notify only once the client has their ids.
+      turn.activate();
     } catch (error) {
       // The handler answers every input; only a bug gets here.
       this.opts.log?.warn({ err: error }, "websocket message handling failed");
       this.close(CLOSE_INTERNAL_ERROR, "internal error");
-    } finally {
-      this.busy = false;
     }
   }
 }

@@ -166,6 +166,20 @@ describe("requests over WebSocket", () => {
     expect(answer[3]?.error?.code).toBe(-32600);
   });
 
+  it("answers a quick request while another of the same connection waits (out of order, matched by id)", async () => {
+    const c = await connect();
+    const raw = await ping(carol, 31n);
+    c.send({ jsonrpc: "2.0", id: "sync", method: "eth_sendRawTransactionSync", params: [raw, 5_000] });
+    const quick = await c.request("eth_chainId");
+    expect(quick.result).toBe(`0x${fx.backend.chainId.toString(16)}`);
+    // The waiting request has not been answered yet; it is once its block commits.
+    expect(c.messages.some((m) => m.id === "sync")).toBe(false);
+    await fx.backend.commitBlock([raw]);
+    const synced = await c.waitFor((m) => m.id === "sync");
+    expect((synced.result as { status: string }).status).toBe("0x1");
+    expect(c.messages.findIndex((m) => m.id === "sync")).toBeGreaterThan(c.messages.indexOf(quick));
+  });
+
   it("answers parse errors, unknown methods and oversized batches, and keeps serving", async () => {
     const c = await connect();
     c.send("{not json");
