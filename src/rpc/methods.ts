@@ -45,7 +45,13 @@ import {
   storageSlot,
   traceConfig,
 } from "./params.ts";
-import { DEFAULT_SYNC_TIMEOUT_MS, MAX_SYNC_TIMEOUT_MS, MAX_SYNC_WAITERS, ReceiptWaiters } from "./send-sync.ts";
+import {
+  DEFAULT_SYNC_TIMEOUT_MS,
+  MAX_SYNC_TIMEOUT_MS,
+  MAX_SYNC_WAITERS,
+  ReceiptWaiters,
+  waitSlot,
+} from "./send-sync.ts";
 
 /** The tip suggested by eth_maxPriorityFeePerGas and added to the next base fee by eth_gasPrice: 1 gwei. */
 export const SUGGESTED_PRIORITY_FEE = 1_000_000_000n;
@@ -638,7 +644,9 @@ export function createMethods(
             hash,
           );
         }
-        const receipt = await wait.receipt;
+        const slot = waitSlot.getStore();
+        slot?.pause();
+        const receipt = await wait.receipt.finally(() => slot?.resume());
         if (receipt === null) {
           return failure(
             SYNC_TIMEOUT,

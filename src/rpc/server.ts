@@ -10,7 +10,7 @@ import { ErrorCode, RpcServerError } from "./errors.ts";
 import { DEFAULT_FILTER_LIMITS, FilterRegistry } from "./filters.ts";
 import { createLogQuery, createMethods, DEFAULT_METHOD_LIMITS } from "./methods.ts";
 import { createRpcMetrics } from "./metrics.ts";
-import { ReceiptWaiters } from "./send-sync.ts";
+import { ReceiptWaiters, type WaitSlot, waitSlot } from "./send-sync.ts";
 import { createSolanaMethods, type SolanaRpcBackend } from "./solana.ts";
 import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, SubscriptionHub } from "./subscriptions.ts";
 import {
@@ -145,7 +145,16 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
 
   /** The whole body as JSON-RPC: the HTTP status and the answer (null: nothing to send, 204). */
   async function handleBody(text: string): Promise<{ status: number; body: unknown }> {
-    const answer = await handler.handle(text, null);
+    // A request waiting for a receipt (eth_sendRawTransactionSync) does no work: it gives its slot back meanwhile.
+    const slot: WaitSlot = {
+      pause: () => {
+        inFlight--;
+      },
+      resume: () => {
+        inFlight++;
+      },
+    };
+    const answer = await waitSlot.run(slot, () => handler.handle(text, null));
     return { status: answer === null ? 204 : 200, body: answer };
   }
 

@@ -63,6 +63,35 @@ describe("eth_sendRawTransactionSync", () => {
     expect((await again).result).toEqual((await rpc("eth_getTransactionReceipt", [hash])).result);
   });
 
+  it("gives its HTTP slot back while it waits: more waits than slots, and other requests still served", async () => {
+    const narrow = await startRpcServer({ host: "127.0.0.1", port: 0, maxConcurrentRequests: 2 }, fx.backend);
+    try {
+      const post = async (method: string, params: unknown[]) =>
+        (await (
+          await fetch(narrow.url, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+          })
+        ).json()) as Answer;
+      const raws: Hex[] = [];
+      const waits: Promise<Answer>[] = [];
+      for (const n of [81n, 82n, 83n]) {
+        // Signed once the one before is pooled: the next nonce counts it.
+        const raw = await signPing(fx, alice, n);
+        raws.push(raw);
+        waits.push(post("eth_sendRawTransactionSync", [raw, 5_000]));
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect((await post("eth_chainId", [])).result).toBe(`0x${fx.backend.chainId.toString(16)}`);
+      await fx.backend.commitBlock(raws);
+      const answers = await Promise.all(waits);
+      expect(answers.map((a) => (a.result as { status?: string } | undefined)?.status)).toEqual(["0x1", "0x1", "0x1"]);
+    } finally {
+      await narrow.close();
+    }
+  });
+
   it("gives the pool's refusals at once, as eth_sendRawTransaction does", async () => {
     const started = Date.now();
     const { error } = await rpc("eth_sendRawTransactionSync", ["0x02c0", 5_000]);
