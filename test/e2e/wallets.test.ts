@@ -204,7 +204,15 @@ describe("wallet libraries against a live subnet", () => {
           heard.push({ to, value, hash: event.log.transactionHash });
         },
       );
-      // ethers subscribes in the background: wait until the node holds the logs subscription.
+      // Over HTTP too, with the provider's default options: ethers follows the event with a filter (eth_newFilter).
+      const heardHttp: string[] = [];
+      await token.on(
+        "Transfer",
+        (_from: string, _to: string, _value: bigint, event: { log: { transactionHash: string } }) => {
+          heardHttp.push(event.log.transactionHash);
+        },
+      );
+      // ethers subscribes in the background: wait until the node holds the logs subscription and the filter.
       await sleep(300);
 
       const transfer = token.getFunction("transfer");
@@ -218,8 +226,9 @@ describe("wallet libraries against a live subnet", () => {
       const found = await token.queryFilter(transferFilter(), deployReceipt?.blockNumber ?? 0);
       expect(found.map((e) => e.transactionHash)).toEqual([deployReceipt?.hash, tx.hash]);
 
-      await waitUntil(() => heard.length >= 1 && blocks.length >= 4, 20_000);
+      await waitUntil(() => heard.length >= 1 && heardHttp.length >= 1 && blocks.length >= 4, 20_000);
       expect(heard[0]).toEqual({ to: address(7), value: 300n, hash: tx.hash });
+      expect(heardHttp).toEqual([tx.hash]);
       const seen = [...new Set(blocks)];
       expect(seen.length).toBeGreaterThanOrEqual(3);
       for (let i = 1; i < seen.length; i++) expect(seen[i]).toBe((seen[i - 1] as number) + 1);
