@@ -18,6 +18,8 @@ export interface TraceOptions {
   readonly tracer?: "callTracer" | undefined;
   /** callTracer: only the top call, no sub-calls. */
   readonly onlyTopCall?: boolean | undefined;
+  /** callTracer: each frame's logs. */
+  readonly withLog?: boolean | undefined;
   /** Opcode logger. */
   readonly disableStack?: boolean | undefined;
   readonly disableStorage?: boolean | undefined;
@@ -54,6 +56,7 @@ type StepEvent = {
   memory: Uint8Array;
 };
 
+const LOG0 = 0xa0;
 const SLOAD = 0x54;
 const SSTORE = 0x55;
 
@@ -242,7 +245,16 @@ export interface CallFrame {
   output?: Hex;
   error?: string;
   revertReason?: string;
+  /** withLog: the logs the frame emitted, each at the index of the calls it made before. */
+  logs?: { address: Hex; topics: Hex[]; data: Hex; position: Hex }[];
   calls?: CallFrame[];
+}
+
+/** geth's rule: a frame that failed, and every frame below it, emitted no log (its state changes were undone). */
+function dropFailedLogs(frame: CallFrame, parentFailed: boolean): void {
+  const failed = parentFailed || frame.error !== undefined;
+  if (failed) delete frame.logs;
+  for (const call of frame.calls ?? []) dropFailedLogs(call, failed);
 }
 
 /** geth's names for the EVM's halts. */
@@ -268,6 +280,7 @@ class CallTracer implements Tracer {
         step: (e) => {
           const name = e.opcode.name;
           if (/^(CALL|CALLCODE|DELEGATECALL|STATICCALL|CREATE|CREATE2)$/.test(name)) this.callOp.set(e.depth, name);
+          else if (this.options.withLog === true && e.opcode.code >= LOG0 && e.opcode.code <= LOG0 + 4) this.log(e);
         },
         start: (gasLimit) => {
           this.gasLimit = gasLimit;
@@ -280,6 +293,29 @@ class CallTracer implements Tracer {
         this.done = true;
       },
     );
+  }
+
+  /** withLog: a LOG instruction's record in the frame running it, at the position among its calls so far. */
+  private log(e: StepEvent): void {
+    const frame = this.stack[this.stack.length - 1];
+    const n = e.stack.length;
+    if (frame === undefined || n < 2) return;
+    const offset = Number(e.stack[n - 1]);
+    const size = Number(e.stack[n - 2]);
+    const topics: Hex[] = [];
+    for (let i = 0; i < e.opcode.code - LOG0 && n - 3 - i >= 0; i++) {
+      topics.push(`0x${word(e.stack[n - 3 - i] as bigint)}` as Hex);
+    }
+    // Memory grows to cover the data as the instruction runs: past its current end it reads as zeros.
+    const data = new Uint8Array(size);
+    data.set(e.memory.subarray(Math.min(offset, e.memory.length), Math.min(offset + size, e.memory.length)));
+    frame.logs ??= [];
+    frame.logs.push({
+      address: e.address.toString().toLowerCase() as Hex,
+      topics,
+      data: toHex(data),
+      position: quantity(frame.calls?.length ?? 0),
+    });
   }
 
   private enter(m: Message): void {
@@ -327,6 +363,7 @@ class CallTracer implements Tracer {
   result(): unknown {
     if (!this.done || this.ran === null || this.top === null) return null;
     const top = this.top;
+    if (this.options.withLog === true) dropFailedLogs(top, false);
     // The top frame counts the transaction's gas: its limit and all it spent (intrinsic gas included).
     top.gas = quantity(this.gasLimit);
     top.gasUsed = quantity(this.ran.totalGasSpent);

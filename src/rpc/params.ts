@@ -303,7 +303,7 @@ export const traceConfig = z
       tracerConfig: z
         .looseObject({
           onlyTopCall: z.boolean().optional(),
-          withLog: z.literal(false, { error: "withLog is not supported" }).optional(),
+          withLog: z.boolean().optional(),
         })
         .optional(),
       disableStack: z.boolean().optional(),
@@ -320,6 +320,7 @@ export const traceConfig = z
     (o): TraceOptions => ({
       tracer: o.tracer === "callTracer" ? "callTracer" : undefined,
       onlyTopCall: o.tracerConfig?.onlyTopCall,
+      withLog: o.tracerConfig?.withLog,
       disableStack: o.disableStack,
       disableStorage: o.disableStorage,
       enableMemory: o.enableMemory,

@@ -131,6 +131,17 @@ describe("debug tracing", () => {
     ])) as CallFrame;
     expect(onlyTop.calls).toBeUndefined();
     expect(onlyTop.gasUsed).toBe(top.gasUsed);
+
+    // withLog: each frame's logs, as the receipt has them, at the index of the calls made before each.
+    const withLogs = (await eth("debug_traceTransaction", [
+      tryFail,
+      { tracer: "callTracer", tracerConfig: { withLog: true } },
+    ])) as CallFrame;
+    const logs = ((await eth("eth_getTransactionReceipt", [tryFail])) as { logs: { topics: Hex[]; data: Hex }[] }).logs;
+    expect(logs).toHaveLength(1);
+    expect(withLogs.logs).toEqual([{ address: probe, topics: logs[0]?.topics, data: logs[0]?.data, position: "0x1" }]);
+    expect(withLogs.calls?.[0]?.logs).toBeUndefined();
+    expect(top.logs).toBeUndefined();
   });
 
   it("opcode logger: every step, with stack, storage and (when asked) memory", async () => {
