@@ -27,13 +27,15 @@ import {
   type Deposit,
   decodeBlock,
   depositsHash,
+  EMPTY_BLOOM,
+  EMPTY_DEPOSITS_HASH,
   encodeBlock,
   isSvmEntry,
   MAX_BLOCK_DEPOSITS,
   problem,
   ZERO_HASH,
 } from "../chain/block.ts";
-import { orderedTrieRoot } from "../chain/ordered-trie.ts";
+import { EMPTY_TRIE_ROOT, orderedTrieRoot } from "../chain/ordered-trie.ts";
 import { encodeReceipts } from "../chain/receipts.ts";
 import type { Genesis } from "../config/genesis.ts";
 import type {
@@ -183,6 +185,8 @@ export class BlockExecutor {
   /** The encoded certificate this node holds for the parent (empty for the genesis): what a block it builds carries. */
   private parentCertificate: Uint8Array = new Uint8Array(0);
   private readonly operators: ReadonlyMap<Hex, Hex>;
+  /** genesisBlock()'s answer, made once. */
+  private genesisEntry: Promise<{ readonly hash: Hex; readonly block: Block }> | null = null;
   /** Hashes of the last 256 committed blocks (and the genesis as height 0): what BLOCKHASH can see. */
   private readonly recent = new Map<number, Hex>();
 
@@ -412,6 +416,49 @@ export class BlockExecutor {
     });
     const mismatch = compare(h, this.combine(evm, svm));
     if (mismatch !== null) throw new Error(`replaying block ${height} does not give its header: ${mismatch}`);
+  }
+
+  /**
+   * What JSON-RPC shows as block 0. The genesis is genesis.json, not a stored block, so this is made from it: its hash
+   * (block 1's parentHash), time, gas limit, base fee, state roots and set; no transactions, no gas used.
+   */
+  genesisBlock(): Promise<{ readonly hash: Hex; readonly block: Block }> {
+    this.genesisEntry ??= genesisParent(this.m.genesis, this.m.core, this.svm).then(
+      ({ parent }) => ({
+        hash: this.m.genesis.hash,
+        block: {
+          header: {
+            chainId: this.m.genesis.chainId,
+            height: 0,
+            timestampMs: parent.timestampMs,
+            parentHash: ZERO_HASH,
+            l1Origin: parent.l1Origin,
+            proposer: `0x${"00".repeat(20)}`,
+            validatorSetId: this.m.genesis.validatorSet.id,
+            nextValidatorSetId: this.m.genesis.validatorSet.id,
+            lastCertificateHash: ZERO_HASH,
+            depositsHash: EMPTY_DEPOSITS_HASH,
+            nextDepositNonce: 0n,
+            transactionsRoot: EMPTY_TRIE_ROOT,
+            receiptsRoot: EMPTY_TRIE_ROOT,
+            stateRoot: parent.stateRoot,
+            gasLimit: parent.gasLimit,
+            gasUsed: 0n,
+            baseFeePerGas: parent.baseFeePerGas,
+            logsBloom: EMPTY_BLOOM,
+            vmRoots: parent.vmRoots,
+          },
+          lastCertificate: new Uint8Array(0),
+          deposits: [],
+          transactions: [],
+        },
+      }),
+      (error: unknown) => {
+        this.genesisEntry = null;
+        throw error;
+      },
+    );
+    return this.genesisEntry;
   }
 
   /** eth_call on `vmRoots`, with the SVM precompile reading (never committing) the SVM state of the same roots. */

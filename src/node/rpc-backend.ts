@@ -75,6 +75,8 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
   async function blockByHeight(height: number): Promise<{ hash: Hex; block: Block } | undefined> {
     const cached = cache.get(height);
     if (cached !== undefined) return cached;
+    // Block 0 is the genesis, made from genesis.json (it is not stored).
+    if (height === 0) return m.executor.genesisBlock();
     if (!Number.isSafeInteger(height) || height < 1 || height > m.store.headHeight) return undefined;
     const bytes = await m.store.getBlock(height);
     const cert = await m.store.getCertificate(height);
@@ -87,7 +89,7 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
   /** vmRoots of the state after `height` (0 = genesis). */
   async function rootsAt(height: number) {
     if (height === m.executor.head.height) return m.executor.head.vmRoots;
-    if (height === 0) return (await m.core.genesisStateRoot()).vmRoots;
+    if (height === 0) return (await m.executor.genesisBlock()).block.header.vmRoots;
     const b = await blockByHeight(height);
     if (b === undefined) throw new Error(`no block at height ${height}`);
     return b.block.header.vmRoots;
@@ -258,7 +260,9 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
     blockByHeight,
     async blockByHash(hash) {
       const found = await m.store.getBlockByHash(hash);
-      return found === undefined ? undefined : blockByHeight(found.height);
+      if (found !== undefined) return blockByHeight(found.height);
+      const genesis = await m.executor.genesisBlock();
+      return genesis.hash === hash.toLowerCase() ? genesis : undefined;
     },
     async receipts(height) {
       const bytes = await m.store.getReceipts(height);
