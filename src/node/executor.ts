@@ -402,13 +402,9 @@ export class BlockExecutor {
       if (!decoded.ok) throw new Error(`committed transaction ${i} of block ${height} does not decode`);
       txs.push(decoded.tx);
     }
-    const lookup = (at: number): Hex | null => hashes.get(at) ?? null;
-    const env = {
-      ...this.env(height, h.timestampMs, h.proposer, h.baseFeePerGas, block.deposits),
-      gasLimit: parent.gasLimit,
-      prevRandao: parent.hash,
-      blockHash: lookup,
-    };
+    const env = this.env(height, h.timestampMs, h.proposer, h.baseFeePerGas, block.deposits, parent, (at) => {
+      return hashes.get(at) ?? null;
+    });
     const { evm, svm } = await this.executeBoth(env, txs, svmTxs, "validate", undefined, {
       parent,
       svmEnv: this.svmEnv(height, h.timestampMs, false, (at) => hashes.get(at)),
@@ -808,6 +804,9 @@ export class BlockExecutor {
     proposer: Hex,
     baseFeePerGas: bigint,
     deposits: readonly Deposit[] = [],
+    /** The head, or a replayed block's parent. */
+    parent: ParentInfo = this.parent,
+    blockHash: (height: number) => Hex | null = this.blockHashLookup,
   ) {
     return {
       deposits,
@@ -816,10 +815,10 @@ export class BlockExecutor {
       timestampMs,
       // Priority fees go to the operator behind the proposer's consensus key (DESIGN.md: rewards to operators).
       coinbase: this.operators.get(proposer.toLowerCase() as Hex) ?? proposer,
-      gasLimit: this.parent.gasLimit,
+      gasLimit: parent.gasLimit,
       baseFeePerGas,
-      prevRandao: this.parent.hash,
-      blockHash: this.blockHashLookup,
+      prevRandao: parent.hash,
+      blockHash,
     };
   }
 

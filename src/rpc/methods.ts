@@ -190,10 +190,6 @@ export function createMethods(
     );
   }
 
-  function missingReceipts(height: number): Failure {
-    return failure(ErrorCode.internal, `receipts of committed block ${height} are missing`);
-  }
-
   function undecodable(hash: Hex): Failure {
     return failure(ErrorCode.internal, `stored transaction ${hash} does not decode`);
   }
@@ -798,6 +794,10 @@ async function traced(run: () => Promise<unknown>): Promise<Outcome> {
   }
 }
 
+function missingReceipts(height: number): Failure {
+  return failure(ErrorCode.internal, `receipts of committed block ${height} are missing`);
+}
+
 /** Height of a tag or number without looking at hashes; may be above the head. */
 export function tagHeight(
   backend: Pick<RpcBackend, "headHeight" | "finalizedHeight">,
@@ -840,8 +840,6 @@ export function createLogQuery(
   backend: RpcBackend,
   limits: Pick<MethodLimits, "maxLogRange" | "maxLogResults">,
 ): (filter: LogFilter) => Promise<Outcome> {
-  const missingReceipts = (height: number) =>
-    failure(ErrorCode.internal, `receipts of committed block ${height} are missing`);
   const heightOf = (ref: Exclude<BlockRef, { kind: "hash" }>) => tagHeight(backend, ref);
   return async function getLogs(filter: LogFilter): Promise<Outcome> {
     let from: number;
