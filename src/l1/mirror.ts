@@ -31,6 +31,13 @@ import {
   stakerReportJson,
 } from "./staker.ts";
 import {
+  type IndexContext,
+  levelIndexStore,
+  memoryIndexStore,
+  STAKER_INDEX_LIMITS,
+  StakerIndex,
+} from "./staker-index.ts";
+import {
   closeL1Client,
   createL1Metrics,
   createL1Transport,
@@ -56,6 +63,11 @@ export const L1_MIRROR_LIMITS = {
   defaultMaxBackoffMs: 60_000,
   /** L1 blocks per eth_getLogs request when reading portal deposits (providers cap log ranges). */
   depositScanBlocks: 2_000n,
+  /** Staker reports (lumia_getStake / lumia_getRewards) read from the L1 at once; more wait, up to stakerReadsQueued. */
+  stakerReadsInFlight: 4,
+  stakerReadsQueued: 64,
+  /** Staker reports kept for the confirmed block they were read at (by address and kind). */
+  stakerReportCacheEntries: 1024,
 } as const;
 
 const RESUME_KEY = "resume";
@@ -71,7 +83,7 @@ export interface L1MirrorOptions {
   readonly portal?: Hex | null;
   /** The batch inbox (genesis l1.finality.batchInbox); null = no batches (batchesPosted answers zeros). */
   readonly batchInbox?: Hex | null;
-  /** Directory of the mirror's own level DB (the resume point); null = nothing saved. */
+  /** Directory of the mirror's own level DB (the resume point, the staking index); null = nothing saved. */
   readonly dbPath: string | null;
   readonly requestTimeoutMs?: number;
   readonly maxBackoffMs?: number;
@@ -198,6 +210,14 @@ export class L1Mirror implements L1View {
   private depositScan: Promise<void> | null = null;
   /** The Portal's deployment block (`deployedAtBlock`; 0 for a Portal without it): no deposit is older. */
   private portalDeployedAt: bigint | null = null;
+  /** Pools and claims by address from the staking events of confirmed blocks (src/l1/staker-index.ts). */
+  private readonly stakerIndex: StakerIndex;
+  /** Staker reports by confirmed block hash, address and kind, under way or done (unknown answers are not kept). */
+  private readonly stakerReports = new Map<string, Promise<StakerAnswer>>();
+  private stakerReadsActive = 0;
+  /** The last failure to extend the staking index was logged (once until it works again). */
+  private stakerIndexFailing = false;
+  private readonly stakerReadsWaiting: (() => void)[] = [];
   private readonly metrics: L1Metrics | null;
   private readonly nowMs: () => number;
 
@@ -212,6 +232,7 @@ export class L1Mirror implements L1View {
     this.window = BigInt(Math.max(opts.windowBlocks ?? L1_MIRROR_LIMITS.windowBlocks, opts.confirmations + 1));
     this.metrics = m.registry === undefined ? null : createL1Metrics(m.registry);
     this.nowMs = m.nowMs ?? Date.now;
+    this.stakerIndex = new StakerIndex(db === null ? memoryIndexStore() : levelIndexStore(db, "staker"));
     this.confirmed = resume;
     if (resume !== null) {
       // The saved block is the starting tip: the first poll checks it is still canonical (a reorg while down).
@@ -274,19 +295,25 @@ export class L1Mirror implements L1View {
       };
     }
     if (ref.number < 0n) return { kind: "invalid", reason: `L1 block number ${ref.number} is negative` };
-    let known = this.chain.get(ref.number) ?? this.oldBlocks.get(ref.number);
-    if (known === undefined) {
-      try {
-        const block = await this.fetchBlock(ref.number);
-        known = block.hash;
-        setBounded(this.oldBlocks, ref.number, known, L1_MIRROR_LIMITS.oldBlockCacheEntries);
-      } catch (error) {
-        this.countRpcError();
-        return { kind: "unknown", reason: `cannot read L1 block ${ref.number}: ${shortError(error)}` };
-      }
+    let known: Hex;
+    try {
+      known = await this.canonicalHash(ref.number);
+    } catch (error) {
+      this.countRpcError();
+      return { kind: "unknown", reason: `cannot read L1 block ${ref.number}: ${shortError(error)}` };
     }
     if (known === lower(ref.hash)) return { kind: "ok", value: true };
     return { kind: "invalid", reason: `L1 block ${ref.number} is ${known} on the canonical chain, not ${ref.hash}` };
+  }
+
+  /** The hash of canonical L1 block `number` at or below the confirmed head: the window, the cache, else a read. */
+  private async canonicalHash(number: bigint): Promise<Hex> {
+    let known = this.chain.get(number) ?? this.oldBlocks.get(number);
+    if (known === undefined) {
+      known = (await this.fetchBlock(number)).hash;
+      setBounded(this.oldBlocks, number, known, L1_MIRROR_LIMITS.oldBlockCacheEntries);
+    }
+    return known;
   }
 
   async epochAt(ref: L1Ref): Promise<L1Answer<L1Epoch>> {
@@ -358,18 +385,20 @@ export class L1Mirror implements L1View {
     });
   }
 
+  /** The first L1 block of registry `epoch`, read at `blockHash` (any block after the epoch began) and kept. */
+  private async epochStart(epoch: bigint, blockHash: Hex): Promise<bigint> {
+    const known = this.epochStarts.get(epoch);
+    if (known !== undefined) return known;
+    const info = await this.registryCall<{ startBlock: bigint }>("epochInfo", [epoch], blockHash);
+    const first = BigInt(info.startBlock);
+    this.epochStarts.set(epoch, first);
+    return first;
+  }
+
   private async readEpochFromHistory(number: bigint, at: L1Ref): Promise<L1Answer<L1Epoch>> {
     try {
-      const start = async (epoch: bigint): Promise<bigint> => {
-        const known = this.epochStarts.get(epoch);
-        if (known !== undefined) return known;
-        const info = await this.registryCall<{ startBlock: bigint }>("epochInfo", [epoch], at.hash);
-        const first = BigInt(info.startBlock);
-        this.epochStarts.set(epoch, first);
-        return first;
-      };
       const current = BigInt(await this.registryCall<bigint>("currentEpoch", [], at.hash));
-      const epoch = await epochAtBlock(number, current, start);
+      const epoch = await epochAtBlock(number, current, (e) => this.epochStart(e, at.hash));
       if (epoch === null) return { kind: "invalid", reason: `the registry was deployed after L1 block ${number}` };
       return await this.readEpoch(at.hash, epoch);
     } catch (error) {
@@ -561,6 +590,7 @@ export class L1Mirror implements L1View {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     await this.inFlight;
+    await this.stakerIndex.stop();
     if (this.ws) await closeL1Client(this.client);
     await this.db?.close();
   }
@@ -580,28 +610,107 @@ export class L1Mirror implements L1View {
 
   /**
    * The staking position of `address` at the confirmed block (lumia_getStake / lumia_getRewards); `withClaims` adds
-   * its Claimed events. "unknown" without a registry, before the first confirmed block, or when the L1 fails.
+   * its claims. Pools and claims come from the staking index, so a report costs 2 + 4 x (pools the address staked
+   * in) eth_calls, and a report already read at the confirmed block none. At most stakerReadsInFlight reports are
+   * read at once and stakerReadsQueued wait: beyond, "busy" (the L1 endpoint serves consensus first). "unknown"
+   * without a registry, before the first confirmed block, while the index is far behind, or when the L1 fails.
    */
-  async stakerReport(address: Hex, withClaims: boolean): Promise<L1Answer<StakerReport>> {
+  async stakerReport(address: Hex, withClaims: boolean): Promise<StakerAnswer> {
     const at = this.confirmed;
     if (this.opts.registry === null) return { kind: "unknown", reason: "no l1.registry is configured" };
     if (at === null) return { kind: "unknown", reason: "the L1 mirror has no confirmed block yet" };
+    const key = `${at.hash}:${lower(address)}:${withClaims ? "claims" : "stake"}`;
+    const known = this.stakerReports.get(key);
+    if (known !== undefined) return known;
+    if (
+      this.stakerReadsActive >= L1_MIRROR_LIMITS.stakerReadsInFlight &&
+      this.stakerReadsWaiting.length >= L1_MIRROR_LIMITS.stakerReadsQueued
+    ) {
+      return { kind: "busy", reason: `${L1_MIRROR_LIMITS.stakerReadsQueued} staking reads are waiting: retry` };
+    }
+    const read = this.readStakerReport(at, address, withClaims);
+    setBounded(this.stakerReports, key, read, L1_MIRROR_LIMITS.stakerReportCacheEntries);
+    const answer = await read;
+    if (answer.kind !== "ok" && this.stakerReports.get(key) === read) this.stakerReports.delete(key);
+    return answer;
+  }
+
+  private async readStakerReport(at: L1Ref, address: Hex, withClaims: boolean): Promise<StakerAnswer> {
+    // A slot of stakerReadsInFlight: taken now, or handed over by a read that ends.
+    if (this.stakerReadsActive < L1_MIRROR_LIMITS.stakerReadsInFlight) this.stakerReadsActive++;
+    else await new Promise<void>((resolve) => this.stakerReadsWaiting.push(resolve));
     try {
-      // The registry's wiring is set once at deployment: resolved once.
-      this.contracts ??= await resolveStakingContracts(this.client, this.opts.registry as Address, {
-        blockHash: at.hash,
-      });
+      const indexed = await this.stakerIndexAt(at);
+      if (indexed.kind !== "ok") return indexed;
+      const found = await this.stakerIndex.of(address as Address, at.number);
+      if ("behind" in found) return { kind: "unknown", reason: "the staking index is behind the confirmed block" };
       const report = await readStakerReport(
         this.client,
-        this.contracts,
+        indexed.value,
         address as Address,
         { blockHash: at.hash },
         withClaims,
+        { indexed: found, epochStart: (e, blockHash) => this.epochStart(e, blockHash as Hex) },
       );
       return { kind: "ok", value: report };
     } catch (error) {
       this.countRpcError();
       return { kind: "unknown", reason: `staking read at L1 block ${at.number} failed: ${shortError(error)}` };
+    } finally {
+      const next = this.stakerReadsWaiting.shift();
+      if (next !== undefined) next();
+      else this.stakerReadsActive--;
+    }
+  }
+
+  /**
+   * The staking contracts, once the index has read up to `at`: waits for a short extension (the last poll's), not
+   * for a build from far behind, which goes on in the background.
+   */
+  private async stakerIndexAt(at: L1Ref): Promise<L1Answer<StakingContracts>> {
+    const ctx = await this.stakerIndexContext(at);
+    const indexedTo = (await this.stakerIndex.indexedTo()) ?? ctx.startBlock - 1n;
+    if (at.number - indexedTo > STAKER_INDEX_LIMITS.scanBlocks) {
+      void this.stakerIndex.advance(at.number, ctx).catch(() => {});
+      return {
+        kind: "unknown",
+        reason: `the staking index is being built: it has read L1 blocks up to ${indexedTo} of ${at.number}`,
+      };
+    }
+    await this.stakerIndex.advance(at.number, ctx);
+    return { kind: "ok", value: ctx.contracts };
+  }
+
+  private async stakerIndexContext(at: L1Ref): Promise<IndexContext> {
+    // The registry's wiring is set once at deployment: resolved once.
+    this.contracts ??= await resolveStakingContracts(this.client, this.opts.registry as Address, {
+      blockHash: at.hash,
+    });
+    return {
+      client: this.client,
+      contracts: this.contracts,
+      startBlock: await this.epochStart(0n, at.hash),
+      hashOf: (n) => this.canonicalHash(n),
+      log: (level, msg, fields) => this.m.log?.(level, msg, fields),
+      progress: (block) => this.metrics?.stakerIndexBlock.set(Number(block)),
+    };
+  }
+
+  /** Extends the staking index to the confirmed block after a poll (not awaited); a failure waits for the next. */
+  private async indexStakingAhead(): Promise<void> {
+    const at = this.confirmed;
+    if (at === null || this.opts.registry === null || this.stopped || this.stakerIndex.busy) return;
+    try {
+      await this.stakerIndex.advance(at.number, await this.stakerIndexContext(at));
+      this.stakerIndexFailing = false;
+    } catch (error) {
+      this.countRpcError();
+      if (!this.stakerIndexFailing) {
+        this.m.log?.("warn", "cannot extend the staking index; tried again at each poll", {
+          error: shortError(error),
+        });
+      }
+      this.stakerIndexFailing = true;
     }
   }
 
@@ -665,6 +774,7 @@ export class L1Mirror implements L1View {
       if (!wasConnected) this.m.log?.("info", "L1 endpoint answers", { l1ChainId: chainId, l1Head: Number(head) });
       // Not awaited: a first scan over many blocks must not hold the confirmed head back.
       void this.scanDepositsAhead();
+      void this.indexStakingAhead();
       await this.refreshMembership();
     } catch (error) {
       if (this.stopped) return;
@@ -915,15 +1025,19 @@ export class L1Mirror implements L1View {
   }
 }
 
+/** A staker report, or why there is none now: unknown (L1 or index), invalid, or busy (too many reads waiting). */
+export type StakerAnswer = L1Answer<StakerReport> | { readonly kind: "busy"; readonly reason: string };
+
 /** The RPC backend's stakerReport over a mirror: the report as JSON, or the reason it is unknown. */
 export function stakerReportOf(mirror: L1Mirror) {
   return async (
     address: Hex,
     withClaims: boolean,
-  ): Promise<{ ok: true; value: unknown } | { ok: false; reason: string }> => {
+  ): Promise<{ ok: true; value: unknown } | { ok: false; reason: string; busy?: true }> => {
     const answer = await mirror.stakerReport(address, withClaims);
-    return answer.kind === "ok"
-      ? { ok: true, value: stakerReportJson(answer.value) }
+    if (answer.kind === "ok") return { ok: true, value: stakerReportJson(answer.value) };
+    return answer.kind === "busy"
+      ? { ok: false, reason: answer.reason, busy: true }
       : { ok: false, reason: answer.reason };
   };
 }

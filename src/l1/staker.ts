@@ -100,19 +100,54 @@ export interface StakerReport {
   readonly totalClaimed: bigint | null;
 }
 
-/** Reads the position of `address` at `at`; `withClaims` adds the Claimed events up to that block. */
+/** A `Claimed` event of the Rewards contract: what an address took out of a pool, and when. */
+export interface ClaimEvent {
+  readonly sequencerId: number;
+  readonly amount: bigint;
+  readonly blockNumber: bigint;
+}
+
+/**
+ * What the L1 mirror's staking index (src/l1/staker-index.ts) knows of an address up to the report's block: the pools
+ * it ever staked in (a position, unbonding or reward can exist in no other) and its claims.
+ */
+export interface IndexedStaker {
+  readonly pools: readonly number[];
+  /** The newest claims (at most STAKER_LIMITS.maxClaims), oldest first. */
+  readonly claims: readonly ClaimEvent[];
+  /** Every claim of the address summed. */
+  readonly totalClaimed: bigint;
+}
+
+export interface StakerReadOptions {
+  /** The mirror's index: read only these pools and take the claims from it (no eth_getLogs). Without it, every
+   * pool of the registry is read and the claims come from the Claimed events since the registry's deployment. */
+  readonly indexed?: IndexedStaker;
+  /** The first L1 block of a registry epoch (fixed once the epoch exists), read at the report's block when not
+   * given; the mirror passes its cache. */
+  readonly epochStart?: (epoch: bigint, blockHash: Hex) => Promise<bigint>;
+}
+
+/** Reads the position of `address` at `at`; `withClaims` adds its claims up to that block. */
 export async function readStakerReport(
   client: PublicClient,
   c: StakingContracts,
   address: Address,
   at: ReadAt,
   withClaims: boolean,
+  opts: StakerReadOptions = {},
 ): Promise<StakerReport> {
   const block = await client.getBlock("blockHash" in at ? { blockHash: at.blockHash } : at);
   if (block.hash === null || block.number === null) throw new Error("cannot read a staker at a pending block");
   const pinned = { blockHash: block.hash } as const;
-  const [count, epoch, commissionOwed] = await Promise.all([
-    client.readContract({ address: c.registry, abi: SequencerRegistry.abi, functionName: "sequencerCount", ...pinned }),
+  const [ids, epoch, commissionOwed] = await Promise.all([
+    opts.indexed !== undefined
+      ? opts.indexed.pools.slice(0, STAKER_LIMITS.maxSequencers)
+      : client
+          .readContract({ address: c.registry, abi: SequencerRegistry.abi, functionName: "sequencerCount", ...pinned })
+          .then((count) =>
+            Array.from({ length: Math.min(Number(count), STAKER_LIMITS.maxSequencers) }, (_, i) => i + 1),
+          ),
     client.readContract({ address: c.registry, abi: SequencerRegistry.abi, functionName: "currentEpoch", ...pinned }),
     client.readContract({
       address: c.rewards,
@@ -122,7 +157,6 @@ export async function readStakerReport(
       ...pinned,
     }),
   ]);
-  const ids = Array.from({ length: Math.min(Number(count), STAKER_LIMITS.maxSequencers) }, (_, i) => i + 1);
   const rows = await Promise.all(
     ids.map(async (id) => {
       const [stake, unbonding, pending, operator] = await Promise.all([
@@ -169,30 +203,30 @@ export async function readStakerReport(
     const startOf = async (e: bigint): Promise<bigint> => {
       let first = starts.get(e);
       if (first === undefined) {
-        const info = (await client.readContract({
-          address: c.registry,
-          abi: SequencerRegistry.abi,
-          functionName: "epochInfo",
-          args: [e],
-          ...pinned,
-        })) as { startBlock: bigint };
-        first = BigInt(info.startBlock);
+        first =
+          opts.epochStart !== undefined
+            ? await opts.epochStart(e, block.hash)
+            : BigInt(
+                (
+                  (await client.readContract({
+                    address: c.registry,
+                    abi: SequencerRegistry.abi,
+                    functionName: "epochInfo",
+                    args: [e],
+                    ...pinned,
+                  })) as { startBlock: bigint }
+                ).startBlock,
+              );
         starts.set(e, first);
       }
       return first;
     };
     // Epoch 0 starts at the registry's deployment, before the Rewards contract: no claim is older.
-    const logs = await claimedEvents(client, c, address, await startOf(0n), block.number);
-    totalClaimed = logs.reduce((sum, log) => sum + (log.args.amount ?? 0n), 0n);
+    const all = opts.indexed?.claims ?? (await claimedEvents(client, c, address, await startOf(0n), block.number));
+    totalClaimed = opts.indexed?.totalClaimed ?? all.reduce((sum, claim) => sum + claim.amount, 0n);
     claims = [];
-    for (const log of logs.slice(-STAKER_LIMITS.maxClaims)) {
-      const blockNumber = log.blockNumber ?? 0n;
-      claims.push({
-        sequencerId: Number(log.args.sequencerId ?? 0),
-        amount: log.args.amount ?? 0n,
-        blockNumber,
-        epoch: (await epochAtBlock(blockNumber, BigInt(epoch), startOf)) ?? 0n,
-      });
+    for (const claim of all.slice(-STAKER_LIMITS.maxClaims)) {
+      claims.push({ ...claim, epoch: (await epochAtBlock(claim.blockNumber, BigInt(epoch), startOf)) ?? 0n });
     }
     const byEpoch = new Map<bigint, bigint>();
     for (const claim of claims) byEpoch.set(claim.epoch, (byEpoch.get(claim.epoch) ?? 0n) + claim.amount);
@@ -216,33 +250,52 @@ export async function readStakerReport(
 }
 
 /**
- * The Claimed events of `account` in L1 blocks `from` to `to`, oldest first. Many endpoints refuse an eth_getLogs over
- * a long block range (or with too many results) with a JSON-RPC error: the range is then halved until each part is
- * answered, whatever the endpoint's limit. A transport failure (no answer) is thrown at once.
+ * Logs of L1 blocks `from` to `to` read by `read`, in order. Many endpoints refuse an eth_getLogs over a long block
+ * range (or with too many results) with a JSON-RPC error: the range is then halved until each part is answered,
+ * whatever the endpoint's limit. A transport failure (no answer) is thrown at once.
  */
+export async function readLogsSplitting<T>(
+  read: (from: bigint, to: bigint) => Promise<T[]>,
+  from: bigint,
+  to: bigint,
+): Promise<T[]> {
+  try {
+    return await read(from, to);
+  } catch (error) {
+    const answered = error instanceof BaseError && error.walk((e) => e instanceof RpcError) !== null;
+    if (to <= from || !answered) throw error;
+    const mid = from + (to - from) / 2n;
+    const lower = await readLogsSplitting(read, from, mid);
+    return [...lower, ...(await readLogsSplitting(read, mid + 1n, to))];
+  }
+}
+
+/** The Claimed events of `account` in L1 blocks `from` to `to`, oldest first. */
 async function claimedEvents(
   client: PublicClient,
   c: StakingContracts,
   account: Address,
   from: bigint,
   to: bigint,
-): Promise<ClaimedLog[]> {
-  try {
-    return await client.getContractEvents({
-      address: c.rewards,
-      abi: Rewards.abi,
-      eventName: "Claimed",
-      args: { account },
-      fromBlock: from,
-      toBlock: to,
-    });
-  } catch (error) {
-    const answered = error instanceof BaseError && error.walk((e) => e instanceof RpcError) !== null;
-    if (to <= from || !answered) throw error;
-    const mid = from + (to - from) / 2n;
-    const lower = await claimedEvents(client, c, account, from, mid);
-    return [...lower, ...(await claimedEvents(client, c, account, mid + 1n, to))];
-  }
+): Promise<ClaimEvent[]> {
+  const logs = await readLogsSplitting(
+    (fromBlock, toBlock): Promise<ClaimedLog[]> =>
+      client.getContractEvents({
+        address: c.rewards,
+        abi: Rewards.abi,
+        eventName: "Claimed",
+        args: { account },
+        fromBlock,
+        toBlock,
+      }),
+    from,
+    to,
+  );
+  return logs.map((log) => ({
+    sequencerId: Number(log.args.sequencerId ?? 0),
+    amount: log.args.amount ?? 0n,
+    blockNumber: log.blockNumber ?? 0n,
+  }));
 }
 
 type ClaimedLog = GetContractEventsReturnType<typeof Rewards.abi, "Claimed">[number];

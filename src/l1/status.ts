@@ -58,6 +58,7 @@ export interface L1Metrics {
   readonly confirmedBlock: Gauge;
   readonly reorgs: Counter<"depth">;
   readonly historyReads: Counter;
+  readonly stakerIndexBlock: Gauge;
 }
 
 export function createL1Metrics(registry: Registry): L1Metrics {
@@ -74,6 +75,11 @@ export function createL1Metrics(registry: Registry): L1Metrics {
     historyReads: new Counter({
       name: "dcn_l1_history_reads_total",
       help: "Reads of an old L1 block's registry state answered from a newer confirmed block (the endpoint keeps no older state)",
+      registers,
+    }),
+    stakerIndexBlock: new Gauge({
+      name: "dcn_l1_staker_index_block",
+      help: "Last L1 block whose staking events (Staked, Claimed) the staking index has read",
       registers,
     }),
     reorgs: new Counter({

@@ -110,7 +110,7 @@ export interface RpcBackend {
   stakerReport?(
     address: Hex,
     withClaims: boolean,
-  ): Promise<{ ok: true; value: unknown } | { ok: false; reason: string }>;
+  ): Promise<{ ok: true; value: unknown } | { ok: false; reason: string; busy?: true }>;
   /**
    * lumia_getWorkReport: the work report of a registry epoch (null: the newest complete one) with its signatures and
    * L1 submission state, as JSON; null when this node has none. Absent on a subnet not anchored to L1.

@@ -984,5 +984,8 @@ export function logMatcher(filter: Pick<LogFilter, "addresses" | "topics">): Log
 async function stakerAnswer(backend: RpcBackend, who: Hex, withClaims: boolean): Promise<Outcome> {
   if (backend.stakerReport === undefined) return failure(ErrorCode.server, "this node has no L1 mirror (no l1 config)");
   const answer = await backend.stakerReport(who, withClaims);
-  return answer.ok ? success(answer.value) : failure(ErrorCode.server, `L1 staking data unavailable: ${answer.reason}`);
+  if (answer.ok) return success(answer.value);
+  // Too many staking reads waiting on the L1: a limit, as a busy server answers (EIP-1474), worth retrying.
+  if (answer.busy === true) return failure(ErrorCode.limitExceeded, `staking reads are busy: ${answer.reason}`);
+  return failure(ErrorCode.server, `L1 staking data unavailable: ${answer.reason}`);
 }
