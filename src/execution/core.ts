@@ -213,6 +213,21 @@ export interface CallRequest {
   readonly accessList?: readonly AccessListEntry[];
   /** Report what the call touched (eth_createAccessList): `accessList` in the result. */
   readonly reportAccessList?: boolean;
+  /** Accounts changed for this call only (eth_call state overrides), before it runs. */
+  readonly stateOverrides?: readonly StateOverride[];
+}
+
+/**
+ * One account changed for a call (geth's state override): balance, nonce and code replaced; `state` replaces the
+ * whole storage (slots not listed read 0), `stateDiff` only the slots listed. Slots and values are 32-byte hex.
+ */
+export interface StateOverride {
+  readonly address: Hex;
+  readonly balance?: bigint;
+  readonly nonce?: bigint;
+  readonly code?: Hex;
+  readonly state?: readonly (readonly [Hex, Hex])[];
+  readonly stateDiff?: readonly (readonly [Hex, Hex])[];
 }
 
 export interface CallResult {
@@ -593,6 +608,8 @@ export class ExecutionCore {
     // Unsigned: runTx asks the transaction for its sender, so the call's `from` is answered directly.
     Object.defineProperty(tx, "getSenderAddress", { value: () => from });
     return withState(root, async () => {
+      // The session's writes stay in its own overlay: the overrides never reach the store or another execution.
+      if (request.stateOverrides !== undefined) await applyStateOverrides(session.stateManager, request.stateOverrides);
       const watched = observe?.(0, vm, gasLimit);
       let ran: RunTxResult | null = null;
       try {
@@ -894,6 +911,22 @@ const STATUS_SUCCESS = Uint8Array.of(1);
 export function encodeTransferReceipt(type: 0 | 1 | 2, cumulativeGasUsed: bigint): Uint8Array {
   const list = encodeRlp([STATUS_SUCCESS, bigIntToUnpaddedBytes(cumulativeGasUsed), EMPTY_BLOOM, []]);
   return type === 0 ? list : concatBytes(Uint8Array.of(type), list);
+}
+
+/** Writes a call's state overrides into its own session's state (never a block's). */
+async function applyStateOverrides(sm: MerkleStateManager, overrides: readonly StateOverride[]): Promise<void> {
+  for (const o of overrides) {
+    const address = createAddressFromString(o.address);
+    const account = (await sm.getAccount(address)) ?? new Account();
+    if (o.balance !== undefined) account.balance = o.balance;
+    if (o.nonce !== undefined) account.nonce = o.nonce;
+    await sm.putAccount(address, account);
+    if (o.code !== undefined) await sm.putCode(address, fromHex(o.code));
+    if (o.state !== undefined) await sm.clearStorage(address);
+    for (const [slot, value] of o.state ?? o.stateDiff ?? []) {
+      await sm.putStorage(address, fromHex(slot), fromHex(value));
+    }
+  }
 }
 
 /** A receipt's fields that follow from the transaction and its place in the block, plus what execution gave. */

@@ -95,22 +95,26 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
     return b.block.header.vmRoots;
   }
   const keptFrom = () => m.store.stateGenerations.keptFrom;
-  /** eth_call (and debug_traceCall, with `observe`) on the state after `height`, as a next block would run it. */
+  /**
+   * eth_call (and debug_traceCall, with `observe`) on the state after `height`, as a next block would run it, with the
+   * request's block overrides in that block's place.
+   */
   function callAt(height: number, request: RpcCallRequest, observe?: EvmObserver) {
     return atState(height, async (roots) => {
       const head = m.executor.head;
       const b = height === head.height ? null : await blockByHeight(height);
       const h = b?.block.header;
+      const o = request.blockOverrides;
       return m.executor.call(
         roots,
         {
           chainId: m.chainId,
-          height: height + 1,
-          timestampMs: (h?.timestampMs ?? head.timestampMs) + 1,
-          coinbase: `0x${"00".repeat(20)}`,
-          gasLimit: h?.gasLimit ?? head.gasLimit,
-          baseFeePerGas: m.executor.nextBaseFee(),
-          prevRandao: b?.hash ?? head.hash,
+          height: o?.number ?? height + 1,
+          timestampMs: o?.timestampMs ?? (h?.timestampMs ?? head.timestampMs) + 1,
+          coinbase: o?.feeRecipient ?? `0x${"00".repeat(20)}`,
+          gasLimit: o?.gasLimit ?? h?.gasLimit ?? head.gasLimit,
+          baseFeePerGas: o?.baseFeePerGas ?? m.executor.nextBaseFee(),
+          prevRandao: o?.prevRandao ?? b?.hash ?? head.hash,
           blockHash: m.executor.blockHashLookup,
         },
         request,

@@ -26,6 +26,27 @@ export interface RpcCallRequest {
   accessList?: readonly RpcAccessListEntry[];
   /** eth_createAccessList: report what the call touched in the result's `accessList`. */
   reportAccessList?: boolean;
+  /** Accounts changed for this call only, before it runs. */
+  stateOverrides?: RpcStateOverrides;
+  /** Fields of the block the call runs in, replaced. */
+  blockOverrides?: RpcBlockOverrides;
+}
+/** One account's override: fields replaced; `state` replaces the whole storage, `stateDiff` only the slots given. */
+export interface RpcAccountOverride {
+  balance?: bigint;
+  nonce?: bigint;
+  code?: Hex;
+  state?: readonly (readonly [Hex, Hex])[];
+  stateDiff?: readonly (readonly [Hex, Hex])[];
+}
+export type RpcStateOverrides = readonly (RpcAccountOverride & { readonly address: Hex })[];
+export interface RpcBlockOverrides {
+  number?: number;
+  timestampMs?: number;
+  gasLimit?: bigint;
+  feeRecipient?: Hex;
+  prevRandao?: Hex;
+  baseFeePerGas?: bigint;
 }
 export interface RpcAccessListEntry {
   readonly address: Hex;

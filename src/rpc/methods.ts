@@ -7,7 +7,14 @@ import { type Block, isSvmEntry } from "../chain/block.ts";
 import { buildOrderedTrie, type OrderedTrie } from "../chain/ordered-trie.ts";
 import type { StoredReceipt } from "../chain/receipts.ts";
 import { type TraceOptions, TraceTooLargeError } from "../execution/tracers.ts";
-import type { RpcAccessListEntry, RpcBackend, RpcCallRequest, RpcCallResult } from "./backend.ts";
+import type {
+  RpcAccessListEntry,
+  RpcBackend,
+  RpcBlockOverrides,
+  RpcCallRequest,
+  RpcCallResult,
+  RpcStateOverrides,
+} from "./backend.ts";
 import { bloomMayContain } from "./bloom.ts";
 import { type MethodDef, method, optional, required } from "./dispatch.ts";
 import { ErrorCode, failure, invalidParams, type Outcome, revertError, sendRefusalMessage, success } from "./errors.ts";
@@ -28,6 +35,7 @@ import {
   address,
   type BlockRef,
   blockCount,
+  blockOverrides,
   blockRef,
   blockTagOrNumber,
   callRequest,
@@ -37,12 +45,13 @@ import {
   type LogFilter,
   logFilter,
   MAX_DATA_BYTES,
-  noOverrides,
   quantity as quantityParam,
   rawTransaction,
   rewardPercentiles,
+  stateOverrides,
   storageKeys,
   storageSlot,
+  traceCallConfig,
   traceConfig,
 } from "./params.ts";
 import {
@@ -260,7 +269,7 @@ export function createMethods(
    */
   async function capGas(height: number, request: RpcCallRequest): Promise<RpcCallRequest & { gas: bigint }> {
     const entry = await backend.blockByHeight(height);
-    const blockLimit = entry?.block.header.gasLimit ?? limits.gasCap;
+    const blockLimit = request.blockOverrides?.gasLimit ?? entry?.block.header.gasLimit ?? limits.gasCap;
     const cap = blockLimit < limits.gasCap ? blockLimit : limits.gasCap;
     return { ...request, gas: request.gas === undefined || request.gas > cap ? cap : request.gas };
   }
@@ -279,15 +288,18 @@ export function createMethods(
 
   async function estimateGas(height: number, request: RpcCallRequest): Promise<Outcome> {
     const head = await backend.blockByHeight(height);
-    let hi = head === undefined ? limits.gasCap : head.block.header.gasLimit;
+    let hi = request.blockOverrides?.gasLimit ?? head?.block.header.gasLimit ?? limits.gasCap;
     if (hi > limits.gasCap) hi = limits.gasCap;
     if (request.gas !== undefined && request.gas >= TX_GAS && request.gas < hi) hi = request.gas;
 
     // Like geth: a sender cannot buy more gas than its balance covers at the given fee cap.
     const feeCap = request.gasPrice ?? request.maxFeePerGas ?? 0n;
     if (feeCap > 0n && request.from !== undefined) {
-      const account = await backend.account(height, request.from);
-      const balance = account?.balance ?? 0n;
+      const from = request.from;
+      const balance =
+        request.stateOverrides?.find((o) => o.address === from)?.balance ??
+        (await backend.account(height, from))?.balance ??
+        0n;
       const value = request.value ?? 0n;
       if (value > balance) return failure(ErrorCode.server, "insufficient funds for transfer");
       const allowance = (balance - value) / feeCap;
@@ -299,7 +311,8 @@ export function createMethods(
     // A plain transfer to an account without code costs exactly the intrinsic gas.
     const data = request.data ?? "0x";
     if (data === "0x" && request.to !== undefined && request.to !== null && hi >= TX_GAS) {
-      const code = await backend.code(height, request.to);
+      const to = request.to;
+      const code = request.stateOverrides?.find((o) => o.address === to)?.code ?? (await backend.code(height, to));
       if (code === "0x" && (await run(TX_GAS)).status === 1) return success(quantity(TX_GAS));
     }
 
@@ -553,13 +566,13 @@ export function createMethods(
       [
         required("transaction", callRequest),
         optional("block", blockRef),
-        optional("stateOverrides", noOverrides),
-        optional("blockOverrides", noOverrides),
+        optional("stateOverrides", stateOverrides),
+        optional("blockOverrides", blockOverrides),
       ],
-      async (request, ref) => {
+      async (request, ref, state, block) => {
         const height = await stateHeight(ref);
         if (isFailure(height)) return height;
-        const capped = await capGas(height, request);
+        const capped = await capGas(height, withOverrides(request, state, block));
         const result = await backend.call(height, capped);
         if (result.status === 0) return callFailure(result, capped.gas);
         return success(result.returnData);
@@ -576,11 +589,16 @@ export function createMethods(
     ),
 
     eth_estimateGas: method(
-      [required("transaction", callRequest), optional("block", blockRef), optional("stateOverrides", noOverrides)],
-      async (request, ref) => {
+      [
+        required("transaction", callRequest),
+        optional("block", blockRef),
+        optional("stateOverrides", stateOverrides),
+        optional("blockOverrides", blockOverrides),
+      ],
+      async (request, ref, state, block) => {
         const height = await stateHeight(ref);
         if (isFailure(height)) return height;
-        return estimateGas(height, request);
+        return estimateGas(height, withOverrides(request, state, block));
       },
     ),
 
@@ -772,12 +790,12 @@ export function createMethods(
         async (hash, options) => traceEntries(await backend.blockByHash(hash), options ?? {}),
       ),
       debug_traceCall: method(
-        [required("transaction", callRequest), optional("block", blockRef), optional("config", traceConfig)],
-        async (request, ref, options): Promise<Outcome> => {
+        [required("transaction", callRequest), optional("block", blockRef), optional("config", traceCallConfig)],
+        async (request, ref, config): Promise<Outcome> => {
           const height = await stateHeight(ref);
           if (isFailure(height)) return height;
-          const capped = await capGas(height, request);
-          return traced(() => traceCall(height, capped, options ?? {}));
+          const capped = await capGas(height, withOverrides(request, config?.stateOverrides, config?.blockOverrides));
+          return traced(() => traceCall(height, capped, config?.options ?? {}));
         },
       ),
     };
@@ -981,6 +999,19 @@ export function logMatcher(filter: Pick<LogFilter, "addresses" | "topics">): Log
 }
 
 /** A staker's L1 position from the node's L1 mirror, or a server error saying why there is none. */
+/** The call with its state and block overrides (absent ones left out). */
+function withOverrides(
+  request: RpcCallRequest,
+  state: RpcStateOverrides | undefined,
+  block: RpcBlockOverrides | undefined,
+): RpcCallRequest {
+  return {
+    ...request,
+    ...(state === undefined ? {} : { stateOverrides: state }),
+    ...(block === undefined ? {} : { blockOverrides: block }),
+  };
+}
+
 async function stakerAnswer(backend: RpcBackend, who: Hex, withClaims: boolean): Promise<Outcome> {
   if (backend.stakerReport === undefined) return failure(ErrorCode.server, "this node has no L1 mirror (no l1 config)");
   const answer = await backend.stakerReport(who, withClaims);

@@ -4,7 +4,7 @@
 import { z } from "zod";
 import type { Hex } from "../../consensus/bytes.ts";
 import type { TraceOptions } from "../execution/tracers.ts";
-import type { RpcCallRequest } from "./backend.ts";
+import type { RpcAccountOverride, RpcBlockOverrides, RpcCallRequest, RpcStateOverrides } from "./backend.ts";
 
 /** Limits on parameter sizes; the HTTP body limit bounds everything else. */
 export const MAX_ADDRESSES_PER_FILTER = 1_000;
@@ -217,12 +217,154 @@ export const callRequest = z
     return out;
   });
 
-/** eth_call's optional state and block overrides: only absent or empty objects are accepted. */
-export const noOverrides = custom("no state or block overrides (they are not supported): null or {}", (v) => {
-  if (v === undefined || v === null) return true;
-  if (typeof v === "object" && !Array.isArray(v) && Object.keys(v).length === 0) return true;
-  return undefined;
-});
+/** Bounds on one call's state overrides: accounts, and storage slots over all of them. */
+export const MAX_OVERRIDE_ACCOUNTS = 256;
+export const MAX_OVERRIDE_SLOTS = 4_096;
+/** A nonce fits in 64 bits. */
+const MAX_NONCE = 2n ** 64n - 1n;
+
+const slotValues = z
+  .record(z.string(), z.unknown(), { error: "expected an object {slot: value}" })
+  .transform((o, ctx): [Hex, Hex][] => {
+    const out: [Hex, Hex][] = [];
+    for (const [key, value] of Object.entries(o)) {
+      const slot = storageSlot.safeParse(key);
+      const word = storageSlot.safeParse(value);
+      if (!slot.success || !word.success) {
+        ctx.issues.push({
+          code: "custom",
+          message: `storage override ${describeValue(key)}: ${describeValue(value)}: expected 32-byte hex slots and values`,
+          input: o,
+        });
+        return z.NEVER;
+      }
+      out.push([slot.data, word.data]);
+    }
+    return out;
+  });
+
+const accountOverride = z
+  .strictObject(
+    {
+      balance: quantity.optional(),
+      nonce: quantity.optional(),
+      code: hexData(MAX_DATA_BYTES).optional(),
+      state: slotValues.optional(),
+      stateDiff: slotValues.optional(),
+      movePrecompileToAddress: z.unknown().optional(),
+    },
+    { error: "expected an account override {balance?, nonce?, code?, state?, stateDiff?}" },
+  )
+  .transform((o, ctx): RpcAccountOverride => {
+    if (o.movePrecompileToAddress !== undefined) {
+      ctx.issues.push({ code: "custom", message: "movePrecompileToAddress is not supported here", input: o });
+      return z.NEVER;
+    }
+    if (o.state !== undefined && o.stateDiff !== undefined) {
+      ctx.issues.push({ code: "custom", message: "an account override has both state and stateDiff", input: o });
+      return z.NEVER;
+    }
+    if (o.nonce !== undefined && o.nonce > MAX_NONCE) {
+      ctx.issues.push({ code: "custom", message: "an override's nonce is above 2^64 - 1", input: o });
+      return z.NEVER;
+    }
+    const out: RpcAccountOverride = {};
+    if (o.balance !== undefined) out.balance = o.balance;
+    if (o.nonce !== undefined) out.nonce = o.nonce;
+    if (o.code !== undefined) out.code = o.code;
+    if (o.state !== undefined) out.state = o.state;
+    if (o.stateDiff !== undefined) out.stateDiff = o.stateDiff;
+    return out;
+  });
+
+/**
+ * eth_call / eth_estimateGas / debug_traceCall state overrides, as geth takes them: {address: {balance?, nonce?,
+ * code?, state? (the whole storage) | stateDiff? (some slots)}}. null or {}: none.
+ */
+export const stateOverrides = z
+  .union([z.null(), z.record(z.string(), z.unknown())], { error: "expected state overrides {address: {...}} or null" })
+  .transform((o, ctx): RpcStateOverrides | undefined => {
+    if (o === null) return undefined;
+    const entries = Object.entries(o);
+    if (entries.length > MAX_OVERRIDE_ACCOUNTS) {
+      ctx.issues.push({ code: "custom", message: `more than ${MAX_OVERRIDE_ACCOUNTS} accounts overridden`, input: o });
+      return z.NEVER;
+    }
+    const out: (RpcAccountOverride & { address: Hex })[] = [];
+    const seen = new Set<Hex>();
+    let slots = 0;
+    for (const [key, value] of entries) {
+      const who = address.safeParse(key);
+      if (!who.success || seen.has(who.data)) {
+        ctx.issues.push({
+          code: "custom",
+          message: `state override key ${describeValue(key)}: expected each 20-byte hex address once`,
+          input: o,
+        });
+        return z.NEVER;
+      }
+      seen.add(who.data);
+      const parsed = accountOverride.safeParse(value);
+      if (!parsed.success) {
+        ctx.issues.push({
+          code: "custom",
+          message: `state override of ${who.data}: ${parsed.error.issues[0]?.message ?? "malformed"}`,
+          input: o,
+        });
+        return z.NEVER;
+      }
+      slots += (parsed.data.state?.length ?? 0) + (parsed.data.stateDiff?.length ?? 0);
+      out.push({ address: who.data, ...parsed.data });
+    }
+    if (slots > MAX_OVERRIDE_SLOTS) {
+      ctx.issues.push({
+        code: "custom",
+        message: `more than ${MAX_OVERRIDE_SLOTS} storage slots overridden`,
+        input: o,
+      });
+      return z.NEVER;
+    }
+    return out.length === 0 ? undefined : out;
+  });
+
+/** eth_call / debug_traceCall block overrides (geth's names); blobBaseFee has no meaning here (no blobs on L2). */
+export const blockOverrides = z
+  .union(
+    [
+      z.null(),
+      z.strictObject({
+        number: quantity.optional(),
+        time: quantity.optional(),
+        gasLimit: quantity.optional(),
+        feeRecipient: address.optional(),
+        prevRandao: hash32.optional(),
+        baseFeePerGas: quantity.optional(),
+      }),
+    ],
+    {
+      error: "expected block overrides {number?, time?, gasLimit?, feeRecipient?, prevRandao?, baseFeePerGas?} or null",
+    },
+  )
+  .transform((o, ctx): RpcBlockOverrides | undefined => {
+    if (o === null) return undefined;
+    const safe = (v: bigint | undefined) => v === undefined || v <= BigInt(Number.MAX_SAFE_INTEGER);
+    if (!safe(o.number) || !safe(o.time === undefined ? undefined : o.time * 1000n)) {
+      ctx.issues.push({ code: "custom", message: "block override number or time is out of range", input: o });
+      return z.NEVER;
+    }
+    if (o.gasLimit !== undefined && o.gasLimit === 0n) {
+      ctx.issues.push({ code: "custom", message: "block override gasLimit is 0", input: o });
+      return z.NEVER;
+    }
+    const out: RpcBlockOverrides = {};
+    if (o.number !== undefined) out.number = Number(o.number);
+    if (o.time !== undefined) out.timestampMs = Number(o.time) * 1000;
+    if (o.gasLimit !== undefined) out.gasLimit = o.gasLimit;
+    if (o.feeRecipient !== undefined) out.feeRecipient = o.feeRecipient;
+    if (o.prevRandao !== undefined) out.prevRandao = o.prevRandao;
+    if (o.baseFeePerGas !== undefined) out.baseFeePerGas = o.baseFeePerGas;
+    return Object.keys(out).length === 0 ? undefined : out;
+  });
 
 export interface LogFilter {
   readonly fromBlock: BlockRef;
@@ -292,39 +434,54 @@ export const logFilter = z
   });
 
 /** debug_trace* options (geth's TraceConfig): the opcode logger's switches, or the callTracer. */
+const traceConfigShape = {
+  tracer: z
+    .union([z.literal(""), z.literal("callTracer")], {
+      error: 'tracer: "callTracer", or none for the opcode logger (the others are not served here)',
+    })
+    .optional(),
+  tracerConfig: z
+    .looseObject({
+      onlyTopCall: z.boolean().optional(),
+      withLog: z.boolean().optional(),
+    })
+    .optional(),
+  disableStack: z.boolean().optional(),
+  disableStorage: z.boolean().optional(),
+  enableMemory: z.boolean().optional(),
+  enableReturnData: z.boolean().optional(),
+  limit: z.number().int().min(0).optional(),
+  // geth's time limit ("5s"): accepted and not needed here, traces are bounded by their size.
+  timeout: z.string().max(32).optional(),
+};
+
+function traceOptions(o: z.infer<z.ZodObject<typeof traceConfigShape>>): TraceOptions {
+  return {
+    tracer: o.tracer === "callTracer" ? "callTracer" : undefined,
+    onlyTopCall: o.tracerConfig?.onlyTopCall,
+    withLog: o.tracerConfig?.withLog,
+    disableStack: o.disableStack,
+    disableStorage: o.disableStorage,
+    enableMemory: o.enableMemory,
+    enableReturnData: o.enableReturnData,
+    limit: o.limit,
+  };
+}
+
 export const traceConfig = z
+  .looseObject(traceConfigShape, {
+    error: "expected a trace config object {tracer?, tracerConfig?, disableStack?, ...}",
+  })
+  .transform(traceOptions);
+
+/** debug_traceCall's config: a trace config plus the call's state and block overrides, as in geth. */
+export const traceCallConfig = z
   .looseObject(
-    {
-      tracer: z
-        .union([z.literal(""), z.literal("callTracer")], {
-          error: 'tracer: "callTracer", or none for the opcode logger (the others are not served here)',
-        })
-        .optional(),
-      tracerConfig: z
-        .looseObject({
-          onlyTopCall: z.boolean().optional(),
-          withLog: z.boolean().optional(),
-        })
-        .optional(),
-      disableStack: z.boolean().optional(),
-      disableStorage: z.boolean().optional(),
-      enableMemory: z.boolean().optional(),
-      enableReturnData: z.boolean().optional(),
-      limit: z.number().int().min(0).optional(),
-      // geth's time limit ("5s"): accepted and not needed here, traces are bounded by their size.
-      timeout: z.string().max(32).optional(),
-    },
-    { error: "expected a trace config object {tracer?, tracerConfig?, disableStack?, ...}" },
+    { ...traceConfigShape, stateOverrides: stateOverrides.optional(), blockOverrides: blockOverrides.optional() },
+    { error: "expected a trace config object {tracer?, tracerConfig?, stateOverrides?, blockOverrides?, ...}" },
   )
-  .transform(
-    (o): TraceOptions => ({
-      tracer: o.tracer === "callTracer" ? "callTracer" : undefined,
-      onlyTopCall: o.tracerConfig?.onlyTopCall,
-      withLog: o.tracerConfig?.withLog,
-      disableStack: o.disableStack,
-      disableStorage: o.disableStorage,
-      enableMemory: o.enableMemory,
-      enableReturnData: o.enableReturnData,
-      limit: o.limit,
-    }),
-  );
+  .transform((o) => ({
+    options: traceOptions(o),
+    stateOverrides: o.stateOverrides ?? undefined,
+    blockOverrides: o.blockOverrides ?? undefined,
+  }));
