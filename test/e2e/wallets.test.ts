@@ -8,9 +8,13 @@ import {
   createPublicClient,
   createWalletClient,
   defineChain,
+  encodeAbiParameters,
   type Hex,
   http,
+  keccak256,
   type Log,
+  pad,
+  toHex,
   webSocket,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -167,6 +171,18 @@ describe("wallet libraries against a live subnet", () => {
     })) as { type: string; from: string; to: string; gasUsed: Hex };
     expect(frame).toMatchObject({ type: "CALL", from: address(0).toLowerCase(), to: token.toLowerCase() });
     expect(BigInt(frame.gasUsed)).toBe(receipts[0]?.gasUsed);
+    // viem's state override: balanceOf(address 6) read with its mapping slot (slot 1 of Token) set for the call only.
+    const slot = keccak256(encodeAbiParameters([{ type: "address" }, { type: "uint256" }], [address(6), 1n]));
+    const read = (stateOverride?: { address: Hex; stateDiff: { slot: Hex; value: Hex }[] }[]) =>
+      publicHttp.readContract({
+        address: token,
+        abi: Token.abi,
+        functionName: "balanceOf",
+        args: [address(6)],
+        ...(stateOverride === undefined ? {} : { stateOverride }),
+      });
+    expect(await read([{ address: token, stateDiff: [{ slot, value: pad(toHex(12_345n)) }] }])).toBe(12_345n);
+    expect(await read()).toBe(200n);
 
     (await publicWs.transport.getRpcClient()).close();
   }, 60_000);

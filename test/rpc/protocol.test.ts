@@ -107,8 +107,10 @@ describe("JSON-RPC envelope errors", () => {
     expect(nested?.message).toMatch(/argument 0 \(transaction\.value\).*hex quantity/);
     const both = single(await request("eth_call", [{ to: alice.address, data: "0x01", input: "0x02" }])).error;
     expect(both?.message).toMatch(/"data" and "input"/);
-    const overrides = single(await request("eth_call", [{ to: alice.address }, "latest", { [alice.address]: {} }]));
-    expect(overrides.error?.message).toMatch(/argument 2 \(stateOverrides\).*not supported/);
+    const overrides = single(
+      await request("eth_call", [{ to: alice.address }, "latest", { [alice.address]: { state: {}, stateDiff: {} } }]),
+    );
+    expect(overrides.error?.message).toMatch(/argument 2 \(stateOverrides\).*both state and stateDiff/);
     const percentiles = single(await request("eth_feeHistory", ["0x2", "latest", [50, 10]])).error;
     expect(percentiles?.message).toMatch(/argument 2 \(rewardPercentiles\).*increasing/);
   });
