@@ -13,15 +13,23 @@ import {
   type Address,
   bytesToUnprefixedHex,
   concatBytes,
-  createAccountFromRLP,
+  createAccountFromBytesArray,
   createAddressFromString,
   equalsBytes as equalBytes,
   unprefixedHexToBytes,
 } from "@ethereumjs/util";
+import { decodeRlp } from "../chain/rlp.ts";
 import type { SvmSide } from "./cross-vm.ts";
 import type { AccountMap } from "./flat-accounts.ts";
 import { fastKeccak256 } from "./keccak.ts";
 import { applyBatchToTrie } from "./trie-batch.ts";
+
+/** createAccountFromRLP without its copies: the account's roots are views into `rlp` (which nothing changes). */
+function accountOf(rlp: Uint8Array): Account {
+  const values = decodeRlp(rlp);
+  if (!Array.isArray(values)) throw new Error("Invalid serialized account input. Must be array");
+  return createAccountFromBytesArray(values as Uint8Array[]);
+}
 
 export class LinkedStateManager extends MerkleStateManager {
   link: SvmSide | null = null;
@@ -53,7 +61,7 @@ export class LinkedStateManager extends MerkleStateManager {
       rlp = await this._trie.get(address.bytes);
       flat.accounts.set(key, rlp);
     }
-    const account = rlp === null ? undefined : createAccountFromRLP(rlp);
+    const account = rlp === null ? undefined : accountOf(rlp);
     cache?.put(address, account);
     return account;
   }
@@ -103,7 +111,7 @@ export class LinkedStateManager extends MerkleStateManager {
     const byContract = new Map<string, [Uint8Array, Uint8Array | null][]>();
     for (const [addressHex, keyHex, value] of slots) {
       // The cache holds RLP(value without leading zeros); an empty value deletes the slot.
-      const decoded = RLP.decode(value ?? new Uint8Array(0)) as Uint8Array;
+      const decoded = decodeRlp(value ?? new Uint8Array(0)) as Uint8Array;
       const update: [Uint8Array, Uint8Array | null] = [
         fastKeccak256(unprefixedHexToBytes(keyHex)),
         decoded.length === 0 ? null : RLP.encode(decoded),

@@ -3,7 +3,6 @@
 // refused, as are legacy transactions without a chain id (they could be replayed from any other chain).
 // Every peer-supplied byte string gets a typed result; nothing here throws on bad input.
 import { type Common, createCustomCommon, Hardfork, Mainnet } from "@ethereumjs/common";
-import { RLP } from "@ethereumjs/rlp";
 import {
   type AccessList2930Tx,
   create1559FeeMarketTxFromBytesArray,
@@ -16,7 +15,7 @@ import {
 } from "@ethereumjs/tx";
 import { Address, bigIntToUnpaddedBytes } from "@ethereumjs/util";
 import { bytesEqual, concatBytes, type Hex, toHex } from "../../consensus/bytes.ts";
-import { encodeRlp } from "../chain/rlp.ts";
+import { decodeRlp, encodeRlp } from "../chain/rlp.ts";
 import { fastKeccak256 } from "./keccak.ts";
 import { recoverPublicKey } from "./secp256k1.ts";
 
@@ -211,7 +210,7 @@ export function decodeTransaction(
 
   let fields: Uint8Array[];
   try {
-    const decoded = RLP.decode(payload);
+    const decoded = decodeRlp(payload);
     if (!Array.isArray(decoded)) return fail("malformed", "transaction payload is not an RLP list");
     fields = decoded as Uint8Array[];
   } catch (error) {
@@ -348,8 +347,7 @@ function decodePlainTransfer(
 
 /**
  * Builds the ethereumjs object of a checked transaction on first call, decoding `raw` again. Its own scope, so that
- * what a pooled transaction keeps alive is `raw`, not the decoder's copies of its fields (RLP.decode copies each one:
- * 12 Uint8Arrays with their buffers, about 3 KB of heap per transfer).
+ * what a pooled transaction keeps alive is `raw`, not the decoded field list (12 views into `raw`).
  */
 function lazyTransaction(
   raw: Uint8Array,
@@ -360,7 +358,7 @@ function lazyTransaction(
   let built: SupportedTransaction | undefined;
   return () => {
     if (built === undefined) {
-      const fields = RLP.decode(type === 0 ? raw : raw.subarray(1)) as Uint8Array[];
+      const fields = decodeRlp(type === 0 ? raw : raw.subarray(1)) as Uint8Array[];
       built = ethereumjsTransaction(type, fields, common);
       pinSender(built, sender);
     }

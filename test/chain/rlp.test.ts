@@ -1,9 +1,11 @@
-// encodeRlp (src/chain/rlp.ts) against @ethereumjs/rlp's encode: the length boundaries of strings and lists, single
-// bytes on both sides of 0x80, nesting, and many random trees.
+// encodeRlp and decodeRlp (src/chain/rlp.ts) against @ethereumjs/rlp's encode and decode: the length boundaries of
+// strings and lists, single bytes on both sides of 0x80, nesting, many random trees, and for decoding the same verdict
+// (accepted with the same item, or refused) on every truncation and on random mutations of encodings, and on random
+// bytes.
 import { RLP } from "@ethereumjs/rlp";
 import { describe, expect, it } from "vitest";
 import { toHex } from "../../consensus/bytes.ts";
-import { encodeRlp, type RlpItem } from "../../src/chain/rlp.ts";
+import { decodeRlp, encodeRlp, RlpDecodeError, type RlpItem } from "../../src/chain/rlp.ts";
 
 function random(seed: number): () => number {
   let x = seed >>> 0 || 1;
@@ -62,5 +64,86 @@ describe("encodeRlp", () => {
       const item = tree(next, 4);
       expect(toHex(encodeRlp(item)), `tree ${i}`).toBe(toHex(RLP.encode(item as Uint8Array[])));
     }
+  });
+});
+
+/** ethereumjs' verdict and item as comparable text, and ours. */
+function both(input: Uint8Array): { theirs: string; ours: string } {
+  const show = (item: unknown): string =>
+    item instanceof Uint8Array ? toHex(item) : `[${(item as unknown[]).map(show).join(",")}]`;
+  let theirs: string;
+  let ours: string;
+  try {
+    theirs = show(RLP.decode(input));
+  } catch {
+    theirs = "refused";
+  }
+  try {
+    ours = show(decodeRlp(input));
+  } catch (error) {
+    expect(error).toBeInstanceOf(RlpDecodeError);
+    ours = "refused";
+  }
+  return { theirs, ours };
+}
+
+describe("decodeRlp", () => {
+  it("gives back what encodeRlp wrote, as views into the input", () => {
+    const next = random(20261207);
+    for (let i = 0; i < 2_000; i++) {
+      const encoded = encodeRlp(tree(next, 4));
+      const { theirs, ours } = both(encoded);
+      expect(ours, `tree ${i}`).toBe(theirs);
+    }
+    const input = encodeRlp([bytes(3, 7), [bytes(60, 9)]]);
+    const decoded = decodeRlp(input) as [Uint8Array, [Uint8Array]];
+    expect(decoded[0].buffer).toBe(input.buffer);
+    expect(decoded[1][0].buffer).toBe(input.buffer);
+  });
+
+  it("refuses what @ethereumjs/rlp refuses: every truncation and extension, mutations, random bytes", () => {
+    const next = random(20261208);
+    let refused = 0;
+    for (let i = 0; i < 600; i++) {
+      const encoded = encodeRlp(tree(next, 3));
+      const inputs: Uint8Array[] = [];
+      for (let cut = 0; cut < Math.min(encoded.length, 80); cut++) inputs.push(encoded.subarray(0, cut));
+      const extended = new Uint8Array(encoded.length + 1);
+      extended.set(encoded);
+      inputs.push(extended);
+      for (let m = 0; m < 8; m++) {
+        const mutated = encoded.slice();
+        const at = Math.floor(next() * mutated.length);
+        mutated[at] = Math.floor(next() * 256);
+        inputs.push(mutated);
+      }
+      for (const input of inputs) {
+        const { theirs, ours } = both(input);
+        expect(ours, toHex(input)).toBe(theirs);
+        if (ours === "refused") refused++;
+      }
+    }
+    for (let i = 0; i < 5_000; i++) {
+      const input = Uint8Array.from({ length: 1 + Math.floor(next() * 12) }, () => Math.floor(next() * 256));
+      const { theirs, ours } = both(input);
+      expect(ours, toHex(input)).toBe(theirs);
+    }
+    // Non-canonical forms: a single byte below 0x80 with a header, long forms of short lengths, leading zeros.
+    for (const hex of [
+      "817f",
+      "8180",
+      "b80100",
+      `b838${"00".repeat(56)}`,
+      `b837${"00".repeat(55)}`,
+      `f837${"80".repeat(55)}`,
+      `f838${"80".repeat(56)}`,
+      `b90038${"00".repeat(56)}`,
+      "f800",
+      "f90038",
+    ]) {
+      const { theirs, ours } = both(Uint8Array.from(Buffer.from(hex, "hex")));
+      expect(ours, hex).toBe(theirs);
+    }
+    expect(refused).toBeGreaterThan(1_000);
   });
 });
