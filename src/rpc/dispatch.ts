@@ -31,9 +31,17 @@ export function optional<T>(name: string, schema: z.ZodType<T, unknown>): Param<
 
 type Args<P extends readonly Param<unknown>[]> = { -readonly [K in keyof P]: P[K] extends Param<infer T> ? T : never };
 
+/**
+ * What the transport lends one request. HTTP gives back the request's concurrency slot while it waits without working
+ * (eth_sendRawTransactionSync): maxConcurrentRequests bounds work, and a waiting request does none.
+ */
+export interface RequestContext {
+  readonly waitSlot?: { pause(): void; resume(): void };
+}
+
 export interface MethodDef {
   readonly params: readonly Param<unknown>[];
-  run(args: readonly unknown[]): Promise<Outcome>;
+  run(args: readonly unknown[], context?: RequestContext): Promise<Outcome>;
 }
 
 export function method<const P extends readonly Param<unknown>[]>(
@@ -41,6 +49,14 @@ export function method<const P extends readonly Param<unknown>[]>(
   run: (...args: Args<P>) => Promise<Outcome> | Outcome,
 ): MethodDef {
   return { params, run: async (args) => run(...(args as Args<P>)) };
+}
+
+/** A method that also gets its request's context (the transport's wait slot). */
+export function methodWithContext<const P extends readonly Param<unknown>[]>(
+  params: P,
+  run: (context: RequestContext, ...args: Args<P>) => Promise<Outcome> | Outcome,
+): MethodDef {
+  return { params, run: async (args, context) => run(context ?? {}, ...(args as Args<P>)) };
 }
 
 export type Validated = { readonly ok: true; readonly args: readonly unknown[] } | (Outcome & { ok: false });
@@ -138,7 +154,11 @@ export interface RequestHandlerOptions {
 export class RequestHandler {
   constructor(private readonly opts: RequestHandlerOptions) {}
 
-  async handle(text: string, connection: ReadonlyMap<string, MethodDef> | null): Promise<JsonRpcAnswer> {
+  async handle(
+    text: string,
+    connection: ReadonlyMap<string, MethodDef> | null,
+    context: RequestContext = {},
+  ): Promise<JsonRpcAnswer> {
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -146,7 +166,7 @@ export class RequestHandler {
       const detail = error instanceof SyntaxError ? `: ${error.message.slice(0, 120)}` : "";
       return errorResponse(null, ErrorCode.parseError, `parse error${detail}`);
     }
-    if (!Array.isArray(parsed)) return this.handleOne(parsed, connection);
+    if (!Array.isArray(parsed)) return this.handleOne(parsed, connection, context);
     if (parsed.length === 0) return errorResponse(null, ErrorCode.invalidRequest, "invalid request: empty batch");
     const maxBatch = this.opts.maxBatch;
     if (parsed.length > maxBatch) {
@@ -159,7 +179,7 @@ export class RequestHandler {
     // One at a time: a batch must not multiply the load beyond what one connection may ask.
     const answers: JsonRpcResponse[] = [];
     for (const entry of parsed) {
-      const answer = await this.handleOne(entry, connection);
+      const answer = await this.handleOne(entry, connection, context);
       if (answer !== null) answers.push(answer);
     }
     return answers.length === 0 ? null : answers;
@@ -168,6 +188,7 @@ export class RequestHandler {
   private async handleOne(
     request: unknown,
     connection: ReadonlyMap<string, MethodDef> | null,
+    context: RequestContext,
   ): Promise<JsonRpcResponse | null> {
     if (typeof request !== "object" || request === null || Array.isArray(request)) {
       return errorResponse(null, ErrorCode.invalidRequest, "invalid request: expected a JSON-RPC 2.0 request object");
@@ -184,7 +205,7 @@ export class RequestHandler {
     if (typeof r.method !== "string") {
       return errorResponse(id, ErrorCode.invalidRequest, "invalid request: method must be a string");
     }
-    const outcome = await this.dispatch(r.method, r.params, connection);
+    const outcome = await this.dispatch(r.method, r.params, connection, context);
     // A request without id is a notification: it runs, but gets no answer (JSON-RPC 2.0, section 4.1).
     if (!hasId) return null;
     return outcome.ok ? { jsonrpc: "2.0", id, result: outcome.result } : { jsonrpc: "2.0", id, error: outcome.error };
@@ -194,11 +215,12 @@ export class RequestHandler {
     name: string,
     params: unknown,
     connection: ReadonlyMap<string, MethodDef> | null,
+    context: RequestContext,
   ): Promise<Outcome> {
     const metrics = this.opts.metrics;
-    if (metrics === undefined) return this.run(name, params, connection);
+    if (metrics === undefined) return this.run(name, params, connection, context);
     const started = performance.now();
-    const outcome = await this.run(name, params, connection);
+    const outcome = await this.run(name, params, connection, context);
     metrics.observe(name, outcome.ok ? null : outcome.error.code, (performance.now() - started) / 1000);
     return outcome;
   }
@@ -207,6 +229,7 @@ export class RequestHandler {
     name: string,
     params: unknown,
     connection: ReadonlyMap<string, MethodDef> | null,
+    context: RequestContext,
   ): Promise<Outcome> {
     let def = this.opts.methods.get(name);
     if (def === undefined && CONNECTION_METHODS.has(name)) {
@@ -217,7 +240,7 @@ export class RequestHandler {
     const validated = validateParams(def, params);
     if (!validated.ok) return validated;
     try {
-      return await def.run(validated.args);
+      return await def.run(validated.args, context);
     } catch (error) {
       if (error instanceof RpcRequestError) return failure(error.rpcCode, error.message);
       // Backend failures (storage, execution) and bugs: the caller gets a short message, the operator the details.

@@ -16,7 +16,7 @@ import type {
   RpcStateOverrides,
 } from "./backend.ts";
 import { bloomMayContain } from "./bloom.ts";
-import { type MethodDef, method, optional, required } from "./dispatch.ts";
+import { type MethodDef, method, methodWithContext, optional, required } from "./dispatch.ts";
 import { ErrorCode, failure, invalidParams, type Outcome, revertError, sendRefusalMessage, success } from "./errors.ts";
 import {
   firstLogIndex,
@@ -54,13 +54,7 @@ import {
   traceCallConfig,
   traceConfig,
 } from "./params.ts";
-import {
-  DEFAULT_SYNC_TIMEOUT_MS,
-  MAX_SYNC_TIMEOUT_MS,
-  MAX_SYNC_WAITERS,
-  ReceiptWaiters,
-  waitSlot,
-} from "./send-sync.ts";
+import { DEFAULT_SYNC_TIMEOUT_MS, MAX_SYNC_TIMEOUT_MS, MAX_SYNC_WAITERS, ReceiptWaiters } from "./send-sync.ts";
 
 /** The tip suggested by eth_maxPriorityFeePerGas and added to the next base fee by eth_gasPrice: 1 gwei. */
 export const SUGGESTED_PRIORITY_FEE = 1_000_000_000n;
@@ -627,9 +621,9 @@ export function createMethods(
 
     eth_getTransactionReceipt: method([required("hash", hash32)], committedReceipt),
 
-    eth_sendRawTransactionSync: method(
+    eth_sendRawTransactionSync: methodWithContext(
       [required("transaction", rawTransaction), optional("timeout", z.unknown())],
-      async (raw, timeout): Promise<Outcome> => {
+      async (context, raw, timeout): Promise<Outcome> => {
         const bytes = fromHex(raw);
         const hash = txHash(bytes);
         if (receiptWaiters.size >= MAX_SYNC_WAITERS) {
@@ -658,7 +652,7 @@ export function createMethods(
             hash,
           );
         }
-        const slot = waitSlot.getStore();
+        const slot = context.waitSlot;
         slot?.pause();
         const receipt = await wait.receipt.finally(() => slot?.resume());
         if (receipt === null) {

@@ -1,7 +1,6 @@
 // eth_sendRawTransactionSync (EIP-7966): submit a transaction and answer with its receipt once a block carrying it is
 // committed (soft-final: every committed block is certified), in one request instead of a send and a polling loop.
 // Waiters are keyed by transaction hash and fed by the backend's commit events, listened to only while someone waits.
-import { AsyncLocalStorage } from "node:async_hooks";
 import type { Hex } from "../../consensus/bytes.ts";
 import type { CommittedEvent, RpcBackend } from "./backend.ts";
 import { formatReceipt } from "./format.ts";
@@ -14,16 +13,6 @@ export const MAX_SYNC_TIMEOUT_MS = 10_000;
 export const MAX_SYNC_WAITERS = 10_000;
 
 type Waiter = (receipt: Record<string, unknown>) => void;
-
-/**
- * What a transport lends a request for its wait: HTTP gives back the request's concurrency slot (maxConcurrentRequests
- * bounds work, and a waiting request does none) and takes it again when the wait ends.
- */
-export interface WaitSlot {
-  pause(): void;
-  resume(): void;
-}
-export const waitSlot = new AsyncLocalStorage<WaitSlot>();
 
 export class ReceiptWaiters {
   private readonly waiting = new Map<Hex, Set<Waiter>>();

@@ -10,7 +10,7 @@ import { ErrorCode, RpcServerError } from "./errors.ts";
 import { DEFAULT_FILTER_LIMITS, FilterRegistry } from "./filters.ts";
 import { createLogQuery, createMethods, DEFAULT_METHOD_LIMITS } from "./methods.ts";
 import { createRpcMetrics } from "./metrics.ts";
-import { ReceiptWaiters, type WaitSlot, waitSlot } from "./send-sync.ts";
+import { ReceiptWaiters } from "./send-sync.ts";
 import { createSolanaMethods, type SolanaRpcBackend } from "./solana.ts";
 import { DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, SubscriptionHub } from "./subscriptions.ts";
 import {
@@ -146,7 +146,7 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
   /** The whole body as JSON-RPC: the HTTP status and the answer (null: nothing to send, 204). */
   async function handleBody(text: string): Promise<{ status: number; body: unknown }> {
     // A request waiting for a receipt (eth_sendRawTransactionSync) does no work: it gives its slot back meanwhile.
-    const slot: WaitSlot = {
+    const waitSlot = {
       pause: () => {
         inFlight--;
       },
@@ -154,7 +154,7 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
         inFlight++;
       },
     };
-    const answer = await waitSlot.run(slot, () => handler.handle(text, null));
+    const answer = await handler.handle(text, null, { waitSlot });
     return { status: answer === null ? 204 : 200, body: answer };
   }
 
