@@ -254,11 +254,19 @@ export interface CallResult {
  * the transaction's result (null when it could not run), and makes the transaction run through runTx even where the
  * transfer fast path would apply, with the same outcome.
  */
-export type EvmObserver = (
-  index: number,
-  vm: VM,
-  gasLimit: bigint,
-) => ((result: RunTxResult | null) => void) | undefined;
+export type EvmObserver = (index: number, vm: VM, gasLimit: bigint) => EvmWatch | undefined;
+
+/** What watches one transaction run (a tracer): its state before the run and the run's end. */
+export interface EvmWatch {
+  /**
+   * Before the run, on the state it starts from. `touched()` runs the transaction once on a checkpoint it reverts
+   * and answers every address (with the storage slots) it touched: its access list with the sender, the recipient or
+   * created contract and the fee recipient, precompiles left out.
+   */
+  readonly prepare?: (touched: () => Promise<readonly AccessListEntry[]>) => Promise<void>;
+  /** After the run (null: it did not run), on the state it left. */
+  readonly ended: (result: RunTxResult | null) => Promise<void> | void;
+}
 export type RunTxResult = Awaited<ReturnType<typeof runTx>>;
 
 /** Bounds on eth_getProof arguments. */
@@ -437,13 +445,16 @@ export class ExecutionCore {
         let result: RunTxResult | null = null;
         if (problem === null) {
           await ledger.writeBack();
+          const run = (reportAccessList: boolean) =>
+            runTx(vm, { tx: tx.tx, block, blockGasUsed: gasUsed, reportAccessList });
           try {
-            result = await runTx(vm, { tx: tx.tx, block, blockGasUsed: gasUsed });
+            await watched?.prepare?.(() => touchedBy(vm, run, tx.from, tx.to, env.coinbase));
+            result = await run(false);
           } catch (error) {
             if (error instanceof ExecutionError || isMissingNode(error)) throw error;
             problem = { code: "rejected", reason: messageOf(error) };
           } finally {
-            watched?.(result);
+            await watched?.ended(result);
           }
         }
         if (problem !== null || result === null) {
@@ -612,15 +623,18 @@ export class ExecutionCore {
       if (request.stateOverrides !== undefined) await applyStateOverrides(session.stateManager, request.stateOverrides);
       const watched = observe?.(0, vm, gasLimit);
       let ran: RunTxResult | null = null;
-      try {
-        const result = await runTx(vm, {
+      const run = (reportAccessList: boolean) =>
+        runTx(vm, {
           tx,
           block,
           skipNonce: true,
           skipBalance: true,
           skipBlockGasLimitValidation: true,
-          reportAccessList: request.reportAccessList === true,
+          reportAccessList,
         });
+      try {
+        await watched?.prepare?.(() => touchedBy(vm, run, lower(from), request.to ?? null, env.coinbase));
+        const result = await run(request.reportAccessList === true);
         ran = result;
         const exception = result.execResult.exceptionError;
         const failed = exception !== undefined;
@@ -650,7 +664,7 @@ export class ExecutionCore {
         if (error instanceof ExecutionError || isMissingNode(error)) throw error;
         return { status: 0, returnData: "0x", gasUsed: 0n, revertReason: null, error: messageOf(error) };
       } finally {
-        watched?.(ran);
+        await watched?.ended(ran);
       }
     });
   }
@@ -911,6 +925,45 @@ const STATUS_SUCCESS = Uint8Array.of(1);
 export function encodeTransferReceipt(type: 0 | 1 | 2, cumulativeGasUsed: bigint): Uint8Array {
   const list = encodeRlp([STATUS_SUCCESS, bigIntToUnpaddedBytes(cumulativeGasUsed), EMPTY_BLOOM, []]);
   return type === 0 ? list : concatBytes(Uint8Array.of(type), list);
+}
+
+/**
+ * Every address (and storage slot) a transaction touches, from one run of it on a checkpoint that is reverted: its
+ * EIP-2929 access list, the sender, the recipient or created contract, the fee recipient; no precompile.
+ */
+async function touchedBy(
+  vm: VM,
+  run: (reportAccessList: boolean) => Promise<RunTxResult>,
+  from: Hex,
+  to: Hex | null,
+  coinbase: Hex,
+): Promise<AccessListEntry[]> {
+  const sm = vm.stateManager;
+  await sm.checkpoint();
+  let result: RunTxResult;
+  try {
+    result = await run(true);
+  } finally {
+    await sm.revert();
+  }
+  const slots = new Map<Hex, Set<Hex>>();
+  const add = (address: string | null | undefined) => {
+    if (address === null || address === undefined) return undefined;
+    const a = address.toLowerCase() as Hex;
+    if (vm.evm.getPrecompile?.(createAddressFromString(a)) !== undefined) return undefined;
+    let set = slots.get(a);
+    if (set === undefined) {
+      set = new Set();
+      slots.set(a, set);
+    }
+    return set;
+  };
+  for (const a of [from, to, result.createdAddress?.toString(), coinbase]) add(a);
+  for (const e of result.accessList ?? []) {
+    const set = add(e.address);
+    for (const k of e.storageKeys) set?.add(toHex(setLengthLeft(fromHex(k as Hex), 32)));
+  }
+  return [...slots].map(([address, keys]) => ({ address, storageKeys: [...keys] }));
 }
 
 /** Writes a call's state overrides into its own session's state (never a block's). */

@@ -1,10 +1,12 @@
-// geth's two built-in tracers over the ethereumjs EVM's events, for debug_traceTransaction, debug_traceBlockBy* and
-// debug_traceCall: the opcode (struct) logger, the default, with one entry per executed instruction, and the
-// callTracer, the tree of calls and creations with their gas, input, output and errors. A tracer watches one
-// transaction: `observer()` gives the core's EvmObserver, and `result()` the JSON once the transaction ran.
+// geth's built-in tracers over the ethereumjs EVM, for debug_traceTransaction, debug_traceBlockBy* and
+// debug_traceCall: the opcode (struct) logger, the default, with one entry per executed instruction; the callTracer,
+// the tree of calls and creations with their gas, input, output and errors; the prestateTracer, the accounts and
+// slots a transaction touched as they were before it (diffMode: what it changed, before and after). A tracer watches
+// one transaction: `observer()` gives the core's EvmObserver, and `result()` the JSON once the transaction ran.
 import type { EVMResult, Message } from "@ethereumjs/evm";
+import { bytesToBigInt, createAddressFromString } from "@ethereumjs/util";
 import type { VM } from "@ethereumjs/vm";
-import { type Hex, toHex } from "../../consensus/bytes.ts";
+import { fromHex, type Hex, toHex } from "../../consensus/bytes.ts";
 import type { EvmObserver, RunTxResult } from "./core.ts";
 import { decodeRevertReason } from "./receipts.ts";
 
@@ -14,8 +16,12 @@ export const MAX_STRUCT_LOGS = 100_000;
 export const MAX_TRACE_TEXT = 64 * 1024 * 1024;
 
 export interface TraceOptions {
-  /** "callTracer", or absent for the opcode logger. */
-  readonly tracer?: "callTracer" | undefined;
+  /** "callTracer", "prestateTracer", or absent for the opcode logger. */
+  readonly tracer?: "callTracer" | "prestateTracer" | undefined;
+  /** prestateTracer: the accounts' changes, `{pre, post}`, instead of their state before. */
+  readonly diffMode?: boolean | undefined;
+  /** prestateTracer: leave code out. */
+  readonly disableCode?: boolean | undefined;
   /** callTracer: only the top call, no sub-calls. */
   readonly onlyTopCall?: boolean | undefined;
   /** callTracer: each frame's logs. */
@@ -42,7 +48,114 @@ export interface Tracer {
 }
 
 export function createTracer(options: TraceOptions): Tracer {
-  return options.tracer === "callTracer" ? new CallTracer(options) : new OpcodeLogger(options);
+  if (options.tracer === "callTracer") return new CallTracer(options);
+  if (options.tracer === "prestateTracer") return new PrestateTracer(options);
+  return new OpcodeLogger(options);
+}
+
+/** An account as the prestateTracer shows it (geth's fields: zero nonce, no code and no storage left out). */
+interface AccountView {
+  balance: Hex;
+  nonce?: number;
+  code?: Hex;
+  storage?: Record<string, Hex>;
+}
+
+/** One account's state, read from the VM's state manager: balance, nonce, code, and the slots asked for. */
+async function readAccount(
+  vm: VM,
+  address: Hex,
+  slots: readonly Hex[],
+  options: TraceOptions,
+): Promise<{ exists: boolean; view: AccountView }> {
+  const sm = vm.stateManager;
+  const where = createAddressFromString(address);
+  const account = await sm.getAccount(where);
+  const view: AccountView = { balance: quantity(account?.balance ?? 0n) };
+  if (account !== undefined && account.nonce > 0n) view.nonce = Number(account.nonce);
+  if (options.disableCode !== true && account !== undefined) {
+    const code = await sm.getCode(where);
+    if (code.length > 0) view.code = toHex(code);
+  }
+  if (options.disableStorage !== true && account !== undefined && slots.length > 0) {
+    const storage: Record<string, Hex> = {};
+    for (const slot of slots) storage[slot] = `0x${word(bytesToBigInt(await sm.getStorage(where, fromHex(slot))))}`;
+    view.storage = storage;
+  }
+  return { exists: account !== undefined, view };
+}
+
+/**
+ * geth's prestateTracer. Default mode: every account the transaction touched (its access list, the sender, the
+ * recipient or created contract and the fee recipient; no precompile), as it was before the transaction, with the
+ * slots it touched. diffMode: `{pre, post}` of the accounts it changed, with only the fields and slots that changed
+ * (an account it deleted is in `pre` only, one it created in `post` only). The touched set comes from one run of the
+ * transaction on a reverted checkpoint before the traced run.
+ */
+class PrestateTracer implements Tracer {
+  private touched: readonly { address: Hex; storageKeys: readonly Hex[] }[] = [];
+  private readonly pre = new Map<Hex, { exists: boolean; view: AccountView }>();
+  private readonly post = new Map<Hex, { exists: boolean; view: AccountView }>();
+  private ran = false;
+
+  constructor(private readonly options: TraceOptions) {}
+
+  observer(index: number): EvmObserver {
+    return (at, vm) => {
+      if (at !== index) return undefined;
+      return {
+        prepare: async (touched) => {
+          this.touched = await touched();
+          for (const t of this.touched)
+            this.pre.set(t.address, await readAccount(vm, t.address, t.storageKeys, this.options));
+        },
+        ended: async (result) => {
+          this.ran = result !== null;
+          if (result === null || this.options.diffMode !== true) return;
+          for (const t of this.touched)
+            this.post.set(t.address, await readAccount(vm, t.address, t.storageKeys, this.options));
+        },
+      };
+    };
+  }
+
+  result(): unknown {
+    if (!this.ran) return null;
+    if (this.options.diffMode !== true) {
+      return Object.fromEntries([...this.pre].map(([address, a]) => [address, a.view]));
+    }
+    const pre: Record<string, AccountView> = {};
+    const post: Record<string, Partial<AccountView>> = {};
+    for (const [address, before] of this.pre) {
+      const after = this.post.get(address);
+      if (after === undefined) continue;
+      if (!after.exists) {
+        if (before.exists) pre[address] = before.view;
+        continue;
+      }
+      const changed: Partial<AccountView> = {};
+      if (after.view.balance !== before.view.balance) changed.balance = after.view.balance;
+      if (after.view.nonce !== before.view.nonce) changed.nonce = after.view.nonce ?? 0;
+      if (after.view.code !== before.view.code && after.view.code !== undefined) changed.code = after.view.code;
+      const slots: Record<string, Hex> = {};
+      const beforeSlots: Record<string, Hex> = {};
+      for (const [slot, value] of Object.entries(after.view.storage ?? {})) {
+        const old = before.view.storage?.[slot];
+        if (old === value) continue;
+        if (value !== ZERO_WORD) slots[slot] = value;
+        if (old !== undefined && old !== ZERO_WORD) beforeSlots[slot] = old;
+      }
+      if (Object.keys(slots).length > 0) changed.storage = slots;
+      const slotsChanged = Object.keys(slots).length > 0 || Object.keys(beforeSlots).length > 0;
+      if (Object.keys(changed).length === 0 && !slotsChanged) continue;
+      if (before.exists) {
+        const { storage: _, ...rest } = before.view;
+        pre[address] = Object.keys(beforeSlots).length > 0 ? { ...rest, storage: beforeSlots } : rest;
+      }
+      post[address] = changed;
+    }
+    return { pre, post };
+  }
 }
 
 type StepEvent = {
@@ -61,6 +174,7 @@ const SLOAD = 0x54;
 const SSTORE = 0x55;
 
 const word = (v: bigint): string => v.toString(16).padStart(64, "0");
+const ZERO_WORD: Hex = `0x${"00".repeat(32)}`;
 const quantity = (v: bigint | number): Hex => `0x${v.toString(16)}` as Hex;
 
 /** Watches one transaction's run through the VM's events, and stops watching when it ended. */
@@ -88,11 +202,13 @@ function watch(
     }
     if (before !== undefined) events.on("beforeMessage", before as never);
     if (after !== undefined) events.on("afterMessage", after as never);
-    return (result) => {
-      if (step !== undefined) events.off("step", step as never);
-      if (before !== undefined) events.off("beforeMessage", before as never);
-      if (after !== undefined) events.off("afterMessage", after as never);
-      ended(result);
+    return {
+      ended: (result) => {
+        if (step !== undefined) events.off("step", step as never);
+        if (before !== undefined) events.off("beforeMessage", before as never);
+        if (after !== undefined) events.off("afterMessage", after as never);
+        ended(result);
+      },
     };
   };
 }

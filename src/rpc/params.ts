@@ -436,14 +436,17 @@ export const logFilter = z
 /** debug_trace* options (geth's TraceConfig): the opcode logger's switches, or the callTracer. */
 const traceConfigShape = {
   tracer: z
-    .union([z.literal(""), z.literal("callTracer")], {
-      error: 'tracer: "callTracer", or none for the opcode logger (the others are not served here)',
+    .union([z.literal(""), z.literal("callTracer"), z.literal("prestateTracer")], {
+      error: 'tracer: "callTracer", "prestateTracer", or none for the opcode logger (the others are not served here)',
     })
     .optional(),
   tracerConfig: z
     .looseObject({
       onlyTopCall: z.boolean().optional(),
       withLog: z.boolean().optional(),
+      diffMode: z.boolean().optional(),
+      disableCode: z.boolean().optional(),
+      disableStorage: z.boolean().optional(),
     })
     .optional(),
   disableStack: z.boolean().optional(),
@@ -456,12 +459,16 @@ const traceConfigShape = {
 };
 
 function traceOptions(o: z.infer<z.ZodObject<typeof traceConfigShape>>): TraceOptions {
+  const prestate = o.tracer === "prestateTracer";
   return {
-    tracer: o.tracer === "callTracer" ? "callTracer" : undefined,
+    tracer: o.tracer === "" ? undefined : o.tracer,
     onlyTopCall: o.tracerConfig?.onlyTopCall,
     withLog: o.tracerConfig?.withLog,
+    diffMode: prestate ? o.tracerConfig?.diffMode : undefined,
+    disableCode: prestate ? o.tracerConfig?.disableCode : undefined,
     disableStack: o.disableStack,
-    disableStorage: o.disableStorage,
+    // The prestateTracer takes it in tracerConfig, the opcode logger at the top.
+    disableStorage: prestate ? o.tracerConfig?.disableStorage : o.disableStorage,
     enableMemory: o.enableMemory,
     enableReturnData: o.enableReturnData,
     limit: o.limit,

@@ -2,7 +2,7 @@
 // execution core, block executor, RPC backend: test/svm/node-fixture.ts). A trace comes from replaying the committed
 // block on its parent's state, checked against the header's roots; the callTracer's tree and the opcode logger's
 // steps are checked against what the transactions did (receipts, calls, storage).
-import { encodeAbiParameters, encodeDeployData, encodeFunctionData, getContractAddress } from "viem";
+import { encodeAbiParameters, encodeDeployData, encodeFunctionData, getContractAddress, keccak256 } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Hex } from "../../consensus/bytes.ts";
 import type { CallFrame } from "../../src/execution/tracers.ts";
@@ -44,6 +44,7 @@ describe("debug tracing", () => {
   const sign = (fields: Parameters<typeof signRaw>[1]) => signRaw(sender, { nonce: nonce++, ...fields }, CHAIN);
   const failData = encodeFunctionData({ abi: Reverter.abi, functionName: "fail", args: ["no"] });
   const receipt = async (hash: Hex) => (await eth("eth_getTransactionReceipt", [hash])) as { gasUsed: Hex };
+  const nonceOf = (hash: Hex) => 2 + hashes.indexOf(hash);
 
   beforeAll(async () => {
     nodes = new NodeStates(singleValidatorGenesis(CHAIN, from, 10n ** 21n));
@@ -144,6 +145,55 @@ describe("debug tracing", () => {
     expect(top.logs).toBeUndefined();
   });
 
+  it("prestateTracer: what a transaction touched as it was before it, and in diffMode what it changed", async () => {
+    const [transfer, , setSlot] = hashes as [Hex, Hex, Hex];
+    type Account = { balance: Hex; nonce?: number; code?: Hex; storage?: Record<string, Hex> };
+    const slot = keccak256(encodeAbiParameters([{ type: "uint256" }, { type: "uint256" }], [7n, 0n]));
+    const pre = (await eth("debug_traceTransaction", [setSlot, { tracer: "prestateTracer" }])) as Record<Hex, Account>;
+    // The sender (before its third transaction of the block), the contract with its code and the slot it wrote, the fee
+    // recipient; nothing else.
+    expect(pre[from]?.nonce).toBe(nonceOf(setSlot));
+    expect(pre[probe]).toEqual({
+      balance: "0x0",
+      nonce: 1,
+      code: await eth("eth_getCode", [probe, "latest"]),
+      storage: { [slot]: `0x${"00".repeat(32)}` },
+    });
+    expect(Object.keys(pre)).toHaveLength(3);
+    const noCode = (await eth("debug_traceTransaction", [
+      setSlot,
+      { tracer: "prestateTracer", tracerConfig: { disableCode: true, disableStorage: true } },
+    ])) as Record<Hex, Account>;
+    expect(noCode[probe]).toEqual({ balance: "0x0", nonce: 1 });
+
+    // diffMode: the slot 0 -> 9, the sender's nonce + 1 and its balance down by the fee, the fee recipient's up.
+    const diff = (await eth("debug_traceTransaction", [
+      setSlot,
+      { tracer: "prestateTracer", tracerConfig: { diffMode: true } },
+    ])) as { pre: Record<Hex, Account>; post: Record<Hex, Partial<Account>> };
+    expect(diff.post[probe]).toEqual({ storage: { [slot]: `0x${(9).toString(16).padStart(64, "0")}` } });
+    const r = (await eth("eth_getTransactionReceipt", [setSlot])) as { gasUsed: Hex; effectiveGasPrice: Hex };
+    const fee = BigInt(r.gasUsed) * BigInt(r.effectiveGasPrice);
+    expect(BigInt(diff.pre[from]?.balance ?? 0) - BigInt(diff.post[from]?.balance ?? 0)).toBe(fee);
+    expect(diff.post[from]?.nonce).toBe((diff.pre[from]?.nonce ?? 0) + 1);
+
+    // A plain transfer: the recipient up by the value.
+    const moved = (await eth("debug_traceTransaction", [
+      transfer,
+      { tracer: "prestateTracer", tracerConfig: { diffMode: true } },
+    ])) as { pre: Record<Hex, Account>; post: Record<Hex, Partial<Account>> };
+    expect(BigInt(moved.post[other]?.balance ?? 0) - BigInt(moved.pre[other]?.balance ?? 0)).toBe(5n);
+
+    // debug_traceCall, with a state override: the overridden balance is the state before.
+    const called = (await eth("debug_traceCall", [
+      { from: other, to: probe, data: encodeFunctionData({ abi: Probe.abi, functionName: "set", args: [1n, 2n] }) },
+      "latest",
+      { tracer: "prestateTracer", stateOverrides: { [other]: { balance: "0x77" } } },
+    ])) as Record<Hex, Account>;
+    expect(called[other]?.balance).toBe("0x77");
+    expect(Object.keys(called[probe]?.storage ?? {})).toHaveLength(1);
+  });
+
   it("opcode logger: every step, with stack, storage and (when asked) memory", async () => {
     const [transfer, , setSlot] = hashes as [Hex, Hex, Hex];
     const trace = (await eth("debug_traceTransaction", [setSlot])) as OpcodeTrace;
@@ -232,7 +282,7 @@ describe("debug tracing", () => {
     ])) as OpcodeTrace;
     expect(first.structLogs).toHaveLength(10);
 
-    await expect(eth("debug_traceTransaction", [hashes[0], { tracer: "prestateTracer" }])).rejects.toThrow(/tracer/);
+    await expect(eth("debug_traceTransaction", [hashes[0], { tracer: "4byteTracer" }])).rejects.toThrow(/tracer/);
     // Without the debug API (config rpc.debug false), the methods do not exist.
     const without = createMethods({ chainId: CHAIN } as RpcBackend, DEFAULT_METHOD_LIMITS);
     expect([...without.keys()].filter((name) => name.startsWith("debug_"))).toEqual([]);
