@@ -665,13 +665,13 @@ export class L1Mirror implements L1View {
 
   /**
    * The staking contracts, once the index has read up to `at`: waits for a short extension (the last poll's), not
-   * for a build from far behind, which goes on in the background.
+   * for a build from far behind, which the polls drive in the background (a request starts nothing then, so a burst
+   * of them during a build costs nothing).
    */
   private async stakerIndexAt(at: L1Ref): Promise<L1Answer<StakingContracts>> {
     const ctx = await this.stakerIndexContext(at);
     const indexedTo = (await this.stakerIndex.indexedTo()) ?? ctx.startBlock - 1n;
     if (at.number - indexedTo > STAKER_INDEX_LIMITS.scanBlocks) {
-      void this.stakerIndex.advance(at.number, ctx).catch(() => {});
       return {
         kind: "unknown",
         reason: `the staking index is being built: it has read L1 blocks up to ${indexedTo} of ${at.number}`,
