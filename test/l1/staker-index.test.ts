@@ -106,6 +106,16 @@ const openMirror = (dbPath: string | null, logs: string[] = []) =>
     { log: (level, msg) => logs.push(`${level} ${msg}`) },
   );
 
+/** Polls until the mirror's staking index answers (the polls drive its build). */
+async function built(mirror: L1Mirror): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await stakerReportOf(mirror)(delegator, false)).ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+    await mirror.pollOnce();
+  }
+  throw new Error("the staking index was not built");
+}
+
 /** The report as a node answers it, and the same read directly from the contracts (every pool, every Claimed event). */
 async function bothReports(mirror: L1Mirror, who: Address) {
   const viaMirror = await stakerReportOf(mirror)(who, true);
@@ -239,11 +249,27 @@ describe("the staking index", () => {
     );
   });
 
+  it("answers 'being built' while a fresh index is far behind, which the polls then build", async () => {
+    await chain.testClient.mine({ blocks: 2_500 });
+    const mirror = await openMirror(join(dir, "fresh"));
+    try {
+      await mirror.pollOnce();
+      const early = await stakerReportOf(mirror)(delegator, true);
+      expect(early).toMatchObject({ ok: false, reason: expect.stringMatching(/the staking index is being built/) });
+      // The poll started the build; once it is done the answer is the direct read's.
+      await built(mirror);
+      const { viaMirror, direct } = await bothReports(mirror, delegator);
+      expect(viaMirror).toEqual(direct);
+    } finally {
+      await mirror.stop();
+    }
+  });
+
   it("answers busy beyond the reads it lets wait, and the others once the L1 answers", async () => {
     const mirror = await openMirror(null);
     try {
       await mirror.pollOnce();
-      expect((await stakerReportOf(mirror)(delegator, false)).ok).toBe(true);
+      await built(mirror);
       proxy.holdCalls = true;
       const addresses = Array.from(
         { length: 4 + 64 + 1 },
