@@ -36,6 +36,19 @@ describe("call overrides", () => {
       ...(overrides === undefined ? [] : [overrides]),
     ]);
 
+  /** Counter.bump(by), signed by the sender with `nonce`. */
+  const bump = (nonce: number, by: bigint) =>
+    signRaw(
+      sender,
+      {
+        nonce,
+        to: counter,
+        gas: 200_000n,
+        data: encodeFunctionData({ abi: Counter.abi, functionName: "bump", args: [by] }),
+      },
+      CHAIN,
+    );
+
   beforeAll(async () => {
     nodes = new NodeStates(singleValidatorGenesis(CHAIN, from, 10n ** 21n));
     ({ state: node } = await nodes.state());
@@ -45,17 +58,7 @@ describe("call overrides", () => {
       { nonce: 0, to: null, gas: 2_000_000n, data: encodeDeployData({ abi: Counter.abi, bytecode: Counter.bytecode }) },
       CHAIN,
     );
-    const bump = await signRaw(
-      sender,
-      {
-        nonce: 1,
-        to: counter,
-        gas: 200_000n,
-        data: encodeFunctionData({ abi: Counter.abi, functionName: "bump", args: [7n] }),
-      },
-      CHAIN,
-    );
-    await nodes.build(node, [deploy, bump]);
+    await nodes.build(node, [deploy, await bump(1, 7n)]);
   }, 60_000);
 
   afterAll(async () => {
@@ -140,17 +143,7 @@ describe("call overrides", () => {
     expect(await eth("eth_getBalance", [nobody, "latest"])).toBe("0x0");
     expect(await eth("eth_getCode", [nobody, "latest"])).toBe("0x");
     expect(await eth("eth_getStorageAt", [counter, "0x0", "latest"])).toBe(word(7));
-    const bump = await signRaw(
-      sender,
-      {
-        nonce: 2,
-        to: counter,
-        gas: 200_000n,
-        data: encodeFunctionData({ abi: Counter.abi, functionName: "bump", args: [1n] }),
-      },
-      CHAIN,
-    );
-    await nodes.build(node, [bump]);
+    await nodes.build(node, [await bump(2, 1n)]);
     expect(await count()).toBe(word(8));
     const after = (await eth("eth_getBlockByNumber", ["latest", false])) as { stateRoot: Hex; number: Hex };
     expect(BigInt(after.number)).toBe(BigInt(before.number) + 1n);
