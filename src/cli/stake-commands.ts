@@ -28,8 +28,12 @@ export function registerStakeCommands(program: Command, out: (line: string) => v
     .option("--l1 <url>", TARGET_HELP.l1)
     .option("--registry <address>", TARGET_HELP.registry)
     .option("--devnet <path>", TARGET_HELP.devnet)
+    .option(
+      "--node <url>",
+      "a node's JSON-RPC URL: read the report from its staking index (lumia_getRewards), a few L1 calls of the node's",
+    )
     .option("--json", "print JSON (amounts in wei as decimal strings)")
-    .action(async (o: TargetFlags & { address: string; json?: boolean }) => {
+    .action(async (o: TargetFlags & { address: string; json?: boolean; node?: string }) => {
       const { rewardsCommand } = await import("./stake.ts");
       setCode(await rewardsCommand({ ...o, json: o.json === true }, out));
     });

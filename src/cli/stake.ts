@@ -21,7 +21,14 @@ import {
 import { privateKeyToAccount } from "viem/accounts";
 import { LumiaToken, Rewards, SequencerRegistry, Staking } from "../../staking-contracts/artifacts.ts";
 import { l1Chain, stakingRevert } from "../l1/deploy.ts";
-import { readStakerReport, resolveStakingContracts, type StakingContracts, stakerReportJson } from "../l1/staker.ts";
+import {
+  readStakerReport,
+  resolveStakingContracts,
+  type StakerReport,
+  type StakingContracts,
+  stakerReportFromJson,
+  stakerReportJson,
+} from "../l1/staker.ts";
 
 export const L1_KEY_ENV = "DCN_L1_KEY";
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -153,21 +160,44 @@ const lumia = (wei: bigint) => `${formatUnits(wei, 18)} LUMIA`;
 export interface RewardsOptions extends L1TargetOptions {
   readonly address: string;
   readonly json?: boolean;
+  /** A node's JSON-RPC URL: the report from its staking index (lumia_getRewards) instead of the L1's views and logs. */
+  readonly node?: string | undefined;
+}
+
+/** lumia_getRewards of `address` from the node at `url`. */
+async function reportFromNode(url: string, address: string): Promise<StakerReport> {
+  let answer: { result?: unknown; error?: { code?: number; message?: string } };
+  try {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "lumia_getRewards", params: [address] }),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    answer = (await res.json()) as typeof answer;
+  } catch (cause) {
+    throw new StakeCliError("l1", `the node at ${url} does not answer JSON-RPC: ${String(cause)}`, { cause });
+  }
+  if (answer.error !== undefined) {
+    throw new StakeCliError("l1", `the node at ${url} answered ${answer.error.code}: ${answer.error.message}`);
+  }
+  const report = stakerReportFromJson(answer.result);
+  if (report === null) throw new StakeCliError("l1", `the node at ${url} answered something that is not a report`);
+  return report;
 }
 
 /** `dcn rewards --address A`: stake, unbonding, pending and claimed LUMIA per pool and epoch. Exit code. */
 export async function rewardsCommand(o: RewardsOptions, print: (line: string) => void): Promise<number> {
   if (!isAddress(o.address)) throw new StakeCliError("usage", `--address ${o.address} is not an address`);
-  const target = await resolveTarget(o);
-  const client = clientFor(target.rpcUrl);
-  const contracts = await contractsOf(client, target.registry);
-  const report = await readStakerReport(
-    client,
-    contracts,
-    o.address,
-    { blockNumber: await client.getBlockNumber() },
-    true,
-  );
+  let report: StakerReport;
+  if (o.node !== undefined) {
+    report = await reportFromNode(o.node, o.address);
+  } else {
+    const target = await resolveTarget(o);
+    const client = clientFor(target.rpcUrl);
+    const contracts = await contractsOf(client, target.registry);
+    report = await readStakerReport(client, contracts, o.address, { blockNumber: await client.getBlockNumber() }, true);
+  }
   if (o.json === true) {
     print(JSON.stringify(stakerReportJson(report), null, 2));
     return 0;

@@ -2,6 +2,7 @@
 // and unbonding per sequencer pool, pending rewards, commission owed to an operator, and what was claimed, by epoch.
 // One reader for `dcn rewards` and for lumia_getStake / lumia_getRewards (which read at the mirror's confirmed block).
 import { type Address, BaseError, type GetContractEventsReturnType, type Hex, type PublicClient, RpcError } from "viem";
+import { z } from "zod";
 import { Rewards, SequencerRegistry, Staking } from "../../staking-contracts/artifacts.ts";
 
 export const STAKER_LIMITS = {
@@ -328,4 +329,46 @@ export function stakerReportJson(r: StakerReport): Record<string, unknown> {
     claimedByEpoch: r.claimedByEpoch?.map((e) => ({ epoch: s(e.epoch), amount: s(e.amount) })) ?? null,
     totalClaimed: r.totalClaimed === null ? null : s(r.totalClaimed),
   };
+}
+
+const wei = z
+  .string()
+  .regex(/^[0-9]{1,78}$/)
+  .transform((v) => BigInt(v));
+const hexOf = (bytes: number) =>
+  z
+    .string()
+    .regex(new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`))
+    .transform((v) => v as Hex);
+const staker = z.object({
+  address: hexOf(20),
+  block: z.object({ number: wei, hash: hexOf(32) }),
+  epoch: wei,
+  positions: z
+    .array(
+      z.object({
+        sequencerId: z.number().int().min(0),
+        operator: hexOf(20),
+        stake: wei,
+        unbonding: wei,
+        pending: wei,
+      }),
+    )
+    .max(STAKER_LIMITS.maxSequencers),
+  totalStake: wei,
+  totalUnbonding: wei,
+  totalPending: wei,
+  commissionOwed: wei,
+  claims: z
+    .array(z.object({ sequencerId: z.number().int().min(0), amount: wei, blockNumber: wei, epoch: wei }))
+    .max(STAKER_LIMITS.maxClaims)
+    .nullable(),
+  claimedByEpoch: z.array(z.object({ epoch: wei, amount: wei })).nullable(),
+  totalClaimed: wei.nullable(),
+});
+
+/** A report from its JSON (a node's lumia_getRewards answer); null when it is not one. */
+export function stakerReportFromJson(json: unknown): StakerReport | null {
+  const parsed = staker.safeParse(json);
+  return parsed.success ? parsed.data : null;
 }

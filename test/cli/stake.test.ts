@@ -17,6 +17,7 @@ import { L1Mirror, stakerReportOf } from "../../src/l1/mirror.ts";
 import { readStakerReport, resolveStakingContracts } from "../../src/l1/staker.ts";
 import type { RpcBackend } from "../../src/rpc/backend.ts";
 import { createMethods, DEFAULT_METHOD_LIMITS } from "../../src/rpc/methods.ts";
+import { startRpcServer } from "../../src/rpc/server.ts";
 import { LUMIA, type OperatorKeys, operatorKeys, type StakingChain, startStakingChain } from "../staking/fixture.ts";
 
 const DCN = join(import.meta.dirname, "../../bin/dcn.mjs");
@@ -176,6 +177,29 @@ describe("staker commands", () => {
       expect(stake).toMatchObject({ ok: true, result: { totalStake: (1_000n * LUMIA).toString(), claims: null } });
       const rewards = await methods.get("lumia_getRewards")?.run([delegator]);
       expect(rewards).toMatchObject({ ok: true, result: { totalClaimed: pending.toString() } });
+      // dcn rewards --node: the same report from a node's JSON-RPC (its staking index) as from the L1 directly.
+      const server = await startRpcServer({ host: "127.0.0.1", port: 0 }, {
+        stakerReport: stakerReportOf(mirror),
+      } as unknown as RpcBackend);
+      try {
+        const lines: string[] = [];
+        expect(await rewardsCommand({ address: delegator, node: server.url, json: true }, (l) => lines.push(l))).toBe(
+          0,
+        );
+        expect(JSON.parse(lines.join("\n"))).toEqual(await rewardsJson());
+        const text: string[] = [];
+        expect(await rewardsCommand({ address: delegator, node: server.url }, (l) => text.push(l))).toBe(0);
+        expect(text.join("\n")).toMatch(/claimed in all: [0-9.]+ LUMIA/);
+      } finally {
+        await server.close();
+      }
+      const noMirror = await startRpcServer({ host: "127.0.0.1", port: 0 }, {} as unknown as RpcBackend);
+      try {
+        const refused = await refusal(rewardsCommand({ address: delegator, node: noMirror.url }, () => {}));
+        expect(refused.message).toMatch(/answered -32000: this node has no L1 mirror/);
+      } finally {
+        await noMirror.close();
+      }
       const without = createMethods({} as unknown as RpcBackend, DEFAULT_METHOD_LIMITS);
       expect(await without.get("lumia_getStake")?.run([delegator])).toMatchObject({
         ok: false,
