@@ -121,7 +121,7 @@ export class StakerIndex {
     }
   }
 
-  /** How long an extension under way still has to go, for callers deciding whether to wait for it. */
+  /** An extension is under way (the mirror's poll then starts none). */
   get busy(): boolean {
     return this.running !== null;
   }
