@@ -133,6 +133,8 @@ export const CONNECTION_METHODS: ReadonlySet<string> = new Set([
   "signatureUnsubscribe",
   "slotSubscribe",
   "slotUnsubscribe",
+  "logsSubscribe",
+  "logsUnsubscribe",
 ]);
 
 const MAX_METHOD_NAME_IN_MESSAGE = 100;

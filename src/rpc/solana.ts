@@ -84,6 +84,15 @@ const base58Decoder = getBase58Decoder();
 const transactionDecoder = getTransactionDecoder();
 const messageDecoder = getCompiledTransactionMessageDecoder();
 
+/** The static account keys (base58) of a Solana transaction's wire bytes; none when they do not decode. */
+export function svmAccountKeys(wire: Uint8Array): string[] {
+  try {
+    return messageDecoder.decode(transactionDecoder.decode(wire).messageBytes).staticAccounts.map(String);
+  } catch {
+    return [];
+  }
+}
+
 function base58Bytes(value: string): Uint8Array | null {
   try {
     return new Uint8Array(base58Encoder.encode(value));

@@ -11,13 +11,14 @@ import { randomBytes } from "node:crypto";
 import { getBase58Decoder, getBase58Encoder } from "@solana/kit";
 import { z } from "zod";
 import { fromHex, toHex } from "../../consensus/bytes.ts";
+import { isSvmEntry } from "../chain/block.ts";
 import type { CommittedEvent, RpcBackend, RpcPendingTx } from "./backend.ts";
 import { type MethodDef, method, optional, type RpcLog, required } from "./dispatch.ts";
 import { ErrorCode, failure, invalidParams, type Outcome, success } from "./errors.ts";
 import { formatCertifiedHeader, formatHeader, formatLog, formatTransaction, TxDecoder } from "./format.ts";
 import { blockLogs, type LogMatcher, logMatcher } from "./methods.ts";
 import { describeValue, logFilter } from "./params.ts";
-import { transactionErrorJson } from "./solana.ts";
+import { svmAccountKeys, transactionErrorJson } from "./solana.ts";
 
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 128;
 /** Decoded pending transactions kept for full-object newPendingTransactions subscribers. */
@@ -30,7 +31,8 @@ export type SubscriptionKind =
   | "newPendingTransactions"
   | "certificates"
   | "solanaSignature"
-  | "solanaSlot";
+  | "solanaSlot"
+  | "solanaLogs";
 type Namespace = "eth" | "lumia" | "solana";
 
 const KINDS: Readonly<Record<Exclude<Namespace, "solana">, readonly SubscriptionKind[]>> = {
@@ -63,6 +65,8 @@ interface Subscription {
   readonly fullTransactions: boolean;
   /** solanaSignature only: the base58 signature waited for. */
   readonly signature: string | null;
+  /** solanaLogs only: the base58 account a transaction must mention (null: every transaction). */
+  readonly mentions?: string | null;
   active: boolean;
 }
 
@@ -102,8 +106,10 @@ export class SubscriptionSession {
         ["lumia_unsubscribe", this.unsubscribeMethod("lumia")],
         ["signatureSubscribe", this.solanaSignatureSubscribe(create)],
         ["slotSubscribe", this.solanaSlotSubscribe(create)],
+        ["logsSubscribe", this.solanaLogsSubscribe(create)],
         ["signatureUnsubscribe", this.solanaUnsubscribe("solanaSignature")],
         ["slotUnsubscribe", this.solanaUnsubscribe("solanaSlot")],
+        ["logsUnsubscribe", this.solanaUnsubscribe("solanaLogs")],
       ]),
       // The message was answered: the client knows the ids, notifications may follow.
       activate: () => {
@@ -131,7 +137,7 @@ export class SubscriptionSession {
   }
 
   private create(
-    fields: Pick<Subscription, "namespace" | "kind" | "matcher" | "fullTransactions" | "signature">,
+    fields: Pick<Subscription, "namespace" | "kind" | "matcher" | "fullTransactions" | "signature" | "mentions">,
     made: Subscription[],
   ): Outcome {
     if (this.closed) return failure(ErrorCode.server, "connection closed");
@@ -178,6 +184,51 @@ export class SubscriptionSession {
         matcher: null,
         fullTransactions: false,
         signature: base58Decoder.decode(bytes),
+      });
+    });
+  }
+
+  /**
+   * Solana's logsSubscribe: one logsNotification per committed transaction, `"all"` (or `"allWithVotes"`: there are
+   * no vote transactions here) or those whose account keys include `{mentions: [one pubkey]}`.
+   */
+  private solanaLogsSubscribe(create: Create): MethodDef {
+    return method([required("filter", z.unknown()), optional("config", z.unknown())], (filter, config) => {
+      let mentions: string | null = null;
+      if (filter !== "all" && filter !== "allWithVotes") {
+        const list = (filter as { mentions?: unknown } | null)?.mentions;
+        if (typeof filter !== "object" || filter === null || !Array.isArray(list)) {
+          return invalidParams(
+            `Invalid param: filter ${describeValue(filter)}: "all", "allWithVotes" or {mentions: [pubkey]}`,
+          );
+        }
+        if (list.length !== 1) return invalidParams("Invalid Request: Only 1 address supported");
+        const key = list[0];
+        let bytes: Uint8Array | null = null;
+        try {
+          bytes = typeof key === "string" ? new Uint8Array(base58Encoder.encode(key)) : null;
+        } catch {
+          bytes = null;
+        }
+        if (bytes === null || bytes.length !== 32)
+          return invalidParams(`Invalid param: ${describeValue(key)} is not a pubkey`);
+        mentions = base58Decoder.decode(bytes);
+      }
+      const parsed = solanaSignatureConfig.safeParse(config ?? {});
+      if (!parsed.success)
+        return invalidParams(`Invalid param: config: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+      if (parsed.data.commitment === "finalized") {
+        return invalidParams(
+          "Invalid param: commitment finalized is not served by subscriptions here (every committed block is certified)",
+        );
+      }
+      return create({
+        namespace: "solana",
+        kind: "solanaLogs",
+        matcher: null,
+        fullTransactions: false,
+        signature: null,
+        mentions,
       });
     });
   }
@@ -233,7 +284,7 @@ export class SubscriptionSession {
 }
 
 type Create = (
-  fields: Pick<Subscription, "namespace" | "kind" | "matcher" | "fullTransactions" | "signature">,
+  fields: Pick<Subscription, "namespace" | "kind" | "matcher" | "fullTransactions" | "signature" | "mentions">,
 ) => Outcome;
 
 const solanaSignatureConfig = z.looseObject({
@@ -247,6 +298,7 @@ function parseOptions(kind: SubscriptionKind, options: unknown): ParsedOptions {
   switch (kind) {
     case "solanaSignature":
     case "solanaSlot":
+    case "solanaLogs":
       return { error: invalidParams(`${kind} is a Solana subscription`) };
     case "newHeads":
     case "certificates":
@@ -292,7 +344,12 @@ function parseOptions(kind: SubscriptionKind, options: unknown): ParsedOptions {
 /** Notification text with the result already serialised: one JSON.stringify per result, not per subscriber. */
 function notification(sub: Subscription, resultJson: string): string {
   if (sub.namespace === "solana") {
-    const method = sub.kind === "solanaSignature" ? "signatureNotification" : "slotNotification";
+    const method =
+      sub.kind === "solanaSignature"
+        ? "signatureNotification"
+        : sub.kind === "solanaLogs"
+          ? "logsNotification"
+          : "slotNotification";
     return `{"jsonrpc":"2.0","method":"${method}","params":{"result":${resultJson},"subscription":${sub.id}}}`;
   }
   return `{"jsonrpc":"2.0","method":"${sub.namespace}_subscription","params":{"subscription":"${sub.id}","result":${resultJson}}}`;
@@ -306,6 +363,7 @@ export class SubscriptionHub {
     certificates: new Set(),
     solanaSignature: new Set(),
     solanaSlot: new Set(),
+    solanaLogs: new Set(),
   };
   /** solanaSignature subscriptions by base58 signature. */
   private readonly bySignature = new Map<string, Set<Subscription>>();
@@ -375,8 +433,13 @@ export class SubscriptionHub {
   private listen(): void {
     const k = this.byKind;
     const wantCommits =
-      k.newHeads.size + k.logs.size + k.certificates.size + k.solanaSignature.size + k.solanaSlot.size > 0 &&
-      !this.closed;
+      k.newHeads.size +
+        k.logs.size +
+        k.certificates.size +
+        k.solanaSignature.size +
+        k.solanaSlot.size +
+        k.solanaLogs.size >
+        0 && !this.closed;
     if (wantCommits && this.stopCommitted === null) {
       this.stopCommitted = this.backend.onCommitted((event) => this.guard("commit", () => this.onCommitted(event)));
     } else if (!wantCommits && this.stopCommitted !== null) {
@@ -427,6 +490,7 @@ export class SubscriptionHub {
       const json = JSON.stringify({ parent: Math.max(0, event.height - 1), root: event.height, slot: event.height });
       for (const sub of [...slots]) this.deliver(sub, json);
     }
+    if (this.byKind.solanaLogs.size > 0) this.deliverSolanaLogs(event);
     if (this.bySignature.size === 0) return;
     for (const receipt of event.svmReceipts ?? []) {
       const signature = base58Decoder.decode(receipt.signature);
@@ -440,6 +504,34 @@ export class SubscriptionHub {
         this.deliver(sub, json);
         this.remove(sub);
         sub.session.ended(sub);
+      }
+    }
+  }
+
+  /** Each committed Solana transaction's logs to the logsSubscribe subscribers it matches (all, or its mentions). */
+  private deliverSolanaLogs(event: CommittedEvent): void {
+    const receipts = event.svmReceipts ?? [];
+    if (receipts.length === 0) return;
+    const subs = [...this.byKind.solanaLogs].filter((s) => s.active);
+    const byMention = subs.some((s) => (s.mentions ?? null) !== null);
+    // The receipts follow the block's SVM entries in order; account keys only when a subscriber filters by them.
+    const entries = byMention ? event.block.transactions.filter(isSvmEntry) : [];
+    for (const [i, receipt] of receipts.entries()) {
+      const entry = entries[i];
+      const keys = entry === undefined ? null : new Set(svmAccountKeys(entry.subarray(1)));
+      let json: string | null = null;
+      for (const sub of subs) {
+        const mentions = sub.mentions ?? null;
+        if (mentions !== null && keys?.has(mentions) !== true) continue;
+        json ??= JSON.stringify({
+          context: { slot: event.height },
+          value: {
+            signature: base58Decoder.decode(receipt.signature),
+            err: receipt.status === 0 ? null : transactionErrorJson(receipt.error),
+            logs: receipt.logs,
+          },
+        });
+        this.deliver(sub, json);
       }
     }
   }

@@ -141,7 +141,26 @@ describe("Solana transactions on the subnet", () => {
       ),
     );
     assertIsTransactionWithBlockhashLifetime(signed);
+    // logsSubscribe as kit asks for it: one filtered by an account the transfer mentions, one for everything.
+    const abort = new AbortController();
+    const [mentioning, all] = await Promise.all([
+      rpcSubscriptions
+        .logsNotifications({ mentions: [bob.address] }, { commitment: "confirmed" })
+        .subscribe({ abortSignal: abort.signal }),
+      rpcSubscriptions.logsNotifications("all", { commitment: "confirmed" }).subscribe({ abortSignal: abort.signal }),
+    ]);
+    // Iteration starts before the send: kit hands an iterator only what arrives while it waits.
+    const firsts = [mentioning, all].map((stream) => stream[Symbol.asyncIterator]().next());
     await sendAndConfirm(signed, { commitment: "confirmed", skipPreflight: true });
+    for (const next of firsts) {
+      const first = await next;
+      expect(first.value?.value).toMatchObject({
+        signature: getSignatureFromTransaction(signed),
+        err: null,
+        logs: expect.arrayContaining(["Program 11111111111111111111111111111111 invoke [1]"]),
+      });
+    }
+    abort.abort();
     const { value: statuses } = await rpc.getSignatureStatuses([getSignatureFromTransaction(signed)]).send();
     const slot = statuses[0]?.slot ?? 0n;
     expect(statuses[0]?.err).toBeNull();

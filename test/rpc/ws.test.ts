@@ -276,6 +276,48 @@ describe("Solana subscriptions (signatureSubscribe, slotSubscribe)", () => {
   });
 });
 
+describe("Solana logsSubscribe", () => {
+  it("notifies each committed transaction's logs to 'all', refuses malformed filters and finalized", async () => {
+    const c = await connect();
+    const allId = (await c.request("logsSubscribe", ["all", { commitment: "confirmed" }])).result;
+    expect(typeof allId).toBe("number");
+    // An account no transaction of the block names (test/e2e/svm.test.ts has one that does).
+    const unrelated = getBase58Decoder().decode(new Uint8Array(32).fill(4));
+    const mentionsId = (await c.request("logsSubscribe", [{ mentions: [unrelated] }])).result;
+    await fx.backend.commitBlock([]);
+    const event = await fx.backend.committedEvent(fx.backend.head);
+    const signature = new Uint8Array(64).fill(9);
+    const receipt = {
+      signature,
+      status: 0,
+      fee: 5_000n,
+      computeUnits: 150n,
+      error: "",
+      logs: ["Program 11111111111111111111111111111111 invoke [1]", "Program 11111111111111111111111111111111 success"],
+    };
+    fx.backend.emitCommitted({ ...event, svmReceipts: [receipt] });
+    const note = await c.waitFor((m) => m.method === "logsNotification");
+    expect(note.params).toEqual({
+      subscription: allId,
+      result: {
+        context: { slot: event.height },
+        value: { signature: getBase58Decoder().decode(signature), err: null, logs: receipt.logs },
+      },
+    });
+    // Delivered in the same turn as the one above: nothing for the account no transaction names.
+    expect(c.messages.filter((m) => (m.params as { subscription?: unknown })?.subscription === mentionsId)).toEqual([]);
+    const key = getBase58Decoder().decode(new Uint8Array(32).fill(3));
+    expect((await c.request("logsSubscribe", [{ mentions: [key, key] }])).error).toEqual({
+      code: -32602,
+      message: "Invalid Request: Only 1 address supported",
+    });
+    expect((await c.request("logsSubscribe", [{ mentions: ["nope"] }])).error?.code).toBe(-32602);
+    expect((await c.request("logsSubscribe", ["everything"])).error?.code).toBe(-32602);
+    expect((await c.request("logsSubscribe", ["all", { commitment: "finalized" }])).error?.code).toBe(-32602);
+    expect((await c.request("logsUnsubscribe", [allId])).result).toBe(true);
+  });
+});
+
 describe("eth_call and eth_estimateGas failures, as geth answers them", () => {
   it("code 3 with data for a revert, -32000 with the reason for other halts", async () => {
     const c = await connect();
