@@ -200,24 +200,23 @@ export async function readStakerReport(
   let totalClaimed: bigint | null = null;
   if (withClaims) {
     // Epochs of the claims from the registry's epoch history at this block: no state of old blocks is needed.
+    const readStart =
+      opts.epochStart ??
+      (async (e: bigint) => {
+        const info = (await client.readContract({
+          address: c.registry,
+          abi: SequencerRegistry.abi,
+          functionName: "epochInfo",
+          args: [e],
+          ...pinned,
+        })) as { startBlock: bigint };
+        return BigInt(info.startBlock);
+      });
     const starts = new Map<bigint, bigint>();
     const startOf = async (e: bigint): Promise<bigint> => {
       let first = starts.get(e);
       if (first === undefined) {
-        first =
-          opts.epochStart !== undefined
-            ? await opts.epochStart(e, block.hash)
-            : BigInt(
-                (
-                  (await client.readContract({
-                    address: c.registry,
-                    abi: SequencerRegistry.abi,
-                    functionName: "epochInfo",
-                    args: [e],
-                    ...pinned,
-                  })) as { startBlock: bigint }
-                ).startBlock,
-              );
+        first = await readStart(e, block.hash);
         starts.set(e, first);
       }
       return first;

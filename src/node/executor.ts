@@ -402,9 +402,15 @@ export class BlockExecutor {
       if (!decoded.ok) throw new Error(`committed transaction ${i} of block ${height} does not decode`);
       txs.push(decoded.tx);
     }
-    const env = this.env(height, h.timestampMs, h.proposer, h.baseFeePerGas, block.deposits, parent, (at) => {
-      return hashes.get(at) ?? null;
-    });
+    const env = this.env(
+      height,
+      h.timestampMs,
+      h.proposer,
+      h.baseFeePerGas,
+      block.deposits,
+      parent,
+      (at) => hashes.get(at) ?? null,
+    );
     const { evm, svm } = await this.executeBoth(env, txs, svmTxs, "validate", undefined, {
       parent,
       svmEnv: this.svmEnv(height, h.timestampMs, false, (at) => hashes.get(at)),

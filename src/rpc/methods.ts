@@ -992,7 +992,6 @@ export function logMatcher(filter: Pick<LogFilter, "addresses" | "topics">): Log
   };
 }
 
-/** A staker's L1 position from the node's L1 mirror, or a server error saying why there is none. */
 /** The call with its state and block overrides (absent ones left out). */
 function withOverrides(
   request: RpcCallRequest,
@@ -1006,6 +1005,7 @@ function withOverrides(
   };
 }
 
+/** A staker's L1 position from the node's L1 mirror, or a server error saying why there is none. */
 async function stakerAnswer(backend: RpcBackend, who: Hex, withClaims: boolean): Promise<Outcome> {
   if (backend.stakerReport === undefined) return failure(ErrorCode.server, "this node has no L1 mirror (no l1 config)");
   const answer = await backend.stakerReport(who, withClaims);

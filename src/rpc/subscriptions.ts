@@ -157,25 +157,13 @@ export class SubscriptionSession {
 
   private solanaSignatureSubscribe(create: Create): MethodDef {
     return method([required("signature", z.unknown()), optional("config", z.unknown())], (signature, config) => {
-      let bytes: Uint8Array | null = null;
-      try {
-        bytes = typeof signature === "string" ? new Uint8Array(base58Encoder.encode(signature)) : null;
-      } catch {
-        bytes = null;
-      }
-      if (bytes === null || bytes.length !== 64) {
+      const base58 = base58Of(signature, 64);
+      if (base58 === null) {
         return invalidParams(`Invalid param: ${describeValue(signature)} is not a base58 transaction signature`);
       }
-      const parsed = solanaSignatureConfig.safeParse(config ?? {});
-      if (!parsed.success)
-        return invalidParams(`Invalid param: config: ${parsed.error.issues[0]?.message ?? "invalid"}`);
-      if (parsed.data.commitment === "finalized") {
-        return invalidParams(
-          "Invalid param: commitment finalized is not served by subscriptions here (every committed block is " +
-            "certified: use confirmed, then getSignatureStatuses for finalized)",
-        );
-      }
-      if (parsed.data.enableReceivedNotification === true) {
+      const parsed = solanaSubscriptionConfig(config);
+      if (!parsed.ok) return parsed;
+      if (parsed.config.enableReceivedNotification === true) {
         return invalidParams("Invalid param: enableReceivedNotification is not supported");
       }
       return create({
@@ -183,7 +171,7 @@ export class SubscriptionSession {
         kind: "solanaSignature",
         matcher: null,
         fullTransactions: false,
-        signature: base58Decoder.decode(bytes),
+        signature: base58,
       });
     });
   }
@@ -203,25 +191,11 @@ export class SubscriptionSession {
           );
         }
         if (list.length !== 1) return invalidParams("Invalid Request: Only 1 address supported");
-        const key = list[0];
-        let bytes: Uint8Array | null = null;
-        try {
-          bytes = typeof key === "string" ? new Uint8Array(base58Encoder.encode(key)) : null;
-        } catch {
-          bytes = null;
-        }
-        if (bytes === null || bytes.length !== 32)
-          return invalidParams(`Invalid param: ${describeValue(key)} is not a pubkey`);
-        mentions = base58Decoder.decode(bytes);
+        mentions = base58Of(list[0], 32);
+        if (mentions === null) return invalidParams(`Invalid param: ${describeValue(list[0])} is not a pubkey`);
       }
-      const parsed = solanaSignatureConfig.safeParse(config ?? {});
-      if (!parsed.success)
-        return invalidParams(`Invalid param: config: ${parsed.error.issues[0]?.message ?? "invalid"}`);
-      if (parsed.data.commitment === "finalized") {
-        return invalidParams(
-          "Invalid param: commitment finalized is not served by subscriptions here (every committed block is certified)",
-        );
-      }
+      const parsed = solanaSubscriptionConfig(config);
+      if (!parsed.ok) return parsed;
       return create({
         namespace: "solana",
         kind: "solanaLogs",
@@ -287,10 +261,36 @@ type Create = (
   fields: Pick<Subscription, "namespace" | "kind" | "matcher" | "fullTransactions" | "signature" | "mentions">,
 ) => Outcome;
 
-const solanaSignatureConfig = z.looseObject({
+const solanaSubscriptionConfigSchema = z.looseObject({
   commitment: z.enum(["processed", "confirmed", "finalized"]).optional(),
   enableReceivedNotification: z.boolean().optional(),
 });
+
+/** A Solana subscription's config: commitment processed or confirmed (every committed block is certified). */
+function solanaSubscriptionConfig(
+  config: unknown,
+): { ok: true; config: z.infer<typeof solanaSubscriptionConfigSchema> } | (Outcome & { ok: false }) {
+  const parsed = solanaSubscriptionConfigSchema.safeParse(config ?? {});
+  if (!parsed.success) return invalidParams(`Invalid param: config: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+  if (parsed.data.commitment === "finalized") {
+    return invalidParams(
+      "Invalid param: commitment finalized is not served by subscriptions here (every committed block is " +
+        "certified: use confirmed, then getSignatureStatuses for finalized)",
+    );
+  }
+  return { ok: true, config: parsed.data };
+}
+
+/** `value` as canonical base58 of exactly `bytes` bytes (a signature, a pubkey), or null. */
+function base58Of(value: unknown, bytes: number): string | null {
+  if (typeof value !== "string") return null;
+  try {
+    const decoded = base58Encoder.encode(value);
+    return decoded.length === bytes ? base58Decoder.decode(decoded) : null;
+  } catch {
+    return null;
+  }
+}
 
 type ParsedOptions = { matcher: LogMatcher | null; fullTransactions: boolean } | { error: Outcome & { ok: false } };
 
