@@ -120,8 +120,8 @@ export interface DevnetOptions {
   /** Overrides of the consensus section of every node's config. */
   readonly consensus?: Readonly<Record<string, number>>;
   readonly logLevel?: string;
-  /** storage.stateHistory of every node (heights of state kept; 0: all); the node's default when absent. */
-  readonly stateHistory?: number;
+  /** The storage section of every node (stateHistory, blockHistory); the node's defaults where absent. */
+  readonly storage?: DevnetStorage;
   /** Base fee of height 1 (default: the genesis default, 1 gwei). */
   readonly baseFeePerGas?: bigint;
   /** The L1 every node polls (config section `l1`) and devnet.json lists; none when absent. */
@@ -301,7 +301,7 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
       replicas: replicaIds,
       ...(opts.consensus === undefined ? {} : { consensus: opts.consensus }),
       ...(opts.logLevel === undefined ? {} : { logLevel: opts.logLevel }),
-      ...(opts.stateHistory === undefined ? {} : { stateHistory: opts.stateHistory }),
+      ...(opts.storage === undefined ? {} : { storage: opts.storage }),
       l1:
         opts.l1 === undefined
           ? null
@@ -334,12 +334,18 @@ interface NodeConfigParams {
   readonly replicas: readonly string[];
   readonly consensus?: Readonly<Record<string, number>>;
   readonly logLevel?: string;
-  readonly stateHistory?: number;
+  readonly storage?: DevnetStorage;
   readonly l1: {
     readonly rpc: string;
     readonly registry: Hex | null;
     readonly batchTransport: "calldata" | "auto";
   } | null;
+}
+
+/** storage.stateHistory and storage.blockHistory of a devnet's nodes (docs/storage.md). */
+export interface DevnetStorage {
+  readonly stateHistory?: number;
+  readonly blockHistory?: number;
 }
 
 /** The config of one devnet node (data, keys and log beside it; every port on 127.0.0.1). */
@@ -355,7 +361,7 @@ async function writeNodeConfig(path: string, p: NodeConfigParams): Promise<void>
     // A developer's subnet: the debug tracing API is on.
     rpc: { enabled: true, host: "127.0.0.1", port: p.ports.rpc, debug: true },
     log: { level: p.logLevel ?? "info" },
-    ...(p.stateHistory === undefined ? {} : { storage: { stateHistory: p.stateHistory } }),
+    ...(p.storage === undefined ? {} : { storage: p.storage }),
     ...(p.l1 === null
       ? {}
       : {

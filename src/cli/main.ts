@@ -2,6 +2,7 @@
 // storage) print their message, which names the problem and the fix, without a stack trace.
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { CONFIG_LIMITS } from "../config/config.ts";
 import { registerBenchCommand } from "./bench.ts";
 import { registerBridgeCommands } from "./bridge.ts";
 import { registerOperatorCommands } from "./operator.ts";
@@ -116,6 +117,17 @@ export async function main(argv: readonly string[]): Promise<number> {
       "heights of state each node keeps (config storage.stateHistory; 0: all; default: the node's)",
       int(0, 1_000_000_000),
     )
+    .option(
+      "--block-history <n>",
+      "heights of blocks, receipts and transaction index each node keeps (config storage.blockHistory; 0: all, the default; else >= 256)",
+      (value: string) => {
+        const n = int(0, CONFIG_LIMITS.maxBlockHistory)(value);
+        if (n > 0 && n < CONFIG_LIMITS.minBlockHistory) {
+          throw new InvalidArgumentError(`expected 0 (keep all) or at least ${CONFIG_LIMITS.minBlockHistory}`);
+        }
+        return n;
+      },
+    )
     .action(
       async (o: {
         validators: number;
@@ -132,6 +144,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         l1BlockTime: number;
         blobBatches?: boolean;
         stateHistory?: number;
+        blockHistory?: number;
       }) => {
         const { runDevnet, DEFAULT_CHAIN_ID } = await import("./devnet.ts");
         code = await runDevnet(
@@ -149,7 +162,14 @@ export async function main(argv: readonly string[]): Promise<number> {
             l1Port: o.l1Port,
             l1BlockTimeS: o.l1BlockTime,
             blobBatches: o.blobBatches === true,
-            ...(o.stateHistory === undefined ? {} : { stateHistory: o.stateHistory }),
+            ...(o.stateHistory === undefined && o.blockHistory === undefined
+              ? {}
+              : {
+                  storage: {
+                    ...(o.stateHistory === undefined ? {} : { stateHistory: o.stateHistory }),
+                    ...(o.blockHistory === undefined ? {} : { blockHistory: o.blockHistory }),
+                  },
+                }),
           },
           out,
         );

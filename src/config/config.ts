@@ -48,6 +48,9 @@ export const CONFIG_LIMITS = {
   /** A window shorter than this would walk the whole state every few heights. */
   minStateHistory: 16,
   maxStateHistory: 1_000_000_000,
+  /** The execution core reads the hashes of the newest 256 blocks (BLOCKHASH) from the store after a restart. */
+  minBlockHistory: 256,
+  maxBlockHistory: 1_000_000_000,
 } as const;
 
 /** Heights of state a node keeps by default (docs/storage.md "State generations"); 0 keeps every height's. */
@@ -415,6 +418,14 @@ export const configSchema = z
         ).refine((n) => n === 0 || n >= CONFIG_LIMITS.minStateHistory, {
           message: `must be 0 (keep all) or at least ${CONFIG_LIMITS.minStateHistory}`,
         }),
+        blockHistory: int(
+          0,
+          CONFIG_LIMITS.maxBlockHistory,
+          0,
+          `Heights whose blocks, certificates, receipts and transaction index entries are kept, at least: older history is deleted, and JSON-RPC reads of it answer error 4444 "pruned history unavailable". Block 1 and the block before each validator-set change stay (light clients follow the sets through them), and heights the batcher has not yet posted to the L1 or the work ledger has not yet counted stay until they are. A node that prunes history cannot sync a new node from genesis: keep at least one node of the subnet at 0. 0 keeps all history (an archive node); otherwise at least ${CONFIG_LIMITS.minBlockHistory}`,
+        ).refine((n) => n === 0 || n >= CONFIG_LIMITS.minBlockHistory, {
+          message: `must be 0 (keep all) or at least ${CONFIG_LIMITS.minBlockHistory}`,
+        }),
       })
       .prefault({}),
     metrics: z
@@ -628,8 +639,11 @@ export interface NodeConfig {
     readonly minReplacementBumpPercent: number;
     readonly peerRatePerSecond: number;
   };
-  /** stateHistory: heights of state kept at least; 0: all (docs/storage.md "State generations"). */
-  readonly storage: { readonly stateHistory: number };
+  /**
+   * stateHistory: heights of state kept at least; blockHistory: heights of blocks, receipts and the transaction index
+   * kept at least; 0: all (docs/storage.md "State generations", "History pruning").
+   */
+  readonly storage: { readonly stateHistory: number; readonly blockHistory: number };
   readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly rpc: {
     readonly enabled: boolean;

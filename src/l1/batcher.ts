@@ -361,6 +361,11 @@ export class InboxReader {
     this.scannedTo = m.fromBlock - 1n;
   }
 
+  /** The posted height by the batches of confirmed L1 blocks alone (0 before the first read): no reorg undoes it. */
+  get confirmedPostedHeight(): number {
+    return this.confirmed.contiguous;
+  }
+
   async postedHeight(): Promise<{ height: number; l1Head: bigint }> {
     const head = await this.m.client.getBlockNumber({ cacheTime: 0 });
     const confirmed = this.m.confirmedHead() ?? this.m.fromBlock - 1n;
@@ -573,6 +578,14 @@ export class Batcher {
   }
 
   /** Resolves when the pass in flight, if any, has ended: the node waits for it (a while) before closing the store. */
+  /**
+   * The lowest height this batcher may still post (history pruning keeps it): the first one no batch in a confirmed
+   * L1 block holds. A batch in a block the L1 may still reorg away would have to be posted again.
+   */
+  historyNeededFrom(): number {
+    return this.m.reader.confirmedPostedHeight + 1;
+  }
+
   idle(): Promise<void> {
     return this.passes.idle();
   }

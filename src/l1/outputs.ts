@@ -148,6 +148,15 @@ export class OutputProposer {
     return this.passes.idle();
   }
 
+  /**
+   * The lowest height the next output reads (history pruning keeps it): its block, the next one and the block two
+   * heights before it, whose L1 origin names the epoch of its set.
+   */
+  historyNeededFrom(): number {
+    const interval = this.params.outputInterval;
+    return Math.max(1, Math.floor((this.m.store.headHeight - 1) / interval) * interval - 2);
+  }
+
   private async guardedPass(): Promise<void> {
     try {
       await this.pass();

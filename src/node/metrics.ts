@@ -2,6 +2,7 @@
 // unit (`_seconds`, `_total`, `_bytes`); the list is documented in docs/operations.md.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { createFinalityMetrics, type FinalityMetrics } from "../l1/batcher.ts";
+import type { HistoryPrunerMetrics } from "./history-pruner.ts";
 import type { StatePrunerMetrics } from "./state-pruner.ts";
 
 export interface NodeMetrics {
@@ -33,6 +34,7 @@ export interface NodeMetrics {
   readonly txGossipBatch: Histogram;
   /** State pruning (./state-pruner.ts). */
   readonly statePruning: StatePrunerMetrics;
+  readonly historyPruning: HistoryPrunerMetrics;
   /** Reports the pool's size on each scrape (`dcn_mempool_transactions`, `dcn_mempool_bytes`). */
   watchPool(read: () => { readonly count: number; readonly bytes: number }): void;
   /** Batcher, output proposer, finalized tracker, derivation (src/l1/batcher.ts). */
@@ -199,6 +201,18 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
       copiedNodes: new Counter({
         name: "dcn_state_copied_nodes_total",
         help: "State nodes copied into a new state generation (those of its first height found only in older ones)",
+        registers: r,
+      }),
+    },
+    historyPruning: {
+      keptFrom: new Gauge({
+        name: "dcn_history_kept_from_height",
+        help: "Lowest height whose block, certificate, receipts and transaction index entries this node keeps (1: all; storage.blockHistory)",
+        registers: r,
+      }),
+      prunedHeights: new Counter({
+        name: "dcn_history_pruned_heights_total",
+        help: "Heights whose block, certificate, receipts and transaction index entries were deleted (storage.blockHistory)",
         registers: r,
       }),
     },

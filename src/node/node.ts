@@ -32,6 +32,7 @@ import { openNodeState } from "./assemble.ts";
 import { DEFAULT_DERIVE_PARAMS, L1Derivation } from "./derive.ts";
 import { ConsensusDriver, type DriverParams, realClock } from "./driver.ts";
 import type { BlockExecutor } from "./executor.ts";
+import { type HistoryHold, HistoryPruner } from "./history-pruner.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -112,6 +113,11 @@ export interface NodeStatus {
   readonly peers: readonly string[];
   readonly lastCommitAgoMs: number | null;
   readonly pool: { readonly count: number; readonly bytes: number };
+  /**
+   * The lowest heights this node answers for: `history` its blocks, receipts, certificates and transactions
+   * (storage.blockHistory; 1: all), `state` its balances and storage (storage.stateHistory; 0: all).
+   */
+  readonly keptFrom: { readonly history: number; readonly state: number };
   readonly listen: readonly string[];
   readonly rpc: string | null;
   /** The configured L1 endpoint's reachability, chain id and head (never its URL: lumia_status is public). */
@@ -137,6 +143,8 @@ export class DcnNode {
   derivation: L1Derivation | null = null;
   /** Drops state older than `storage.stateHistory` heights; null when the node keeps all (0). */
   private statePruner: StatePruner | null = null;
+  /** Deletes history older than `storage.blockHistory` heights; null when the node keeps all (0). */
+  private historyPruner: HistoryPruner | null = null;
   private dashboardSource: DashboardSource | null = null;
   private readonly txGossip = new TransactionGossip((batch, count) => {
     this.metrics.txGossipBatch.observe(count);
@@ -302,6 +310,7 @@ export class DcnNode {
           node?.rpcBackend?.committed(height);
           node?.accountWork();
           node?.statePruner?.committed();
+          node?.historyPruner?.committed();
         },
       },
     });
@@ -568,6 +577,26 @@ export class DcnNode {
         metrics: metrics.statePruning,
       });
     }
+    if (config.storage.blockHistory > 0) {
+      const holds: HistoryHold[] = [];
+      const { batcher, outputProposer, statePruner } = node;
+      if (workLedger !== null) {
+        const ledger = workLedger;
+        holds.push({ name: "work ledger", from: () => ledger.accountedHeight + 1 });
+      }
+      if (batcher !== null) holds.push({ name: "batcher", from: () => batcher.historyNeededFrom() });
+      if (outputProposer !== null) {
+        holds.push({ name: "output proposer", from: () => outputProposer.historyNeededFrom() });
+      }
+      if (statePruner !== null) holds.push({ name: "state pruner", from: () => statePruner.historyNeededFrom() });
+      node.historyPruner = new HistoryPruner({
+        store,
+        keepHeights: config.storage.blockHistory,
+        holds,
+        log: log.child({ component: "history" }),
+        metrics: metrics.historyPruning,
+      });
+    }
     node.workLedger = workLedger;
     node.workReporter = workReporter;
     node.l1Sender = l1Sender;
@@ -594,6 +623,7 @@ export class DcnNode {
     await this.network.start();
     await this.driver.start(onFatal);
     this.statePruner?.start();
+    this.historyPruner?.start();
     this.workReporter?.start();
     this.finalizedTracker?.start();
     this.batcher?.start();
@@ -721,6 +751,7 @@ export class DcnNode {
       peers: this.network.connectedPeers(),
       lastCommitAgoMs: d.lastCommitMs === null ? null : Date.now() - d.lastCommitMs,
       pool: { count: this.mempool.size, bytes: this.mempool.sizeBytes },
+      keptFrom: { history: this.store.historyKeptFrom, state: this.store.stateGenerations.keptFrom },
       listen: this.network.addresses(),
       rpc: this.rpc?.url ?? null,
       l1: this.l1Mirror?.status() ?? { ...L1_NOT_CONFIGURED, configured: this.config.l1 !== null },
@@ -767,6 +798,7 @@ export class DcnNode {
         if (!waited) this.log.info({ graceMs: STOP_PASSES_GRACE_MS }, "stopping with an L1 pass still in flight");
         await this.driver.stop();
         await this.statePruner?.stop();
+        await this.historyPruner?.stop();
         await this.workLedger?.close();
         await this.l1Mirror?.stop();
         await this.rpc?.close();

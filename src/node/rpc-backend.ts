@@ -18,7 +18,7 @@ import type {
   RpcSendResult,
   RpcValidatorSetChange,
 } from "../rpc/backend.ts";
-import { readPrunableState } from "../rpc/errors.ts";
+import { readPrunableHistory, readPrunableState } from "../rpc/errors.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 import type { BlockExecutor } from "./executor.ts";
 
@@ -72,16 +72,20 @@ export function validatorSetHistoryReader(
 export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
   const cache = new Map<number, { hash: Hex; block: Block }>();
   const validatorSetHistory = validatorSetHistoryReader(m.store);
+  /** Heights below it have no block, certificate or receipts any more, but those kept for light clients. */
+  const historyFrom = () => m.store.historyKeptFrom;
   async function blockByHeight(height: number): Promise<{ hash: Hex; block: Block } | undefined> {
     const cached = cache.get(height);
     if (cached !== undefined) return cached;
     // Block 0 is the genesis, made from genesis.json (it is not stored).
     if (height === 0) return m.executor.genesisBlock();
     if (!Number.isSafeInteger(height) || height < 1 || height > m.store.headHeight) return undefined;
-    const bytes = await m.store.getBlock(height);
-    const cert = await m.store.getCertificate(height);
-    if (bytes === undefined || cert === undefined) return undefined;
-    const entry = { hash: cert.blockHash, block: decodeBlock(bytes) };
+    const read = await readPrunableHistory(height, historyFrom, async () => {
+      const [bytes, cert] = await Promise.all([m.store.getBlock(height), m.store.getCertificate(height)]);
+      return bytes === undefined || cert === undefined ? undefined : { bytes, cert };
+    });
+    if (read === undefined) return undefined;
+    const entry = { hash: read.cert.blockHash, block: decodeBlock(read.bytes) };
     if (cache.size >= BLOCK_CACHE_SIZE) cache.delete(cache.keys().next().value as number);
     cache.set(height, entry);
     return entry;
@@ -159,7 +163,7 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
     return readPrunableState(height, keptFrom, async () => read(await rootsAt(height)));
   }
   async function certificate(height: number): Promise<RpcCertificate | undefined> {
-    const cert = await m.store.getCertificate(height);
+    const cert = await readPrunableHistory(height, historyFrom, () => m.store.getCertificate(height));
     if (cert === undefined) return undefined;
     const id = await m.store.validatorSetIdAt(height);
     const set = id === undefined ? undefined : await m.store.getValidatorSet(id);
@@ -269,11 +273,11 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
       return genesis.hash === hash.toLowerCase() ? genesis : undefined;
     },
     async receipts(height) {
-      const bytes = await m.store.getReceipts(height);
+      const bytes = await readPrunableHistory(height, historyFrom, () => m.store.getReceipts(height));
       return bytes === undefined ? undefined : decodeReceipts(bytes);
     },
     async svmReceiptLeaves(height) {
-      const bytes = await m.store.getReceipts(height);
+      const bytes = await readPrunableHistory(height, historyFrom, () => m.store.getReceipts(height));
       return bytes === undefined ? [] : decodeSvmReceipts(bytes).map(storedSvmReceiptLeaf);
     },
     transactionLocation: (hash) => m.store.getTransactionLocation(hash),

@@ -21,12 +21,11 @@ import { decodeBlockHead } from "../chain/block.ts";
 import { walkState } from "../execution/reachable.ts";
 import { EVM_VM } from "../execution/vm.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
+import { BackgroundJob } from "./background-job.ts";
 import type { Logger } from "./log.ts";
 
 /** Nodes copied per write. */
 const COPY_BATCH = 1024;
-/** After a failed step, the next one waits this long (a store error must not log once per height). */
-const RETRY_AFTER_MS = 30_000;
 
 export interface StatePrunerMetrics {
   /** Lowest height whose state is kept. */
@@ -46,16 +45,15 @@ export interface StatePrunerOptions {
 }
 
 export class StatePruner {
-  private running: Promise<void> | null = null;
-  private stopped = false;
+  private readonly job: BackgroundJob;
   /** Nodes of dropped generations that an interrupted drop left are cleared by the first step. */
   private staleCleared = false;
-  private failedAtMs: number | null = null;
 
   constructor(private readonly o: StatePrunerOptions) {
     if (!Number.isSafeInteger(o.keepHeights) || o.keepHeights < 1) {
       throw new RangeError(`keepHeights must be a positive integer, got ${o.keepHeights}`);
     }
+    this.job = new BackgroundJob({ log: o.log, failure: "state pruning failed; it is tried again later" });
   }
 
   /** Finishes what a crash interrupted (a copy, a drop), in the background. */
@@ -70,31 +68,26 @@ export class StatePruner {
   }
 
   /** Waits for the step in flight, which stops at its next node. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.running;
+  stop(): Promise<void> {
+    return this.job.stop();
+  }
+
+  /** The lowest height a copy reads the block of (history pruning keeps it): the start of a generation not copied. */
+  historyNeededFrom(): number {
+    const g = this.o.store.stateGenerations;
+    return g.copied ? Number.POSITIVE_INFINITY : g.currentFrom;
   }
 
   /** The step in flight, if any (tests). */
   idle(): Promise<void> {
-    return this.running ?? Promise.resolve();
+    return this.job.idle();
   }
 
   private kick(): void {
-    if (this.running !== null || this.stopped) return;
-    if (this.failedAtMs !== null && Date.now() - this.failedAtMs < RETRY_AFTER_MS) return;
-    this.running = this.step()
-      .then(() => {
-        this.failedAtMs = null;
-      })
-      .catch((err: unknown) => {
-        if (this.stopped) return;
-        this.failedAtMs = Date.now();
-        this.o.log.error({ err, retryInMs: RETRY_AFTER_MS }, "state pruning failed; it is tried again later");
-      })
-      .finally(() => {
-        this.running = null;
-      });
+    this.job.kick(
+      () => true,
+      () => this.step(),
+    );
   }
 
   private async step(): Promise<void> {
@@ -139,7 +132,7 @@ export class StatePruner {
       this.o.metrics?.copiedNodes.inc(nodes.length);
     };
     const read = async (key: string): Promise<Uint8Array | undefined> => {
-      if (this.stopped) throw new Error("stopping");
+      if (this.job.stopped) throw new Error("stopping");
       const bytes = fromHex(key);
       const found = await store.stateNode(bytes);
       if (found === undefined) return undefined;

@@ -52,6 +52,11 @@ export interface SyncProgress {
  * part of ordinary operation (the driver fetches it), not catching up.
  */
 const SYNCING_MIN_GAP = 2;
+/**
+ * A node behind whose peers have answered its next height with no block for this long warns (then at most once per
+ * this long): a peer a height behind gives none for a moment in ordinary operation.
+ */
+const NO_SERVER_WARNING_MS = 60_000;
 
 export class SyncManager {
   private target = 0;
@@ -63,6 +68,9 @@ export class SyncManager {
   private readonly protocols: ReturnType<typeof protocols>;
   private pulling = false;
   private readonly random: () => number;
+  /** Since when catch-ups at this head end with no peer serving the next block. */
+  private noServer: { readonly sinceMs: number; readonly head: number } | null = null;
+  private warnedNoServerAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly params: SyncParams,
@@ -207,11 +215,14 @@ export class SyncManager {
     this.running = true;
     this.startedAt = this.m.store.headHeight;
     const failed = new Set<string>();
+    /** Peers that answered the next height with no block: behind, or keeping only newer history. */
+    let empty = 0;
     try {
       while (!this.stopped && this.m.store.headHeight < this.target) {
         const peer = this.pickPeer(failed);
         if (peer === undefined) {
           // Nobody to ask right now: the stalled tick retries later with fresh status.
+          if (empty > 0) this.warnNoServer(empty);
           return;
         }
         const from = this.m.store.headHeight + 1;
@@ -231,6 +242,7 @@ export class SyncManager {
         }
         if (commits.length === 0) {
           failed.add(peer);
+          empty++;
           continue;
         }
         const { applied, waiting } = await this.m.driver.applyCommits(commits);
@@ -250,6 +262,25 @@ export class SyncManager {
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * Peers ahead of this node gave no block for its next height: those that prune history (storage.blockHistory)
+   * serve only their newer blocks, so a node far behind needs a peer that keeps the chain from where it stands.
+   */
+  private warnNoServer(peers: number): void {
+    const now = Date.now();
+    const head = this.m.store.headHeight;
+    if (this.noServer?.head !== head) this.noServer = { sinceMs: now, head };
+    if (now - this.noServer.sinceMs < NO_SERVER_WARNING_MS || now - this.warnedNoServerAtMs < NO_SERVER_WARNING_MS) {
+      return;
+    }
+    this.warnedNoServerAtMs = now;
+    this.m.log.warn(
+      { next: this.m.store.headHeight + 1, highest: this.target, peers },
+      "no connected peer serves the next block: peers that prune history (storage.blockHistory) serve only newer " +
+        "blocks; connect this node to one that keeps the chain from its head on (an archive node: blockHistory 0)",
+    );
   }
 
   private pickPeer(failed: ReadonlySet<string>): string | undefined {

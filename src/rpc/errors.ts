@@ -14,6 +14,8 @@ export const ErrorCode = {
   limitExceeded: -32005,
   /** geth's code for a reverted eth_call / eth_estimateGas, with the revert data in `data`. */
   executionReverted: 3,
+  /** geth's code for blocks, receipts and logs a node no longer keeps (history expiry, EIP-4444). */
+  prunedHistory: 4444,
 } as const;
 
 export interface JsonRpcErrorBody {
@@ -84,6 +86,34 @@ export async function readPrunableState<T>(height: number, keptFrom: () => numbe
     if (height < after) throw statePrunedError(height, after);
     throw e;
   }
+}
+
+/**
+ * A read of the history of a height this node no longer keeps (storage.blockHistory, docs/storage.md "History
+ * pruning"): geth's code and words, which clients know, then what this node keeps.
+ */
+export function historyPrunedError(height: number, keptFrom: number): RpcRequestError {
+  return new RpcRequestError(
+    ErrorCode.prunedHistory,
+    `pruned history unavailable: block ${height} is older than the blocks this node keeps, ${keptFrom} and later (storage.blockHistory)`,
+  );
+}
+
+/**
+ * Runs a read of the history of `height` (its block, certificate or receipts); when it finds nothing below the lowest
+ * height whose history is kept, the answer is that it is pruned. The check follows the read, so a deletion that
+ * passes the height meanwhile gives that answer too. The few old heights kept for light clients are served.
+ */
+export async function readPrunableHistory<T>(
+  height: number,
+  keptFrom: () => number,
+  read: () => Promise<T | undefined>,
+): Promise<T | undefined> {
+  const value = await read();
+  if (value !== undefined || height < 1) return value;
+  const from = keptFrom();
+  if (height < from) throw historyPrunedError(height, from);
+  return undefined;
 }
 
 /** Operational failure of the HTTP server itself (cannot listen). */

@@ -17,7 +17,16 @@ import type {
 } from "./backend.ts";
 import { bloomMayContain } from "./bloom.ts";
 import { type MethodDef, method, methodWithContext, optional, required } from "./dispatch.ts";
-import { ErrorCode, failure, invalidParams, type Outcome, revertError, sendRefusalMessage, success } from "./errors.ts";
+import {
+  ErrorCode,
+  failure,
+  invalidParams,
+  type Outcome,
+  RpcRequestError,
+  revertError,
+  sendRefusalMessage,
+  success,
+} from "./errors.ts";
 import {
   firstLogIndex,
   formatBlock,
@@ -387,7 +396,15 @@ export function createMethods(
     const rewards: Hex[][] = [];
     let oldest = Math.max(0, newest - blocks + 1);
     for (let height = oldest; blocks > 0 && height <= newest; height++) {
-      const entry = await backend.blockByHeight(height);
+      const entry = await backend.blockByHeight(height).catch((error: unknown) => {
+        // History pruned below some height (storage.blockHistory): the answer starts above it, as geth's does (an
+        // older block kept for light clients before it does not count).
+        if (!(error instanceof RpcRequestError && error.rpcCode === ErrorCode.prunedHistory)) throw error;
+        baseFees.length = 0;
+        ratios.length = 0;
+        rewards.length = 0;
+        return undefined;
+      });
       if (entry === undefined) {
         // The genesis (or a pruned prefix) may have no stored block: start after it.
         if (baseFees.length === 0) {

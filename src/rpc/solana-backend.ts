@@ -23,6 +23,8 @@ export interface SolanaBackendDeps {
     readonly headHeight: number;
     /** `keptFrom`: heights below it have no state any more (storage.stateHistory). */
     readonly stateGenerations: { readonly keptFrom: number };
+    /** Heights below it have no block or receipts any more (storage.blockHistory). */
+    readonly historyKeptFrom: number;
     getBlock(height: number): Promise<Uint8Array | undefined>;
     getReceipts(height: number): Promise<Uint8Array | undefined>;
     getTransactionLocation(hash: Hex): Promise<{ height: number; index: number } | undefined>;
@@ -41,11 +43,13 @@ export function createSolanaRpcBackend(d: SolanaBackendDeps): SolanaRpcBackend {
   // Committed blocks never change: a decoded block and its SVM receipts can be kept by height.
   const blocks = new Map<number, { block: Block; receipts: readonly StoredSvmReceipt[] }>();
 
+  /** A committed block with its SVM receipts; undefined when its history was deleted (storage.blockHistory). */
   async function committedBlock(height: number) {
     const cached = blocks.get(height);
     if (cached !== undefined) return cached;
     const [bytes, receiptBytes] = await Promise.all([d.store.getBlock(height), d.store.getReceipts(height)]);
     if (bytes === undefined || receiptBytes === undefined) {
+      if (height < d.store.historyKeptFrom) return undefined;
       throw new Error(`block or receipts of committed height ${height} are missing`);
     }
     const entry = { block: decodeBlock(bytes), receipts: decodeSvmReceipts(receiptBytes) };
@@ -94,7 +98,10 @@ export function createSolanaRpcBackend(d: SolanaBackendDeps): SolanaRpcBackend {
     async transaction(signature): Promise<SolanaTransactionRecord | undefined> {
       const location = await d.store.getTransactionLocation(signatureIndexKey(signature));
       if (location === undefined) return undefined;
-      const { block, receipts } = await committedBlock(location.height);
+      const committed = await committedBlock(location.height);
+      // Its height's history was deleted after the index was read: as gone as the index entry now is.
+      if (committed === undefined) return undefined;
+      const { block, receipts } = committed;
       const entry = block.transactions[location.index];
       const firstSvm = block.transactions.findIndex(isSvmEntry);
       if (entry === undefined || !isSvmEntry(entry) || firstSvm < 0) return undefined;

@@ -50,6 +50,8 @@ export const MetaField = {
   genesisHash: 0x02,
   /** value: the state generations (chain-store.ts StateGenerations); absent: generation 0 only, nothing pruned. */
   stateGenerations: 0x03,
+  /** value: the lowest height whose whole history is kept (chain-store.ts historyKeptFrom); absent: 1, nothing pruned. */
+  history: 0x04,
 } as const;
 
 const BUCKET_NAMES: ReadonlyMap<number, BucketName> = new Map(

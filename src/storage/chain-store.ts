@@ -22,6 +22,7 @@ import {
   encodeSafetyRecord,
   genesisHashSchema,
   headSchema,
+  historySchema,
   MAX_STORED_BLOCK_BYTES,
   nextValidatorSetSchema,
   schemaVersionSchema,
@@ -119,6 +120,13 @@ function stateKey(generation: number, key: Uint8Array): Uint8Array {
     : bucketKey(Bucket.stateGeneration, uintBytes(generation, 4), key);
 }
 
+/** A height whose history `dropHistory` deletes: its block hash and its transaction index keys (in block order). */
+export interface HistoryDrop {
+  readonly height: number;
+  readonly blockHash: Hex;
+  readonly transactionKeys: readonly Hex[];
+}
+
 export interface RangeItem {
   readonly height: number;
   readonly block: Uint8Array;
@@ -126,7 +134,9 @@ export interface RangeItem {
 }
 
 type Db = Level<Uint8Array, Uint8Array>;
-type BatchOp = { readonly type: "put"; readonly key: Uint8Array; readonly value: Uint8Array };
+type BatchOp =
+  | { readonly type: "put"; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly type: "del"; readonly key: Uint8Array };
 
 interface LoadedState {
   readonly headHeight: number;
@@ -135,6 +145,7 @@ interface LoadedState {
   /** Id of the newest entry of the validatorSetIdFromHeight index (null before the first commit). */
   readonly lastIndexedSetId: Hex | null;
   readonly generations: StateGenerations;
+  readonly historyKeptFrom: number;
 }
 
 /**
@@ -163,6 +174,7 @@ export class ChainStore {
   private readonly recent = new Map<number, { block: Uint8Array; certificate: Certificate }>();
   private readonly sets = new Map<string, ValidatorSet>();
   private generations: StateGenerations;
+  private historyFrom: number;
 
   private constructor(db: Db, path: string, state: LoadedState, maxPendingWrites: number) {
     this.db = db;
@@ -173,6 +185,7 @@ export class ChainStore {
     this.nextSet = state.nextSet;
     this.lastIndexedSetId = state.lastIndexedSetId;
     this.generations = state.generations;
+    this.historyFrom = state.historyKeptFrom;
   }
 
   /**
@@ -404,6 +417,51 @@ export class ChainStore {
     return next;
   }
 
+  /**
+   * The lowest height whose history (block, certificate, receipts, transaction index entries) is whole; below it only
+   * the heights that `dropHistory` was not given are still there (docs/storage.md "History pruning"). 1: nothing pruned.
+   */
+  get historyKeptFrom(): number {
+    return this.historyFrom;
+  }
+
+  /**
+   * Deletes the history of the listed heights (block, certificate, receipts, hash index entry, transaction index
+   * entries) and moves `historyKeptFrom` to `keptFrom`, in one batch: a crash leaves either both or neither. Every
+   * listed height must lie in [historyKeptFrom, keptFrom), and keptFrom at most the head; heights of that range that
+   * are not listed are kept whole (the caller keeps some for light clients). Through the write lane, after the commits
+   * queued before it.
+   */
+  dropHistory(drops: readonly HistoryDrop[], keptFrom: number): Promise<void> {
+    return this.enqueueWrite(async () => {
+      const from = this.historyFrom;
+      if (!Number.isSafeInteger(keptFrom) || keptFrom <= from || keptFrom > this.head) {
+        throw new RangeError(`history can be kept from ${from + 1} to the head ${this.head}, not from ${keptFrom}`);
+      }
+      const ops: BatchOp[] = [];
+      for (const d of drops) {
+        if (!Number.isSafeInteger(d.height) || d.height < from || d.height >= keptFrom) {
+          throw new RangeError(`height ${d.height} is outside the dropped range [${from}, ${keptFrom})`);
+        }
+        if (!isHex(d.blockHash, 32)) throw new RangeError(`block hash ${d.blockHash} is not 32-byte hex`);
+        ops.push(
+          del(heightKey(Bucket.blockByHeight, d.height)),
+          del(heightKey(Bucket.certificateByHeight, d.height)),
+          del(heightKey(Bucket.receiptsByHeight, d.height)),
+          del(bucketKey(Bucket.heightByHash, fromHex(d.blockHash))),
+        );
+        for (const key of d.transactionKeys) {
+          if (!isHex(key, 32)) throw new RangeError(`transaction key ${key} is not 32-byte hex`);
+          ops.push(del(bucketKey(Bucket.transactionByHash, fromHex(key))));
+        }
+      }
+      ops.push(put(metaKey(MetaField.history), encode(historySchema, { keptFrom })));
+      await this.io("history drop", () => this.db.batch(ops));
+      this.historyFrom = keptFrom;
+      for (const d of drops) this.recent.delete(d.height);
+    });
+  }
+
   async getReceipts(height: number): Promise<Uint8Array | undefined> {
     if (!isStoredHeight(height)) return undefined;
     return this.read(heightKey(Bucket.receiptsByHeight, height));
@@ -433,7 +491,11 @@ export class ChainStore {
     if (value === undefined) return undefined;
     const height = decodeStored((b) => decode(storedHeightSchema, b), hashKey, value);
     const block = await this.getBlock(height);
-    if (block === undefined) throw corruptError(hashKey, `indexes height ${height}, which has no block`);
+    if (block === undefined) {
+      // The history of that height was deleted between the two reads.
+      if (height < this.historyFrom) return undefined;
+      throw corruptError(hashKey, `indexes height ${height}, which has no block`);
+    }
     return { height, block };
   }
 
@@ -460,7 +522,8 @@ export class ChainStore {
     if (!Number.isInteger(maxCount) || maxCount < 1) throw new RangeError(`maxCount must be >= 1, got ${maxCount}`);
     if (!Number.isFinite(maxBytes) || maxBytes < 0) throw new RangeError(`maxBytes must be >= 0, got ${maxBytes}`);
     const last = Math.min(this.head, fromHeight + Math.min(maxCount, MAX_RANGE_COUNT) - 1);
-    if (fromHeight > last) return [];
+    // Below historyKeptFrom the heights are no longer contiguous: nothing is served from there.
+    if (fromHeight > last || fromHeight < this.historyFrom) return [];
 
     // Blocks first (they dominate the size), then the certificates of those blocks in one getMany.
     const blocks: { key: Uint8Array; bytes: Uint8Array }[] = [];
@@ -730,6 +793,7 @@ async function loadOrInit(db: Db, path: string, opts: ChainStoreOptions): Promis
       nextSet: genesisSet,
       lastIndexedSetId: null,
       generations: ONLY_GENERATION_0,
+      historyKeptFrom: 1,
     };
   }
 
@@ -790,7 +854,23 @@ async function loadOrInit(db: Db, path: string, opts: ChainStoreOptions): Promis
     }
     generations = { ...g, copied: g.copied === 1 };
   }
-  return { headHeight, headHash: head?.blockHash ?? null, nextSet: next.set, lastIndexedSetId, generations };
+  const historyKey = metaKey(MetaField.history);
+  const historyBytes = await get(historyKey);
+  let historyKeptFrom = 1;
+  if (historyBytes !== undefined) {
+    historyKeptFrom = decodeStored((b) => decode(historySchema, b), historyKey, historyBytes).keptFrom;
+    if (historyKeptFrom > Math.max(headHeight, 1)) {
+      throw corruptError(historyKey, `history is kept from height ${historyKeptFrom}, above the head ${headHeight}`);
+    }
+  }
+  return {
+    headHeight,
+    headHash: head?.blockHash ?? null,
+    nextSet: next.set,
+    lastIndexedSetId,
+    generations,
+    historyKeptFrom,
+  };
 }
 
 async function firstEntry(
@@ -827,6 +907,10 @@ function checkCommitRecord(rec: CommitRecord, signingSet: ValidatorSet): void {
   if (problems.length > 0) {
     throw new StorageError("invalid_record", `commit of height ${rec.height} refused: ${problems.join("; ")}`);
   }
+}
+
+function del(key: Uint8Array): BatchOp {
+  return { type: "del", key };
 }
 
 function put(key: Uint8Array, value: Uint8Array): BatchOp {

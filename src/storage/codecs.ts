@@ -259,6 +259,12 @@ export const setIdSchema = versioned(STORAGE_FORMAT_VERSION, hex32);
  * `current` are read, newest first; commits write into `current`, which began when `currentFrom` was the head; `copied`
  * (1) once every node of that head's state is in `current`; heights below `keptFrom` have no state any more.
  */
+/** Meta `history`: blocks, certificates, receipts and transaction index entries are whole from this height on. */
+export const historySchema = versioned(
+  STORAGE_FORMAT_VERSION,
+  refine(struct({ keptFrom: u64Number }), (h) => (h.keptFrom < 1 ? `history kept from ${h.keptFrom}, below 1` : null)),
+);
+
 export const stateGenerationsSchema = versioned(
   STORAGE_FORMAT_VERSION,
   refine(struct({ current: u32, oldest: u32, currentFrom: u64Number, copied: u8, keptFrom: u64Number }), (g) =>

@@ -64,7 +64,7 @@ describe("parseConfig", () => {
         minReplacementBumpPercent: 10,
         peerRatePerSecond: 2_000,
       },
-      storage: { stateHistory: 10_000 },
+      storage: { stateHistory: 10_000, blockHistory: 0 },
       metrics: { enabled: true, host: "127.0.0.1", port: 9100 },
       rpc: { enabled: true, host: "127.0.0.1", port: 8545, cors: [], debug: false },
       log: { level: "info", format: "json" },
@@ -131,7 +131,7 @@ describe("parseConfig", () => {
           replacementBumpPercent: 12,
           peerRatePerSecond: 8_000,
         },
-        storage: { stateHistory: 0 },
+        storage: { stateHistory: 0, blockHistory: 100_000 },
         metrics: { enabled: false, host: "0.0.0.0", port: 0 },
         log: { level: "debug", format: "pretty" },
       },
@@ -161,7 +161,7 @@ describe("parseConfig", () => {
       minReplacementBumpPercent: 12,
       peerRatePerSecond: 8_000,
     });
-    expect(config.storage).toEqual({ stateHistory: 0 });
+    expect(config.storage).toEqual({ stateHistory: 0, blockHistory: 100_000 });
     expect(config.metrics).toEqual({ enabled: false, host: "0.0.0.0", port: 0 });
     expect(config.log).toEqual({ level: "debug", format: "pretty" });
   });
@@ -292,6 +292,13 @@ describe("parseConfig", () => {
       json: { ...MINIMAL, storage: { stateHistory: 8 } },
       path: "storage.stateHistory",
       message: /must be 0 \(keep all\) or at least 16/,
+      fix: /./,
+    },
+    {
+      name: "a block history shorter than the block hashes a restart reads",
+      json: { ...MINIMAL, storage: { blockHistory: 255 } },
+      path: "storage.blockHistory",
+      message: /must be 0 \(keep all\) or at least 256/,
       fix: /./,
     },
     {

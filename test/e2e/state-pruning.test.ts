@@ -1,7 +1,12 @@
-// State pruning in a real `dcn start` process (storage.stateHistory = 16, docs/storage.md "State generations"): the
-// node runs whole cycles as it commits, reports them in its metrics, answers a balance read of a pruned height with
-// JSON-RPC error -32000 naming the first kept height, reads the kept ones, and restarts on its pruned store.
+// State and history pruning in a real `dcn start` process (storage.stateHistory = 16, docs/storage.md "State
+// generations"; storage.blockHistory = 256, the fewest allowed, "History pruning"): the node runs whole state cycles as
+// it commits, reports them in its metrics, answers a balance read of a pruned height with JSON-RPC error -32000 naming
+// the first kept height, reads the kept ones, and restarts on its pruned store. Under a stream of transfers it deletes
+// the history of old heights but block 1, answers reads of it with 4444 (transactions: null), and restarts with no
+// more than the 256 newest heights' history, from which its executor reloads the block hashes it needs.
 import { readFileSync, writeFileSync } from "node:fs";
+import { type Hex, parseGwei } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { devnetAccounts } from "../../src/cli/devnet.ts";
 import { Cluster } from "./cluster.ts";
@@ -19,7 +24,7 @@ async function rpc(
   return (await res.json()) as { result?: unknown; error?: { code: number; message: string } };
 }
 
-describe("state pruning in a node process", () => {
+describe("state and history pruning in a node process", () => {
   let cluster: Cluster;
   const name = "validator-0";
 
@@ -27,7 +32,10 @@ describe("state pruning in a node process", () => {
     cluster = await Cluster.create({ validators: 1, replicas: 0 });
     const path = cluster.node(name).configPath;
     const config = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
-    writeFileSync(path, JSON.stringify({ ...config, storage: { stateHistory: 16 } }, null, 2));
+    // Heights as fast as the node goes (256 of history must pass before any is deleted).
+    const consensus = { ...(config.consensus as object), blockIntervalMs: 0, emptyBlockIntervalMs: 10 };
+    const storage = { stateHistory: 16, blockHistory: 256 };
+    writeFileSync(path, JSON.stringify({ ...config, consensus, storage }, null, 2));
     cluster.start(name);
   }, 60_000);
 
@@ -65,4 +73,55 @@ describe("state pruning in a node process", () => {
     expect((await rpc(url, "eth_getBalance", [dev, "latest"])).result).toBe(latest.result);
     expect(cluster.logTails(400)).not.toMatch(/state pruning failed/);
   });
+
+  it("deletes old history under a stream of transfers, answers 4444 for it and restarts on what is left", async () => {
+    const url = cluster.node(name).rpc;
+    const account = privateKeyToAccount(devnetAccounts()[1]?.privateKey as Hex);
+    let nonce = Number((await rpc(url, "eth_getTransactionCount", [account.address, "latest"])).result);
+    // Transfers, each waiting for its receipt, until the history window has moved well past height 1.
+    const sent: { hash: Hex; height: number }[] = [];
+    const send = async () => {
+      const raw = await account.signTransaction({
+        chainId: Number(cluster.plan.chainId),
+        nonce: nonce++,
+        to: account.address,
+        value: 1n,
+        gas: 21_000n,
+        maxFeePerGas: parseGwei("20"),
+        maxPriorityFeePerGas: 0n,
+        type: "eip1559",
+      });
+      const answer = await rpc(url, "eth_sendRawTransactionSync", [raw]);
+      const receipt = answer.result as { transactionHash: Hex; blockNumber: Hex } | undefined;
+      if (receipt === undefined) throw new Error(`send failed: ${answer.error?.message}`);
+      sent.push({ hash: receipt.transactionHash, height: Number(receipt.blockNumber) });
+    };
+    while ((await cluster.metric(name, "dcn_history_kept_from_height").catch(() => 1)) < 100) await send();
+    const keptFrom = await cluster.metric(name, "dcn_history_kept_from_height");
+    expect(await cluster.metric(name, "dcn_history_pruned_heights_total")).toBeGreaterThanOrEqual(keptFrom - 2);
+
+    const old = await rpc(url, "eth_getBlockByNumber", [`0x${(keptFrom - 1).toString(16)}`, false]);
+    expect(old.error?.code).toBe(4444);
+    expect(old.error?.message).toMatch(
+      /^pruned history unavailable: block \d+ is older than the blocks this node keeps/,
+    );
+    expect((await rpc(url, "eth_getBlockByNumber", ["0x1", false])).result).toMatchObject({ number: "0x1" });
+    expect((await rpc(url, "lumia_getCertificate", ["0x1"])).result).toMatchObject({ height: "0x1" });
+    const gone = sent.find((s) => s.height < keptFrom && s.height > 1);
+    const kept = sent.findLast((s) => s.height >= keptFrom);
+    expect(gone).toBeDefined();
+    expect(kept).toBeDefined();
+    expect((await rpc(url, "eth_getTransactionReceipt", [gone?.hash])).result).toBeNull();
+    expect((await rpc(url, "eth_getTransactionReceipt", [kept?.hash])).result).toMatchObject({ status: "0x1" });
+
+    await cluster.stop(name);
+    cluster.start(name);
+    await cluster.waitFor("the restarted node serving", async () => (await cluster.height(name)) > 0, 60_000);
+    await send();
+    await send();
+    expect((await rpc(url, "eth_getBlockByNumber", [`0x${(keptFrom - 1).toString(16)}`, false])).error?.code).toBe(
+      4444,
+    );
+    expect(cluster.logTails(400)).not.toMatch(/history pruning failed/);
+  }, 180_000);
 });

@@ -82,7 +82,7 @@ export class FaultSubnet {
         chainId: FAULT_CHAIN_ID,
         consensus: opts.consensus ?? TEST_CONSENSUS,
         logLevel: "info",
-        ...(opts.stateHistory === undefined ? {} : { stateHistory: opts.stateHistory }),
+        ...(opts.stateHistory === undefined ? {} : { storage: { stateHistory: opts.stateHistory } }),
       });
       const nodes = plan.nodes.map((n, i): FaultNode => {
         const ip = lab.nodes[i]?.ip ?? "";

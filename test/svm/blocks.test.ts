@@ -5,15 +5,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { concatBytes, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { type Block, encodeBlock, SVM_TX_PREFIX } from "../../src/chain/block.ts";
-import { buildGenesis, type Genesis, parseGenesis } from "../../src/config/genesis.ts";
+import type { Genesis } from "../../src/config/genesis.ts";
 import { SVM_FEE_COLLECTOR } from "../../src/execution/svm/account.ts";
-import { describeKeys, generateKeys } from "../../src/keys/keys.ts";
 import { orderedTrieKey, verifyTrieProof } from "../../src/light-client/trie.ts";
 import type { NodeState } from "../../src/node/assemble.ts";
 import { svmRootOf } from "../../src/node/executor.ts";
 import { addressOf, testAccount } from "../execution/helpers.ts";
 import { buildTx, SOL, signer, transferIx } from "./helpers.ts";
-import { NodeStates } from "./node-fixture.ts";
+import { NodeStates, singleValidatorGenesis } from "./node-fixture.ts";
 
 const CHAIN = 7_007n;
 const GWEI = 1_000_000_000n;
@@ -40,15 +39,10 @@ describe("SVM entries in blocks", () => {
   beforeAll(async () => {
     payer = await signer(1);
     payee = await signer(2);
-    genesis = parseGenesis(
-      buildGenesis({
-        chainId: CHAIN,
-        genesisTimeMs: 1_000,
-        validators: [{ name: "v0", votingPower: 10n, identity: describeKeys(generateKeys()) }],
-        execution: { alloc: [{ address: addressOf(evmSender), balance: (10n ** 21n).toString() }] },
-        svm: { alloc: [{ address: payer.address, lamports: (10n * SOL).toString() }] },
-      }),
-    );
+    genesis = singleValidatorGenesis(CHAIN, addressOf(evmSender), 10n ** 21n, {
+      address: payer.address,
+      lamports: 10n * SOL,
+    });
     nodes = new NodeStates(genesis);
     ({ state: a, dir: aDir } = await nodes.state());
     b = (await nodes.state()).state;

@@ -8,7 +8,7 @@ import { decodeFunctionResult, encodeDeployData, encodeFunctionData, getContract
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { concatBytes, fromHex, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { type Block, SVM_TX_PREFIX } from "../../src/chain/block.ts";
-import { buildGenesis, type Genesis, parseGenesis } from "../../src/config/genesis.ts";
+import type { Genesis } from "../../src/config/genesis.ts";
 import { REWARD_POOL_ADDRESS } from "../../src/execution/core.ts";
 import {
   EVM_GATEWAY_PROGRAM,
@@ -21,13 +21,12 @@ import {
   svmAccountOf,
 } from "../../src/execution/cross-vm.ts";
 import { decodeTransaction } from "../../src/execution/tx.ts";
-import { describeKeys, generateKeys } from "../../src/keys/keys.ts";
 import type { NodeState } from "../../src/node/assemble.ts";
 import { svmRootOf } from "../../src/node/executor.ts";
 import { addressOf, testAccount } from "../execution/helpers.ts";
 import { contracts } from "../fixtures/contracts.ts";
 import { buildTx, SOL, signer, transferIx } from "./helpers.ts";
-import { NodeStates } from "./node-fixture.ts";
+import { NodeStates, singleValidatorGenesis } from "./node-fixture.ts";
 
 const CHAIN = 7_008n;
 const GWEI = 1_000_000_000n;
@@ -117,15 +116,10 @@ describe("cross-VM calls", () => {
   beforeAll(async () => {
     payer = await signer(11);
     payee = await signer(12);
-    genesis = parseGenesis(
-      buildGenesis({
-        chainId: CHAIN,
-        genesisTimeMs: 1_000,
-        validators: [{ name: "v0", votingPower: 10n, identity: describeKeys(generateKeys()) }],
-        execution: { alloc: [{ address: addressOf(evmSender), balance: (10n ** 22n).toString() }] },
-        svm: { alloc: [{ address: payer.address, lamports: (10n * SOL).toString() }] },
-      }),
-    );
+    genesis = singleValidatorGenesis(CHAIN, addressOf(evmSender), 10n ** 22n, {
+      address: payer.address,
+      lamports: 10n * SOL,
+    });
     nodes = new NodeStates(genesis);
     a = (await nodes.state()).state;
     b = (await nodes.state()).state;

@@ -25,14 +25,23 @@ type Methods = ReadonlyMap<
   { run(params: unknown): Promise<{ ok: true; result: unknown } | { ok: false; error: { message: string } }> }
 >;
 
-/** A genesis with one validator (a fresh key) and `funded` holding `balance` wei: a subnet of one for block tests. */
-export function singleValidatorGenesis(chainId: bigint, funded: Hex, balance: bigint): Genesis {
+/**
+ * A genesis with one validator (a fresh key) and `funded` holding `balance` wei, and `svm.address` holding
+ * `svm.lamports` when given: a subnet of one for block tests.
+ */
+export function singleValidatorGenesis(
+  chainId: bigint,
+  funded: Hex,
+  balance: bigint,
+  svm?: { readonly address: string; readonly lamports: bigint },
+): Genesis {
   return parseGenesis(
     buildGenesis({
       chainId,
       genesisTimeMs: 1_000,
       validators: [{ name: "v0", votingPower: 10n, identity: describeKeys(generateKeys()) }],
       execution: { alloc: [{ address: funded, balance: balance.toString() }] },
+      ...(svm === undefined ? {} : { svm: { alloc: [{ address: svm.address, lamports: svm.lamports.toString() }] } }),
     }),
   );
 }
@@ -158,6 +167,7 @@ async function run(methods: Methods, name: string, args: unknown[]): Promise<unk
   const handler = new RequestHandler({ methods: methods as ReadonlyMap<string, MethodDef>, maxBatch: 1 });
   const answer = await handler.handle(JSON.stringify({ jsonrpc: "2.0", id: 1, method: name, params: args }), null);
   if (answer === null || Array.isArray(answer)) throw new Error(`${name}: no single answer`);
-  if ("error" in answer) throw new Error(`${name}: ${answer.error.message}`);
+  if ("error" in answer)
+    throw Object.assign(new Error(`${name}: ${answer.error.message}`), { code: answer.error.code });
   return answer.result;
 }
