@@ -36,7 +36,18 @@ import { fastKeccak256 } from "./keccak.ts";
 import { type KeyValueReader, NodeCache, OverlayDB } from "./overlay.ts";
 import { reachableWrites } from "./reachable.ts";
 import { BLOOM_BYTES, decodeRevertReason, orBloom } from "./receipts.ts";
+import {
+  logsWithTransfers,
+  MAX_SIMULATED_BLOCKS,
+  type SimulatedBlock,
+  type SimulatedBlockRequest,
+  type SimulatedCall,
+  type SimulateOptions,
+  type SimulationBase,
+  SimulationError,
+} from "./simulate.ts";
 import { LinkedStateManager } from "./state-manager.ts";
+import { type CallFrame, createTracer } from "./tracers.ts";
 import { hasCode, TransferLedger } from "./transfer-ledger.ts";
 import { commonFor, type DecodedTx } from "./tx.ts";
 import { EMPTY_TRIE_ROOT, EVM_VM, globalStateRoot, type VmRoot, vmRootsProblem } from "./vm.ts";
@@ -669,6 +680,287 @@ export class ExecutionCore {
     });
   }
 
+  /**
+   * eth_simulateV1 (./simulate.ts): the blocks' calls run in order on one private view of the state after `base`,
+   * each on the state the calls before it left; nothing reaches the store. Block numbers must grow (a gap is filled
+   * with empty blocks) and timestamps too. Without `validation` a call runs as eth_call does (no nonce or balance
+   * check, base fee 0 unless overridden); with it, as a transaction would, less the signature. Throws
+   * SimulationError for what makes the whole request unanswerable.
+   */
+  async simulate(
+    vmRoots: readonly VmRoot[],
+    base: SimulationBase,
+    blocks: readonly SimulatedBlockRequest[],
+    options: SimulateOptions,
+    svm?: SvmSide,
+  ): Promise<SimulatedBlock[]> {
+    const root = evmRootOf(vmRoots);
+    const session = await this.open(root, null, false);
+    const sm = session.stateManager;
+    sm.link = svm ?? null;
+    const simulatedHashes = new Map<number, Hex>();
+    const blockHash = (height: number) => simulatedHashes.get(height) ?? base.blockHash(height);
+    let parent = {
+      height: base.height,
+      hash: base.hash,
+      timestampMs: base.timestampMs,
+      gasLimit: base.gasLimit,
+      gasUsed: base.gasUsed,
+      baseFeePerGas: base.baseFeePerGas,
+    };
+    let gasLeft = options.gasCap;
+    const out: SimulatedBlock[] = [];
+    const zeroAddress: Hex = `0x${"00".repeat(20)}`;
+    return withState(root, async () => {
+      for (const [i, request] of blocks.entries()) {
+        const number = request.number ?? parent.height + 1;
+        if (number <= parent.height) {
+          throw new SimulationError(
+            "block_number",
+            `block ${i}: number ${number} is not above the one before it, ${parent.height}`,
+          );
+        }
+        if (out.length + (number - parent.height) > MAX_SIMULATED_BLOCKS) {
+          throw new SimulationError("too_many", `more than ${MAX_SIMULATED_BLOCKS} blocks, with the gaps filled`);
+        }
+        // Gaps between numbers are filled with empty blocks, each a second after the one before.
+        while (parent.height + 1 < number) {
+          const empty: SimulatedBlockRequest = { calls: [] };
+          const filled = await this.simulateBlock(sm, vmRoots, parent, empty, options, blockHash, gasLeft);
+          out.push(filled.block);
+          simulatedHashes.set(filled.block.env.height, filled.block.hash);
+          parent = nextParent(filled.block);
+        }
+        const timestampMs = request.timestampMs ?? parent.timestampMs + 1000;
+        if (Math.floor(timestampMs / 1000) <= Math.floor(parent.timestampMs / 1000)) {
+          throw new SimulationError(
+            "block_timestamp",
+            `block ${i}: time ${Math.floor(timestampMs / 1000)} is not after the block before it, ${Math.floor(parent.timestampMs / 1000)}`,
+          );
+        }
+        const ran = await this.simulateBlock(
+          sm,
+          vmRoots,
+          parent,
+          { ...request, number, timestampMs, feeRecipient: request.feeRecipient ?? zeroAddress },
+          options,
+          blockHash,
+          gasLeft,
+        );
+        gasLeft = ran.gasLeft;
+        out.push(ran.block);
+        simulatedHashes.set(ran.block.env.height, ran.block.hash);
+        parent = nextParent(ran.block);
+      }
+      return out;
+    });
+  }
+
+  /** One simulated block on the simulation's state: its calls, the reward pool credit, its root and hash. */
+  private async simulateBlock(
+    sm: LinkedStateManager,
+    baseVmRoots: readonly VmRoot[],
+    parent: {
+      height: number;
+      hash: Hex;
+      timestampMs: number;
+      gasLimit: bigint;
+      gasUsed: bigint;
+      baseFeePerGas: bigint;
+    },
+    request: SimulatedBlockRequest,
+    options: SimulateOptions,
+    blockHash: (height: number) => Hex | null,
+    gasCapLeft: bigint,
+  ): Promise<{ block: SimulatedBlock; gasLeft: bigint }> {
+    const env: BlockEnv = {
+      chainId: this.chainId,
+      height: request.number ?? parent.height + 1,
+      timestampMs: request.timestampMs ?? parent.timestampMs + 1000,
+      coinbase: request.feeRecipient ?? `0x${"00".repeat(20)}`,
+      gasLimit: request.gasLimit ?? parent.gasLimit,
+      baseFeePerGas: request.baseFeePerGas ?? (options.validation ? this.nextBaseFee(parent) : 0n),
+      prevRandao: request.prevRandao ?? ZERO_WORD,
+      blockHash,
+    };
+    this.checkEnv(env);
+    if (request.stateOverrides !== undefined) await applyStateOverrides(sm, request.stateOverrides);
+    const vm = await this.vmFor(sm, env, sm.link);
+    const block = this.blockFor(env);
+    const calls: SimulatedCall[] = [];
+    const unsigned: Uint8Array[] = [];
+    let gasUsed = 0n;
+    let gasLeft = gasCapLeft;
+    for (const [index, call] of request.calls.entries()) {
+      const where = `block ${env.height}, call ${index}`;
+      const from = addressOf(call.from ?? `0x${"00".repeat(20)}`, "from");
+      const account = (await sm.getAccount(from)) ?? new Account();
+      const nonce = call.nonce ?? account.nonce;
+      const blockGasLeft = env.gasLimit - gasUsed;
+      const gas = call.gas ?? (blockGasLeft < gasLeft ? blockGasLeft : gasLeft);
+      if (gas > blockGasLeft) {
+        throw new SimulationError(
+          "block_gas_limit",
+          `${where}: gas ${gas} above what the block has left, ${blockGasLeft}`,
+        );
+      }
+      if (gas > gasLeft) {
+        throw new SimulationError("too_many", `${where}: the simulation's calls need more than the gas cap ${gasLeft}`);
+      }
+      const legacy = call.gasPrice !== undefined;
+      let maxFeePerGas = call.gasPrice ?? call.maxFeePerGas ?? (options.validation ? env.baseFeePerGas : 0n);
+      const maxPriorityFeePerGas = call.gasPrice ?? call.maxPriorityFeePerGas ?? 0n;
+      if (options.validation) {
+        if (nonce < account.nonce) {
+          throw new SimulationError(
+            "nonce_too_low",
+            `${where}: nonce too low: address ${lower(from)}, tx: ${nonce} state: ${account.nonce}`,
+          );
+        }
+        if (nonce > account.nonce) {
+          throw new SimulationError(
+            "nonce_too_high",
+            `${where}: nonce too high: address ${lower(from)}, tx: ${nonce} state: ${account.nonce}`,
+          );
+        }
+        if (maxFeePerGas < env.baseFeePerGas) {
+          throw new SimulationError(
+            "fee_too_low",
+            `${where}: max fee per gas less than block base fee: maxFeePerGas: ${maxFeePerGas}, baseFee: ${env.baseFeePerGas}`,
+          );
+        }
+      } else if (maxFeePerGas < env.baseFeePerGas) {
+        // As eth_call: no fee check, the base fee is paid (the balance is made to suffice).
+        maxFeePerGas = env.baseFeePerGas;
+      }
+      let tx: ReturnType<typeof createFeeMarket1559Tx>;
+      try {
+        tx = createFeeMarket1559Tx(
+          {
+            nonce,
+            ...(call.to === undefined || call.to === null ? {} : { to: call.to }),
+            data: call.data ?? "0x",
+            value: call.value ?? 0n,
+            gasLimit: gas,
+            maxFeePerGas,
+            maxPriorityFeePerGas: maxPriorityFeePerGas < maxFeePerGas ? maxPriorityFeePerGas : maxFeePerGas,
+            ...(call.accessList === undefined
+              ? {}
+              : { accessList: call.accessList.map((e) => ({ address: e.address, storageKeys: [...e.storageKeys] })) }),
+          },
+          { common: this.common, freeze: false },
+        );
+      } catch (error) {
+        throw new SimulationError("invalid", `${where}: ${messageOf(error)}`);
+      }
+      const intrinsic = tx.getIntrinsicGas();
+      if (gas < intrinsic) {
+        throw new SimulationError(
+          "intrinsic_gas",
+          `${where}: intrinsic gas too low: gas ${gas}, minimum needed ${intrinsic}`,
+        );
+      }
+      if (options.validation) {
+        const cost = gas * maxFeePerGas + (call.value ?? 0n);
+        if (account.balance < cost) {
+          throw new SimulationError(
+            "insufficient_funds",
+            `${where}: insufficient funds for gas * price + value: address ${lower(from)} have ${account.balance} want ${cost}`,
+          );
+        }
+      }
+      Object.defineProperty(tx, "getSenderAddress", { value: () => from });
+      const tracer = options.traceTransfers ? createTracer({ tracer: "callTracer", withLog: true }) : null;
+      const watched = tracer?.observer(0)(0, vm, gas);
+      let ran: RunTxResult | null = null;
+      try {
+        ran = await runTx(vm, {
+          tx,
+          block,
+          blockGasUsed: gasUsed,
+          skipNonce: !options.validation,
+          skipBalance: !options.validation,
+          skipBlockGasLimitValidation: true,
+        });
+      } catch (error) {
+        if (error instanceof ExecutionError || isMissingNode(error)) throw error;
+        throw new SimulationError("invalid", `${where}: ${messageOf(error)}`);
+      } finally {
+        await watched?.ended(ran);
+      }
+      const exec = ran.execResult;
+      const exception = exec.exceptionError;
+      const spent = ran.totalGasSpent;
+      gasUsed += spent;
+      gasLeft -= spent;
+      const returnData = toHex(exec.returnValue);
+      const logs =
+        exception !== undefined
+          ? []
+          : tracer !== null
+            ? logsWithTransfers(tracer.result() as CallFrame)
+            : (exec.logs ?? []).map(([address, topics, data]) => ({
+                address: toHex(address),
+                topics: topics.map((t) => toHex(t)),
+                data: toHex(data),
+              }));
+      const serialized = tx.getMessageToSign();
+      unsigned.push(serialized);
+      calls.push({
+        hash: toHex(keccak256(concatBytes(tx.getHashedMessageToSign(), from.bytes))),
+        type: legacy ? 0 : 2,
+        from: lower(from),
+        to: call.to ?? null,
+        nonce,
+        gas,
+        value: call.value ?? 0n,
+        input: call.data ?? "0x",
+        maxFeePerGas,
+        maxPriorityFeePerGas: tx.maxPriorityFeePerGas,
+        status: exception === undefined ? 1 : 0,
+        returnData,
+        gasUsed: spent,
+        logs,
+        error:
+          exception === undefined
+            ? null
+            : exception.error === "revert"
+              ? { code: -32000, message: revertMessage(exec.returnValue), data: returnData }
+              : { code: -32015, message: String(exception.error) },
+      });
+    }
+    const credit = gasUsed * env.baseFeePerGas;
+    if (credit > 0n) {
+      const pool = createAddressFromString(REWARD_POOL_ADDRESS);
+      const account = (await sm.getAccount(pool)) ?? new Account();
+      account.balance += credit;
+      await sm.putAccount(pool, account);
+    }
+    const evmRoot = toHex(await sm.getStateRoot());
+    const stateRoot = globalStateRoot(this.replaceEvmRoot(baseVmRoots, evmRoot));
+    const transactionsRoot = orderedTrieRoot(unsigned, fastKeccak256);
+    const hash = toHex(
+      keccak256(
+        encodeRlp([
+          fromHex(parent.hash),
+          bigIntToUnpaddedBytes(BigInt(env.height)),
+          bigIntToUnpaddedBytes(BigInt(Math.floor(env.timestampMs / 1000))),
+          fromHex(env.coinbase),
+          bigIntToUnpaddedBytes(env.gasLimit),
+          bigIntToUnpaddedBytes(gasUsed),
+          bigIntToUnpaddedBytes(env.baseFeePerGas),
+          fromHex(env.prevRandao),
+          fromHex(stateRoot),
+          fromHex(transactionsRoot),
+        ]),
+      ),
+    );
+    return {
+      block: { env, hash, parentHash: parent.hash, stateRoot, transactionsRoot, gasUsed, calls },
+      gasLeft,
+    };
+  }
+
   /** EIP-1559: the base fee moves by at most 1/8 towards keeping blocks at half the gas limit. */
   nextBaseFee(parent: { readonly gasLimit: bigint; readonly gasUsed: bigint; readonly baseFeePerGas: bigint }): bigint {
     const target = parent.gasLimit / 2n;
@@ -925,6 +1217,26 @@ const STATUS_SUCCESS = Uint8Array.of(1);
 export function encodeTransferReceipt(type: 0 | 1 | 2, cumulativeGasUsed: bigint): Uint8Array {
   const list = encodeRlp([STATUS_SUCCESS, bigIntToUnpaddedBytes(cumulativeGasUsed), EMPTY_BLOOM, []]);
   return type === 0 ? list : concatBytes(Uint8Array.of(type), list);
+}
+
+const ZERO_WORD: Hex = `0x${"00".repeat(32)}`;
+
+/** A simulated block as the parent of the next one. */
+function nextParent(block: SimulatedBlock) {
+  return {
+    height: block.env.height,
+    hash: block.hash,
+    timestampMs: block.env.timestampMs,
+    gasLimit: block.env.gasLimit,
+    gasUsed: block.gasUsed,
+    baseFeePerGas: block.env.baseFeePerGas,
+  };
+}
+
+/** geth's message for a reverted call: "execution reverted", with the reason when the data is Error(string). */
+function revertMessage(returnValue: Uint8Array): string {
+  const reason = decodeRevertReason(returnValue);
+  return reason === null ? "execution reverted" : `execution reverted: ${reason}`;
 }
 
 /**

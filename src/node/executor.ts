@@ -47,6 +47,7 @@ import type {
   ExecutionResult,
 } from "../execution/core.ts";
 import { fastKeccak256 } from "../execution/keccak.ts";
+import type { SimulatedBlock, SimulatedBlockRequest, SimulateOptions, SimulationBase } from "../execution/simulate.ts";
 import { SVM_VM } from "../execution/svm/account.ts";
 import { svmBlockhash } from "../execution/svm/blockhash.ts";
 import {
@@ -474,6 +475,24 @@ export class BlockExecutor {
     const session = await this.svm.openForCall(svmRootOf(vmRoots), this.svmEnv(env.height, env.timestampMs, true));
     try {
       return await this.m.core.call(vmRoots, env, request, session, observe);
+    } finally {
+      session.close();
+    }
+  }
+
+  /** eth_simulateV1 on `vmRoots` (the state after `base`), the SVM precompile reading that state as for a call. */
+  async simulate(
+    vmRoots: readonly VmRoot[],
+    base: SimulationBase,
+    blocks: readonly SimulatedBlockRequest[],
+    options: SimulateOptions,
+  ): Promise<SimulatedBlock[]> {
+    const session = await this.svm.openForCall(
+      svmRootOf(vmRoots),
+      this.svmEnv(base.height + 1, base.timestampMs + 1000, true),
+    );
+    try {
+      return await this.m.core.simulate(vmRoots, base, blocks, options, session);
     } finally {
       session.close();
     }

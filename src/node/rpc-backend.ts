@@ -301,6 +301,28 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
     call(height, request: RpcCallRequest) {
       return callAt(height, request);
     },
+    simulate(height, blocks, options) {
+      return atState(height, async (roots) => {
+        const head = m.executor.head;
+        const b = height === head.height ? null : await blockByHeight(height);
+        const h = b?.block.header;
+        return m.executor.simulate(
+          roots,
+          {
+            chainId: m.chainId,
+            height,
+            hash: b?.hash ?? head.hash,
+            timestampMs: h?.timestampMs ?? head.timestampMs,
+            gasLimit: h?.gasLimit ?? head.gasLimit,
+            gasUsed: h?.gasUsed ?? head.gasUsed,
+            baseFeePerGas: h?.baseFeePerGas ?? head.baseFeePerGas,
+            blockHash: m.executor.blockHashLookup,
+          },
+          blocks,
+          options,
+        );
+      });
+    },
     nextBaseFee: () => m.executor.nextBaseFee(),
     sendRawTransaction: (raw) => m.submit(raw),
     async pendingNonce(address) {

@@ -5,6 +5,7 @@ import type { Hex } from "../../consensus/bytes.ts";
 import type { Block } from "../chain/block.ts";
 import type { StoredReceipt, StoredSvmReceipt } from "../chain/receipts.ts";
 import type { AccountProof } from "../execution/core.ts";
+import type { SimulatedBlock, SimulatedBlockRequest, SimulateOptions } from "../execution/simulate.ts";
 import type { TraceOptions } from "../execution/tracers.ts";
 
 export interface RpcAccount {
@@ -116,6 +117,12 @@ export interface RpcBackend {
    * transaction `index` (null: on each), and gives the traces in block order. Absent when the debug API is off.
    */
   traceBlock?(height: number, index: number | null, options: TraceOptions): Promise<unknown[]>;
+  /** eth_simulateV1: the blocks of calls on the state after `height` (src/execution/simulate.ts). */
+  simulate?(
+    height: number,
+    blocks: readonly SimulatedBlockRequest[],
+    options: SimulateOptions,
+  ): Promise<readonly SimulatedBlock[]>;
   /** debug_traceCall: the trace of a call on the state after `height`. Absent when the debug API is off. */
   traceCall?(height: number, request: RpcCallRequest, options: TraceOptions): Promise<unknown>;
   /** txpool_status: the pool's EVM transactions runnable now (`pending`) and waiting behind a nonce gap (`queued`). */

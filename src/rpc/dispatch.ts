@@ -135,6 +135,8 @@ export const CONNECTION_METHODS: ReadonlySet<string> = new Set([
   "slotUnsubscribe",
   "logsSubscribe",
   "logsUnsubscribe",
+  "accountSubscribe",
+  "accountUnsubscribe",
 ]);
 
 const MAX_METHOD_NAME_IN_MESSAGE = 100;

@@ -4,6 +4,7 @@ import { type Hex, toHex } from "../../consensus/bytes.ts";
 import { type Block, encodeHeader, ZERO_HASH } from "../chain/block.ts";
 import type { StoredReceipt } from "../chain/receipts.ts";
 import { fastKeccak256 } from "../execution/keccak.ts";
+import type { SimulatedBlock, SimulatedLog } from "../execution/simulate.ts";
 import { type DecodedTx, decodeTransaction } from "../execution/tx.ts";
 import type { RpcCertificate } from "./backend.ts";
 import { logsBloom } from "./bloom.ts";
@@ -268,4 +269,85 @@ export function formatCertificate(cert: RpcCertificate): Record<string, unknown>
  */
 export function formatCertifiedHeader(cert: RpcCertificate, block: Block): Record<string, unknown> {
   return { ...formatCertificate(cert), header: toHex(encodeHeader(block.header)) };
+}
+
+/**
+ * An eth_simulateV1 block: Ethereum's block fields for the simulated header (its hash is keccak256 of an RLP list of
+ * its fields, src/execution/core.ts; it has no certificate), `transactions` as hashes or objects, and `calls`, each
+ * call's outcome with its logs placed in the block (logIndex counts across it).
+ */
+export function formatSimulatedBlock(block: SimulatedBlock, fullTransactions: boolean): Record<string, unknown> {
+  const env = block.env;
+  const number = env.height;
+  let logIndex = 0;
+  const allLogs: SimulatedLog[] = [];
+  const calls = block.calls.map((call, index) => {
+    const out: Record<string, unknown> = {
+      status: call.status === 1 ? "0x1" : "0x0",
+      returnData: call.returnData,
+      gasUsed: quantity(call.gasUsed),
+      logs: call.logs.map((log) => {
+        allLogs.push(log);
+        return formatLog(log, {
+          blockHash: block.hash,
+          blockNumber: number,
+          transactionHash: call.hash,
+          transactionIndex: index,
+          logIndex: logIndex++,
+        });
+      }),
+    };
+    if (call.error !== null) out.error = { ...call.error };
+    return out;
+  });
+  const transactions = block.calls.map((call, index) => {
+    if (!fullTransactions) return call.hash;
+    // Not signed: the sender is the one the call names, the signature fields are 0.
+    const { hash, type, from, to, nonce, gas, value, input, maxFeePerGas, maxPriorityFeePerGas } = call;
+    const fields: TxFields = {
+      hash,
+      type,
+      from,
+      to,
+      nonce,
+      gas,
+      value,
+      input,
+      maxFeePerGas,
+      maxPriorityFeePerGas,
+      chainId: env.chainId,
+      accessList: [],
+      v: 0n,
+      r: 0n,
+      s: 0n,
+    };
+    return formatTransaction(fields, {
+      blockHash: block.hash,
+      blockNumber: number,
+      index,
+      baseFeePerGas: env.baseFeePerGas,
+    });
+  });
+  return {
+    number: quantity(number),
+    hash: block.hash,
+    parentHash: block.parentHash,
+    nonce: ZERO_NONCE,
+    mixHash: env.prevRandao,
+    sha3Uncles: EMPTY_UNCLES_HASH,
+    logsBloom: logsBloom(allLogs),
+    transactionsRoot: block.transactionsRoot,
+    stateRoot: block.stateRoot,
+    miner: env.coinbase,
+    difficulty: "0x0",
+    totalDifficulty: "0x0",
+    extraData: "0x",
+    gasLimit: quantity(env.gasLimit),
+    gasUsed: quantity(block.gasUsed),
+    timestamp: quantity(Math.floor(env.timestampMs / 1000)),
+    baseFeePerGas: quantity(env.baseFeePerGas),
+    transactions,
+    uncles: [],
+    calls,
+  };
 }

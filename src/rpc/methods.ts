@@ -6,6 +6,12 @@ import { fromHex, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { type Block, isSvmEntry } from "../chain/block.ts";
 import { buildOrderedTrie, type OrderedTrie } from "../chain/ordered-trie.ts";
 import type { StoredReceipt } from "../chain/receipts.ts";
+import {
+  MAX_SIMULATED_BLOCKS,
+  MAX_SIMULATED_CALLS,
+  SimulationError,
+  type SimulationErrorKind,
+} from "../execution/simulate.ts";
 import { type TraceOptions, TraceTooLargeError } from "../execution/tracers.ts";
 import type {
   RpcAccessListEntry,
@@ -33,6 +39,7 @@ import {
   formatCertifiedHeader,
   formatLog,
   formatReceipt,
+  formatSimulatedBlock,
   formatTransaction,
   type LogPosition,
   quantity,
@@ -57,6 +64,7 @@ import {
   quantity as quantityParam,
   rawTransaction,
   rewardPercentiles,
+  simulatePayload,
   stateOverrides,
   storageKeys,
   storageSlot,
@@ -590,6 +598,33 @@ export function createMethods(
       },
     ),
 
+    eth_simulateV1: method(
+      [required("payload", simulatePayload), optional("block", blockRef)],
+      async (payload, ref): Promise<Outcome> => {
+        if (backend.simulate === undefined) return failure(ErrorCode.methodNotFound, "eth_simulateV1 is not served");
+        const height = await stateHeight(ref);
+        if (isFailure(height)) return height;
+        const calls = payload.blocks.reduce((n, b) => n + b.calls.length, 0);
+        if (payload.blocks.length > MAX_SIMULATED_BLOCKS || calls > MAX_SIMULATED_CALLS) {
+          return failure(
+            SIMULATION_ERROR_CODES.too_many,
+            `at most ${MAX_SIMULATED_BLOCKS} blocks and ${MAX_SIMULATED_CALLS} calls are simulated at once`,
+          );
+        }
+        try {
+          const blocks = await backend.simulate(height, payload.blocks, {
+            validation: payload.validation,
+            traceTransfers: payload.traceTransfers,
+            gasCap: limits.gasCap,
+          });
+          return success(blocks.map((b) => formatSimulatedBlock(b, payload.returnFullTransactions)));
+        } catch (error) {
+          if (error instanceof SimulationError) return failure(SIMULATION_ERROR_CODES[error.kind], error.message);
+          throw error;
+        }
+      },
+    ),
+
     eth_createAccessList: method(
       [required("transaction", callRequest), optional("block", blockRef)],
       async (request, ref) => {
@@ -812,6 +847,20 @@ export function createMethods(
     };
   }
 }
+
+/** geth's codes for a simulation that cannot run as asked (the whole eth_simulateV1 request fails). */
+const SIMULATION_ERROR_CODES: Record<SimulationErrorKind, number> = {
+  nonce_too_low: -38010,
+  nonce_too_high: -38011,
+  fee_too_low: -38012,
+  intrinsic_gas: -38013,
+  insufficient_funds: -38014,
+  block_gas_limit: -38015,
+  block_number: -38020,
+  block_timestamp: -38021,
+  too_many: -38026,
+  invalid: ErrorCode.invalidParams,
+};
 
 /** A trace's answer; one too large to give whole is -32005 (the client narrows it), not an internal error. */
 async function traced(run: () => Promise<unknown>): Promise<Outcome> {

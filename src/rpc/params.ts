@@ -3,6 +3,7 @@
 // "invalid argument 1 (block): expected a block tag ...".
 import { z } from "zod";
 import type { Hex } from "../../consensus/bytes.ts";
+import type { SimulatedBlockRequest, SimulatedCallRequest } from "../execution/simulate.ts";
 import type { TraceOptions } from "../execution/tracers.ts";
 import type { RpcAccountOverride, RpcBlockOverrides, RpcCallRequest, RpcStateOverrides } from "./backend.ts";
 
@@ -365,6 +366,68 @@ export const blockOverrides = z
     if (o.baseFeePerGas !== undefined) out.baseFeePerGas = o.baseFeePerGas;
     return Object.keys(out).length === 0 ? undefined : out;
   });
+
+/** What eth_simulateV1 asks: its blocks (each call a transaction object, `nonce` taken too) and its flags. */
+export interface SimulatePayload {
+  readonly blocks: readonly SimulatedBlockRequest[];
+  readonly validation: boolean;
+  readonly traceTransfers: boolean;
+  readonly returnFullTransactions: boolean;
+}
+
+const simulatedCall = z.unknown().transform((o, ctx): SimulatedCallRequest => {
+  const call = callRequest.safeParse(o);
+  const nonce = z.object({ nonce: optionalQuantity }).safeParse(o);
+  if (!call.success || !nonce.success) {
+    const issue = call.success ? nonce.error?.issues[0] : call.error.issues[0];
+    ctx.issues.push({ code: "custom", message: `a call: ${issue?.message ?? "malformed"}`, input: o });
+    return z.NEVER;
+  }
+  const n = nonce.data.nonce;
+  if (n !== undefined && n > MAX_NONCE) {
+    ctx.issues.push({ code: "custom", message: "a call's nonce is above 2^64 - 1", input: o });
+    return z.NEVER;
+  }
+  return n === undefined ? call.data : { ...call.data, nonce: n };
+});
+
+/** eth_simulateV1's first parameter: {blockStateCalls: [{blockOverrides?, stateOverrides?, calls?}], flags}. */
+export const simulatePayload = z
+  .object(
+    {
+      blockStateCalls: z.array(
+        z.object({
+          blockOverrides: blockOverrides.optional(),
+          stateOverrides: stateOverrides.optional(),
+          calls: z.array(simulatedCall).optional(),
+        }),
+      ),
+      validation: z.boolean().optional(),
+      traceTransfers: z.boolean().optional(),
+      returnFullTransactions: z.boolean().optional(),
+    },
+    {
+      error:
+        "expected {blockStateCalls: [{blockOverrides?, stateOverrides?, calls?}], validation?, traceTransfers?, returnFullTransactions?}",
+    },
+  )
+  .transform(
+    (o): SimulatePayload => ({
+      blocks: o.blockStateCalls.map((b) => ({
+        ...(b.blockOverrides?.number === undefined ? {} : { number: b.blockOverrides.number }),
+        ...(b.blockOverrides?.timestampMs === undefined ? {} : { timestampMs: b.blockOverrides.timestampMs }),
+        ...(b.blockOverrides?.gasLimit === undefined ? {} : { gasLimit: b.blockOverrides.gasLimit }),
+        ...(b.blockOverrides?.feeRecipient === undefined ? {} : { feeRecipient: b.blockOverrides.feeRecipient }),
+        ...(b.blockOverrides?.prevRandao === undefined ? {} : { prevRandao: b.blockOverrides.prevRandao }),
+        ...(b.blockOverrides?.baseFeePerGas === undefined ? {} : { baseFeePerGas: b.blockOverrides.baseFeePerGas }),
+        ...(b.stateOverrides === undefined ? {} : { stateOverrides: b.stateOverrides }),
+        calls: b.calls ?? [],
+      })),
+      validation: o.validation === true,
+      traceTransfers: o.traceTransfers === true,
+      returnFullTransactions: o.returnFullTransactions === true,
+    }),
+  );
 
 export interface LogFilter {
   readonly fromBlock: BlockRef;

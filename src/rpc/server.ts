@@ -128,6 +128,7 @@ export async function startRpcServer(opts: RpcServerOptions, backend: RpcBackend
   const hub = new SubscriptionHub(backend, {
     maxSubscriptionsPerConnection: opts.maxSubscriptionsPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
     log,
+    solana: opts.solana,
   });
   // The WebSocket transport is made below; the metrics read it when scraped.
   let wsConnections = () => 0;

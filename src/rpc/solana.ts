@@ -241,26 +241,25 @@ function decodeBase64(text: string): Uint8Array | null {
   return new Uint8Array(Buffer.from(text, "base64"));
 }
 
+/** An account as getAccountInfo and accountNotification show it, its data in `encoding` (base64 or base58). */
+export function solanaAccountJson(account: SvmAccount, encoding: string, slice?: { offset: number; length: number }) {
+  const data = slice === undefined ? account.data : account.data.subarray(slice.offset, slice.offset + slice.length);
+  return {
+    data:
+      encoding === "base58" ? [base58Decoder.decode(data), "base58"] : [Buffer.from(data).toString("base64"), encoding],
+    executable: account.executable,
+    lamports: Number(account.lamports),
+    owner: base58Decoder.decode(account.owner),
+    rentEpoch: Number(account.rentEpoch),
+    space: account.data.length,
+  };
+}
+
 /** The Solana methods over `backend`, to merge into the server's method table. */
 export function createSolanaMethods(backend: SolanaRpcBackend): Map<string, MethodDef> {
   const heightFor = (commitment: SolanaCommitment | undefined): number =>
     commitment === "finalized" ? Math.min(backend.finalizedHeight(), backend.headHeight()) : backend.headHeight();
   const context = (slot: number) => ({ slot, apiVersion: SOLANA_API_VERSION });
-
-  const accountJson = (account: SvmAccount, encoding: string, slice?: { offset: number; length: number }) => {
-    const data = slice === undefined ? account.data : account.data.subarray(slice.offset, slice.offset + slice.length);
-    return {
-      data:
-        encoding === "base58"
-          ? [base58Decoder.decode(data), "base58"]
-          : [Buffer.from(data).toString("base64"), encoding],
-      executable: account.executable,
-      lamports: Number(account.lamports),
-      owner: base58Decoder.decode(account.owner),
-      rentEpoch: Number(account.rentEpoch),
-      space: account.data.length,
-    };
-  };
 
   const methods: Record<string, MethodDef> = {
     getHealth: method([], () => success("ok")),
@@ -348,7 +347,7 @@ export function createSolanaMethods(backend: SolanaRpcBackend): Map<string, Meth
       }
       return success({
         context: context(height),
-        value: account === null ? null : accountJson(account, encoding, config?.dataSlice),
+        value: account === null ? null : solanaAccountJson(account, encoding, config?.dataSlice),
       });
     }),
     sendTransaction: method(

@@ -6,24 +6,30 @@
 //
 // Solana clients (@solana/kit's sendAndConfirmTransactionFactory) use the same connections: signatureSubscribe (one
 // notification when the transaction is committed, then the subscription ends, as Solana does) and slotSubscribe
-// (one per committed height). Their ids are integers and their notifications Solana's (docs/svm.md).
+// (one per committed height). Their ids are integers and their notifications Solana's (docs/svm.md). accountSubscribe
+// reads the subscribed accounts after a commit that changed the SVM state (in commit order, one read per account for
+// all its subscribers) and notifies those whose account differs from what they last saw.
 import { randomBytes } from "node:crypto";
 import { getBase58Decoder, getBase58Encoder } from "@solana/kit";
 import { z } from "zod";
 import { fromHex, toHex } from "../../consensus/bytes.ts";
 import { isSvmEntry } from "../chain/block.ts";
+import { SVM_VM } from "../execution/svm/account.ts";
 import type { CommittedEvent, RpcBackend, RpcPendingTx } from "./backend.ts";
 import { type MethodDef, method, optional, type RpcLog, required } from "./dispatch.ts";
 import { ErrorCode, failure, invalidParams, type Outcome, success } from "./errors.ts";
 import { formatCertifiedHeader, formatHeader, formatLog, formatTransaction, TxDecoder } from "./format.ts";
 import { blockLogs, type LogMatcher, logMatcher } from "./methods.ts";
 import { describeValue, logFilter } from "./params.ts";
-import { svmAccountKeys, transactionErrorJson } from "./solana.ts";
+import { type SolanaRpcBackend, solanaAccountJson, svmAccountKeys, transactionErrorJson } from "./solana.ts";
 
 export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 128;
 /** Decoded pending transactions kept for full-object newPendingTransactions subscribers. */
 const PENDING_TX_CACHE_ENTRIES = 4_096;
 const MAX_SUBSCRIPTION_ID_CHARS = 100;
+/** Distinct accounts accountSubscribe watches across the server: each is read after every commit that may change it. */
+export const MAX_WATCHED_SVM_ACCOUNTS = 1_024;
+const SYSTEM_PROGRAM = "11111111111111111111111111111111";
 
 export type SubscriptionKind =
   | "newHeads"
@@ -32,7 +38,8 @@ export type SubscriptionKind =
   | "certificates"
   | "solanaSignature"
   | "solanaSlot"
-  | "solanaLogs";
+  | "solanaLogs"
+  | "solanaAccount";
 type Namespace = "eth" | "lumia" | "solana";
 
 const KINDS: Readonly<Record<Exclude<Namespace, "solana">, readonly SubscriptionKind[]>> = {
@@ -51,6 +58,8 @@ export interface NotificationSink {
 export interface SubscriptionHubOptions {
   readonly maxSubscriptionsPerConnection: number;
   readonly log?: RpcLog | undefined;
+  /** The SVM's accounts (accountSubscribe); absent on a server without the Solana methods. */
+  readonly solana?: Pick<SolanaRpcBackend, "account" | "headHeight"> | undefined;
 }
 
 interface Subscription {
@@ -67,6 +76,16 @@ interface Subscription {
   readonly signature: string | null;
   /** solanaLogs only: the base58 account a transaction must mention (null: every transaction). */
   readonly mentions?: string | null;
+  /**
+   * solanaAccount only: the account, the data encoding, the value last notified (or read at subscription) and the
+   * height it was read at (null until the first read: commits up to that height are not notified).
+   */
+  readonly account?: {
+    readonly pubkey: string;
+    readonly encoding: "base64" | "base58";
+    last: string | null;
+    readAt: number | null;
+  };
   active: boolean;
 }
 
@@ -107,6 +126,8 @@ export class SubscriptionSession {
         ["signatureSubscribe", this.solanaSignatureSubscribe(create)],
         ["slotSubscribe", this.solanaSlotSubscribe(create)],
         ["logsSubscribe", this.solanaLogsSubscribe(create)],
+        ["accountSubscribe", this.solanaAccountSubscribe(create)],
+        ["accountUnsubscribe", this.solanaUnsubscribe("solanaAccount")],
         ["signatureUnsubscribe", this.solanaUnsubscribe("solanaSignature")],
         ["slotUnsubscribe", this.solanaUnsubscribe("solanaSlot")],
         ["logsUnsubscribe", this.solanaUnsubscribe("solanaLogs")],
@@ -137,10 +158,19 @@ export class SubscriptionSession {
   }
 
   private create(
-    fields: Pick<Subscription, "namespace" | "kind" | "matcher" | "fullTransactions" | "signature" | "mentions">,
+    fields: Pick<
+      Subscription,
+      "namespace" | "kind" | "matcher" | "fullTransactions" | "signature" | "mentions" | "account"
+    >,
     made: Subscription[],
   ): Outcome {
     if (this.closed) return failure(ErrorCode.server, "connection closed");
+    if (fields.account !== undefined && !this.hub.canWatch(fields.account.pubkey)) {
+      return failure(
+        ErrorCode.limitExceeded,
+        `limit exceeded: at most ${MAX_WATCHED_SVM_ACCOUNTS} accounts are watched by accountSubscribe on this node`,
+      );
+    }
     if (this.subscriptions.size >= this.maxSubscriptions) {
       return failure(
         ErrorCode.limitExceeded,
@@ -207,6 +237,32 @@ export class SubscriptionSession {
     });
   }
 
+  /**
+   * Solana's accountSubscribe: an accountNotification `{context: {slot}, value: account}` after each commit that
+   * changed the account (lamports, data, owner); `encoding` base64 or base58 (Solana's default).
+   */
+  private solanaAccountSubscribe(create: Create): MethodDef {
+    return method([required("pubkey", z.unknown()), optional("config", z.unknown())], (pubkey, config) => {
+      if (!this.hub.servesAccounts) return failure(ErrorCode.methodNotFound, "accountSubscribe is not served: no SVM");
+      const base58 = base58Of(pubkey, 32);
+      if (base58 === null) return invalidParams(`Invalid param: ${describeValue(pubkey)} is not a pubkey`);
+      const parsed = solanaSubscriptionConfig(config);
+      if (!parsed.ok) return parsed;
+      const encoding = parsed.config.encoding ?? "base58";
+      if (encoding !== "base64" && encoding !== "base58") {
+        return invalidParams(`Invalid param: encoding ${encoding} is not served: use base64 or base58`);
+      }
+      return create({
+        namespace: "solana",
+        kind: "solanaAccount",
+        matcher: null,
+        fullTransactions: false,
+        signature: null,
+        account: { pubkey: base58, encoding, last: null, readAt: null },
+      });
+    });
+  }
+
   private solanaSlotSubscribe(create: Create): MethodDef {
     return method([], () =>
       create({ namespace: "solana", kind: "solanaSlot", matcher: null, fullTransactions: false, signature: null }),
@@ -258,12 +314,16 @@ export class SubscriptionSession {
 }
 
 type Create = (
-  fields: Pick<Subscription, "namespace" | "kind" | "matcher" | "fullTransactions" | "signature" | "mentions">,
+  fields: Pick<
+    Subscription,
+    "namespace" | "kind" | "matcher" | "fullTransactions" | "signature" | "mentions" | "account"
+  >,
 ) => Outcome;
 
 const solanaSubscriptionConfigSchema = z.looseObject({
   commitment: z.enum(["processed", "confirmed", "finalized"]).optional(),
   enableReceivedNotification: z.boolean().optional(),
+  encoding: z.string().optional(),
 });
 
 /** A Solana subscription's config: commitment processed or confirmed (every committed block is certified). */
@@ -299,6 +359,7 @@ function parseOptions(kind: SubscriptionKind, options: unknown): ParsedOptions {
     case "solanaSignature":
     case "solanaSlot":
     case "solanaLogs":
+    case "solanaAccount":
       return { error: invalidParams(`${kind} is a Solana subscription`) };
     case "newHeads":
     case "certificates":
@@ -341,15 +402,17 @@ function parseOptions(kind: SubscriptionKind, options: unknown): ParsedOptions {
   }
 }
 
+const SOLANA_NOTIFICATIONS: Partial<Record<SubscriptionKind, string>> = {
+  solanaSignature: "signatureNotification",
+  solanaLogs: "logsNotification",
+  solanaAccount: "accountNotification",
+  solanaSlot: "slotNotification",
+};
+
 /** Notification text with the result already serialised: one JSON.stringify per result, not per subscriber. */
 function notification(sub: Subscription, resultJson: string): string {
   if (sub.namespace === "solana") {
-    const method =
-      sub.kind === "solanaSignature"
-        ? "signatureNotification"
-        : sub.kind === "solanaLogs"
-          ? "logsNotification"
-          : "slotNotification";
+    const method = SOLANA_NOTIFICATIONS[sub.kind] ?? "slotNotification";
     return `{"jsonrpc":"2.0","method":"${method}","params":{"result":${resultJson},"subscription":${sub.id}}}`;
   }
   return `{"jsonrpc":"2.0","method":"${sub.namespace}_subscription","params":{"subscription":"${sub.id}","result":${resultJson}}}`;
@@ -364,7 +427,14 @@ export class SubscriptionHub {
     solanaSignature: new Set(),
     solanaSlot: new Set(),
     solanaLogs: new Set(),
+    solanaAccount: new Set(),
   };
+  /** solanaAccount subscriptions by base58 account. */
+  private readonly byAccount = new Map<string, Set<Subscription>>();
+  /** Account reads and their notifications, one commit after another. */
+  private accountWork: Promise<void> = Promise.resolve();
+  /** The SVM root of the last commit seen while accounts were watched (null: read them all at the next one). */
+  private lastSvmRoot: string | null = null;
   /** solanaSignature subscriptions by base58 signature. */
   private readonly bySignature = new Map<string, Set<Subscription>>();
   private solanaIds = 0;
@@ -405,9 +475,20 @@ export class SubscriptionHub {
     return this.solanaIds;
   }
 
+  /** accountSubscribe is served (the server has the SVM's accounts). */
+  get servesAccounts(): boolean {
+    return this.opts.solana !== undefined;
+  }
+
+  /** Whether `pubkey` may be watched: already watched, or room for one more. */
+  canWatch(pubkey: string): boolean {
+    return this.byAccount.has(pubkey) || this.byAccount.size < MAX_WATCHED_SVM_ACCOUNTS;
+  }
+
   add(sub: Subscription): void {
     if (this.closed) return;
     this.byKind[sub.kind].add(sub);
+    if (sub.account !== undefined) this.watch(sub);
     if (sub.signature !== null) {
       let set = this.bySignature.get(sub.signature);
       if (set === undefined) {
@@ -421,6 +502,11 @@ export class SubscriptionHub {
 
   remove(sub: Subscription): void {
     this.byKind[sub.kind].delete(sub);
+    if (sub.account !== undefined) {
+      const set = this.byAccount.get(sub.account.pubkey);
+      set?.delete(sub);
+      if (set?.size === 0) this.byAccount.delete(sub.account.pubkey);
+    }
     if (sub.signature !== null) {
       const set = this.bySignature.get(sub.signature);
       set?.delete(sub);
@@ -438,7 +524,8 @@ export class SubscriptionHub {
         k.certificates.size +
         k.solanaSignature.size +
         k.solanaSlot.size +
-        k.solanaLogs.size >
+        k.solanaLogs.size +
+        k.solanaAccount.size >
         0 && !this.closed;
     if (wantCommits && this.stopCommitted === null) {
       this.stopCommitted = this.backend.onCommitted((event) => this.guard("commit", () => this.onCommitted(event)));
@@ -491,6 +578,8 @@ export class SubscriptionHub {
       for (const sub of [...slots]) this.deliver(sub, json);
     }
     if (this.byKind.solanaLogs.size > 0) this.deliverSolanaLogs(event);
+    if (this.byAccount.size > 0) this.queueAccountReads(event);
+    else this.lastSvmRoot = null;
     if (this.bySignature.size === 0) return;
     for (const receipt of event.svmReceipts ?? []) {
       const signature = base58Decoder.decode(receipt.signature);
@@ -506,6 +595,79 @@ export class SubscriptionHub {
         sub.session.ended(sub);
       }
     }
+  }
+
+  /** A new account subscription: what the account holds now is its baseline (read in turn with the commits' reads). */
+  private watch(sub: Subscription): void {
+    const account = sub.account;
+    const solana = this.opts.solana;
+    if (account === undefined || solana === undefined) return;
+    let set = this.byAccount.get(account.pubkey);
+    if (set === undefined) {
+      set = new Set();
+      this.byAccount.set(account.pubkey, set);
+    }
+    set.add(sub);
+    this.accountWork = this.accountWork.then(async () => {
+      try {
+        const height = solana.headHeight();
+        account.last = accountValueJson(await solana.account(height, account.pubkey), account.encoding);
+        account.readAt = height;
+      } catch (error) {
+        // Notified at the next commit that reads it.
+        account.readAt = solana.headHeight();
+        this.opts.log?.warn({ err: error, account: account.pubkey }, "accountSubscribe: cannot read the account");
+      }
+    });
+  }
+
+  /**
+   * After a commit: the watched accounts it may have changed are read at its height, in turn with earlier commits'
+   * reads. None when the SVM root did not move; only those its Solana transactions name when the block has no EVM
+   * transaction (an EVM transaction may move lamports through the cross-VM precompile); every watched one otherwise.
+   */
+  private queueAccountReads(event: CommittedEvent): void {
+    const solana = this.opts.solana;
+    if (solana === undefined) return;
+    const svmRoot = event.block.header.vmRoots.find((r) => r.vm === SVM_VM.id)?.root ?? null;
+    const moved = svmRoot !== this.lastSvmRoot || this.lastSvmRoot === null;
+    this.lastSvmRoot = svmRoot;
+    if (!moved) return;
+    const svmEntries = event.block.transactions.filter(isSvmEntry);
+    let pubkeys = [...this.byAccount.keys()];
+    if (svmEntries.length === event.block.transactions.length) {
+      const named = new Set(svmEntries.flatMap((entry) => svmAccountKeys(entry.subarray(1))));
+      pubkeys = pubkeys.filter((p) => named.has(p));
+    }
+    if (pubkeys.length === 0) return;
+    this.accountWork = this.accountWork.then(async () => {
+      for (const pubkey of pubkeys) {
+        const subs = this.byAccount.get(pubkey);
+        if (subs === undefined) continue;
+        let account: Awaited<ReturnType<typeof solana.account>>;
+        try {
+          account = await solana.account(event.height, pubkey);
+        } catch (error) {
+          this.opts.log?.warn({ err: error, account: pubkey, height: event.height }, "accountSubscribe: read failed");
+          continue;
+        }
+        const byEncoding = new Map<string, string>();
+        for (const sub of [...subs]) {
+          const state = sub.account;
+          // Not read yet, or read at this height or a later one: this commit is already in what it holds.
+          if (state === undefined || state.readAt === null || event.height <= state.readAt) continue;
+          let value = byEncoding.get(state.encoding);
+          if (value === undefined) {
+            value = accountValueJson(account, state.encoding);
+            byEncoding.set(state.encoding, value);
+          }
+          state.readAt = event.height;
+          if (value === state.last) continue;
+          state.last = value;
+          this.deliver(sub, `{"context":{"slot":${event.height}},"value":${value}}`);
+        }
+      }
+    });
   }
 
   /** Each committed Solana transaction's logs to the logsSubscribe subscribers it matches (all, or its mentions). */
@@ -577,4 +739,17 @@ export class SubscriptionHub {
     if (!sub.active) return;
     sub.session.sink.send(notification(sub, resultJson));
   }
+}
+
+/**
+ * An account's value as accountNotification gives it; a missing (closed) account as Solana shows one: no lamports,
+ * no data, owned by the System Program.
+ */
+function accountValueJson(
+  account: Awaited<ReturnType<SolanaRpcBackend["account"]>>,
+  encoding: "base64" | "base58",
+): string {
+  if (account !== null) return JSON.stringify(solanaAccountJson(account, encoding));
+  const data = encoding === "base58" ? ["", "base58"] : ["", "base64"];
+  return JSON.stringify({ data, executable: false, lamports: 0, owner: SYSTEM_PROGRAM, rentEpoch: 0, space: 0 });
 }

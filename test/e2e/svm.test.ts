@@ -143,15 +143,23 @@ describe("Solana transactions on the subnet", () => {
     assertIsTransactionWithBlockhashLifetime(signed);
     // logsSubscribe as kit asks for it: one filtered by an account the transfer mentions, one for everything.
     const abort = new AbortController();
-    const [mentioning, all] = await Promise.all([
+    const [mentioning, all, bobAccount] = await Promise.all([
       rpcSubscriptions
         .logsNotifications({ mentions: [bob.address] }, { commitment: "confirmed" })
         .subscribe({ abortSignal: abort.signal }),
       rpcSubscriptions.logsNotifications("all", { commitment: "confirmed" }).subscribe({ abortSignal: abort.signal }),
+      // accountSubscribe as kit asks for it: bob's account, which the transfer creates.
+      rpcSubscriptions
+        .accountNotifications(bob.address, { commitment: "confirmed", encoding: "base64" })
+        .subscribe({ abortSignal: abort.signal }),
     ]);
     // Iteration starts before the send: kit hands an iterator only what arrives while it waits.
     const firsts = [mentioning, all].map((stream) => stream[Symbol.asyncIterator]().next());
+    const bobChanged = bobAccount[Symbol.asyncIterator]().next();
     await sendAndConfirm(signed, { commitment: "confirmed", skipPreflight: true });
+    const changed = await bobChanged;
+    expect(changed.value?.value).toMatchObject({ lamports: SOL, owner: "11111111111111111111111111111111", space: 0n });
+    expect(changed.value?.context.slot).toBeGreaterThan(0n);
     for (const next of firsts) {
       const first = await next;
       expect(first.value?.value).toMatchObject({

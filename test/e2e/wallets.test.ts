@@ -183,6 +183,26 @@ describe("wallet libraries against a live subnet", () => {
       });
     expect(await read([{ address: token, stateDiff: [{ slot, value: pad(toHex(12_345n)) }] }])).toBe(12_345n);
     expect(await read()).toBe(200n);
+    // viem's simulateBlocks (eth_simulateV1): a token transfer, then the recipient's balance, seen by the next call.
+    const [simulated] = await publicHttp.simulateBlocks({
+      blocks: [
+        {
+          calls: [
+            { account: address(6), to: token, abi: Token.abi, functionName: "transfer", args: [address(7), 50n] },
+            { to: token, abi: Token.abi, functionName: "balanceOf", args: [address(7)] },
+          ],
+        },
+      ],
+    });
+    expect(simulated?.calls.map((c) => c.status)).toEqual(["success", "success"]);
+    const before = (await publicHttp.readContract({
+      address: token,
+      abi: Token.abi,
+      functionName: "balanceOf",
+      args: [address(7)],
+    })) as bigint;
+    expect(simulated?.calls[1]?.result).toBe(before + 50n);
+    expect(await read()).toBe(200n);
 
     (await publicWs.transport.getRpcClient()).close();
   }, 60_000);
