@@ -603,7 +603,7 @@ export class ExecutionCore {
     session.stateManager.link = svm ?? null;
     const vm = await this.vmFor(session.stateManager, env, session.stateManager.link);
     const block = this.blockFor(env);
-    const from = addressOf(request.from ?? `0x${"00".repeat(20)}`, "from");
+    const from = addressOf(request.from ?? ZERO_ADDRESS, "from");
     const gasLimit = request.gas ?? (env.gasLimit < MAX_CALL_GAS ? env.gasLimit : MAX_CALL_GAS);
     if (gasLimit <= 0n || gasLimit > MAX_CALL_GAS) {
       throw new ExecutionError("invalid_argument", `call gas ${gasLimit} outside (0, ${MAX_CALL_GAS}]`);
@@ -710,7 +710,6 @@ export class ExecutionCore {
     };
     let gasLeft = options.gasCap;
     const out: SimulatedBlock[] = [];
-    const zeroAddress: Hex = `0x${"00".repeat(20)}`;
     return withState(root, async () => {
       for (const [i, request] of blocks.entries()) {
         const number = request.number ?? parent.height + 1;
@@ -742,7 +741,7 @@ export class ExecutionCore {
           sm,
           vmRoots,
           parent,
-          { ...request, number, timestampMs, feeRecipient: request.feeRecipient ?? zeroAddress },
+          { ...request, number, timestampMs },
           options,
           blockHash,
           gasLeft,
@@ -777,7 +776,7 @@ export class ExecutionCore {
       chainId: this.chainId,
       height: request.number ?? parent.height + 1,
       timestampMs: request.timestampMs ?? parent.timestampMs + 1000,
-      coinbase: request.feeRecipient ?? `0x${"00".repeat(20)}`,
+      coinbase: request.feeRecipient ?? ZERO_ADDRESS,
       gasLimit: request.gasLimit ?? parent.gasLimit,
       baseFeePerGas: request.baseFeePerGas ?? (options.validation ? this.nextBaseFee(parent) : 0n),
       prevRandao: request.prevRandao ?? ZERO_WORD,
@@ -793,7 +792,7 @@ export class ExecutionCore {
     let gasLeft = gasCapLeft;
     for (const [index, call] of request.calls.entries()) {
       const where = `block ${env.height}, call ${index}`;
-      const from = addressOf(call.from ?? `0x${"00".repeat(20)}`, "from");
+      const from = addressOf(call.from ?? ZERO_ADDRESS, "from");
       const account = (await sm.getAccount(from)) ?? new Account();
       const nonce = call.nonce ?? account.nonce;
       const blockGasLeft = env.gasLimit - gasUsed;
@@ -904,8 +903,7 @@ export class ExecutionCore {
                 topics: topics.map((t) => toHex(t)),
                 data: toHex(data),
               }));
-      const serialized = tx.getMessageToSign();
-      unsigned.push(serialized);
+      unsigned.push(tx.getMessageToSign());
       calls.push({
         hash: toHex(keccak256(concatBytes(tx.getHashedMessageToSign(), from.bytes))),
         type: legacy ? 0 : 2,
@@ -1220,6 +1218,7 @@ export function encodeTransferReceipt(type: 0 | 1 | 2, cumulativeGasUsed: bigint
 }
 
 const ZERO_WORD: Hex = `0x${"00".repeat(32)}`;
+const ZERO_ADDRESS: Hex = `0x${"00".repeat(20)}`;
 
 /** A simulated block as the parent of the next one. */
 function nextParent(block: SimulatedBlock) {

@@ -18,7 +18,7 @@ import type {
   RpcSendResult,
   RpcValidatorSetChange,
 } from "../rpc/backend.ts";
-import { readPrunableHistory, readPrunableState } from "../rpc/errors.ts";
+import { ErrorCode, RpcRequestError, readPrunableHistory, readPrunableState } from "../rpc/errors.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
 import type { BlockExecutor } from "./executor.ts";
 
@@ -144,6 +144,15 @@ export function createRpcBackend(m: RpcBackendModules): NodeRpcBackend {
               readPrunableState(height - 1, keptFrom, async () => {
                 const entry = await blockByHeight(height);
                 if (entry === undefined) throw new Error(`no committed block ${height}`);
+                // BLOCKHASH in the replay reads the hashes of the 256 blocks before it, from their certificates.
+                const history = historyFrom();
+                if (Math.max(2, height - 256) < history) {
+                  throw new RpcRequestError(
+                    ErrorCode.prunedHistory,
+                    `pruned history unavailable: replaying block ${height} needs the hashes of the 256 blocks ` +
+                      `before it, and this node keeps blocks ${history} and later (storage.blockHistory)`,
+                  );
+                }
                 const evmCount = entry.block.transactions.filter((raw) => !isSvmEntry(raw)).length;
                 const indices = index === null ? [...Array(evmCount).keys()] : [index];
                 const tracers = new Map(indices.map((i) => [i, createTracer(options)]));

@@ -14,7 +14,7 @@ import { getBase58Decoder, getBase58Encoder } from "@solana/kit";
 import { z } from "zod";
 import { fromHex, toHex } from "../../consensus/bytes.ts";
 import { isSvmEntry } from "../chain/block.ts";
-import { SVM_VM } from "../execution/svm/account.ts";
+import { SVM_FEE_COLLECTOR, SVM_VM } from "../execution/svm/account.ts";
 import type { CommittedEvent, RpcBackend, RpcPendingTx } from "./backend.ts";
 import { type MethodDef, method, optional, type RpcLog, required } from "./dispatch.ts";
 import { ErrorCode, failure, invalidParams, type Outcome, success } from "./errors.ts";
@@ -623,8 +623,10 @@ export class SubscriptionHub {
 
   /**
    * After a commit: the watched accounts it may have changed are read at its height, in turn with earlier commits'
-   * reads. None when the SVM root did not move; only those its Solana transactions name when the block has no EVM
-   * transaction (an EVM transaction may move lamports through the cross-VM precompile); every watched one otherwise.
+   * reads. None when the SVM root did not move; only those its Solana transactions name (and the fee collector) when
+   * the block has no EVM transaction: an EVM transaction may move lamports through the cross-VM precompile, a Solana
+   * one's gateway call into the EVM may not (one VM switch per call chain, docs/cross-vm.md). Every watched one
+   * otherwise.
    */
   private queueAccountReads(event: CommittedEvent): void {
     const solana = this.opts.solana;
@@ -637,6 +639,7 @@ export class SubscriptionHub {
     let pubkeys = [...this.byAccount.keys()];
     if (svmEntries.length === event.block.transactions.length) {
       const named = new Set(svmEntries.flatMap((entry) => svmAccountKeys(entry.subarray(1))));
+      named.add(SVM_FEE_COLLECTOR);
       pubkeys = pubkeys.filter((p) => named.has(p));
     }
     if (pubkeys.length === 0) return;

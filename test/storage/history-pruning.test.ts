@@ -177,6 +177,13 @@ describe("history pruning", () => {
       }
     }
     const head = pruned.store.headHeight;
+    // A replay reads the hashes of the 256 blocks before it: within 256 of the deleted ones, it is refused as pruned.
+    const trace = await rpcError(pruned, "debug_traceBlockByNumber", [hex(keptFrom + 10), { tracer: "callTracer" }]);
+    expect(trace.code).toBe(4444);
+    expect(trace.message).toContain(`replaying block ${keptFrom + 10} needs the hashes of the 256 blocks before it`);
+    expect(
+      await nodes.eth(archive, "debug_traceBlockByNumber", [hex(keptFrom + 10), { tracer: "callTracer" }]),
+    ).toHaveLength(1);
     const logs = await rpcError(pruned, "eth_getLogs", [{ fromBlock: hex(keptFrom - 1), toBlock: hex(keptFrom + 10) }]);
     expect(logs.code).toBe(4444);
     expect(await nodes.eth(pruned, "eth_getLogs", [{ fromBlock: hex(head - 50), toBlock: hex(head) }])).toEqual([]);
