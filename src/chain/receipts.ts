@@ -1,8 +1,9 @@
 // Stored receipts of a committed block (bucket receiptsByHeight): what eth_getTransactionReceipt and eth_getLogs
 // answer from, plus the typed RLP receipt the receipts trie commits to (for receipt proofs).
 //
-// Layout: version u8 (= 2) | u32 count | receipt* | u32 count | svmReceipt* (src/execution/svm/receipt.ts: signature,
-//   status, fee, computeUnits, error, logs; one per SVM entry, after the EVM ones as in the block), receipt = txHash bytes32 | type u8 | from bytes20 |
+// Layout: version u8 (= 3) | u32 count | receipt* | u32 count | svmReceipt* (src/execution/svm/receipt.ts: signature,
+//   status, fee, computeUnits, error, logs, preBalances, postBalances; one per SVM entry, after the EVM ones as in the
+//   block; version 2, still read, had no balances), receipt = txHash bytes32 | type u8 | from bytes20 |
 //   to (u8 flag | bytes20) | contractAddress (u8 flag | bytes20) | status u8 | gasUsed u64 | cumulativeGasUsed u64 |
 //   effectiveGasPrice bytes32 | logs: u32 count | (address bytes20 | topics: u32 count | bytes32* | data u32 len | bytes)* |
 //   revertReason u32 len | utf8 | encoded u32 len | typed RLP receipt
@@ -25,7 +26,7 @@ import {
   versioned,
 } from "../../consensus/codec.ts";
 import type { ExecutedReceipt } from "../execution/core.ts";
-import { type StoredSvmReceipt, storedSvmReceiptCodec } from "../execution/svm/receipt.ts";
+import { type StoredSvmReceipt, storedSvmReceiptCodec, storedSvmReceiptCodecV2 } from "../execution/svm/receipt.ts";
 
 const MAX_RECEIPTS = 100_000;
 const MAX_LOGS = 10_000;
@@ -61,8 +62,13 @@ const receiptSchema = struct({
 });
 
 export const receiptsSchema = versioned(
-  2,
+  3,
   struct({ evm: list(receiptSchema, MAX_RECEIPTS), svm: list(storedSvmReceiptCodec, MAX_RECEIPTS) }),
+);
+/** Version 2, written before the SVM receipts kept balances: still read (their balances read as none). */
+const receiptsSchemaV2 = versioned(
+  2,
+  struct({ evm: list(receiptSchema, MAX_RECEIPTS), svm: list(storedSvmReceiptCodecV2, MAX_RECEIPTS) }),
 );
 export type StoredReceipt = Infer<typeof receiptSchema>;
 export type { StoredSvmReceipt };
@@ -93,6 +99,10 @@ export function decodeBlockReceipts(bytes: Uint8Array): {
   readonly evm: readonly StoredReceipt[];
   readonly svm: readonly StoredSvmReceipt[];
 } {
+  if (bytes[0] === 2) {
+    const old = decode(receiptsSchemaV2, bytes, "receipts");
+    return { evm: old.evm, svm: old.svm.map((r) => ({ ...r, preBalances: [], postBalances: [] })) };
+  }
   return decode(receiptsSchema, bytes, "receipts");
 }
 

@@ -462,9 +462,9 @@ export function createSolanaMethods(backend: SolanaRpcBackend): Map<string, Meth
             err,
             status: err === null ? { Ok: null } : { Err: err },
             fee: Number(record.receipt.fee),
-            // Balances before and after are not recorded by this node (docs/svm.md): empty lists.
-            preBalances: [],
-            postBalances: [],
+            // Lamports of each static account key, in key order (empty for blocks stored before they were kept).
+            preBalances: record.receipt.preBalances.map(Number),
+            postBalances: record.receipt.postBalances.map(Number),
             innerInstructions: [],
             preTokenBalances: [],
             postTokenBalances: [],

@@ -2,14 +2,19 @@
 // generations"; storage.blockHistory = 256, the fewest allowed, "History pruning"): the node runs whole state cycles as
 // it commits, reports them in its metrics, answers a balance read of a pruned height with JSON-RPC error -32000 naming
 // the first kept height, reads the kept ones, and restarts on its pruned store. Under a stream of transfers it deletes
-// the history of old heights but block 1, answers reads of it with 4444 (transactions: null), and restarts with no
-// more than the 256 newest heights' history, from which its executor reloads the block hashes it needs.
+// the history of old heights but block 1, answers reads of it with 4444 (transactions: null), still lets a light
+// client verify a balance from the genesis set, and restarts with no more than the 256 newest heights' history, from
+// which its executor reloads the block hashes it needs.
 import { readFileSync, writeFileSync } from "node:fs";
 import { type Hex, parseGwei } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { devnetAccounts } from "../../src/cli/devnet.ts";
+import { loadGenesis } from "../../src/config/genesis.ts";
+import { anchorFromGenesis, LightClient } from "../../src/light-client/index.ts";
 import { Cluster } from "./cluster.ts";
+
+const hexHeight = (height: number | bigint) => `0x${height.toString(16)}`;
 
 async function rpc(
   url: string,
@@ -117,6 +122,16 @@ describe("state and history pruning in a node process", () => {
     expect(kept).toBeDefined();
     expect((await rpc(url, "eth_getTransactionReceipt", [gone?.hash])).result).toBeNull();
     expect((await rpc(url, "eth_getTransactionReceipt", [kept?.hash])).result).toMatchObject({ status: "0x1" });
+    // A light client still verifies through this node: block 1 (whose parent is the genesis) is kept, and the
+    // certificates are real BLS aggregates.
+    const client = await LightClient.create({
+      rpcUrl: url,
+      genesis: anchorFromGenesis(await loadGenesis(cluster.plan.genesisPath)),
+    });
+    const verified = await client.verifiedBalance(account.address);
+    const atHeight = await rpc(url, "eth_getBalance", [account.address, hexHeight(verified.header.height)]);
+    expect(verified.balance).toBe(BigInt(atHeight.result as string));
+    expect(verified.header.height).toBeGreaterThan(keptFrom);
 
     await cluster.stop(name);
     cluster.start(name);

@@ -232,6 +232,11 @@ describe("Solana transactions on the subnet", () => {
       tx?.meta?.logMessages?.some((l) => l.includes("Program TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA success")),
     ).toBe(true);
     expect(tx?.transaction.signatures[0]).toBe(lastSignature);
+    // Lamports per account key before and after: the fee payer (alice, key 0) paid the fee, nothing else moved.
+    const keys = tx?.transaction.message.accountKeys ?? [];
+    expect(tx?.meta?.preBalances).toHaveLength(keys.length);
+    expect((tx?.meta?.preBalances[0] ?? 0n) - (tx?.meta?.postBalances[0] ?? 0n)).toBe(5_000n);
+    expect(tx?.meta?.preBalances.slice(1)).toEqual(tx?.meta?.postBalances.slice(1));
     expect(await rpc.getSlot({ commitment: "confirmed" }).send()).toBeGreaterThanOrEqual(tokenSlot);
     expect((await rpc.getEpochInfo().send()).slotsInEpoch).toBe(432_000n);
   }, 60_000);

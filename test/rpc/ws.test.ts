@@ -245,6 +245,8 @@ describe("Solana subscriptions (signatureSubscribe, slotSubscribe)", () => {
       computeUnits: 150n,
       error: "InstructionError(0, Custom(1))",
       logs: [],
+      preBalances: [],
+      postBalances: [],
     };
     fx.backend.emitCommitted({ ...event, svmReceipts: [failed] });
     fx.backend.emitCommitted({ ...event, svmReceipts: [failed] });
@@ -294,6 +296,8 @@ describe("Solana logsSubscribe", () => {
       computeUnits: 150n,
       error: "",
       logs: ["Program 11111111111111111111111111111111 invoke [1]", "Program 11111111111111111111111111111111 success"],
+      preBalances: [],
+      postBalances: [],
     };
     fx.backend.emitCommitted({ ...event, svmReceipts: [receipt] });
     const note = await c.waitFor((m) => m.method === "logsNotification");

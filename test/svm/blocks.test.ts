@@ -158,6 +158,10 @@ describe("SVM entries in blocks", () => {
     ]);
     expect(tx.slot).toBe(1);
     expect((tx.meta as { fee: number; err: unknown }).fee).toBe(5_000);
+    // Lamports of each account key (payer, payee, System Program) before and after, as Solana's meta gives them.
+    const meta = tx.meta as { preBalances: number[]; postBalances: number[] };
+    expect(meta.preBalances).toEqual([Number(10n * SOL), 0, 1]);
+    expect(meta.postBalances).toEqual([Number(9n * SOL - 5_000n), Number(SOL), 1]);
     const [b64] = tx.transaction as [string, string];
     expect(Buffer.from(b64, "base64")).toEqual(Buffer.from((block1.transactions[1] as Uint8Array).subarray(1)));
     const latest = await call(a, "getLatestBlockhash", [{ commitment: "confirmed" }]);

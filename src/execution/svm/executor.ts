@@ -129,6 +129,9 @@ export interface SvmReceipt {
   /** litesvm's compute units; for a gateway transaction, the EVM gas its calls used (GAS_PER_COMPUTE_UNIT). */
   readonly computeUnits: bigint;
   readonly logs: readonly string[];
+  /** Lamports of each static account key before and after the transaction, in key order (getTransaction's meta). */
+  readonly preBalances: readonly bigint[];
+  readonly postBalances: readonly bigint[];
 }
 
 export interface SvmExecutionResult {
@@ -445,6 +448,36 @@ export class SvmExecutor {
       if (!decoded.ok) return { kind: "skip", skip: { signature: null, code: decoded.code, reason: decoded.message } };
       tx = decoded.tx;
     }
+    const preBalances = await this.balances(state, instance, tx.accountKeys);
+    const outcome = await this.applyDecoded(state, instance, tx, window, seen, evm);
+    if (outcome.kind === "skip") return outcome;
+    const postBalances = await this.balances(state, instance, tx.accountKeys);
+    return { ...outcome, receipt: { ...outcome.receipt, preBalances, postBalances } };
+  }
+
+  /** Lamports of each key: from the state, or for a built-in account (outside it) from litesvm. */
+  private async balances(state: SvmState, instance: Instance, keys: readonly Uint8Array[]): Promise<bigint[]> {
+    const out: bigint[] = [];
+    for (const key of keys) {
+      const account = this.reserved.has(toHex(key))
+        ? fromLiteAccount(instance.svm.getAccount(key))
+        : await state.getAccount(key);
+      out.push(account?.lamports ?? 0n);
+    }
+    return out;
+  }
+
+  private async applyDecoded(
+    state: SvmState,
+    instance: Instance,
+    tx: DecodedSvmTx,
+    window: ReadonlySet<string>,
+    seen: ReadonlySet<string>,
+    evm: ((tx: DecodedSvmTx) => Promise<GatewayRun>) | null,
+  ): Promise<
+    | { kind: "skip"; skip: Omit<SvmSkipped, "index"> }
+    | { kind: "included"; tx: DecodedSvmTx; receipt: Omit<SvmReceipt, "preBalances" | "postBalances"> }
+  > {
     const skip = (code: SvmInapplicableCode, reason: string) =>
       ({ kind: "skip", skip: { signature: tx.signature, code, reason } }) as const;
     if (!window.has(tx.recentBlockhash)) {

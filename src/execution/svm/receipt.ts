@@ -56,14 +56,30 @@ export const svmReceiptLeafCodec = struct({
   logsHash: hex32,
 });
 
-/** A stored SVM receipt (in the block's stored receipts, src/chain/receipts.ts). */
-export const storedSvmReceiptCodec = struct({
+const storedSvmReceiptFieldsV2 = {
   signature: bytes(64),
   status: u8,
   fee: u64,
   computeUnits: u64,
   error: errorText,
   logs: logsCodec,
+};
+
+/** A stored SVM receipt as stored receipts version 2 kept it (src/chain/receipts.ts): no balances. */
+export const storedSvmReceiptCodecV2 = struct(storedSvmReceiptFieldsV2);
+
+/** Account keys a Solana transaction names at most (its static keys; 64 fit in its 1,232 bytes at most). */
+const MAX_SVM_ACCOUNT_KEYS = 256;
+
+/**
+ * A stored SVM receipt (in the block's stored receipts, src/chain/receipts.ts): the leaf's fields, the logs whose hash
+ * the leaf commits to, and the lamports of each static account key before and after the transaction (what Solana's
+ * getTransaction shows as preBalances / postBalances; not in the leaf).
+ */
+export const storedSvmReceiptCodec = struct({
+  ...storedSvmReceiptFieldsV2,
+  preBalances: list(u64, MAX_SVM_ACCOUNT_KEYS),
+  postBalances: list(u64, MAX_SVM_ACCOUNT_KEYS),
 });
 export type StoredSvmReceipt = Infer<typeof storedSvmReceiptCodec>;
 
@@ -118,6 +134,8 @@ export function toStoredSvmReceipt(r: SvmReceipt, signatureBytes: Uint8Array): S
     computeUnits: r.computeUnits,
     error: clipError(r.error),
     logs: clipLogs(r.logs),
+    preBalances: [...r.preBalances],
+    postBalances: [...r.postBalances],
   };
 }
 
