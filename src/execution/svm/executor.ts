@@ -459,10 +459,11 @@ export class SvmExecutor {
   private async balances(state: SvmState, instance: Instance, keys: readonly Uint8Array[]): Promise<bigint[]> {
     const out: bigint[] = [];
     for (const key of keys) {
-      const account = this.reserved.has(toHex(key))
-        ? fromLiteAccount(instance.svm.getAccount(key))
-        : await state.getAccount(key);
-      out.push(account?.lamports ?? 0n);
+      out.push(
+        this.reserved.has(toHex(key))
+          ? (fromLiteAccount(instance.svm.getAccount(key))?.lamports ?? 0n)
+          : await state.lamports(key),
+      );
     }
     return out;
   }

@@ -9,7 +9,7 @@
 //   "lumia-svm/slot-index"                              -> list of u64 slots that have a signature list
 import { createMerkleProof, MerklePatriciaTrie } from "@ethereumjs/mpt";
 import { ValueEncoding } from "@ethereumjs/util";
-import { concatBytes, fromHex, type Hex, toHex, uintBytes, utf8 } from "../../../consensus/bytes.ts";
+import { concatBytes, fromHex, type Hex, readUint, toHex, uintBytes, utf8 } from "../../../consensus/bytes.ts";
 import { bytes, decode, encode, list, u64 } from "../../../consensus/codec.ts";
 import { ExecutionError, withState } from "../errors.ts";
 import { fastKeccak256 } from "../keccak.ts";
@@ -128,6 +128,12 @@ export class SvmState {
   async getAccount(pubkey: Uint8Array): Promise<SvmAccount | null> {
     const value = await this.read(accountKey(pubkey));
     return value === null ? null : decodeSvmAccount(value);
+  }
+
+  /** An account's lamports (0 when it does not exist), without decoding the rest: the encoding starts with them. */
+  async lamports(pubkey: Uint8Array): Promise<bigint> {
+    const value = await this.read(accountKey(pubkey));
+    return value === null ? 0n : readUint(value, 0, 8);
   }
 
   /** A zero-lamport account does not exist (Solana purges it): it is removed from the trie. */
