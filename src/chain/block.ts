@@ -54,6 +54,7 @@ import {
   varBytes,
   versioned,
 } from "../../consensus/codec.ts";
+import { orderedTrieRoot } from "./ordered-trie.ts";
 
 export const BLOCK_VERSION = 6;
 export const MAX_VMS = 8;
@@ -228,6 +229,29 @@ export interface BlockContext {
 }
 
 /**
+ * The body against what the header commits to: the parent certificate (lastCertificateHash) and the deposits
+ * (depositsHash), and with `transactions` the transactions (transactionsRoot, which executing the block checks anyway).
+ * Null when they match: with the header certified, the whole block is.
+ */
+export function bodyProblem(block: Block, transactions: boolean): BlockProblem | null {
+  const h = block.header;
+  if (h.height === 1) {
+    if (block.lastCertificate.length !== 0 || h.lastCertificateHash !== ZERO_HASH) {
+      return problem("wrong_last_certificate", "height 1 has no parent certificate");
+    }
+  } else if (toHex(keccak256(block.lastCertificate)) !== h.lastCertificateHash) {
+    return problem("wrong_last_certificate", "lastCertificateHash is not the hash of the block's last certificate");
+  }
+  if (depositsHash(block.deposits) !== h.depositsHash) {
+    return problem("wrong_deposits", "depositsHash is not the hash of the block's deposits");
+  }
+  if (transactions && orderedTrieRoot(block.transactions) !== h.transactionsRoot) {
+    return problem("execution_mismatch", "transactionsRoot is not the root of the block's transactions");
+  }
+  return null;
+}
+
+/**
  * The checks a validator makes on a block before executing it (execution then checks the roots, gas used and bloom).
  * Returns null when valid. Everything here is deterministic except the future-timestamp bound, which only delays a
  * block that is early.
@@ -259,16 +283,8 @@ export function checkBlock(block: Block, encodedLength: number, ctx: BlockContex
       `next validator set ${h.nextValidatorSetId}, expected ${ctx.nextValidatorSetId}`,
     );
   }
-  if (h.height === 1) {
-    if (block.lastCertificate.length !== 0 || h.lastCertificateHash !== ZERO_HASH) {
-      return problem("wrong_last_certificate", "height 1 has no parent certificate");
-    }
-  } else if (toHex(keccak256(block.lastCertificate)) !== h.lastCertificateHash) {
-    return problem("wrong_last_certificate", "lastCertificateHash is not the hash of the block's last certificate");
-  }
-  if (depositsHash(block.deposits) !== h.depositsHash) {
-    return problem("wrong_deposits", "depositsHash is not the hash of the block's deposits");
-  }
+  const body = bodyProblem(block, false);
+  if (body !== null) return body;
   const expectedNonce = ctx.parentDepositNonce + BigInt(block.deposits.length);
   for (const [i, d] of block.deposits.entries()) {
     if (d.nonce !== ctx.parentDepositNonce + BigInt(i)) {

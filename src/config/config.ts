@@ -428,6 +428,14 @@ export const configSchema = z
         }),
       })
       .prefault({}),
+    sync: z
+      .strictObject({
+        stateSync: z.boolean().default(false).meta({
+          description:
+            "When the node has no committed height yet, start from a connected peer's recent state instead of executing every block from the genesis: the peer's head is verified from the genesis validator set through the certificates of every set change, then the blocks of the last 256 heights and every state node are fetched and checked against it (docs/protocol.md \"State sync\"). Needed to join a subnet whose nodes prune history (storage.blockHistory). Ignored once the node has committed a height",
+        }),
+      })
+      .prefault({}),
     metrics: z
       .strictObject({
         enabled: z.boolean().default(true).meta({ description: "Serve Prometheus metrics" }),
@@ -644,6 +652,8 @@ export interface NodeConfig {
    * kept at least; 0: all (docs/storage.md "State generations", "History pruning").
    */
   readonly storage: { readonly stateHistory: number; readonly blockHistory: number };
+  /** stateSync: an empty node starts from a peer's verified recent state (src/node/state-sync.ts). */
+  readonly sync: { readonly stateSync: boolean };
   readonly metrics: { readonly enabled: boolean; readonly host: string; readonly port: number };
   readonly rpc: {
     readonly enabled: boolean;
@@ -738,6 +748,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
     },
     mempool: poolLimits(c.mempool),
     storage: c.storage,
+    sync: c.sync,
     metrics: c.metrics,
     rpc: c.rpc,
     log: c.log,

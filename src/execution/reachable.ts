@@ -144,7 +144,7 @@ export function reachableWrites(
 const CODE_KEY_PREFIX = toHex(CODEHASH_PREFIX);
 
 /** What one node refers to, taken out synchronously (split's scratch arrays are shared) before anything awaits. */
-interface Refs {
+export interface Refs {
   /** `root`: a storage trie's root (contracts with equal storage share the trie). */
   readonly nodes: { readonly key: string; readonly accounts: boolean; readonly root?: boolean }[];
   readonly inline: { readonly bytes: Uint8Array; readonly accounts: boolean }[];
@@ -185,6 +185,17 @@ function refsOf(node: Uint8Array, accounts: boolean, refs: Refs): void {
   } else {
     throw new Error(`trie node with ${count} items`);
   }
+}
+
+/**
+ * What the trie node `node` refers to: stored children (by hash), inlined children (to look into the same way) and,
+ * in the EVM account trie (`accounts`), the storage trie roots and code keys its account leaves name. Throws on a
+ * node that does not decode as a trie node.
+ */
+export function nodeRefs(node: Uint8Array, accounts: boolean): Refs {
+  const refs: Refs = { nodes: [], inline: [], code: [] };
+  refsOf(node, accounts, refs);
+  return refs;
 }
 
 /**

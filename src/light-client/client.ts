@@ -181,6 +181,14 @@ export class LightClient {
     return this.epochs.map((e) => ({ ...e }));
   }
 
+  /** The members of a set the client trusts (one of trustedSets()), checked against its id when first fetched. */
+  async trustedValidatorSet(id: Hex): Promise<ValidatorSet> {
+    if (!this.epochs.some((e) => e.id === id)) {
+      throw new LightClientError("unknown_validator_set", `validator set ${id} is not one this client trusts`);
+    }
+    return this.setFor(id);
+  }
+
   /** The certified header of `block` (default: the node's latest), checked as described at the top of this file. */
   async verifiedHeader(block: BlockSelector = "latest"): Promise<VerifiedHeader> {
     if (block !== "latest") checkHeight(block);

@@ -17,6 +17,7 @@ import {
 } from "../../consensus/codec.ts";
 import { SIGNATURE_LENGTH, signedProposalSchema, signedVoteSchema } from "../../consensus/wire.ts";
 import { MAX_BLOCK_BYTES, MAX_TRANSACTION_BYTES } from "../chain/block.ts";
+import { validatorSetSchema } from "../storage/codecs.ts";
 
 export const MESSAGE_VERSION = 1;
 
@@ -39,6 +40,9 @@ export function protocols(chainId: bigint) {
     status: `${base}/sync/status/1`,
     blocks: `${base}/sync/blocks/1`,
     heightState: `${base}/sync/height-state/1`,
+    snapshot: `${base}/sync/snapshot/1`,
+    stateNodes: `${base}/sync/state-nodes/1`,
+    lightClient: `${base}/sync/light-client/1`,
   } as const;
 }
 
@@ -129,6 +133,39 @@ export const heightStateResponseSchema = versioned(
   }),
 );
 export type HeightStateResponse = Infer<typeof heightStateResponseSchema>;
+
+/**
+ * State sync's starting point: the server's head and the set (with its proposer priorities) deciding the next height.
+ * The header of `height` names that set's id (nextValidatorSetId); the priorities are taken on trust from the server.
+ */
+export const snapshotOfferSchema = versioned(
+  MESSAGE_VERSION,
+  struct({ height: u64Number, nextValidatorSet: validatorSetSchema }),
+);
+export type SnapshotOffer = Infer<typeof snapshotOfferSchema>;
+
+/** Largest state value: a Solana account's data is at most 10 MiB, plus its encoding. */
+export const MAX_STATE_VALUE_BYTES = 11 * 1024 * 1024;
+/** Keys one state-nodes request may name. */
+export const MAX_STATE_NODES_PER_REQUEST = 512;
+/** A state node's key: a trie node's hash (32 bytes), or "c" || code hash for contract code (33 bytes). */
+const stateKeySchema = varBytes(33);
+export const stateNodesRequestSchema = versioned(MESSAGE_VERSION, list(stateKeySchema, MAX_STATE_NODES_PER_REQUEST));
+/** The values of the first keys asked for, in order (empty: the server has no such node); the rest is asked again. */
+export const stateNodesResponseSchema = versioned(
+  MESSAGE_VERSION,
+  list(varBytes(MAX_STATE_VALUE_BYTES), MAX_STATE_NODES_PER_REQUEST),
+);
+export const encodeSnapshotOffer = (o: SnapshotOffer): Uint8Array => encode(snapshotOfferSchema, o, "snapshotOffer");
+export const decodeSnapshotOffer = (b: Uint8Array): SnapshotOffer => decode(snapshotOfferSchema, b, "snapshotOffer");
+export const encodeStateNodesRequest = (keys: readonly Uint8Array[]): Uint8Array =>
+  encode(stateNodesRequestSchema, keys, "stateNodesRequest");
+export const decodeStateNodesRequest = (b: Uint8Array): readonly Uint8Array[] =>
+  decode(stateNodesRequestSchema, b, "stateNodesRequest");
+export const encodeStateNodesResponse = (values: readonly Uint8Array[]): Uint8Array =>
+  encode(stateNodesResponseSchema, values, "stateNodes");
+export const decodeStateNodesResponse = (b: Uint8Array): readonly Uint8Array[] =>
+  decode(stateNodesResponseSchema, b, "stateNodes");
 
 export const encodeProposalMessage = (m: ProposalMessage): Uint8Array => encode(proposalMessageSchema, m, "proposal");
 export const decodeProposalMessage = (b: Uint8Array): ProposalMessage => decode(proposalMessageSchema, b, "proposal");

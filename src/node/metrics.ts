@@ -4,6 +4,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import { createFinalityMetrics, type FinalityMetrics } from "../l1/batcher.ts";
 import type { HistoryPrunerMetrics } from "./history-pruner.ts";
 import type { StatePrunerMetrics } from "./state-pruner.ts";
+import type { StateSyncMetrics } from "./state-sync.ts";
 
 export interface NodeMetrics {
   readonly registry: Registry;
@@ -35,6 +36,7 @@ export interface NodeMetrics {
   /** State pruning (./state-pruner.ts). */
   readonly statePruning: StatePrunerMetrics;
   readonly historyPruning: HistoryPrunerMetrics;
+  readonly stateSync: StateSyncMetrics;
   /** Reports the pool's size on each scrape (`dcn_mempool_transactions`, `dcn_mempool_bytes`). */
   watchPool(read: () => { readonly count: number; readonly bytes: number }): void;
   /** Batcher, output proposer, finalized tracker, derivation (src/l1/batcher.ts). */
@@ -213,6 +215,14 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
       prunedHeights: new Counter({
         name: "dcn_history_pruned_heights_total",
         help: "Heights whose block, certificate, receipts and transaction index entries were deleted (storage.blockHistory)",
+        registers: r,
+      }),
+    },
+    stateSync: {
+      nodes: new Counter({
+        name: "dcn_state_sync_nodes_total",
+        help: "State nodes and code written by state sync (sync.stateSync), by source: fetched from a peer, or found written by an interrupted sync",
+        labelNames: ["source"] as const,
         registers: r,
       }),
     },

@@ -24,9 +24,11 @@ import { RewardsSubmitter } from "../l1/rewards.ts";
 import { DEFAULT_L1_SENDER_PARAMS, L1Sender } from "../l1/sender.ts";
 import { L1_NOT_CONFIGURED, type L1Status } from "../l1/status.ts";
 import type { AddResult, Mempool } from "../mempool/mempool.ts";
+import type { MethodDef } from "../rpc/dispatch.ts";
+import { createMethods, DEFAULT_METHOD_LIMITS } from "../rpc/methods.ts";
 import { type RpcServer, startRpcServer } from "../rpc/server.ts";
 import { createSolanaRpcBackend } from "../rpc/solana-backend.ts";
-import type { ChainStore } from "../storage/chain-store.ts";
+import { ChainStore } from "../storage/chain-store.ts";
 import { encodeEvidence } from "../storage/evidence.ts";
 import { openNodeState } from "./assemble.ts";
 import { DEFAULT_DERIVE_PARAMS, L1Derivation } from "./derive.ts";
@@ -47,6 +49,7 @@ import {
 import { createMetrics, type NodeMetrics } from "./metrics.ts";
 import { createRpcBackend, type NodeRpcBackend } from "./rpc-backend.ts";
 import { StatePruner } from "./state-pruner.ts";
+import { DEFAULT_STATE_SYNC_PARAMS, StateSync, serveStateSync } from "./state-sync.ts";
 import { SyncManager } from "./sync.ts";
 import { TransactionGossip } from "./tx-gossip.ts";
 import {
@@ -76,6 +79,49 @@ async function settledWithin(promises: readonly (Promise<unknown> | undefined)[]
     return await Promise.race([all, timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * State sync (config sync.stateSync) of a node that has committed nothing yet: before anything else opens the store,
+ * a network of its own (same key and addresses, no gossip) fetches and installs a peer's verified recent state; the
+ * node then opens as after a restart at that height. Does nothing when the store has a head.
+ */
+async function syncStateIfEmpty(
+  config: NodeConfig,
+  genesis: Genesis,
+  keys: NodeKeys,
+  admitted: readonly string[],
+  metrics: NodeMetrics,
+  log: Logger,
+): Promise<void> {
+  const store = await ChainStore.open(join(config.dataDir, "chain"), {
+    genesisHash: genesis.hash,
+    genesisValidatorSet: genesis.validatorSet,
+  });
+  try {
+    if (store.headHeight > 0) return;
+    const network = await Network.create({
+      privateKey: keys.peer,
+      listen: config.p2p.listen,
+      peers: config.p2p.peers.map((p) => p.multiaddr),
+      // The configured peers too: the registry may have admitted them since the genesis (the L1 mirror that widens
+      // the main network's gater has not started yet).
+      allowedPeers: [...new Set([...admitted, ...config.p2p.peers.map((p) => p.peerId)])],
+      log: (level, msg, fields) => log.child({ component: "p2p" })[level](fields ?? {}, msg),
+    });
+    await network.start();
+    try {
+      const sync = new StateSync(
+        { ...DEFAULT_STATE_SYNC_PARAMS, chainId: genesis.chainId },
+        { network, store, genesis, log, metrics: metrics.stateSync },
+      );
+      await sync.run();
+    } finally {
+      await network.stop();
+    }
+  } finally {
+    await store.close();
   }
 }
 
@@ -128,6 +174,7 @@ export class DcnNode {
   private http: HttpServer | null = null;
   private rpc: RpcServer | null = null;
   private rpcBackend: NodeRpcBackend | null = null;
+  private rpcMethods: ReadonlyMap<string, MethodDef> | null = null;
   private stopping: Promise<void> | null = null;
   /** The L1 mirror (the node's L1View), null without an `l1` config section. */
   l1Mirror: L1Mirror | null = null;
@@ -218,6 +265,14 @@ export class DcnNode {
       );
     } else if (genesis.l1 !== null) {
       throw new Error("the genesis anchors this subnet to L1 (genesis l1): set l1.rpcUrl in the config");
+    }
+    if (config.sync.stateSync) {
+      try {
+        await syncStateIfEmpty(config, genesis, keys, admitted, metrics, log.child({ component: "state-sync" }));
+      } catch (error) {
+        await l1Mirror?.stop().catch(() => undefined);
+        throw error;
+      }
     }
     let state: Awaited<ReturnType<typeof openNodeState>>;
     try {
@@ -332,6 +387,13 @@ export class DcnNode {
       { network, driver, store, verifier, log: log.child({ component: "sync" }), metrics },
     );
     sync.register();
+    serveStateSync(network, {
+      chainId,
+      store,
+      methods: () => node?.lightClientMethods() ?? new Map(),
+      maxResponseBytes: DEFAULT_STATE_SYNC_PARAMS.maxResponseBytes,
+      requestTimeoutMs: DEFAULT_STATE_SYNC_PARAMS.requestTimeoutMs,
+    });
     const QUEUE = 1024;
     network.subscribe({
       name: t.proposals,
@@ -620,6 +682,9 @@ export class DcnNode {
         },
       );
     }
+    // The JSON-RPC backend also answers the light-client reads of state sync (over p2p), RPC server or not.
+    const backend = this.createRpcBackend();
+    this.rpcBackend = backend;
     await this.network.start();
     await this.driver.start(onFatal);
     this.statePruner?.start();
@@ -644,28 +709,6 @@ export class DcnNode {
     const r = this.config.rpc;
     if (r.enabled) {
       const rpcLog = this.log.child({ component: "rpc" });
-      this.rpcBackend = createRpcBackend({
-        log: rpcLog,
-        chainId: this.genesis.chainId,
-        version: NODE_VERSION,
-        store: this.store,
-        core: this.core,
-        executor: this.executor,
-        mempool: this.mempool,
-        status: () => this.status(),
-        peerCount: () => this.network.connectedPeers().length,
-        debug: r.debug,
-        syncing: () => this.sync.progress(),
-        ...(this.l1Mirror === null ? {} : { stakerReport: stakerReportOf(this.l1Mirror) }),
-        ...(this.workLedger === null ? {} : { workReport: async (epoch) => this.workReportJson(epoch) }),
-        ...(this.finalizedTracker === null
-          ? {}
-          : { finalizedHeight: () => this.finalizedTracker?.finalizedHeight ?? 0 }),
-        submit: async (raw) => {
-          const added = await this.submitTransaction(raw);
-          return added.ok ? { ok: true, hash: added.hash } : { ok: false, code: added.code, message: added.message };
-        },
-      });
       const solana = createSolanaRpcBackend({
         genesis: this.genesis,
         store: this.store,
@@ -679,7 +722,7 @@ export class DcnNode {
       });
       this.rpc = await startRpcServer(
         { host: r.host, port: r.port, cors: [...r.cors], log: rpcLog, solana, registry: this.metrics.registry },
-        this.rpcBackend,
+        backend,
       );
     }
     this.log.info(
@@ -691,6 +734,38 @@ export class DcnNode {
       },
       "node started",
     );
+  }
+
+  private createRpcBackend(): NodeRpcBackend {
+    const rpcLog = this.log.child({ component: "rpc" });
+    const r = this.config.rpc;
+    return createRpcBackend({
+      log: rpcLog,
+      chainId: this.genesis.chainId,
+      version: NODE_VERSION,
+      store: this.store,
+      core: this.core,
+      executor: this.executor,
+      mempool: this.mempool,
+      status: () => this.status(),
+      peerCount: () => this.network.connectedPeers().length,
+      debug: r.debug,
+      syncing: () => this.sync.progress(),
+      ...(this.l1Mirror === null ? {} : { stakerReport: stakerReportOf(this.l1Mirror) }),
+      ...(this.workLedger === null ? {} : { workReport: async (epoch) => this.workReportJson(epoch) }),
+      ...(this.finalizedTracker === null ? {} : { finalizedHeight: () => this.finalizedTracker?.finalizedHeight ?? 0 }),
+      submit: async (raw) => {
+        const added = await this.submitTransaction(raw);
+        return added.ok ? { ok: true, hash: added.hash } : { ok: false, code: added.code, message: added.message };
+      },
+    });
+  }
+
+  /** The JSON-RPC methods (the light-client protocol of state sync answers four of them). */
+  lightClientMethods(): ReadonlyMap<string, MethodDef> {
+    if (this.rpcBackend === null) return new Map();
+    this.rpcMethods ??= createMethods(this.rpcBackend, DEFAULT_METHOD_LIMITS);
+    return this.rpcMethods;
   }
 
   /** lumia_getWorkReport: a report with its signature and submission state (null: the newest). */

@@ -17,7 +17,7 @@ import { Level } from "level";
 import { type Hex, toHex } from "../../consensus/bytes.ts";
 import { certificateSigners, decodeCertificate } from "../../consensus/certificate.ts";
 import { type WorkReportEntry, workReportDigest } from "../../consensus/signing.ts";
-import { decodeBlockHead } from "../chain/block.ts";
+import { type BlockHeader, decodeBlockHead } from "../chain/block.ts";
 import type { Genesis } from "../config/genesis.ts";
 import type { L1Ref, L1View } from "../l1/view.ts";
 import type { ChainStore } from "../storage/chain-store.ts";
@@ -62,6 +62,8 @@ interface Tally {
   proposed: Record<string, number>;
   /** By set index. */
   signed: number[];
+  /** Counted from a later height than the epoch's first (the ledger started there): it gives no report. */
+  partial?: boolean;
 }
 
 interface LedgerState {
@@ -172,10 +174,60 @@ export class WorkLedger {
 
   private async run(): Promise<void> {
     let done = 0;
+    if (!(await this.skipMissingHistory())) return;
     while (this.state.cursor < this.m.store.headHeight) {
       if (!(await this.account(this.state.cursor + 1))) return;
       if (++done % HEIGHTS_PER_SLICE === 0) await new Promise((r) => setImmediate(r));
     }
+  }
+
+  /**
+   * A ledger behind the history the store keeps (a node that started from a peer's state, or a lost ledger on a node
+   * that prunes history) cannot count the heights that are gone: it starts at the third whole height, and the epoch
+   * in progress there is counted as partial (it gives no report: its counts would miss heights). False while that
+   * height is not committed yet or the L1 view cannot tell its epoch.
+   */
+  private async skipMissingHistory(): Promise<boolean> {
+    const from = this.m.store.historyKeptFrom;
+    if (this.state.cursor + 1 >= from) return true;
+    const start = from + 2;
+    if (this.m.store.headHeight < start) return false;
+    const heads = await Promise.all(
+      [start - 2, start - 1, start].map(async (h) => {
+        const bytes = await this.m.store.getBlock(h);
+        if (bytes === undefined) throw new Error(`committed block ${h} is missing from the store`);
+        return decodeBlockHead(bytes).header;
+      }),
+    );
+    const [twoBack, oneBack, first] = heads as [BlockHeader, BlockHeader, BlockHeader];
+    const epochInfo = await this.epochAt(twoBack.l1Origin);
+    if (epochInfo === null) return false;
+    const epoch = epochInfo.epoch.toString();
+    const origin = (h: BlockHeader) => ({ number: h.l1Origin.number.toString(), hash: h.l1Origin.hash });
+    const next: LedgerState = {
+      cursor: start,
+      cursorEpoch: epoch,
+      origins: [origin(oneBack), origin(first)],
+      open: [
+        {
+          epoch,
+          setId: first.validatorSetId,
+          registrySetId: epochInfo.setId,
+          firstHeight: start,
+          lastHeight: start,
+          proposed: {},
+          signed: [],
+          partial: true,
+        },
+      ],
+    };
+    await this.db.put(STATE_KEY, JSON.stringify(next));
+    this.state = next;
+    this.m.log.warn(
+      { from: start, epoch, before: from },
+      "work ledger starts where this node's history begins: the epoch in progress gives no report",
+    );
+    return true;
   }
 
   /** Accounts height `h` (cursor + 1). False when the L1 view cannot tell its epoch yet. */
@@ -226,6 +278,13 @@ export class WorkLedger {
       // Every tally older than this height's epoch now has all its certificates.
       const origin = { number: BigInt(originTwoBack.number), hash: originTwoBack.hash };
       for (const t of next.open.filter((t) => BigInt(t.epoch) < epoch)) {
+        if (t.partial === true) {
+          this.m.log.info(
+            { epoch: t.epoch, heights: `${t.firstHeight}-${t.lastHeight}` },
+            "epoch counted from a later height than its first: no work report",
+          );
+          continue;
+        }
         const report = await this.complete(t, origin);
         if (report === null) return false;
         completed.push(report);

@@ -127,6 +127,23 @@ export interface HistoryDrop {
   readonly transactionKeys: readonly Hex[];
 }
 
+/**
+ * What state sync installs in an empty store (src/node/state-sync.ts), every part verified by the caller: the newest
+ * heights up to the new head (contiguous, each with its certificate) and any older kept heights, the set deciding
+ * head + 1 with its proposer priorities, and every set change from height 1 with the members of each set.
+ */
+export interface SnapshotInstall {
+  readonly blocks: readonly {
+    readonly height: number;
+    readonly blockHash: Hex;
+    readonly block: Uint8Array;
+    readonly certificate: Certificate;
+  }[];
+  readonly nextValidatorSet: ValidatorSet;
+  /** Ascending by fromHeight, the first from height 1 (the genesis set); fromHeight at most head + 1. */
+  readonly setChanges: readonly { readonly fromHeight: number; readonly set: ValidatorSet }[];
+}
+
 export interface RangeItem {
   readonly height: number;
   readonly block: Uint8Array;
@@ -316,6 +333,96 @@ export class ChainStore {
       }
       this.recent.set(rec.height, { block: rec.block, certificate: rec.certificate });
       if (this.recent.size > RECENT_HEIGHTS) this.recent.delete(rec.height - RECENT_HEIGHTS);
+    });
+  }
+
+  /**
+   * Makes an empty store (head 0) start at the newest height of `s.blocks`, in one synced batch: the blocks, their
+   * certificates and hash index entries, the head, the next set, the set index and every set's members. The state of
+   * the new head must already be written (`copyStateNodes`; this batch's sync makes it durable). History is whole from
+   * head + 1 on (the installed blocks have no receipts or transaction index entries) and state from the head on.
+   * StorageError "invalid_record" when the store is not empty or the parts do not fit together.
+   */
+  installSnapshot(s: SnapshotInstall): Promise<void> {
+    return this.enqueueWrite(async () => {
+      const refuse = (why: string) => new StorageError("invalid_record", `snapshot refused: ${why}`);
+      if (this.head !== 0) throw refuse(`the store already has height ${this.head}`);
+      const blocks = [...s.blocks].sort((a, b) => a.height - b.height);
+      const top = blocks[blocks.length - 1];
+      if (top === undefined) throw refuse("no block");
+      const head = top.height;
+      const changes = s.setChanges;
+      if (changes[0]?.fromHeight !== 1 || changes[0].set.id !== this.nextSet.id) {
+        throw refuse("the set changes do not start with the genesis set at height 1");
+      }
+      for (const [i, c] of changes.entries()) {
+        if (i > 0 && c.fromHeight <= (changes[i - 1] as { fromHeight: number }).fromHeight) {
+          throw refuse("the set changes are not in height order");
+        }
+        if (c.fromHeight > head + 1) throw refuse(`a set change at ${c.fromHeight}, above head + 1`);
+      }
+      const setAt = (height: number) => [...changes].reverse().find((c) => c.fromHeight <= height)?.set;
+      if (setAt(head + 1)?.id !== s.nextValidatorSet.id) throw refuse("the next set is not the last change's");
+      const ops: BatchOp[] = [];
+      for (const b of blocks) {
+        const set = setAt(b.height);
+        if (set === undefined) throw refuse(`no set for height ${b.height}`);
+        checkCommitRecord({ ...b, nextValidatorSet: s.nextValidatorSet }, set);
+        ops.push(
+          put(
+            heightKey(Bucket.blockByHeight, b.height),
+            encodeOrInvalid("block", () => encode(storedBlockSchema, b.block, "block")),
+          ),
+          put(bucketKey(Bucket.heightByHash, fromHex(b.blockHash)), encode(storedHeightSchema, b.height)),
+          put(
+            heightKey(Bucket.certificateByHeight, b.height),
+            encodeOrInvalid("certificate", () => encodeCertificate(b.certificate)),
+          ),
+        );
+      }
+      const hash = top.blockHash.toLowerCase() as Hex;
+      ops.push(
+        put(HEAD_KEY, encode(headSchema, { height: head, blockHash: hash })),
+        put(
+          NEXT_SET_KEY,
+          encodeOrInvalid("nextValidatorSet", () =>
+            encode(nextValidatorSetSchema, { forHeight: head + 1, set: s.nextValidatorSet }, "nextSet"),
+          ),
+        ),
+      );
+      let lastIndexed: Hex | null = null;
+      for (const c of changes) {
+        ops.push(put(bucketKey(Bucket.validatorSetById, fromHex(c.set.id)), encodeMembership(c.set)));
+        // The index names the sets of committed heights; head + 1's is the next set.
+        if (c.fromHeight <= head) {
+          ops.push(put(heightKey(Bucket.validatorSetIdFromHeight, c.fromHeight), encode(setIdSchema, c.set.id)));
+          lastIndexed = c.set.id.toLowerCase() as Hex;
+        }
+      }
+      const generations: StateGenerations = {
+        current: this.generations.current,
+        oldest: this.generations.current,
+        currentFrom: head,
+        copied: true,
+        keptFrom: head,
+      };
+      ops.push(
+        put(
+          metaKey(MetaField.stateGenerations),
+          encode(stateGenerationsSchema, { ...generations, copied: 1 }, "stateGenerations"),
+        ),
+        put(metaKey(MetaField.history), encode(historySchema, { keptFrom: head + 1 })),
+      );
+      await this.io("snapshot install", () => this.db.batch(ops, { sync: true }));
+      this.head = head;
+      this.headBlockHash = hash;
+      this.nextSet = s.nextValidatorSet;
+      this.lastIndexedSetId = lastIndexed;
+      this.generations = generations;
+      this.historyFrom = head + 1;
+      for (const b of blocks.slice(-RECENT_HEIGHTS)) {
+        if (b.height > head - RECENT_HEIGHTS) this.recent.set(b.height, { block: b.block, certificate: b.certificate });
+      }
     });
   }
 
@@ -513,6 +620,7 @@ export class ChainStore {
    * Blocks with their certificates from `fromHeight` on, contiguous, for serving sync: stops at the head, after
    * `maxCount` items (at most MAX_RANGE_COUNT) or before the encoded block + certificate bytes would exceed `maxBytes`.
    * The first item is returned even when it alone exceeds `maxBytes`, so a large block cannot stall a syncing peer.
+   * Below historyKeptFrom only the kept heights are there: the range stops at the first missing one (none: []).
    */
   async getRange(fromHeight: number, maxCount: number, maxBytes: number): Promise<RangeItem[]> {
     this.assertOpen();
@@ -522,8 +630,10 @@ export class ChainStore {
     if (!Number.isInteger(maxCount) || maxCount < 1) throw new RangeError(`maxCount must be >= 1, got ${maxCount}`);
     if (!Number.isFinite(maxBytes) || maxBytes < 0) throw new RangeError(`maxBytes must be >= 0, got ${maxBytes}`);
     const last = Math.min(this.head, fromHeight + Math.min(maxCount, MAX_RANGE_COUNT) - 1);
-    // Below historyKeptFrom the heights are no longer contiguous: nothing is served from there.
-    if (fromHeight > last || fromHeight < this.historyFrom) return [];
+    if (fromHeight > last) return [];
+    // Below historyKeptFrom the heights are no longer contiguous: what is served from there is the run of kept heights
+    // that starts at fromHeight (block 1 or one before a set change alone, or the blocks a state sync installed).
+    const below = fromHeight < this.historyFrom;
 
     // Blocks first (they dominate the size), then the certificates of those blocks in one getMany.
     const blocks: { key: Uint8Array; bytes: Uint8Array }[] = [];
@@ -534,6 +644,7 @@ export class ChainStore {
         lte: heightKey(Bucket.blockByHeight, last),
       });
       for await (const [key, value] of iterator) {
+        if (below && heightOfKey(key) !== fromHeight + blocks.length) break;
         if (blocks.length > 0 && blockBytes + value.length > maxBytes) break;
         blocks.push({ key, bytes: plain(value) });
         blockBytes += value.length;
@@ -560,7 +671,7 @@ export class ChainStore {
         certificate: decodeStored(decodeCertificate, certKey, certBytes),
       });
     }
-    if (out.length === 0 && last >= fromHeight) {
+    if (out.length === 0 && last >= fromHeight && !below) {
       throw corruptError(heightKey(Bucket.blockByHeight, fromHeight), `height ${fromHeight} <= head has no block`);
     }
     return out;
@@ -859,7 +970,7 @@ async function loadOrInit(db: Db, path: string, opts: ChainStoreOptions): Promis
   let historyKeptFrom = 1;
   if (historyBytes !== undefined) {
     historyKeptFrom = decodeStored((b) => decode(historySchema, b), historyKey, historyBytes).keptFrom;
-    if (historyKeptFrom > Math.max(headHeight, 1)) {
+    if (historyKeptFrom > headHeight + 1) {
       throw corruptError(historyKey, `history is kept from height ${historyKeptFrom}, above the head ${headHeight}`);
     }
   }

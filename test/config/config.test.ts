@@ -65,6 +65,7 @@ describe("parseConfig", () => {
         peerRatePerSecond: 2_000,
       },
       storage: { stateHistory: 10_000, blockHistory: 0 },
+      sync: { stateSync: false },
       metrics: { enabled: true, host: "127.0.0.1", port: 9100 },
       rpc: { enabled: true, host: "127.0.0.1", port: 8545, cors: [], debug: false },
       log: { level: "info", format: "json" },
@@ -194,7 +195,7 @@ describe("parseConfig", () => {
       json: { ...MINIMAL, webui: {} },
       path: "webui",
       message: /unknown key "webui"/,
-      fix: /remove it; the keys allowed here are role, dataDir, genesis, keys, p2p, consensus, mempool, storage, metrics, rpc, log/,
+      fix: /remove it; the keys allowed here are role, dataDir, genesis, keys, p2p, consensus, mempool, storage, sync, metrics, rpc, log/,
     },
     {
       name: "a bad multiaddr",

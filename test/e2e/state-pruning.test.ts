@@ -4,7 +4,9 @@
 // the first kept height, reads the kept ones, and restarts on its pruned store. Under a stream of transfers it deletes
 // the history of old heights but block 1, answers reads of it with 4444 (transactions: null), still lets a light
 // client verify a balance from the genesis set, and restarts with no more than the 256 newest heights' history, from
-// which its executor reloads the block hashes it needs.
+// which its executor reloads the block hashes it needs. A replica started after that, with sync.stateSync, joins from
+// the pruning node's verified head (no node could serve it the chain from the genesis), executes the blocks after it
+// to the same hashes, serves light clients in turn and restarts from its own head.
 import { readFileSync, writeFileSync } from "node:fs";
 import { type Hex, parseGwei } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -32,9 +34,11 @@ async function rpc(
 describe("state and history pruning in a node process", () => {
   let cluster: Cluster;
   const name = "validator-0";
+  const replica = "replica-0";
+  const account = privateKeyToAccount(devnetAccounts()[1]?.privateKey as Hex);
 
   beforeAll(async () => {
-    cluster = await Cluster.create({ validators: 1, replicas: 0 });
+    cluster = await Cluster.create({ validators: 1, replicas: 1 });
     const path = cluster.node(name).configPath;
     const config = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
     // A height as soon as a transaction arrives (256 heights of history must pass before any is deleted); empty ones
@@ -42,6 +46,10 @@ describe("state and history pruning in a node process", () => {
     const consensus = { ...(config.consensus as object), blockIntervalMs: 0 };
     const storage = { stateHistory: 16, blockHistory: 256 };
     writeFileSync(path, JSON.stringify({ ...config, consensus, storage }, null, 2));
+    // The replica joins later, by state sync: by then no node keeps the chain from the genesis.
+    const replicaPath = cluster.node(replica).configPath;
+    const replicaConfig = JSON.parse(readFileSync(replicaPath, "utf8")) as Record<string, unknown>;
+    writeFileSync(replicaPath, JSON.stringify({ ...replicaConfig, sync: { stateSync: true } }, null, 2));
     cluster.start(name);
   }, 60_000);
 
@@ -82,7 +90,6 @@ describe("state and history pruning in a node process", () => {
 
   it("deletes old history under a stream of transfers, answers 4444 for it and restarts on what is left", async () => {
     const url = cluster.node(name).rpc;
-    const account = privateKeyToAccount(devnetAccounts()[1]?.privateKey as Hex);
     let nonce = Number((await rpc(url, "eth_getTransactionCount", [account.address, "latest"])).result);
     // Transfers, each waiting for its receipt, until the history window has moved well past height 1.
     const sent: { hash: Hex; height: number }[] = [];
@@ -147,4 +154,46 @@ describe("state and history pruning in a node process", () => {
     );
     expect(cluster.logTails(400)).not.toMatch(/history pruning failed/);
   }, 180_000);
+
+  it("brings a new node up by state sync from the pruning node, verified from the genesis set", async () => {
+    const url = cluster.node(replica).rpc;
+    const keptFrom = await cluster.metric(name, "dcn_history_kept_from_height");
+    expect(keptFrom).toBeGreaterThan(2);
+    cluster.start(replica);
+    const installedAt = () =>
+      /"height":(\d+)[^\n]*state sync installed the state of a verified head/.exec(cluster.logTails(2000));
+    await cluster.waitFor("the replica's state sync", async () => installedAt() !== null, 60_000);
+    const from = Number(installedAt()?.[1]);
+    // Then it follows the chain, executing every block after that height on the synced state.
+    await cluster.waitForHeight([replica], from + 3, 60_000);
+    // Synced from a recent head, not from the genesis (which no peer could serve): the state came node by node.
+    expect(await cluster.metric(replica, "dcn_state_sync_nodes_total", ['source="peer"'])).toBeGreaterThan(0);
+    expect(from).toBeGreaterThanOrEqual(keptFrom);
+    // Its head's hash and balances are the validator's.
+    const replicaHead = await cluster.height(replica);
+    const blockAt = async (u: string) =>
+      ((await rpc(u, "eth_getBlockByNumber", [hexHeight(replicaHead), false])).result as { hash: Hex }).hash;
+    expect(await blockAt(url)).toBe(await blockAt(cluster.node(name).rpc));
+    const balance = await rpc(url, "eth_getBalance", [account.address, hexHeight(replicaHead)]);
+    expect(balance.result).toBe(
+      (await rpc(cluster.node(name).rpc, "eth_getBalance", [account.address, hexHeight(replicaHead)])).result,
+    );
+    // State before the synced head is not there; blocks below it are not served but block 1 (light clients anchor on it).
+    expect((await rpc(url, "eth_getBalance", [account.address, hexHeight(from - 1)])).error?.code).toBe(-32000);
+    expect((await rpc(url, "eth_getBlockByNumber", ["0x1", false])).result).toMatchObject({ number: "0x1" });
+    const client = await LightClient.create({
+      rpcUrl: url,
+      genesis: anchorFromGenesis(await loadGenesis(cluster.plan.genesisPath)),
+    });
+    const verified = await client.verifiedBalance(account.address);
+    expect(verified.header.height).toBeGreaterThan(from);
+
+    // A restart continues from its head: state sync is for an empty node only.
+    await cluster.stop(replica);
+    cluster.start(replica);
+    const now = await cluster.height(name);
+    await cluster.waitForHeight([replica], now + 3, 60_000);
+    expect(cluster.logTails(4000).match(/state sync installed the state of a verified head/g)?.length).toBe(1);
+    expect(cluster.logTails(4000)).not.toMatch(/state sync attempt failed/);
+  }, 120_000);
 });

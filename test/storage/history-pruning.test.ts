@@ -197,9 +197,11 @@ describe("history pruning", () => {
     expect(await feeHistory(archive)).toBe(keptFrom - 49);
   });
 
-  it("serves sync ranges only from where its history is whole", async () => {
+  it("serves sync ranges only from where its history is whole, and a kept height below it alone", async () => {
     const keptFrom = pruned.store.historyKeptFrom;
-    expect(await pruned.store.getRange(1, 8, 1 << 20)).toEqual([]);
+    // Block 1 is kept (light clients and state sync anchor there): served alone, not with the deleted heights after it.
+    expect(await pruned.store.getRange(1, 8, 1 << 20)).toEqual(await archive.store.getRange(1, 1, 1 << 20));
+    expect(await pruned.store.getRange(2, 8, 1 << 20)).toEqual([]);
     expect(await pruned.store.getRange(keptFrom - 1, 8, 1 << 20)).toEqual([]);
     const range = await pruned.store.getRange(keptFrom, 8, 1 << 20);
     expect(range.map((r) => r.height)).toEqual([...Array(8).keys()].map((i) => keptFrom + i));

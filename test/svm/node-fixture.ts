@@ -6,11 +6,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import type { Hex } from "../../consensus/bytes.ts";
-import type { Certificate } from "../../consensus/certificate.ts";
+import { buildCertificate, type Certificate } from "../../consensus/certificate.ts";
+import { voteDigestOf } from "../../consensus/signing.ts";
 import { nextHeightValidatorSet } from "../../consensus/validator-set.ts";
 import { type Block, blockHash } from "../../src/chain/block.ts";
 import { buildGenesis, type Genesis, parseGenesis } from "../../src/config/genesis.ts";
-import { describeKeys, generateKeys } from "../../src/keys/keys.ts";
+import { blstScheme, createBlstSigner } from "../../src/crypto/blst.ts";
+import { describeKeys, generateKeys, type OperatorKeys } from "../../src/keys/keys.ts";
 import { type NodeState, openNodeState } from "../../src/node/assemble.ts";
 import { createRpcBackend } from "../../src/node/rpc-backend.ts";
 import { type MethodDef, RequestHandler } from "../../src/rpc/dispatch.ts";
@@ -26,20 +28,21 @@ type Methods = ReadonlyMap<
 >;
 
 /**
- * A genesis with one validator (a fresh key) and `funded` holding `balance` wei, and `svm.address` holding
- * `svm.lamports` when given: a subnet of one for block tests.
+ * A genesis with one validator (`keys`, default a fresh key) and `funded` holding `balance` wei, and `svm.address`
+ * holding `svm.lamports` when given: a subnet of one for block tests.
  */
 export function singleValidatorGenesis(
   chainId: bigint,
   funded: Hex,
   balance: bigint,
   svm?: { readonly address: string; readonly lamports: bigint },
+  keys: OperatorKeys = generateKeys(),
 ): Genesis {
   return parseGenesis(
     buildGenesis({
       chainId,
       genesisTimeMs: 1_000,
-      validators: [{ name: "v0", votingPower: 10n, identity: describeKeys(generateKeys()) }],
+      validators: [{ name: "v0", votingPower: 10n, identity: describeKeys(keys) }],
       execution: { alloc: [{ address: funded, balance: balance.toString() }] },
       ...(svm === undefined ? {} : { svm: { alloc: [{ address: svm.address, lamports: svm.lamports.toString() }] } }),
     }),
@@ -51,7 +54,14 @@ export class NodeStates {
   private readonly dirs: string[] = [];
   private readonly open: NodeState[] = [];
 
-  constructor(private readonly genesis: Genesis) {}
+  /**
+   * With the validator's BLS key (`consensusKey`), commits carry real certificates (a light client verifies them);
+   * without, certificates shaped like the node's with a zero signature (the stores do not verify signatures).
+   */
+  constructor(
+    private readonly genesis: Genesis,
+    private readonly consensusKey?: Uint8Array,
+  ) {}
 
   /** A state in a new temp dir, or reopened in `dir` (a restart). */
   async state(dir?: string): Promise<{ state: NodeState; dir: string }> {
@@ -88,16 +98,19 @@ export class NodeStates {
   async commit(state: NodeState, block: Block, bytes: Uint8Array): Promise<void> {
     const hash = blockHash(block.header);
     const set = this.genesis.validatorSet;
-    const cert: Certificate = {
-      chainId: this.genesis.chainId,
-      height: block.header.height,
-      round: 0,
-      blockHash: hash,
-      validatorSetId: set.id,
-      validatorCount: set.validators.length,
-      signers: Uint8Array.of(1),
-      signature: new Uint8Array(96),
-    };
+    const cert: Certificate =
+      this.consensusKey !== undefined
+        ? this.certify(block.header.height, hash)
+        : {
+            chainId: this.genesis.chainId,
+            height: block.header.height,
+            round: 0,
+            blockHash: hash,
+            validatorSetId: set.id,
+            validatorCount: set.validators.length,
+            signers: Uint8Array.of(1),
+            signature: new Uint8Array(96),
+          };
     const extras = state.executor.commitExtras(hash);
     await state.store.commit({
       height: block.header.height,
@@ -110,6 +123,14 @@ export class NodeStates {
       transactionHashes: extras.transactionHashes,
     });
     await state.executor.committed(block, hash, cert);
+  }
+
+  /** The single validator's real certificate of `hash` at `height`, round 0. */
+  private certify(height: number, hash: Hex): Certificate {
+    const signer = createBlstSigner(this.consensusKey as Uint8Array);
+    const vote = { type: "precommit" as const, height, round: 0, value: hash, validatorIndex: 0 };
+    const signature = signer.sign(voteDigestOf(this.genesis.chainId, vote));
+    return buildCertificate(this.genesis.chainId, this.genesis.validatorSet, [{ ...vote, signature }], blstScheme);
   }
 
   /** Admits `raws` to the pool of `state`, builds the next block from it, checks it carries them all, and commits it. */
@@ -130,7 +151,12 @@ export class NodeStates {
 
   /** Calls an Ethereum JSON-RPC method (eth_*, lumia_*, debug_*: the debug API is on) on `state`; throws on an error answer. */
   eth(state: NodeState, name: string, args: unknown[]): Promise<unknown> {
-    const methods = createMethods(
+    return run(this.ethMethods(state) as Methods, name, args);
+  }
+
+  /** The Ethereum JSON-RPC method table over `state` (read-only: submissions are refused). */
+  ethMethods(state: NodeState): ReadonlyMap<string, MethodDef> {
+    return createMethods(
       createRpcBackend({
         chainId: this.genesis.chainId,
         version: "test",
@@ -144,7 +170,6 @@ export class NodeStates {
       }),
       { maxLogRange: 100, maxLogResults: 100, maxFeeHistoryBlocks: 100, gasCap: 50_000_000n, txCacheEntries: 16 },
     );
-    return run(methods as Methods, name, args);
   }
 
   /** Calls a Solana JSON-RPC method on `state`; throws on an error answer. */
