@@ -332,7 +332,6 @@ export class StateSync {
 
   /** The highest offer of the connected peers, waiting for one up to waitForPeersMs. */
   private async bestOffer(): Promise<{ peer: string; offer: SnapshotOffer }> {
-    const sleep = this.m.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     const deadline = Date.now() + this.params.waitForPeersMs;
     let lastLog = 0;
     for (;;) {
@@ -371,8 +370,12 @@ export class StateSync {
           "state sync waits for a connected peer with a state to offer (are this node's peers admitting it yet?)",
         );
       }
-      await sleep(1_000);
+      await this.sleep(1_000);
     }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return this.m.sleep?.(ms) ?? new Promise<void>((resolve) => setTimeout(resolve, ms));
   }
 
   private async attempt(peer: string, offer: SnapshotOffer): Promise<StateSyncResult> {
@@ -676,7 +679,6 @@ export class StateSync {
    * flight is waited out and sent again (up to RATE_RETRIES times), anything else throws.
    */
   private async request(peer: string, protocol: string, data: Uint8Array, maxResponseBytes: number) {
-    const sleep = this.m.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     for (let tries = 0; ; tries++) {
       try {
         return await this.m.network.request(peer, protocol, data, {
@@ -690,7 +692,7 @@ export class StateSync {
           (error.remoteCode === "rate_limited" || error.remoteCode === undefined);
         if (!limited || tries >= RATE_RETRIES) throw error;
         this.checkStopped();
-        await sleep(RATE_RETRY_MS);
+        await this.sleep(RATE_RETRY_MS);
       }
     }
   }

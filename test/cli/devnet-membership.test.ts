@@ -5,7 +5,9 @@
 // registry epoch every node's set history has a set with it, certificates of later heights verify against that set
 // and carry its bit, and it reports itself as a voting validator at the others' height. Then validator-3 asks to
 // leave (`dcn exit`): after the next epoch the set no longer has it, later certificates verify without it, and the
-// subnet keeps committing on every remaining node.
+// subnet keeps committing on every remaining node. Once a change is on L1 the test mines the L1 up to the registry's
+// next epoch block (anvil_mine), so that the devnet's epoch keeper advances the epoch within seconds instead of after up
+// to 20 interval-mined blocks.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,7 +22,7 @@ import { joiningNodeConfig } from "../../src/cli/devnet.ts";
 import { blstScheme } from "../../src/crypto/blst.ts";
 import type { PublicIdentity } from "../../src/keys/keys.ts";
 import { jsonRpc } from "../../src/l1/anvil.ts";
-import { LumiaToken } from "../../staking-contracts/artifacts.ts";
+import { LumiaToken, SequencerRegistry } from "../../staking-contracts/artifacts.ts";
 
 const DCN = join(import.meta.dirname, "../../bin/dcn.mjs");
 /** anvil's first dev account (its well-known test mnemonic): the devnet registry's governance. */
@@ -174,6 +176,20 @@ async function signersAt(rpcUrl: string, height: number, set: ValidatorSet): Pro
   return certificateSigners(cert, set).map((i) => set.validators[i]?.address ?? "");
 }
 
+/**
+ * Mines the L1 up to the block where the registry's current epoch may end: the devnet's epoch keeper (which checks every
+ * 2 s) then advances the epoch at once, as it would after the epoch's blocks had come one a second.
+ */
+async function mineToNextEpoch(l1: string, registry: Hex): Promise<void> {
+  const data = encodeFunctionData({ abi: SequencerRegistry.abi, functionName: "nextEpochBlock" });
+  const [due, head] = await Promise.all([
+    jsonRpc<Hex>(l1, "eth_call", [{ to: registry, data }, "latest"], 5_000),
+    jsonRpc<Hex>(l1, "eth_blockNumber", [], 5_000),
+  ]);
+  const blocks = BigInt(due) - BigInt(head);
+  if (blocks > 0n) await jsonRpc(l1, "anvil_mine", [`0x${blocks.toString(16)}`], 5_000);
+}
+
 interface DevnetJson {
   l1: { rpc: string; pid: number | null; contracts: Record<string, Hex> };
   nodes: { name: string; rpc: string; address: string }[];
@@ -211,6 +227,8 @@ describe("validators join and leave a running devnet through the L1 registry", (
         });
       return `${devnetOut.text.split("\n").slice(-15).join("\n")}\n${parts.join("\n")}`;
     };
+    // The new operator's keys meanwhile (they need no devnet).
+    const initDone = dcn(["init", "--insecure", "--dir", nodeDir]);
     const devnetPath = join(data, "devnet.json");
     await waitUntil("the devnet's nodes", async () => devnetOut.text.includes("wrote"), 60_000, logs);
     const info = JSON.parse(readFileSync(devnetPath, "utf8")) as DevnetJson;
@@ -225,7 +243,7 @@ describe("validators join and leave a running devnet through the L1 registry", (
     );
 
     // The operator side: keys, governance approval, registration, LUMIA and ETH for gas, self-stake, start.
-    const init = await dcn(["init", "--insecure", "--dir", nodeDir]);
+    const init = await initDone;
     expect(init.code, init.out).toBe(0);
     const identity = JSON.parse(readFileSync(join(nodeDir, "identity.json"), "utf8")) as PublicIdentity;
     const joining = await joiningNodeConfig(data, nodeDir, p.joining);
@@ -267,6 +285,9 @@ describe("validators join and leave a running devnet through the L1 registry", (
     });
     started.push(node);
     mustRun.push({ name: "the joining node", child: node });
+    const registry = info.l1.contracts.registry;
+    if (registry === undefined) throw new Error("no registry");
+    await mineToNextEpoch(l1, registry);
 
     // The next epoch's set has it: every node's history gains a set with the new validator.
     let joinedAt = 0;
@@ -321,6 +342,7 @@ describe("validators join and leave a running devnet through the L1 registry", (
     expect(again.code).toBe(1);
     // "exited" when the epoch keeper advanced the registry between the two commands.
     expect(again.out).toMatch(/sequencer 4 is exit(ing|ed) already/);
+    await mineToNextEpoch(l1, registry);
     let leftAt = 0;
     await waitUntil(
       "a validator set without validator-3",

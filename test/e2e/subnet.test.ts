@@ -88,7 +88,7 @@ describe("a 4-validator subnet of dcn processes", () => {
   }, 90_000);
 
   it("leaves one chain on every disk, with valid certificates and no double sign", async () => {
-    for (const n of cluster.plan.nodes) await cluster.stop(n.name);
+    await Promise.all(cluster.plan.nodes.map((n) => cluster.stop(n.name)));
     const chains = await Promise.all(
       cluster.plan.nodes.map((n) => readChain(join(n.dir, "data", "chain"), cluster.plan.genesisPath)),
     );
