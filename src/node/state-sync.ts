@@ -33,6 +33,7 @@ import type { RpcTransport } from "../light-client/transport.ts";
 import { RpcCallError } from "../light-client/transport.ts";
 import { type MethodDef, validateParams } from "../rpc/dispatch.ts";
 import type { ChainStore, SnapshotInstall } from "../storage/chain-store.ts";
+import { encodeValidatorSet } from "../storage/codecs.ts";
 import type { Logger } from "./log.ts";
 import {
   decodeBlocksResponse,
@@ -356,7 +357,8 @@ export class StateSync {
         (this.unhelpful.has(best.peer) && !this.unhelpful.has(o.peer)) ||
         (this.unhelpful.has(best.peer) === this.unhelpful.has(o.peer) && o.offer.height > best.offer.height);
       for (const o of offers) if (o !== null && o.offer.height > 0 && better(o)) best = o;
-      if (best !== null) return best;
+      const checked = best === null ? null : this.crossChecked(best, offers);
+      if (checked !== null) return checked;
       if (Date.now() >= deadline) {
         throw new StateSyncError(
           "no_snapshot",
@@ -372,6 +374,34 @@ export class StateSync {
       }
       await this.sleep(1_000);
     }
+  }
+
+  /**
+   * The proposer priorities of an offer are not committed to by any header; the peers that offer the same height
+   * must agree on them. When they do not, the set most of them offer is taken and the others are scored down; with no
+   * majority, null (the offers are asked again).
+   */
+  private crossChecked(
+    best: { peer: string; offer: SnapshotOffer },
+    offers: readonly ({ peer: string; offer: SnapshotOffer } | null)[],
+  ): { peer: string; offer: SnapshotOffer } | null {
+    const same = offers.filter((o) => o !== null && o.offer.height === best.offer.height) as {
+      peer: string;
+      offer: SnapshotOffer;
+    }[];
+    const key = (o: { offer: SnapshotOffer }) => toHex(encodeValidatorSet(o.offer.nextValidatorSet));
+    const votes = new Map<string, { peer: string; offer: SnapshotOffer }[]>();
+    for (const o of same) votes.set(key(o), [...(votes.get(key(o)) ?? []), o]);
+    if (votes.size === 1) return best;
+    const ranked = [...votes.values()].sort((a, b) => b.length - a.length);
+    const winners = ranked[0] as { peer: string; offer: SnapshotOffer }[];
+    if (winners.length === (ranked[1]?.length ?? 0)) {
+      // No majority: nothing tells which is right; ask again (heads move on, more peers connect).
+      this.m.log.warn({ height: best.offer.height, offers: same.length }, "state sync: offers of one height disagree");
+      return null;
+    }
+    for (const group of ranked.slice(1)) for (const o of group) this.markFaulty(o.peer, "state_sync_bad_offer");
+    return winners.find((o) => o.peer === best.peer) ?? (winners[0] as { peer: string; offer: SnapshotOffer });
   }
 
   private sleep(ms: number): Promise<void> {

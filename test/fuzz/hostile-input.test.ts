@@ -25,6 +25,9 @@ import {
   decodeHeightStateRequest,
   decodeHeightStateResponse,
   decodeProposalMessage,
+  decodeSnapshotOffer,
+  decodeStateNodesRequest,
+  decodeStateNodesResponse,
   decodeStatus,
   decodeWorkSignature,
   encodeBlocksRequest,
@@ -33,6 +36,9 @@ import {
   encodeHeightStateRequest,
   encodeHeightStateResponse,
   encodeProposalMessage,
+  encodeSnapshotOffer,
+  encodeStateNodesRequest,
+  encodeStateNodesResponse,
   encodeStatus,
   encodeWorkSignature,
 } from "../../src/node/messages.ts";
@@ -113,6 +119,18 @@ const samples: Record<string, { bytes: Uint8Array; decode: (b: Uint8Array) => un
   },
   signedProposal: { bytes: encodeSignedProposal(signedProposal), decode: decodeProposalMessage },
   vote: { bytes: encodeSignedVote(prevoteA), decode: decodeSignedVote },
+  snapshotOffer: {
+    bytes: encodeSnapshotOffer({ height: 9, nextValidatorSet: set }),
+    decode: decodeSnapshotOffer,
+  },
+  stateNodesRequest: {
+    bytes: encodeStateNodesRequest([new Uint8Array(32).fill(3), Uint8Array.of(0x63, ...new Uint8Array(32).fill(4))]),
+    decode: decodeStateNodesRequest,
+  },
+  stateNodesResponse: {
+    bytes: encodeStateNodesResponse([new Uint8Array(70).fill(5), new Uint8Array(0), new Uint8Array(3)]),
+    decode: decodeStateNodesResponse,
+  },
 };
 
 /** A valid encoding damaged: bit flips, a cut, bytes appended, or a 4-byte window set to 0xff (huge lengths). */

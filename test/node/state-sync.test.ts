@@ -21,8 +21,10 @@ import type { NodeState } from "../../src/node/assemble.ts";
 import type { ConsensusDriver } from "../../src/node/driver.ts";
 import {
   decodeBlocksResponse,
+  decodeSnapshotOffer,
   decodeStateNodesResponse,
   encodeBlocksResponse,
+  encodeSnapshotOffer,
   encodeStateNodesResponse,
   protocols,
 } from "../../src/node/messages.ts";
@@ -318,7 +320,7 @@ describe("state sync", () => {
     await nodes.closeOne(synced);
   });
 
-  it("scores down peers whose nodes, blocks or certificates do not verify, and completes from an honest one", async () => {
+  it("scores down peers whose offers, nodes, blocks or certificates do not verify, and completes from an honest one", async () => {
     const badNodes = tampered(honest, p.stateNodes, (response) =>
       encodeStateNodesResponse(decodeStateNodesResponse(response).map((v) => (v.length > 0 ? flipLast(v) : v))),
     );
@@ -333,10 +335,20 @@ describe("state sync", () => {
       }
       return new TextEncoder().encode(JSON.stringify(body));
     });
+    // Same head, other proposer priorities (no header commits to them): outvoted by the peers offering that height.
+    const badOffer = tampered(honest, p.snapshot, (response) => {
+      const offer = decodeSnapshotOffer(response);
+      const set = offer.nextValidatorSet;
+      const validators = set.validators.map((v, i) =>
+        i === 0 ? { ...v, proposerPriority: v.proposerPriority + 7n } : v,
+      );
+      return encodeSnapshotOffer({ ...offer, nextValidatorSet: { ...set, validators } });
+    });
     const { store } = await emptyStore();
     // The faulty peers come first: the offer, the anchor and the first node requests go to them.
     const network = new Loopback(
       new Map([
+        ["bad-offer", badOffer],
         ["bad-certificates", badCertificates],
         ["bad-blocks", badBlocks],
         ["bad-nodes", badNodes],
@@ -347,6 +359,7 @@ describe("state sync", () => {
     expect(result.height).toBe(source.store.headHeight);
     expect(store.headHash()).toBe(source.store.headHash());
     const codes = new Map(network.reports.map((r) => [r.peer, r.code]));
+    expect(codes.get("bad-offer")).toBe("state_sync_bad_offer");
     expect(codes.get("bad-certificates")).toBe("state_sync_bad_certificate");
     expect(codes.get("bad-blocks")).toBe("state_sync_bad_block");
     expect(codes.get("bad-nodes")).toBe("state_sync_bad_node");
