@@ -110,15 +110,43 @@ async function syncStateIfEmpty(
       allowedPeers: [...new Set([...admitted, ...config.p2p.peers.map((p) => p.peerId)])],
       log: (level, msg, fields) => log.child({ component: "p2p" })[level](fields ?? {}, msg),
     });
-    await network.start();
+    const sync = new StateSync(
+      { ...DEFAULT_STATE_SYNC_PARAMS, chainId: genesis.chainId },
+      { network, store, genesis, log, metrics: metrics.stateSync },
+    );
+    // The operator endpoint answers meanwhile (a long sync must not fail liveness probes): alive, not ready, progress
+    // in /status and /metrics.
+    const m = config.metrics;
+    const http = m.enabled
+      ? await startHttpServer(
+          { host: m.host, port: m.port },
+          {
+            registry: metrics.registry,
+            // NodeStatus's fields that mean something before the head exists (dcn status reads them), and progress.
+            status: () => ({
+              chainId: genesis.chainId.toString(),
+              role: config.role,
+              peerId: network.peerId,
+              height: 0,
+              round: 0,
+              step: "state-sync",
+              headHeight: 0,
+              headHash: null,
+              votingNow: false,
+              peers: network.connectedPeers(),
+              lastCommitAgoMs: null,
+              stateSync: sync.progress(),
+            }),
+            ready: () => false,
+          },
+        )
+      : null;
     try {
-      const sync = new StateSync(
-        { ...DEFAULT_STATE_SYNC_PARAMS, chainId: genesis.chainId },
-        { network, store, genesis, log, metrics: metrics.stateSync },
-      );
+      await network.start();
       await sync.run();
     } finally {
       await network.stop();
+      await http?.close();
     }
   } finally {
     await store.close();

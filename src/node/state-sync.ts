@@ -263,9 +263,32 @@ interface Pending {
   readonly accounts: boolean;
 }
 
+/** Where a state sync stands (the operator endpoint's /status while it runs). */
+export interface StateSyncProgress {
+  /** "offer": waiting for a peer's offer; "anchor": verifying its head; "blocks"; "state"; "done". */
+  readonly phase: "offer" | "anchor" | "blocks" | "state" | "done";
+  /** The head being synced to (0 before an offer is taken). */
+  readonly height: number;
+  readonly attempt: number;
+  readonly fetched: number;
+  readonly local: number;
+  readonly bytes: number;
+  /** Keys known and not fetched yet. */
+  readonly queued: number;
+}
+
 export class StateSync {
   private readonly protocols: ReturnType<typeof protocols>;
   private stopped = false;
+  private state: StateSyncProgress = {
+    phase: "offer",
+    height: 0,
+    attempt: 0,
+    fetched: 0,
+    local: 0,
+    bytes: 0,
+    queued: 0,
+  };
   /** Peers proved faulty: never asked again by this sync. */
   private readonly faulty = new Set<string>();
   /** Peers whose offer led to a failed attempt without proving them faulty: others' offers go first. */
@@ -289,6 +312,14 @@ export class StateSync {
     this.stopped = true;
   }
 
+  progress(): StateSyncProgress {
+    return this.state;
+  }
+
+  private update(change: Partial<StateSyncProgress>): void {
+    this.state = { ...this.state, ...change };
+  }
+
   /** Syncs the empty store to a peer's recent state and installs it. Throws StateSyncError. */
   async run(): Promise<StateSyncResult> {
     if (this.m.store.headHeight !== 0) {
@@ -296,6 +327,7 @@ export class StateSync {
     }
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.params.attempts; attempt++) {
+      this.update({ phase: "offer", attempt, height: 0 });
       const offer = await this.bestOffer();
       try {
         return await this.attempt(offer.peer, offer.offer);
@@ -411,6 +443,7 @@ export class StateSync {
   private async attempt(peer: string, offer: SnapshotOffer): Promise<StateSyncResult> {
     const started = Date.now();
     const height = offer.height;
+    this.update({ phase: "anchor", height, fetched: 0, local: 0, bytes: 0, queued: 0 });
     this.m.log.info({ peer, height }, "state sync: verifying the offered head from the genesis set");
     const client = await LightClient.create({
       transport: p2pTransport((...args) => this.request(...args), peer, this.protocols.lightClient),
@@ -426,6 +459,7 @@ export class StateSync {
           head.header.nextValidatorSetId,
       );
     }
+    this.update({ phase: "blocks" });
     const blocks = await this.recentBlocks(peer, height, head.hash, head.certificate);
     this.checkStopped();
     // The sets from the genesis on; the next height's too when it changes there.
@@ -441,6 +475,7 @@ export class StateSync {
       client,
       [1, ...epochs.map((e) => e.fromHeight - 1)].filter((h) => h >= 1 && h < from),
     );
+    this.update({ phase: "state" });
     const counts = await this.fetchState(head.header.vmRoots);
     this.checkStopped();
     const install: SnapshotInstall = {
@@ -449,6 +484,7 @@ export class StateSync {
       setChanges,
     };
     await this.m.store.installSnapshot(install);
+    this.update({ phase: "done", ...counts, queued: 0 });
     const result = { height, blockHash: head.hash, ...counts, ms: Date.now() - started };
     this.m.log.info({ ...result, peer }, "state sync installed the state of a verified head");
     return result;
@@ -625,6 +661,7 @@ export class StateSync {
             await store.copyStateNodes(writes);
             fetched += writes.length;
             this.m.metrics?.nodes.inc({ source: "peer" }, writes.length);
+            this.update({ fetched, local, bytes, queued: pending.length + code.length });
             if (Date.now() - lastLog >= 5_000) {
               lastLog = Date.now();
               this.m.log.info({ fetched, local, bytes, queued: pending.length + code.length }, "state sync progress");

@@ -5,7 +5,8 @@
 // the history of old heights but block 1, answers reads of it with 4444 (transactions: null), still lets a light
 // client verify a balance from the genesis set, and restarts with no more than the 256 newest heights' history, from
 // which its executor reloads the block hashes it needs. A replica started after that, with sync.stateSync, joins from
-// the pruning node's verified head (no node could serve it the chain from the genesis), executes the blocks after it
+// the pruning node's verified head (no node could serve it the chain from the genesis; while no peer is up it waits,
+// its operator endpoint alive but not ready), executes the blocks after it
 // to the same hashes, serves light clients in turn and restarts from its own head.
 import { readFileSync, writeFileSync } from "node:fs";
 import { type Hex, parseGwei } from "viem";
@@ -159,7 +160,19 @@ describe("state and history pruning in a node process", () => {
     const url = cluster.node(replica).rpc;
     const keptFrom = await cluster.metric(name, "dcn_history_kept_from_height");
     expect(keptFrom).toBeGreaterThan(2);
+    // With no peer up it waits for one, alive (the operator endpoint answers) but not ready.
+    await cluster.stop(name);
     cluster.start(replica);
+    const metricsUrl = cluster.node(replica).metrics;
+    await cluster.waitFor(
+      "the replica's operator endpoint",
+      async () => (await fetch(`${metricsUrl}/health`).catch(() => null))?.status === 200,
+      30_000,
+    );
+    expect((await fetch(`${metricsUrl}/ready`)).status).toBe(503);
+    const waiting = (await (await fetch(`${metricsUrl}/status`)).json()) as { stateSync: unknown; headHeight: number };
+    expect(waiting).toMatchObject({ headHeight: 0, stateSync: { phase: "offer", height: 0 } });
+    cluster.start(name);
     const installedAt = () =>
       /"height":(\d+)[^\n]*state sync installed the state of a verified head/.exec(cluster.logTails(2000));
     await cluster.waitFor("the replica's state sync", async () => installedAt() !== null, 60_000);

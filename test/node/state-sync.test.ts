@@ -227,8 +227,18 @@ describe("state sync", () => {
   it("syncs an empty store to the head's state; reads answer as on the source and the next block validates", async () => {
     const { store, dir } = await emptyStore();
     const network = new Loopback(new Map([["good", honest]]));
-    const result = await stateSync(store, network).run();
+    const sync = stateSync(store, network);
+    const result = await sync.run();
     expect(result.height).toBe(HEIGHTS);
+    expect(sync.progress()).toEqual({
+      phase: "done",
+      height: HEIGHTS,
+      attempt: 1,
+      fetched: result.fetched,
+      local: 0,
+      bytes: result.bytes,
+      queued: 0,
+    });
     expect(result.local).toBe(0);
     expect(result.fetched).toBeGreaterThan(HEIGHTS * RECIPIENTS_PER_HEIGHT);
     expect(network.reports).toEqual([]);
