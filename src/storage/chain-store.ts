@@ -361,7 +361,18 @@ export class ChainStore {
         }
         if (c.fromHeight > head + 1) throw refuse(`a set change at ${c.fromHeight}, above head + 1`);
       }
-      const setAt = (height: number) => [...changes].reverse().find((c) => c.fromHeight <= height)?.set;
+      /** The set deciding `height`: the last change at or below it (binary search; changes ascend). */
+      const setAt = (height: number): ValidatorSet | undefined => {
+        let lo = 0;
+        let hi = changes.length - 1;
+        while (lo < hi) {
+          const mid = (lo + hi + 1) >> 1;
+          if ((changes[mid] as { fromHeight: number }).fromHeight <= height) lo = mid;
+          else hi = mid - 1;
+        }
+        const found = changes[lo];
+        return found !== undefined && found.fromHeight <= height ? found.set : undefined;
+      };
       if (setAt(head + 1)?.id !== s.nextValidatorSet.id) throw refuse("the next set is not the last change's");
       const ops: BatchOp[] = [];
       for (const b of blocks) {

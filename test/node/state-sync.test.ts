@@ -12,6 +12,8 @@ import { pino } from "pino";
 import { encodeDeployData, encodeFunctionData } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { concatBytes, type Hex } from "../../consensus/bytes.ts";
+import type { Certificate } from "../../consensus/certificate.ts";
+import { createValidatorSet } from "../../consensus/validator-set.ts";
 import { RequestError, type RequestSpec } from "../../p2p/index.ts";
 import { SVM_TX_PREFIX } from "../../src/chain/block.ts";
 import type { Genesis } from "../../src/config/genesis.ts";
@@ -39,7 +41,7 @@ import {
 import { SyncManager } from "../../src/node/sync.ts";
 import type { VerifierContext } from "../../src/node/verifier.ts";
 import { WorkLedger } from "../../src/node/work-ledger.ts";
-import { ChainStore } from "../../src/storage/chain-store.ts";
+import { ChainStore, type SnapshotInstall, StorageError } from "../../src/storage/chain-store.ts";
 import { addressOf, signRaw, testAccount } from "../execution/helpers.ts";
 import { contracts } from "../fixtures/contracts.ts";
 import { buildTx, SOL, signer, transferIx } from "../svm/helpers.ts";
@@ -288,6 +290,49 @@ describe("state sync", () => {
     expect(second.headHash()).toBe(source.store.headHash());
     await second.close();
     await nodes.closeOne(synced);
+  });
+
+  it("the store refuses a snapshot whose parts do not fit together, and stays empty", async () => {
+    const { store } = await emptyStore();
+    const head = source.store.headHeight;
+    const blocks = await Promise.all(
+      [head - 1, head].map(async (height) => {
+        const certificate = (await source.store.getCertificate(height)) as Certificate;
+        return {
+          height,
+          blockHash: certificate.blockHash,
+          block: (await source.store.getBlock(height)) as Uint8Array,
+          certificate,
+        };
+      }),
+    );
+    const good: SnapshotInstall = {
+      blocks,
+      nextValidatorSet: source.store.validatorSetFor(head + 1),
+      setChanges: [{ fromHeight: 1, set: genesis.validatorSet }],
+    };
+    const other = createValidatorSet([{ publicKey: new Uint8Array(48).fill(7), votingPower: 1n }]);
+    const refused = async (install: SnapshotInstall, why: RegExp, headAfter = 0) => {
+      const error = await store.installSnapshot(install).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StorageError);
+      expect((error as StorageError).code).toBe("invalid_record");
+      expect((error as StorageError).message).toMatch(why);
+      expect(store.headHeight).toBe(headAfter);
+    };
+    await refused({ ...good, blocks: [] }, /no block/);
+    await refused({ ...good, setChanges: [] }, /genesis set at height 1/);
+    await refused({ ...good, setChanges: [{ fromHeight: 1, set: other }] }, /genesis set at height 1/);
+    await refused(
+      { ...good, setChanges: [...good.setChanges, { fromHeight: head + 5, set: other }] },
+      /above head \+ 1/,
+    );
+    await refused({ ...good, nextValidatorSet: other }, /next set/);
+    const [first, second] = blocks as [(typeof blocks)[number], (typeof blocks)[number]];
+    await refused({ ...good, blocks: [first, { ...second, certificate: first.certificate }] }, /certificate is for/);
+    await store.installSnapshot(good);
+    expect(store.headHeight).toBe(head);
+    await refused(good, /already has height/, head);
+    await store.close();
   });
 
   it("a work ledger on a state-synced store counts from its third whole height, with the epoch there partial", async () => {
