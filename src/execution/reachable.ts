@@ -144,7 +144,7 @@ export function reachableWrites(
 const CODE_KEY_PREFIX = toHex(CODEHASH_PREFIX);
 
 /** What one node refers to, taken out synchronously (split's scratch arrays are shared) before anything awaits. */
-export interface Refs {
+interface Refs {
   /** `root`: a storage trie's root (contracts with equal storage share the trie). */
   readonly nodes: { readonly key: string; readonly accounts: boolean; readonly root?: boolean }[];
   readonly inline: { readonly bytes: Uint8Array; readonly accounts: boolean }[];
@@ -188,14 +188,38 @@ function refsOf(node: Uint8Array, accounts: boolean, refs: Refs): void {
 }
 
 /**
- * What the trie node `node` refers to: stored children (by hash), inlined children (to look into the same way) and,
- * in the EVM account trie (`accounts`), the storage trie roots and code keys its account leaves name. Throws on a
- * node that does not decode as a trie node.
+ * Queues what the trie node `node` refers to, looking into its inlined children the same way: each stored child (by
+ * hash) on `nodes`, and in the EVM account trie (`accounts`) each storage trie root and code key its account leaves
+ * name on `nodes` / `code`, once (`seen` remembers them: contracts with equal storage or code share them). Nodes
+ * inside a trie are not remembered: with hashed keys two positions of one trie never hold the same subtree. Throws on
+ * a node that does not decode as a trie node.
  */
-export function nodeRefs(node: Uint8Array, accounts: boolean): Refs {
-  const refs: Refs = { nodes: [], inline: [], code: [] };
-  refsOf(node, accounts, refs);
-  return refs;
+export function queueRefs(
+  node: Uint8Array,
+  accounts: boolean,
+  seen: Set<string>,
+  nodes: { key: string; accounts: boolean }[],
+  code: string[],
+): void {
+  const inline = [{ bytes: node, accounts }];
+  for (let next = inline.pop(); next !== undefined; next = inline.pop()) {
+    // refsOf fills shared scratch arrays: its refs are taken out before the next call.
+    const refs: Refs = { nodes: [], inline: [], code: [] };
+    refsOf(next.bytes, next.accounts, refs);
+    for (const r of refs.nodes) {
+      if (r.root === true) {
+        if (seen.has(r.key)) continue;
+        seen.add(r.key);
+      }
+      nodes.push({ key: r.key, accounts: r.accounts });
+    }
+    for (const r of refs.inline) inline.push(r);
+    for (const key of refs.code) {
+      if (seen.has(key)) continue;
+      seen.add(key);
+      code.push(key);
+    }
+  }
 }
 
 /**
@@ -216,38 +240,19 @@ export async function walkState(
   code: (key: string) => Promise<void>,
 ): Promise<number> {
   const pending: { key: string; accounts: boolean }[] = [];
-  const inline: { bytes: Uint8Array; accounts: boolean }[] = [];
+  const codeKeys: string[] = [];
   const start = root.toLowerCase();
   let nodes = 0;
   if (start !== EMPTY_TRIE_ROOT && !seen.has(start)) {
     seen.add(start);
     pending.push({ key: start, accounts: evmAccounts });
   }
-  for (;;) {
-    const refs: Refs = { nodes: [], inline: [], code: [] };
-    const next = inline.pop();
-    if (next !== undefined) refsOf(next.bytes, next.accounts, refs);
-    else {
-      const at = pending.pop();
-      if (at === undefined) break;
-      const bytes = await read(at.key);
-      if (bytes === undefined) throw new Error(`state node ${at.key} under root ${start} is missing`);
-      nodes++;
-      refsOf(bytes, at.accounts, refs);
-    }
-    for (const r of refs.nodes) {
-      if (r.root === true) {
-        if (seen.has(r.key)) continue;
-        seen.add(r.key);
-      }
-      pending.push(r);
-    }
-    for (const r of refs.inline) inline.push(r);
-    for (const key of refs.code) {
-      if (seen.has(key)) continue;
-      seen.add(key);
-      await code(key);
-    }
+  for (let at = pending.pop(); at !== undefined; at = pending.pop()) {
+    const bytes = await read(at.key);
+    if (bytes === undefined) throw new Error(`state node ${at.key} under root ${start} is missing`);
+    nodes++;
+    queueRefs(bytes, at.accounts, seen, pending, codeKeys);
+    for (let key = codeKeys.pop(); key !== undefined; key = codeKeys.pop()) await code(key);
   }
   return nodes;
 }

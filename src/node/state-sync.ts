@@ -17,6 +17,7 @@
 // A crash at any step leaves the store empty (head 0): the next start syncs again, reading the nodes it already wrote
 // instead of fetching them. A peer that serves a node with the wrong hash, a block off the chain or a certificate that
 // does not verify is scored down and not asked again.
+import { CODEHASH_PREFIX } from "@ethereumjs/statemanager";
 import { fromHex, type Hex, keccak256, toHex } from "../../consensus/bytes.ts";
 import { type Certificate, decodeCertificate } from "../../consensus/certificate.ts";
 import type { ValidatorSet } from "../../consensus/types.ts";
@@ -26,7 +27,7 @@ import { type Block, blockHash, bodyProblem, decodeBlock } from "../chain/block.
 import { EMPTY_TRIE_ROOT } from "../chain/ordered-trie.ts";
 import type { Genesis } from "../config/genesis.ts";
 import { blstScheme } from "../crypto/blst.ts";
-import { nodeRefs } from "../execution/reachable.ts";
+import { queueRefs } from "../execution/reachable.ts";
 import { EVM_VM } from "../execution/vm.ts";
 import { anchorFromGenesis, LightClient, LightClientError } from "../light-client/index.ts";
 import type { RpcTransport } from "../light-client/transport.ts";
@@ -65,7 +66,7 @@ const MAX_LIGHT_CLIENT_RESPONSE_BYTES = 4 * 1024 * 1024;
 const RATE_RETRY_MS = 200;
 const RATE_RETRIES = 100;
 /** First byte of a code key ("c" || code hash), as the EVM state manager stores code. */
-const CODE_KEY_PREFIX = 0x63;
+const CODE_KEY_PREFIX = CODEHASH_PREFIX[0];
 
 export interface StateSyncParams {
   readonly chainId: bigint;
@@ -585,31 +586,13 @@ export class StateSync {
     const store = this.m.store;
     const pending: Pending[] = [];
     const code: string[] = [];
-    /** Storage trie roots and code keys already queued: contracts with equal storage or code share them. */
+    /** Tries (by root) and code keys already queued: contracts with equal storage or code share them. */
     const seen = new Set<string>();
     let fetched = 0;
     let local = 0;
     let bytes = 0;
     let lastLog = Date.now();
-    const visit = (node: Uint8Array, accounts: boolean): void => {
-      const stack = [{ node, accounts }];
-      for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
-        const refs = nodeRefs(next.node, next.accounts);
-        for (const r of refs.nodes) {
-          if (r.root === true) {
-            if (seen.has(r.key)) continue;
-            seen.add(r.key);
-          }
-          pending.push({ key: r.key, accounts: r.accounts });
-        }
-        for (const i of refs.inline) stack.push({ node: i.bytes, accounts: i.accounts });
-        for (const c of refs.code) {
-          if (seen.has(c)) continue;
-          seen.add(c);
-          code.push(c);
-        }
-      }
-    };
+    const visit = (node: Uint8Array, accounts: boolean): void => queueRefs(node, accounts, seen, pending, code);
     for (const { vm, root } of vmRoots) {
       const key = root.toLowerCase();
       if (key === EMPTY_TRIE_ROOT || seen.has(key)) continue;
@@ -623,7 +606,7 @@ export class StateSync {
         const codeKey = code.pop();
         const item = codeKey !== undefined ? { key: codeKey, accounts: false } : pending.pop();
         if (item === undefined) break;
-        const found = await store.stateNode(hexKey(item.key));
+        const found = await store.stateNode(fromHex(item.key as Hex));
         if (found === undefined) out.push(item);
         else {
           local++;
@@ -654,7 +637,7 @@ export class StateSync {
             const writes: [Uint8Array, Uint8Array][] = [];
             for (const [i, item] of batch.entries()) {
               const value = values[i] as Uint8Array;
-              writes.push([hexKey(item.key), value]);
+              writes.push([fromHex(item.key as Hex), value]);
               bytes += value.length;
               if (!isCodeKey(item.key)) visit(value, item.accounts);
             }
@@ -703,7 +686,7 @@ export class StateSync {
             await this.request(
               peer,
               this.protocols.stateNodes,
-              encodeStateNodesRequest(wanted.map((i) => hexKey((batch[i] as Pending).key))),
+              encodeStateNodesRequest(wanted.map((i) => fromHex((batch[i] as Pending).key as Hex))),
               this.params.maxResponseBytes,
             ),
           );
@@ -796,10 +779,6 @@ function checkedBlock(peer: string, height: number, bytes: Uint8Array, expected:
     );
   }
   return { hash, block };
-}
-
-function hexKey(key: string): Uint8Array {
-  return fromHex(key as Hex);
 }
 
 function isCodeKey(key: string): boolean {
