@@ -1,11 +1,37 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * Test files that load the whole machine for a while: they start subnets of node processes and anvil, drop packets,
+ * or simulate minutes of consensus. They run one at a time, after the others, which run two at a time: side by side
+ * with a subnet, a busy unit test would slow its processes into timeouts on a 2-core machine.
+ */
+const SUBNETS = [
+  "test/cli/devnet.test.ts",
+  "test/cli/devnet-{bridge,derive,membership,rewards}.test.ts",
+  "test/e2e/**/*.test.ts",
+  "test/faults/**/*.test.ts",
+  "test/sim/**/*.test.ts",
+  "test/bench/bench-tool.test.ts",
+];
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts", "consensus/**/*.test.ts", "src/**/*.test.ts", "p2p/**/*.test.ts"],
     setupFiles: ["./src/polyfill.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "unit",
+          include: ["test/**/*.test.ts", "consensus/**/*.test.ts", "src/**/*.test.ts", "p2p/**/*.test.ts"],
+          exclude: SUBNETS,
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      { extends: true, test: { name: "subnets", include: SUBNETS, maxWorkers: 1, sequence: { groupOrder: 1 } } },
+    ],
   },
 });

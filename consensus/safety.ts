@@ -50,3 +50,16 @@ export function checkSign(
   if (bytesEqual(digest, last.digest)) return { ok: true, mark: last };
   return { ok: false, refusal: { code: "conflicting_digest", last, digest: toHex(digest) } };
 }
+
+/**
+ * Whether a message signed by this validator's key at (height, round, step) lies after `last`, the position its own
+ * record says it signed last: then this process never signed it, and another one holds the key (doppelganger
+ * protection, src/node/driver.ts). A message at or before the mark may be this process's own (an old vote relayed
+ * back): not proof of anything.
+ */
+export function signedAfter(last: SigningMark | null, height: number, round: number, step: SignStep): boolean {
+  if (last === null) return true;
+  if (height !== last.height) return height > last.height;
+  if (round !== last.round) return round > last.round;
+  return STEP_ORDER[step] > STEP_ORDER[last.step];
+}

@@ -308,6 +308,7 @@ export async function prepareDevnet(opts: DevnetOptions): Promise<DevnetPlan> {
           : {
               rpc: opts.l1.rpc,
               registry: opts.l1.contracts.registry ?? null,
+              slashing: opts.l1.contracts.slashing ?? null,
               batchTransport: opts.blobBatches === true && i === 0 ? "auto" : "calldata",
             },
     });
@@ -338,6 +339,8 @@ interface NodeConfigParams {
   readonly l1: {
     readonly rpc: string;
     readonly registry: Hex | null;
+    /** The Slashing contract the validators report equivocation to. */
+    readonly slashing: Hex | null;
     readonly batchTransport: "calldata" | "auto";
   } | null;
 }
@@ -370,6 +373,7 @@ async function writeNodeConfig(path: string, p: NodeConfigParams): Promise<void>
             pollIntervalMs: DEVNET_L1_POLL_INTERVAL_MS,
             confirmations: DEVNET_L1_CONFIRMATIONS,
             ...(p.l1.registry === null ? {} : { registry: p.l1.registry }),
+            ...(p.l1.slashing === null ? {} : { slashing: p.l1.slashing }),
             ...DEVNET_FINALITY_CONFIG,
             batchTransport: p.l1.batchTransport,
             // anvil serves blobs on its own port (GET /eth/v1/beacon/blobs/{block number}).
@@ -408,7 +412,12 @@ export async function joiningNodeConfig(
     l1:
       devnet.l1 === null
         ? null
-        : { rpc: devnet.l1.rpc, registry: devnet.l1.contracts.registry ?? null, batchTransport: "calldata" },
+        : {
+            rpc: devnet.l1.rpc,
+            registry: devnet.l1.contracts.registry ?? null,
+            slashing: devnet.l1.contracts.slashing ?? null,
+            batchTransport: "calldata",
+          },
   });
   return {
     name: opts.name ?? basename(resolve(nodeDir)),

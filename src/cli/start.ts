@@ -7,6 +7,7 @@ import { loadGenesis } from "../config/genesis.ts";
 import { loadKeystore } from "../keys/keystore.ts";
 import { createLogger } from "../node/log.ts";
 import { DcnNode } from "../node/node.ts";
+import { StateSyncError } from "../node/state-sync.ts";
 
 export interface StartOptions {
   readonly config: string;
@@ -36,12 +37,34 @@ export async function startCommand(opts: StartOptions): Promise<number> {
   if (peer.insecure || consensus?.insecure === true) {
     log.warn({ keys: config.keys.dir }, "keys are stored unencrypted (--insecure): acceptable for a devnet only");
   }
-  const node = await DcnNode.create(
-    config,
-    genesis,
-    { consensus: consensus?.secret ?? null, peer: peer.secret, operator: operator?.secret ?? null },
-    log,
-  );
+  // A signal while the node is being created (a state sync can take long) aborts the creation; after it, stops it.
+  const opening = new AbortController();
+  let onSignal = () => opening.abort();
+  let signalled = false;
+  const signalHandler = () => {
+    if (signalled) return;
+    signalled = true;
+    onSignal();
+  };
+  process.once("SIGINT", signalHandler);
+  process.once("SIGTERM", signalHandler);
+  let node: DcnNode;
+  try {
+    node = await DcnNode.create(
+      config,
+      genesis,
+      { consensus: consensus?.secret ?? null, peer: peer.secret, operator: operator?.secret ?? null },
+      log,
+      opening.signal,
+    );
+  } catch (error) {
+    if (error instanceof StateSyncError && error.code === "stopped") {
+      log.info("stopped during state sync (what it fetched is reused by the next start)");
+      log.flush();
+      return 0;
+    }
+    throw error;
+  }
   let finish: (code: number) => void = () => {};
   const exited = new Promise<number>((r) => {
     finish = r;
@@ -55,8 +78,14 @@ export async function startCommand(opts: StartOptions): Promise<number> {
       },
     );
   };
-  process.once("SIGINT", () => stop(0));
-  process.once("SIGTERM", () => stop(0));
+  onSignal = () => stop(0);
+  if (signalled) {
+    // Asked to stop while it was being created: close what was opened, never start.
+    stop(0);
+    const code = await exited;
+    log.flush();
+    return code;
+  }
   await node.start((err) => {
     log.fatal({ err }, "fatal error: stopping");
     stop(1);

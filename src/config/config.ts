@@ -349,6 +349,12 @@ export const configSchema = z
           1000,
           "With an empty pool, time between blocks: a height starts earlier as soon as a transaction or a peer's proposal arrives; 0 = never wait",
         ),
+        doppelgangerWaitMs: ms(
+          0,
+          T,
+          30_000,
+          "After seeing a message signed by this validator's key that this node did not sign (another process holds the key), sign nothing for this long; 0 = only log and count it",
+        ),
         maxBlockBytes: z
           .number()
           .int()
@@ -520,6 +526,15 @@ export const configSchema = z
             description: "SequencerRegistry contract address; without it the node reads no validator sets from L1",
             examples: ["0x5FbDB2315678afecb367f032d93F642f64180aa3"],
           }),
+        slashing: z
+          .string()
+          .superRefine(checked(l1AddressProblem))
+          .optional()
+          .meta({
+            description:
+              "The L1 Slashing contract: a validator with an operator key submits the equivocation evidence it holds there (the offender is slashed and jailed); absent: it reports none",
+            examples: ["0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"],
+          }),
         deriveFromL1: z.boolean().default(false).meta({
           description:
             "Rebuild the chain from the batches in the genesis' L1 batch inbox (confirmed blocks only), with or without p2p peers (docs/hard-finality.md)",
@@ -635,6 +650,7 @@ export interface NodeConfig {
     readonly rebroadcastMs: number;
     readonly blockIntervalMs: number;
     readonly emptyBlockIntervalMs: number;
+    readonly doppelgangerWaitMs: number;
     readonly maxBlockBytes: number;
     readonly maxBlockTransactions: number;
   };
@@ -670,6 +686,8 @@ export interface NodeConfig {
     readonly confirmations: number;
     /** SequencerRegistry address; null = no registry (the L1 head and confirmations only). */
     readonly registry: `0x${string}` | null;
+    /** The Slashing contract the validator reports equivocation to; null = it reports none. */
+    readonly slashing: `0x${string}` | null;
     /** Hard finality (docs/hard-finality.md): derivation from L1, batch and output posting. */
     readonly deriveFromL1: boolean;
     readonly batchMinBlocks: number;
@@ -743,6 +761,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
       rebroadcastMs: c.consensus.rebroadcastMs,
       blockIntervalMs: c.consensus.blockIntervalMs,
       emptyBlockIntervalMs: c.consensus.emptyBlockIntervalMs,
+      doppelgangerWaitMs: c.consensus.doppelgangerWaitMs,
       maxBlockBytes: c.consensus.maxBlockBytes,
       maxBlockTransactions: c.consensus.maxBlockTransactions,
     },
@@ -760,6 +779,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
             pollIntervalMs: c.l1.pollIntervalMs,
             confirmations: c.l1.confirmations,
             registry: c.l1.registry === undefined ? null : (c.l1.registry as `0x${string}`),
+            slashing: c.l1.slashing === undefined ? null : (c.l1.slashing as `0x${string}`),
             deriveFromL1: c.l1.deriveFromL1,
             batchMinBlocks: c.l1.batchMinBlocks,
             batchMaxAgeMs: c.l1.batchMaxAgeMs,

@@ -11,7 +11,12 @@
 // Signatures are verified before messages reach the loop (in the gossip validators, see verifier.ts), so the loop
 // only orders and applies them.
 import { type Hex, toHex } from "../../consensus/bytes.ts";
-import { buildCertificate, type Certificate, verifyCertificate } from "../../consensus/certificate.ts";
+import {
+  buildCertificate,
+  type Certificate,
+  decodeCertificate,
+  verifyCertificate,
+} from "../../consensus/certificate.ts";
 import {
   type Action,
   type ConsensusState,
@@ -28,7 +33,7 @@ import {
   voteCounts,
   votesFor,
 } from "../../consensus/machine.ts";
-import { checkSign, type SigningMark } from "../../consensus/safety.ts";
+import { checkSign, type SigningMark, type SignStep, signedAfter } from "../../consensus/safety.ts";
 import { proposalDigest, voteDigestOf } from "../../consensus/signing.ts";
 import type {
   Evidence,
@@ -43,7 +48,7 @@ import type {
 } from "../../consensus/types.ts";
 import { indexOfAddress, validatorAddress } from "../../consensus/validator-set.ts";
 import { verifyVoteSignature } from "../../consensus/wire.ts";
-import { type Block, blockHash, decodeBlock, problem } from "../chain/block.ts";
+import { type Block, blockHash, decodeBlock, decodeBlockHead, problem } from "../chain/block.ts";
 import type { ChainStore, SafetyRecord } from "../storage/chain-store.ts";
 import type { BlockExecutor, DecidingSets } from "./executor.ts";
 import { failpoint } from "./failpoints.ts";
@@ -106,6 +111,12 @@ export interface DriverParams {
   readonly maxRoundsAhead: number;
   readonly maxBufferedMessages: number;
   readonly maxQueuedEvents: number;
+  /**
+   * Doppelganger protection: after seeing a message signed by this validator's key that its safety record cannot
+   * account for (another process holds the key), sign nothing until this long after it was seen.
+   * 0 or absent: such messages are logged and counted, and signing goes on.
+   */
+  readonly doppelgangerWaitMs?: number;
 }
 
 /** What the next block could carry, for the driver to skip empty heights while there is nothing. */
@@ -140,6 +151,9 @@ export interface CommitsApplied {
   readonly waiting: boolean;
 }
 
+/** The state machine's actions that sign something. */
+type SigningAction = Extract<Action, { kind: "propose" | "vote" }>;
+
 /** One validator's vote slot: a second vote there with another value is an equivocation. */
 function stepKey(vote: Vote): string {
   return `${vote.height}:${vote.round}:${vote.type}:${vote.validatorIndex}`;
@@ -162,7 +176,9 @@ type Event =
     }
   | { readonly kind: "timeout"; readonly height: number; readonly round: number; readonly step: TimeoutStep }
   | { readonly kind: "startHeight"; readonly height: number }
-  | { readonly kind: "tick" };
+  | { readonly kind: "tick" }
+  /** Doppelganger protection's pause may have ended: sign what it held back. */
+  | { readonly kind: "resumeSigning" };
 
 /** Round-0 proposal delays the adaptive propose timeout looks at. */
 const PROPOSAL_DELAYS_KEPT = 8;
@@ -172,7 +188,7 @@ const L1_RECHECK_MS = 250;
 const MAX_L1_RECHECKS = 8;
 
 /** Events the loop never drops: losing one would stall the node. */
-const ESSENTIAL: ReadonlySet<Event["kind"]> = new Set(["timeout", "startHeight", "commits", "tick"]);
+const ESSENTIAL: ReadonlySet<Event["kind"]> = new Set(["timeout", "startHeight", "commits", "tick", "resumeSigning"]);
 
 export class DriverError extends Error {
   override readonly name = "DriverError";
@@ -200,6 +216,8 @@ export interface DriverStatus {
   readonly validator: boolean;
   readonly address: Hex | null;
   readonly lastCommitMs: number | null;
+  /** Doppelganger protection: signing paused until this clock time (ms); null when not paused. */
+  readonly signingPausedUntilMs: number | null;
 }
 
 export class ConsensusDriver {
@@ -245,6 +263,17 @@ export class ConsensusDriver {
   private idleWait: { readonly height: number; readonly handle: unknown; readonly unsubscribe: () => void } | null =
     null;
   private fatal: ((error: Error) => void) | null = null;
+  /** Doppelganger protection: nothing is signed before this time (clock ms); see foreignSignature. */
+  private signingPausedUntilMs = 0;
+  private doppelgangerLog = { atMs: Number.NEGATIVE_INFINITY, unlogged: 0 };
+  /**
+   * The proposal and votes of the current height the pause held back, in order: signed when it ends (the state
+   * machine took them as sent, and without them a round this node must complete would wait forever).
+   */
+  private deferred: SigningAction[] = [];
+  /** The furthest position (height, round, step) at which another process signed with this key: never signed here. */
+  private foreignMark: SigningMark | null = null;
+  private resumeTimer: unknown = null;
 
   constructor(
     private readonly params: DriverParams,
@@ -268,6 +297,7 @@ export class ConsensusDriver {
     const saved = await store.loadSafety();
     const height = store.headHeight + 1;
     if (saved !== null) this.safety = saved;
+    await this.checkRecentCertificates();
     const mark = this.safety.mark;
     const resume = mark !== null && mark.height === height && this.safety.height === height;
     if (resume) {
@@ -304,6 +334,7 @@ export class ConsensusDriver {
     this.timers.clear();
     this.announceTimers.clear();
     if (this.tickHandle !== null) this.m.clock.clearTimeout(this.tickHandle);
+    if (this.resumeTimer !== null) this.m.clock.clearTimeout(this.resumeTimer);
     // Let an event in progress (possibly a synced write) finish before the store closes.
     while (this.draining) await new Promise((r) => setTimeout(r, 5));
   }
@@ -389,6 +420,7 @@ export class ConsensusDriver {
       validator: this.cs.selfIndex >= 0,
       address: this.address,
       lastCommitMs: this.lastCommitMs,
+      signingPausedUntilMs: this.m.clock.nowMs() < this.signingPausedUntilMs ? this.signingPausedUntilMs : null,
     };
   }
 
@@ -482,6 +514,8 @@ export class ConsensusDriver {
       case "tick":
         this.onTick();
         return;
+      case "resumeSigning":
+        return this.resumeSigning();
       default: {
         const never: never = e;
         throw new DriverError("invariant", `unhandled event ${JSON.stringify(never)}`);
@@ -553,6 +587,7 @@ export class ConsensusDriver {
       { height: proposal.height, round: proposal.round, proposer: proposal.proposerIndex, valid, validateMs },
       "proposal",
     );
+    if (proposal.proposerIndex === this.cs.selfIndex) this.checkOwnProposal(proposal);
     await this.feed({ kind: "proposal", proposal, valid });
   }
 
@@ -573,6 +608,7 @@ export class ConsensusDriver {
         await this.feed({ kind: "vote", vote: skipped });
       }
     }
+    if (vote.validatorIndex === this.cs.selfIndex) this.checkOwnVote(vote);
     await this.feed({ kind: "vote", vote });
   }
 
@@ -748,6 +784,7 @@ export class ConsensusDriver {
       );
       return;
     }
+    if (this.paused({ kind: "propose", proposal })) return;
     const digest = proposalDigest(this.params.chainId, proposal);
     const mark = this.checkSign(proposal.height, proposal.round, "proposal", digest);
     if (mark === null) return;
@@ -769,6 +806,7 @@ export class ConsensusDriver {
   private async vote(vote: Vote, lock: LockState, proofOfLock: readonly SignedVote[], inputs: Input[]): Promise<void> {
     const signer = this.m.signer;
     if (signer === null) return;
+    if (this.paused({ kind: "vote", vote, lock, proofOfLock })) return;
     const digest = voteDigestOf(this.params.chainId, vote);
     const mark = this.checkSign(vote.height, vote.round, vote.type, digest);
     if (mark === null) return;
@@ -800,12 +838,206 @@ export class ConsensusDriver {
     s: "proposal" | "prevote" | "precommit",
     digest: Uint8Array,
   ): SigningMark | null {
+    const foreign = this.foreignMark;
+    if (foreign !== null && !signedAfter(foreign, height, round, s) && (this.params.doppelgangerWaitMs ?? 0) > 0) {
+      // Another process signed at this position or later: a signature here could be the second of an equivocation.
+      this.m.metrics.signingRefusals.inc({ code: "doppelganger" });
+      this.m.log.warn(
+        { height, round, step: s, foreign: `${foreign.height}/${foreign.round}/${foreign.step}` },
+        "refused to sign where another process signed with this key",
+      );
+      return null;
+    }
     const check = checkSign(this.safety.mark, height, round, s, digest);
     if (check.ok) return check.mark;
     this.m.metrics.signingRefusals.inc({ code: check.refusal.code });
     // Expected after a restart (the machine resumes a step it had already signed); anything else is a bug upstream.
     this.m.log.warn({ height, round, step: s, refusal: check.refusal.code }, "refused to sign");
     return null;
+  }
+
+  // ---- doppelganger protection ----
+  //
+  // A valid signature by this validator's key on a message its own safety record cannot account for (a position after
+  // its mark, or another value where the record holds its own vote or proposal) was made by another process holding
+  // the key: a second instance started by mistake, a copy of the keys on a restored machine, a data directory wiped
+  // while the old process still ran. Signing on could equivocate, so the validator signs nothing until
+  // doppelgangerWaitMs after it last saw such a message and follows the chain meanwhile: while the other process
+  // runs, its signatures keep coming and the pause goes on; once it is gone, this one signs again. A restart with an intact record sees its own signatures
+  // as its own, so restarting a whole subnet at once never stalls it. Modelled on the doppelganger protection of
+  // Ethereum consensus clients, without their listening period at every start.
+
+  /**
+   * While the pause lasts: keeps `action` to sign when it ends (counted as refused) and returns true. The first one
+   * held back arms the timer that resumes.
+   */
+  private paused(action: SigningAction): boolean {
+    const now = this.m.clock.nowMs();
+    if (now >= this.signingPausedUntilMs) return false;
+    this.m.metrics.signingRefusals.inc({ code: "doppelganger" });
+    const height = action.kind === "vote" ? action.vote.height : action.proposal.height;
+    this.deferred = [
+      ...this.deferred.filter((a) => (a.kind === "vote" ? a.vote : a.proposal).height === height),
+      action,
+    ];
+    if (this.resumeTimer === null) {
+      this.m.log.warn(
+        { height, pausedForMs: this.signingPausedUntilMs - now },
+        "signing paused: this validator's key signs elsewhere (doppelganger protection)",
+      );
+      this.armResume();
+    }
+    return true;
+  }
+
+  private armResume(): void {
+    // Not one of the height's timers (startHeight clears those): the pause outlives heights. stop() clears it.
+    this.resumeTimer = this.m.clock.setTimeout(
+      () => {
+        this.resumeTimer = null;
+        this.enqueue({ kind: "resumeSigning" });
+      },
+      Math.max(0, this.signingPausedUntilMs - this.m.clock.nowMs()),
+    );
+  }
+
+  /** The pause ended (unless a newer message extended it): signs the held-back proposal and votes of this height. */
+  private async resumeSigning(): Promise<void> {
+    if (this.m.clock.nowMs() < this.signingPausedUntilMs) {
+      if (this.resumeTimer === null) this.armResume();
+      return;
+    }
+    const held = this.deferred.filter((a) => (a.kind === "vote" ? a.vote : a.proposal).height === this.cs.height);
+    this.deferred = [];
+    this.m.log.warn(
+      { height: this.cs.height, held: held.length },
+      "signing resumes: no message of this key signed elsewhere lately",
+    );
+    const inputs: Input[] = [];
+    for (const action of held) await this.act(action, inputs);
+    for (const input of inputs) await this.feed(input);
+  }
+
+  /**
+   * Counts, logs (at most every 10 s) and pauses signing for a message of this key signed elsewhere (at `atMs`: a
+   * certificate's block time, a vote's arrival).
+   */
+  private foreignSignature(
+    source: "certificate" | "vote" | "proposal",
+    height: number,
+    round: number,
+    step: SignStep,
+    atMs: number,
+  ): void {
+    this.m.metrics.doppelgangerSignatures.inc({ source });
+    if (signedAfter(this.foreignMark, height, round, step)) {
+      this.foreignMark = { height, round, step, digest: new Uint8Array(0) };
+    }
+    const wait = this.params.doppelgangerWaitMs ?? 0;
+    const now = this.m.clock.nowMs();
+    // From now, not from when it was signed: a node catching up sees old blocks, but the process that signed them may
+    // be signing the heights it has not reached yet.
+    if (wait > 0 && now + wait > this.signingPausedUntilMs) {
+      this.signingPausedUntilMs = now + wait;
+      this.m.metrics.signingPausedUntil.set(Math.ceil(this.signingPausedUntilMs / 1000));
+    }
+    const log = this.doppelgangerLog;
+    if (now - log.atMs < 10_000) {
+      log.unlogged++;
+      return;
+    }
+    this.m.log.error(
+      {
+        source,
+        height,
+        round,
+        step,
+        signedAgoMs: Math.max(0, now - atMs),
+        pausedForMs: Math.max(0, this.signingPausedUntilMs - now),
+        alsoSeen: log.unlogged,
+      },
+      "another process signs with this validator's consensus key: stop it; this node signs nothing until it is gone",
+    );
+    this.doppelgangerLog = { atMs: now, unlogged: 0 };
+  }
+
+  private checkOwnVote(vote: SignedVote): void {
+    if (this.m.signer === null) return;
+    const s = this.safety;
+    const other =
+      s.height === vote.height &&
+      s.ownVotes.some((v) => v.round === vote.round && v.type === vote.type && v.value !== vote.value);
+    if (other || signedAfter(s.mark, vote.height, vote.round, vote.type)) {
+      this.foreignSignature("vote", vote.height, vote.round, vote.type, this.m.clock.nowMs());
+    }
+  }
+
+  private checkOwnProposal(proposal: SignedProposal): void {
+    if (this.m.signer === null) return;
+    const own = this.safety.ownProposal;
+    const other =
+      own !== null &&
+      own.height === proposal.height &&
+      own.round === proposal.round &&
+      (own.value !== proposal.value || own.polRound !== proposal.polRound);
+    if (other || signedAfter(this.safety.mark, proposal.height, proposal.round, "proposal")) {
+      this.foreignSignature("proposal", proposal.height, proposal.round, "proposal", this.m.clock.nowMs());
+    }
+  }
+
+  /** Whether `cert` (of `set`) carries this validator's precommit and its record cannot account for it. */
+  private foreignInCertificate(cert: Certificate, set: ValidatorSet): boolean {
+    if (this.address === null) return false;
+    const index = indexOfAddress(set, this.address);
+    if (index < 0 || ((cert.signers[index >> 3] ?? 0) & (1 << (index & 7))) === 0) return false;
+    const s = this.safety;
+    const other =
+      s.height === cert.height &&
+      s.ownVotes.some((v) => v.type === "precommit" && v.round === cert.round && v.value !== cert.blockHash);
+    return other || signedAfter(s.mark, cert.height, cert.round, "precommit");
+  }
+
+  /** The certificate of a height committed here, and the one of its parent the block carries. */
+  private async checkCommittedCertificates(
+    height: number,
+    block: Block,
+    certificate: Certificate,
+    set: ValidatorSet,
+  ): Promise<void> {
+    if (this.m.signer === null) return;
+    const at = block.header.timestampMs;
+    if (this.foreignInCertificate(certificate, set)) {
+      this.foreignSignature("certificate", height, certificate.round, "precommit", at);
+    }
+    // The parent's: only worth decoding when the record has signed nothing at this height (catching up, or a new
+    // record), as any position at height - 1 is before a mark at this height.
+    const mark = this.safety.mark;
+    if (block.lastCertificate.length === 0 || (mark !== null && mark.height >= height)) return;
+    const parent = decodeCertificate(block.lastCertificate);
+    const parentSet = await this.m.store.getValidatorSet(parent.validatorSetId);
+    if (parentSet !== undefined && this.foreignInCertificate(parent, parentSet)) {
+      this.foreignSignature("certificate", parent.height, parent.round, "precommit", at);
+    }
+  }
+
+  /**
+   * At start: the certificates of the newest 256 stored heights that the record cannot account for (a wiped data
+   * directory restored from elsewhere, a state sync). Stops at the first height the mark covers: after a plain restart,
+   * at once.
+   */
+  private async checkRecentCertificates(): Promise<void> {
+    if (this.m.signer === null) return;
+    const store = this.m.store;
+    const mark = this.safety.mark;
+    const lowest = Math.max(1, store.headHeight - 255);
+    for (let h = store.headHeight; h >= lowest && (mark === null || mark.height <= h); h--) {
+      const [bytes, cert] = await Promise.all([store.getBlock(h), store.getCertificate(h)]);
+      if (bytes === undefined || cert === undefined) break;
+      const set = await store.getValidatorSet(cert.validatorSetId);
+      if (set !== undefined && this.foreignInCertificate(cert, set)) {
+        this.foreignSignature("certificate", h, cert.round, "precommit", decodeBlockHead(bytes).header.timestampMs);
+      }
+    }
   }
 
   /** Writes the safety record with sync; the message it guards leaves only after this resolves. */
@@ -878,7 +1110,9 @@ export class ConsensusDriver {
    * vote is kept aside unverified: should its validator's conflicting vote arrive, it is checked then (handleVote).
    */
   redundantVote(vote: SignedVote): boolean {
-    // Kept aside or verified: a vote that could not be kept is checked like any other.
+    // Kept aside or verified: a vote that could not be kept is checked like any other. A vote of this validator's own
+    // index is always checked: it may be another process's (doppelganger protection).
+    if (vote.validatorIndex === this.cs.selfIndex && this.address !== null) return false;
     if (!voteAddsNothing(this.cs, vote) || this.skippedVotes.size >= this.params.maxBufferedMessages) return false;
     this.skippedVotes.set(stepKey(vote), vote);
     return true;
@@ -973,6 +1207,7 @@ export class ConsensusDriver {
     });
     failpoint("mid-commit", height);
     this.pendingDecision = null;
+    await this.checkCommittedCertificates(height, block, certificate, sets.set);
     const hookStarted = performance.now();
     await this.m.executor.committed(block, hash, certificate);
     this.committedAt = performance.now();

@@ -23,6 +23,8 @@ export interface NodeMetrics {
   readonly idleWaits: Counter;
   readonly votes: Counter<"type">;
   readonly signingRefusals: Counter<"code">;
+  readonly doppelgangerSignatures: Counter<"source">;
+  readonly signingPausedUntil: Gauge;
   readonly invalidBlocks: Counter<"code">;
   readonly evidence: Counter<"kind">;
   readonly syncedBlocks: Counter;
@@ -31,6 +33,7 @@ export interface NodeMetrics {
   readonly workAccountedHeight: Gauge;
   readonly workReportEpoch: Gauge;
   readonly workReportSubmissions: Counter<"outcome">;
+  readonly evidenceReports: Counter<"outcome">;
   readonly admissions: Counter<"source" | "result">;
   readonly txGossipBatch: Histogram;
   /** State pruning (./state-pruner.ts). */
@@ -132,6 +135,17 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
       labelNames: ["code"],
       registers: r,
     }),
+    doppelgangerSignatures: new Counter({
+      name: "dcn_consensus_doppelganger_signatures_total",
+      help: "Messages signed by this validator's key that its safety record cannot account for: another process holds the key",
+      labelNames: ["source"],
+      registers: r,
+    }),
+    signingPausedUntil: new Gauge({
+      name: "dcn_consensus_signing_paused_until_seconds",
+      help: "Unix time until which this validator signs nothing after seeing its key used elsewhere (0: never paused)",
+      registers: r,
+    }),
     invalidBlocks: new Counter({
       name: "dcn_consensus_invalid_blocks_total",
       help: "Proposed blocks that failed validation",
@@ -173,6 +187,12 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
     workReportSubmissions: new Counter({
       name: "dcn_work_report_submissions_total",
       help: "Work report submissions to the L1 Rewards contract, by outcome",
+      labelNames: ["outcome"],
+      registers: r,
+    }),
+    evidenceReports: new Counter({
+      name: "dcn_evidence_reports_total",
+      help: "Equivocation evidence this validator submitted to the L1 Slashing contract, or settled without submitting, by outcome",
       labelNames: ["outcome"],
       registers: r,
     }),

@@ -22,6 +22,7 @@ import { L1Mirror, stakerReportOf } from "../l1/mirror.ts";
 import { FinalizedTracker, OutputProposer } from "../l1/outputs.ts";
 import { RewardsSubmitter } from "../l1/rewards.ts";
 import { DEFAULT_L1_SENDER_PARAMS, L1Sender } from "../l1/sender.ts";
+import { SlashingSubmitter } from "../l1/slashing.ts";
 import { L1_NOT_CONFIGURED, type L1Status } from "../l1/status.ts";
 import type { AddResult, Mempool } from "../mempool/mempool.ts";
 import type { MethodDef } from "../rpc/dispatch.ts";
@@ -33,6 +34,7 @@ import { encodeEvidence } from "../storage/evidence.ts";
 import { openNodeState } from "./assemble.ts";
 import { DEFAULT_DERIVE_PARAMS, L1Derivation } from "./derive.ts";
 import { ConsensusDriver, type DriverParams, realClock } from "./driver.ts";
+import { DEFAULT_EVIDENCE_REPORTER_PARAMS, EvidenceReporter } from "./evidence-reporter.ts";
 import type { BlockExecutor } from "./executor.ts";
 import { type HistoryHold, HistoryPruner } from "./history-pruner.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
@@ -94,6 +96,7 @@ async function syncStateIfEmpty(
   admitted: readonly string[],
   metrics: NodeMetrics,
   log: Logger,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const store = await ChainStore.open(join(config.dataDir, "chain"), {
     genesisHash: genesis.hash,
@@ -141,10 +144,18 @@ async function syncStateIfEmpty(
           },
         )
       : null;
+    // A stop signal ends the sync at once: requests in flight fail with the network, and run() throws "stopped".
+    const onAbort = () => {
+      sync.stop();
+      void network.stop();
+    };
+    if (signal?.aborted === true) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
     try {
       await network.start();
       await sync.run();
     } finally {
+      signal?.removeEventListener("abort", onAbort);
       await network.stop();
       await http?.close();
     }
@@ -186,6 +197,8 @@ export interface NodeStatus {
   readonly votingNow: boolean;
   readonly peers: readonly string[];
   readonly lastCommitAgoMs: number | null;
+  /** How long this validator still signs nothing because its key signs elsewhere (doppelganger protection); null: not paused. */
+  readonly signingPausedForMs: number | null;
   readonly pool: { readonly count: number; readonly bytes: number };
   /**
    * The lowest heights this node answers for: `history` its blocks, receipts, certificates and transactions
@@ -209,6 +222,8 @@ export class DcnNode {
   /** Epoch work accounting and reports, on a subnet anchored to L1 (genesis `l1`). */
   workLedger: WorkLedger | null = null;
   workReporter: WorkReporter | null = null;
+  evidenceReporter: EvidenceReporter | null = null;
+  private slashingCheck: (() => Promise<boolean>) | null = null;
   /** The validator's L1 transactions (work reports, batches, outputs); the node owns it and stops it last. */
   l1Sender: L1Sender | null = null;
   /** Hard finality (genesis l1.finality, docs/hard-finality.md): posting, the finalized height, derivation. */
@@ -242,7 +257,18 @@ export class DcnNode {
     private readonly log: Logger,
   ) {}
 
-  static async create(config: NodeConfig, genesis: Genesis, keys: NodeKeys, log: Logger): Promise<DcnNode> {
+  /**
+   * Opens everything the node runs on (store, state, L1 mirror, network), after a state sync when the config asks for
+   * one and the store is empty. `signal` stops that sync (SIGINT/SIGTERM while it runs): create then throws a
+   * StateSyncError with code "stopped", having written nothing the next start cannot reuse.
+   */
+  static async create(
+    config: NodeConfig,
+    genesis: Genesis,
+    keys: NodeKeys,
+    log: Logger,
+    signal?: AbortSignal,
+  ): Promise<DcnNode> {
     const chainId = genesis.chainId;
     const metrics = createMetrics({ defaultMetrics: true });
     await mkdir(config.dataDir, { recursive: true });
@@ -296,7 +322,15 @@ export class DcnNode {
     }
     if (config.sync.stateSync) {
       try {
-        await syncStateIfEmpty(config, genesis, keys, admitted, metrics, log.child({ component: "state-sync" }));
+        await syncStateIfEmpty(
+          config,
+          genesis,
+          keys,
+          admitted,
+          metrics,
+          log.child({ component: "state-sync" }),
+          signal,
+        );
       } catch (error) {
         await l1Mirror?.stop().catch(() => undefined);
         throw error;
@@ -349,6 +383,7 @@ export class DcnNode {
       blockIntervalMs: c.blockIntervalMs,
       emptyBlockIntervalMs: c.emptyBlockIntervalMs,
       proposeTimeoutMaxMs: c.proposeTimeoutMaxMs,
+      doppelgangerWaitMs: c.doppelgangerWaitMs,
       maxRoundsAhead: 64,
       maxBufferedMessages: 4096,
       maxQueuedEvents: 16_384,
@@ -564,7 +599,32 @@ export class DcnNode {
         onMessage: (signature) => reporter.onSignature(signature),
       });
     }
+    let evidenceReporter: EvidenceReporter | null = null;
+    let slashingCheck: (() => Promise<boolean>) | null = null;
+    const slashing = config.l1?.slashing ?? null;
+    if (slashing !== null && genesis.l1 !== null && l1Mirror !== null && l1Sender !== null && signer !== null) {
+      const mirror = l1Mirror;
+      const submitter = new SlashingSubmitter({
+        registry: genesis.l1.registry,
+        slashing,
+        sender: l1Sender,
+        client: mirror.publicClient,
+      });
+      slashingCheck = () => submitter.isRegistrySlasher();
+      evidenceReporter = new EvidenceReporter(DEFAULT_EVIDENCE_REPORTER_PARAMS, {
+        store,
+        genesis,
+        epochAt: (origin) => mirror.epochAt(origin),
+        submitter,
+        self: validatorAddress(signer.publicKey),
+        log: log.child({ component: "evidence" }),
+        onOutcome: (outcome) => metrics.evidenceReports.inc({ outcome }),
+        nowMs: () => Date.now(),
+      });
+    }
     node = new DcnNode(config, genesis, network, store, driver, sync, mempool, executor, core, metrics, log);
+    node.evidenceReporter = evidenceReporter;
+    node.slashingCheck = slashingCheck;
     const finality = genesis.l1?.finality ?? null;
     if (finality !== null && genesis.l1 !== null && l1Mirror !== null && config.l1 !== null) {
       const mirror = l1Mirror;
@@ -718,6 +778,7 @@ export class DcnNode {
     this.statePruner?.start();
     this.historyPruner?.start();
     this.workReporter?.start();
+    this.startEvidenceReporter();
     this.finalizedTracker?.start();
     this.batcher?.start();
     this.outputProposer?.start();
@@ -853,6 +914,7 @@ export class DcnNode {
       votingNow: d.validator,
       peers: this.network.connectedPeers(),
       lastCommitAgoMs: d.lastCommitMs === null ? null : Date.now() - d.lastCommitMs,
+      signingPausedForMs: d.signingPausedUntilMs === null ? null : Math.max(0, d.signingPausedUntilMs - Date.now()),
       pool: { count: this.mempool.size, bytes: this.mempool.sizeBytes },
       keptFrom: { history: this.store.historyKeptFrom, state: this.store.stateGenerations.keptFrom },
       listen: this.network.addresses(),
@@ -883,12 +945,45 @@ export class DcnNode {
     );
   }
 
+  /**
+   * Reports equivocation to L1 once the configured l1.slashing is checked to hold the registry's slasher role (a wrong
+   * address would only burn the operator's gas); an L1 that cannot say yet is asked again.
+   */
+  private startEvidenceReporter(): void {
+    const reporter = this.evidenceReporter;
+    const check = this.slashingCheck;
+    if (reporter === null || check === null) return;
+    const log = this.log.child({ component: "evidence" });
+    const attempt = (delayMs: number) => {
+      setTimeout(() => {
+        if (this.stopping !== null) return;
+        check().then(
+          (ok) => {
+            if (this.stopping !== null) return;
+            if (ok) reporter.start();
+            else
+              log.error(
+                { slashing: this.config.l1?.slashing },
+                "l1.slashing is not the registry's Slashing contract: evidence is not reported",
+              );
+          },
+          (err: unknown) => {
+            log.warn({ err: String(err) }, "cannot check l1.slashing yet; trying again");
+            attempt(10_000);
+          },
+        );
+      }, delayMs).unref();
+    };
+    attempt(0);
+  }
+
   stop(): Promise<void> {
     if (this.stopping === null) {
       this.stopping = (async () => {
         this.txGossip.stop();
         this.sync.stop();
         this.workReporter?.stop();
+        const evidence = this.evidenceReporter?.stop();
         this.derivation?.stop();
         this.batcher?.stop();
         this.l1Sender?.stop();
@@ -896,7 +991,7 @@ export class DcnNode {
         this.finalizedTracker?.stop();
         // Their passes in flight read and write the store and the L1 view: let them end first, for a while (an L1 call
         // may hang until its timeout). One that outlives the wait is cut short, and says so at debug.
-        const passes = [this.derivation?.idle(), this.batcher?.idle(), this.outputProposer?.idle()];
+        const passes = [this.derivation?.idle(), this.batcher?.idle(), this.outputProposer?.idle(), evidence];
         const waited = await settledWithin(passes, STOP_PASSES_GRACE_MS);
         if (!waited) this.log.info({ graceMs: STOP_PASSES_GRACE_MS }, "stopping with an L1 pass still in flight");
         await this.driver.stop();

@@ -5,24 +5,31 @@
 // registry epoch every node's set history has a set with it, certificates of later heights verify against that set
 // and carry its bit, and it reports itself as a voting validator at the others' height. Then validator-3 asks to
 // leave (`dcn exit`): after the next epoch the set no longer has it, later certificates verify without it, and the
-// subnet keeps committing on every remaining node. Once a change is on L1 the test mines the L1 up to the registry's
+// subnet keeps committing on every remaining node. Then the 5th validator's keys sign two conflicting prevotes (its node
+// stopped): the others submit the evidence to the L1 Slashing contract, which slashes and jails it, and the next
+// epoch's set drops it. Once a change is on L1 the test mines the L1 up to the registry's
 // next epoch block (anvil_mine), so that the devnet's epoch keeper advances the epoch within seconds instead of after up
 // to 20 interval-mined blocks.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { encodeFunctionData } from "viem";
+import { createPublicClient, encodeFunctionData, http } from "viem";
 import { afterAll, describe, expect, it } from "vitest";
-import { fromHex, type Hex } from "../../consensus/bytes.ts";
+import { fromHex, type Hex, keccak256, toHex, utf8 } from "../../consensus/bytes.ts";
 import { certificateSigners, decodeCertificate, verifyCertificate } from "../../consensus/certificate.ts";
+import { voteDigestOf } from "../../consensus/signing.ts";
 import type { ValidatorSet } from "../../consensus/types.ts";
 import { createValidatorSet } from "../../consensus/validator-set.ts";
-import { joiningNodeConfig } from "../../src/cli/devnet.ts";
-import { blstScheme } from "../../src/crypto/blst.ts";
+import { encodeSignedVote } from "../../consensus/wire.ts";
+import { Network } from "../../p2p/index.ts";
+import { joiningNodeConfig, stopChild } from "../../src/cli/devnet.ts";
+import { blstScheme, createBlstSigner } from "../../src/crypto/blst.ts";
 import type { PublicIdentity } from "../../src/keys/keys.ts";
+import { loadKeystore } from "../../src/keys/keystore.ts";
 import { jsonRpc } from "../../src/l1/anvil.ts";
-import { LumiaToken, SequencerRegistry } from "../../staking-contracts/artifacts.ts";
+import { topics } from "../../src/node/messages.ts";
+import { LumiaToken, SequencerRegistry, Slashing } from "../../staking-contracts/artifacts.ts";
 
 const DCN = join(import.meta.dirname, "../../bin/dcn.mjs");
 /** anvil's first dev account (its well-known test mnemonic): the devnet registry's governance. */
@@ -191,8 +198,9 @@ async function mineToNextEpoch(l1: string, registry: Hex): Promise<void> {
 }
 
 interface DevnetJson {
+  chainId: string;
   l1: { rpc: string; pid: number | null; contracts: Record<string, Hex> };
-  nodes: { name: string; rpc: string; address: string }[];
+  nodes: { name: string; rpc: string; metrics: string; address: string; p2p: string; peerId: string }[];
 }
 
 describe("validators join and leave a running devnet through the L1 registry", () => {
@@ -386,5 +394,108 @@ describe("validators join and leave a running devnet through the L1 registry", (
       20_000,
       logs,
     );
-  }, 240_000);
+
+    // The 5th validator equivocates: with its node stopped, its keys sign two different prevotes of one round, sent to
+    // the others over libp2p. Their evidence goes to the L1 Slashing contract (l1.slashing in the devnet's configs):
+    // the validator is slashed and jailed, and the next epoch's set no longer has it.
+    mustRun.splice(
+      mustRun.findIndex((m) => m.child === node),
+      1,
+    );
+    await stopChild(node);
+    const peerKey = await loadKeystore(join(nodeDir, "keys", "peer.json"), "peer", undefined);
+    const consensusKey = await loadKeystore(join(nodeDir, "keys", "consensus.json"), "consensus", undefined);
+    const equivocator = createBlstSigner(consensusKey.secret);
+    const votesTopic = topics(BigInt(info.chainId)).votes;
+    const net = await Network.create({
+      privateKey: peerKey.secret,
+      listen: ["/ip4/127.0.0.1/tcp/0"],
+      peers: info.nodes.slice(0, 3).map((n) => n.p2p),
+      allowedPeers: info.nodes.map((n) => n.peerId),
+    });
+    net.subscribe({
+      name: votesTopic,
+      maxBytes: 1 << 16,
+      queueLength: 16,
+      dropPolicy: "drop-oldest",
+      validate: (data: Uint8Array) => ({ kind: "accept" as const, value: data }),
+      onMessage: () => {},
+    });
+    await net.start();
+    try {
+      const evidenceOn = async (n: { metrics: string }) => {
+        const text = await (await fetch(`${n.metrics}/metrics`)).text();
+        return text.split("\n").some((l) => /^dcn_consensus_evidence_total\{.*\} [1-9]/.test(l));
+      };
+      // Gossip gives no receipt and a height may commit before the votes arrive: send a fresh pair until one is
+      // caught. The others are at most a height apart: the pair is for the one v0 is deciding.
+      for (let attempt = 0; attempt < 40; attempt++) {
+        const height = ((await status(v0.rpc))?.headHeight ?? 0) + 1;
+        const set = setAt(afterExit, height);
+        const index = set.validators.findIndex((v) => v.address === identity.address);
+        for (const label of ["a", "b"]) {
+          const vote = {
+            type: "prevote" as const,
+            height,
+            round: 0,
+            value: toHex(keccak256(utf8(`equivocation ${attempt} ${label}`))),
+            validatorIndex: index,
+          };
+          const signature = equivocator.sign(voteDigestOf(BigInt(info.chainId), vote));
+          await net.publish(votesTopic, encodeSignedVote({ ...vote, signature })).catch(() => undefined);
+        }
+        await new Promise((r) => setTimeout(r, 500));
+        if ((await Promise.all(info.nodes.slice(0, 3).map(evidenceOn))).some(Boolean)) break;
+      }
+    } finally {
+      await net.stop();
+    }
+    const slashing = info.l1.contracts.slashing;
+    if (slashing === undefined) throw new Error("no Slashing contract");
+    const l1Client = createPublicClient({ transport: http(l1) });
+    const slashed = async () =>
+      (
+        await l1Client.getContractEvents({
+          address: slashing,
+          abi: Slashing.abi,
+          eventName: "EquivocationSlashed",
+          fromBlock: 0n,
+        })
+      ).map((e) => (e.args as { sequencerId: number }).sequencerId);
+    await waitUntil("EquivocationSlashed on L1", async () => (await slashed()).length > 0, 60_000, logs);
+    const sequencerId = Number(
+      await l1Client.readContract({
+        address: registry,
+        abi: SequencerRegistry.abi,
+        functionName: "sequencerIdOf",
+        args: [identity.operator as Hex],
+      }),
+    );
+    expect(await slashed()).toEqual([sequencerId]);
+    // The submitter logs it once it has seen the receipt (this test may see the event first).
+    await waitUntil(
+      "a validator's log of the submission",
+      async () =>
+        info.nodes
+          .slice(0, 3)
+          .some((n) =>
+            readFileSync(join(data, n.name, "node.log"), "utf8").includes("submitted equivocation evidence"),
+          ),
+      15_000,
+      logs,
+    );
+    // Jailed: the next epoch's set drops it.
+    await mineToNextEpoch(l1, registry);
+    await waitUntil(
+      "a validator set without the jailed validator",
+      async () => {
+        const history = await setHistory(v0.rpc).catch(() => []);
+        return history.some(
+          (h) => h.fromHeight > leftAt && !h.set.validators.some((v) => v.address === identity.address),
+        );
+      },
+      90_000,
+      logs,
+    );
+  }, 300_000);
 });

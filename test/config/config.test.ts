@@ -53,6 +53,7 @@ describe("parseConfig", () => {
         rebroadcastMs: 1000,
         blockIntervalMs: 0,
         emptyBlockIntervalMs: 1000,
+        doppelgangerWaitMs: 30_000,
         maxBlockBytes: 2_000_000,
         maxBlockTransactions: 10_000,
       },
@@ -79,6 +80,7 @@ describe("parseConfig", () => {
       pollIntervalMs: 2000,
       confirmations: 6,
       registry: null,
+      slashing: null,
       deriveFromL1: false,
       ...DEFAULT_FINALITY,
       beaconUrl: null,
@@ -86,7 +88,16 @@ describe("parseConfig", () => {
     const registry = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
     expect(
       parseConfig(
-        { ...MINIMAL, l1: { rpcUrl: "wss://l1.example/v3/key", pollIntervalMs: 500, confirmations: 2, registry } },
+        {
+          ...MINIMAL,
+          l1: {
+            rpcUrl: "wss://l1.example/v3/key",
+            pollIntervalMs: 500,
+            confirmations: 2,
+            registry,
+            slashing: registry,
+          },
+        },
         "/srv",
       ).l1,
     ).toEqual({
@@ -94,6 +105,7 @@ describe("parseConfig", () => {
       pollIntervalMs: 500,
       confirmations: 2,
       registry,
+      slashing: registry,
       deriveFromL1: false,
       ...DEFAULT_FINALITY,
       beaconUrl: null,
@@ -483,6 +495,7 @@ describe("config/example.json", () => {
       pollIntervalMs: 2000,
       confirmations: 6,
       registry: null,
+      slashing: null,
       deriveFromL1: false,
       ...DEFAULT_FINALITY,
       beaconUrl: "http://127.0.0.1:5052",

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { checkSign, type SigningMark, type SignStep } from "../../consensus/safety.ts";
+import { checkSign, type SigningMark, type SignStep, signedAfter } from "../../consensus/safety.ts";
 
 const D1 = new Uint8Array(32).fill(1);
 const D2 = new Uint8Array(32).fill(2);
@@ -55,5 +55,21 @@ describe("signing high-water mark", () => {
         return true;
       }),
     );
+  });
+
+  it("tells which positions a record cannot have signed: only those after its mark", () => {
+    expect(signedAfter(null, 1, 0, "proposal")).toBe(true);
+    expect(signedAfter(last, 11, 0, "proposal")).toBe(true);
+    expect(signedAfter(last, 10, 3, "proposal")).toBe(true);
+    expect(signedAfter(last, 10, 2, "precommit")).toBe(true);
+    expect(signedAfter(last, 10, 2, "prevote")).toBe(false);
+    expect(signedAfter(last, 10, 2, "proposal")).toBe(false);
+    expect(signedAfter(last, 10, 1, "precommit")).toBe(false);
+    expect(signedAfter(last, 9, 7, "precommit")).toBe(false);
+    // Exactly the positions checkSign would accept a new digest at.
+    const steps: SignStep[] = ["proposal", "prevote", "precommit"];
+    for (let h = 9; h <= 11; h++)
+      for (let r = 0; r <= 3; r++)
+        for (const st of steps) expect(signedAfter(last, h, r, st)).toBe(checkSign(last, h, r, st, D2).ok);
   });
 });

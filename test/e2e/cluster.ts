@@ -77,11 +77,13 @@ export class Cluster {
     this.children.delete(name);
   }
 
-  async stop(name: string): Promise<void> {
+  /** SIGTERM, then SIGKILL after 10 s; how the process ended (null when it was not running). */
+  async stop(name: string): Promise<{ code: number | null; signal: NodeJS.Signals | null } | null> {
     const child = this.children.get(name);
-    if (child === undefined) return;
+    if (child === undefined) return null;
     this.children.delete(name);
     await stopChild(child);
+    return { code: child.exitCode, signal: child.signalCode };
   }
 
   running(name: string): boolean {

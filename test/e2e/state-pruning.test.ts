@@ -172,6 +172,15 @@ describe("state and history pruning in a node process", () => {
     expect((await fetch(`${metricsUrl}/ready`)).status).toBe(503);
     const waiting = (await (await fetch(`${metricsUrl}/status`)).json()) as { stateSync: unknown; headHeight: number };
     expect(waiting).toMatchObject({ headHeight: 0, stateSync: { phase: "offer", height: 0 } });
+    // SIGTERM while it waits: a clean stop (exit 0), then a new start waits again.
+    expect(await cluster.stop(replica)).toEqual({ code: 0, signal: null });
+    expect(cluster.logTails(50)).toMatch(/stopped during state sync/);
+    cluster.start(replica);
+    await cluster.waitFor(
+      "the replica's operator endpoint after its restart",
+      async () => (await fetch(`${metricsUrl}/health`).catch(() => null))?.status === 200,
+      30_000,
+    );
     cluster.start(name);
     const installedAt = () =>
       /"height":(\d+)[^\n]*state sync installed the state of a verified head/.exec(cluster.logTails(2000));

@@ -1,6 +1,7 @@
 // End-to-end: a 4-validator subnet of real `dcn start` processes (libp2p on loopback, level on disk) plus a read-only
 // replica. Kills with SIGKILL, restarts from disk, and checks the stored chains afterwards: one chain, every
 // certificate valid, no equivocation evidence (an honest node that double-signed would be caught by the others).
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readChain } from "./chain.ts";
@@ -86,6 +87,45 @@ describe("a 4-validator subnet of dcn processes", () => {
     expect(status?.votingNow).toBe(false);
     expect(await cluster.metric("replica-0", "dcn_sync_blocks_total")).toBeGreaterThanOrEqual(target - 1);
   }, 90_000);
+
+  it("a second process with a validator's consensus key signs nothing while the validator runs, then takes over", async () => {
+    // The replica is given validator-1's consensus key and made a validator (its own peer key, its store without a
+    // safety record): the mistake of an operator who starts a second instance. Doppelganger protection holds it.
+    await cluster.stop("replica-0");
+    const twin = cluster.node("replica-0");
+    copyFileSync(
+      join(cluster.node("validator-1").dir, "keys", "consensus.json"),
+      join(twin.dir, "keys", "consensus.json"),
+    );
+    const config = JSON.parse(readFileSync(twin.configPath, "utf8"));
+    writeFileSync(
+      twin.configPath,
+      JSON.stringify({ ...config, role: "validator", consensus: { ...config.consensus, doppelgangerWaitMs: 3_000 } }),
+    );
+    cluster.start("replica-0");
+    await cluster.waitFor(
+      "the twin to see validator-1's signatures",
+      async () => (await cluster.metric("replica-0", "dcn_consensus_doppelganger_signatures_total").catch(() => 0)) > 0,
+      30_000,
+    );
+    const h = await cluster.height("validator-0");
+    await cluster.waitForHeight(["replica-0", ...validators], h + 3, 30_000);
+    expect(await cluster.metric("replica-0", "dcn_consensus_votes_total")).toBe(0);
+    expect(await cluster.metric("replica-0", "dcn_consensus_proposals_total")).toBe(0);
+    expect(cluster.logTails(400)).toMatch(/another process signs with this validator's consensus key/);
+    // validator-1 stops: 3 s after its last signature the twin signs in its place.
+    await cluster.stop("validator-1");
+    await cluster.waitFor(
+      "the twin to vote",
+      async () => (await cluster.metric("replica-0", "dcn_consensus_votes_total")) > 0,
+      30_000,
+    );
+    const now = await cluster.height("validator-0");
+    await cluster.waitForHeight(["replica-0", "validator-0", "validator-2", "validator-3"], now + 3, 30_000);
+    for (const v of validators.filter((v) => v !== "validator-1")) {
+      expect(await cluster.metric(v, "dcn_consensus_evidence_total"), v).toBe(0);
+    }
+  }, 120_000);
 
   it("leaves one chain on every disk, with valid certificates and no double sign", async () => {
     await Promise.all(cluster.plan.nodes.map((n) => cluster.stop(n.name)));

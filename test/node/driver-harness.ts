@@ -5,21 +5,38 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import type { TimeoutParams } from "../../consensus/machine.ts";
-import type { Evidence, Signer } from "../../consensus/types.ts";
-import { buildGenesis, parseGenesis } from "../../src/config/genesis.ts";
+import type { Evidence, SignedProposal, SignedVote, Signer } from "../../consensus/types.ts";
+import { buildGenesis, type Genesis, parseGenesis } from "../../src/config/genesis.ts";
 import { blstScheme, createBlstSigner } from "../../src/crypto/blst.ts";
 import { describeKeys, generateKeys } from "../../src/keys/keys.ts";
 import { type NodeState, openNodeState } from "../../src/node/assemble.ts";
 import { ConsensusDriver, realClock } from "../../src/node/driver.ts";
-import { createMetrics } from "../../src/node/metrics.ts";
+import { createMetrics, type NodeMetrics } from "../../src/node/metrics.ts";
+
+/** Timeouts for a one-validator chain, which proposes and commits every height by itself. */
+export const SOLO_TIMEOUTS: TimeoutParams = {
+  proposeMs: 200,
+  proposeDeltaMs: 50,
+  prevoteMs: 100,
+  prevoteDeltaMs: 50,
+  precommitMs: 100,
+  precommitDeltaMs: 50,
+};
 
 export interface DriverHarness {
+  /** The driver running now (restart() replaces it). */
   readonly driver: ConsensusDriver;
   readonly state: NodeState;
+  readonly genesis: Genesis;
   /** Validator i's signer, in genesis order; the driver signs as signers[0]. */
   readonly signers: readonly Signer[];
   readonly commits: number[];
   readonly evidence: Evidence[];
+  /** Votes and proposals the driver published. */
+  readonly published: (SignedVote | SignedProposal)[];
+  readonly metrics: NodeMetrics;
+  /** Stops the driver and makes a new one on the same store (not started), as a process restart would. */
+  restart(): Promise<ConsensusDriver>;
   /** Stops the driver, closes the store and removes the data dir. */
   close(): Promise<void>;
 }
@@ -29,6 +46,7 @@ export async function driverHarness(opts: {
   readonly validators: number;
   readonly timeouts: TimeoutParams;
   readonly rebroadcastMs: number;
+  readonly doppelgangerWaitMs?: number;
 }): Promise<DriverHarness> {
   const dir = await mkdtemp(join(tmpdir(), "dcn-driver-"));
   const keys = Array.from({ length: opts.validators }, () => generateKeys());
@@ -49,45 +67,60 @@ export async function driverHarness(opts: {
   const signers = keys.map((k) => createBlstSigner(k.consensus));
   const commits: number[] = [];
   const evidence: Evidence[] = [];
-  const driver = new ConsensusDriver(
-    {
-      chainId: opts.chainId,
-      genesisHash: genesis.hash,
-      genesisTimeMs: genesis.genesisTimeMs,
-      timeouts: opts.timeouts,
-      rebroadcastMs: opts.rebroadcastMs,
-      blockIntervalMs: 0,
-      emptyBlockIntervalMs: 0,
-      maxRoundsAhead: 8,
-      maxBufferedMessages: 64,
-      maxQueuedEvents: 64,
-    },
-    {
-      store: state.store,
-      signer: signers[0] as Signer,
-      scheme: blstScheme,
-      executor: state.executor,
-      membership: state.membership,
-      clock: realClock,
-      log: pino({ level: "silent" }),
-      metrics: createMetrics({ defaultMetrics: false }),
-      outbox: {
-        publishProposal: () => {},
-        publishVote: () => {},
-        publishCertificate: () => {},
-        publishEvidence: (e) => evidence.push(e),
-        stalled: () => {},
-        behind: () => {},
-        committed: (height) => commits.push(height),
+  const published: (SignedVote | SignedProposal)[] = [];
+  const metrics = createMetrics({ defaultMetrics: false });
+  const make = () =>
+    new ConsensusDriver(
+      {
+        chainId: opts.chainId,
+        genesisHash: genesis.hash,
+        genesisTimeMs: genesis.genesisTimeMs,
+        timeouts: opts.timeouts,
+        rebroadcastMs: opts.rebroadcastMs,
+        blockIntervalMs: 0,
+        emptyBlockIntervalMs: 0,
+        maxRoundsAhead: 8,
+        maxBufferedMessages: 64,
+        maxQueuedEvents: 64,
+        ...(opts.doppelgangerWaitMs === undefined ? {} : { doppelgangerWaitMs: opts.doppelgangerWaitMs }),
       },
-    },
-  );
+      {
+        store: state.store,
+        signer: signers[0] as Signer,
+        scheme: blstScheme,
+        executor: state.executor,
+        membership: state.membership,
+        clock: realClock,
+        log: pino({ level: "silent" }),
+        metrics,
+        outbox: {
+          publishProposal: (p) => published.push(p),
+          publishVote: (v) => published.push(v),
+          publishCertificate: () => {},
+          publishEvidence: (e) => evidence.push(e),
+          stalled: () => {},
+          behind: () => {},
+          committed: (height) => commits.push(height),
+        },
+      },
+    );
+  let driver = make();
   return {
-    driver,
+    get driver() {
+      return driver;
+    },
     state,
+    genesis,
     signers,
     commits,
     evidence,
+    published,
+    metrics,
+    restart: async () => {
+      await driver.stop();
+      driver = make();
+      return driver;
+    },
     close: async () => {
       await driver.stop();
       await state.store.close();

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { voteDigestOf } from "../../consensus/signing.ts";
 import type { Signer, Vote } from "../../consensus/types.ts";
-import { type DriverHarness, driverHarness } from "./driver-harness.ts";
+import { type DriverHarness, driverHarness, SOLO_TIMEOUTS } from "./driver-harness.ts";
 
 const CHAIN = 77_001n;
 
@@ -12,14 +12,7 @@ function singleValidator(): Promise<DriverHarness> {
   return driverHarness({
     chainId: CHAIN,
     validators: 1,
-    timeouts: {
-      proposeMs: 200,
-      proposeDeltaMs: 50,
-      prevoteMs: 100,
-      prevoteDeltaMs: 50,
-      precommitMs: 100,
-      precommitDeltaMs: 50,
-    },
+    timeouts: SOLO_TIMEOUTS,
     rebroadcastMs: 1_000,
   });
 }
