@@ -14,6 +14,7 @@ import { type Hex, toHex } from "../../consensus/bytes.ts";
 import {
   buildCertificate,
   type Certificate,
+  certificateSigners,
   decodeCertificate,
   verifyCertificate,
 } from "../../consensus/certificate.ts";
@@ -989,7 +990,7 @@ export class ConsensusDriver {
   private foreignInCertificate(cert: Certificate, set: ValidatorSet): boolean {
     if (this.address === null) return false;
     const index = indexOfAddress(set, this.address);
-    if (index < 0 || ((cert.signers[index >> 3] ?? 0) & (1 << (index & 7))) === 0) return false;
+    if (index < 0 || !certificateSigners(cert, set).includes(index)) return false;
     const s = this.safety;
     const other =
       s.height === cert.height &&

@@ -1,8 +1,8 @@
 // Reporting equivocation to L1 (docs/l1.md "Equivocation evidence"). Every node keeps the evidence its consensus
 // produced or its peers gossiped (ChainStore evidence bucket); a validator with an operator key submits each pair of
 // conflicting votes to the Slashing contract, which cuts the offender's pool and jails it. The validators take turns as
-// for work reports: the one at index (height mod n) of the current set at once, the next `staggerMs` later, and so on;
-// a submission that comes too late is refused by the contract's simulation (EvidenceAlreadyUsed, AlreadySlashed) and
+// for work reports, over the current set without the offender rotated by the height: the first at once, the next
+// `staggerMs` later, and so on; a submission that comes too late is refused by the contract's simulation (EvidenceAlreadyUsed, AlreadySlashed) and
 // costs nothing. Conflicting proposals are kept and gossiped but not slashable on L1 (the contract takes votes).
 //
 // The evidence names a validator by its index in the set that decided the height; the contract checks it against the
@@ -11,7 +11,6 @@
 // slashable.
 import type { Hex } from "../../consensus/bytes.ts";
 import type { Evidence, SignedVote } from "../../consensus/types.ts";
-import { decodeBlockHead } from "../chain/block.ts";
 import type { Genesis } from "../config/genesis.ts";
 import type { EvidenceOutcome, SlashingSubmitter } from "../l1/slashing.ts";
 import type { L1Answer, L1Epoch, L1Ref } from "../l1/view.ts";
@@ -61,6 +60,8 @@ export class EvidenceReporter {
     private readonly m: {
       readonly store: ChainStore;
       readonly genesis: Genesis;
+      /** The L1 origin of a committed block (the genesis origin for 0): Membership.originOf. */
+      readonly originOf: (height: number) => Promise<L1Ref>;
       readonly epochAt: (origin: L1Ref) => Promise<L1Answer<L1Epoch>>;
       readonly submitter: SlashingSubmitter;
       /** This validator's consensus address. */
@@ -214,13 +215,12 @@ export class EvidenceReporter {
     height: number,
     index: number,
   ): Promise<{ kind: "ok"; epoch: bigint; offender: Hex } | { kind: "no"; reason: string } | { kind: "later" }> {
-    const l1 = this.m.genesis.l1;
-    if (l1 === null) return { kind: "no", reason: "the subnet has no L1 registry" };
-    let origin: L1Ref = l1.origin;
-    if (height > 2) {
-      const bytes = await this.m.store.getBlock(height - 2);
-      if (bytes === undefined) return { kind: "no", reason: `block ${height - 2} is not kept here` };
-      origin = decodeBlockHead(bytes).header.l1Origin;
+    if (this.m.genesis.l1 === null) return { kind: "no", reason: "the subnet has no L1 registry" };
+    let origin: L1Ref;
+    try {
+      origin = await this.m.originOf(Math.max(0, height - 2));
+    } catch {
+      return { kind: "no", reason: `block ${height - 2} is not kept here` };
     }
     const answer = await this.m.epochAt(origin);
     if (answer.kind === "unknown") return { kind: "later" };

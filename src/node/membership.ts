@@ -77,7 +77,8 @@ export class Membership {
     return { kind: "ok", changes, setId: now.value.setId };
   }
 
-  private async originOf(height: number): Promise<L1Ref> {
+  /** The L1 origin of committed block `height` (the genesis origin for 0). Throws when the store lacks the block. */
+  async originOf(height: number): Promise<L1Ref> {
     if (height === 0) return this.genesis.l1?.origin ?? { number: 0n, hash: `0x${"00".repeat(32)}` };
     const cached = this.origins.get(height);
     if (cached !== undefined) return cached;

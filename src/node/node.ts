@@ -614,6 +614,7 @@ export class DcnNode {
       evidenceReporter = new EvidenceReporter(DEFAULT_EVIDENCE_REPORTER_PARAMS, {
         store,
         genesis,
+        originOf: (height) => membership.originOf(height),
         epochAt: (origin) => mirror.epochAt(origin),
         submitter,
         self: validatorAddress(signer.publicKey),

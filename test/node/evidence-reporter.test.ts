@@ -75,6 +75,7 @@ describe("equivocation evidence reporter", () => {
       {
         store: h.state.store,
         genesis,
+        originOf: (height) => h.state.membership.originOf(height),
         epochAt: async () =>
           opts.epoch ?? { kind: "ok", value: { epoch: 4n, members: [], setId: opts.setId ?? set.id } },
         submitter,
