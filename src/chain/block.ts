@@ -199,6 +199,22 @@ export type BlockProblemCode =
   | "invalid_transaction"
   | "execution_mismatch";
 
+/**
+ * Codes that depend on what only the judging node sees: its clock (`timestamp_in_future`) and its L1 view
+ * (`l1_origin_not_confirmed`, `l1_origin_too_old`). Another validator may judge the same block valid, so refusing it
+ * is right but does not show the proposer misbehaved: its peer is not scored down for them.
+ */
+const VIEW_DEPENDENT: ReadonlySet<BlockProblemCode> = new Set([
+  "timestamp_in_future",
+  "l1_origin_not_confirmed",
+  "l1_origin_too_old",
+]);
+
+/** Whether a block refused for `code` shows its proposer misbehaved (every honest validator refuses it alike). */
+export function blamesProposer(code: BlockProblemCode): boolean {
+  return !VIEW_DEPENDENT.has(code);
+}
+
 export interface BlockProblem {
   readonly code: BlockProblemCode;
   readonly message: string;
@@ -254,7 +270,7 @@ export function bodyProblem(block: Block, transactions: boolean): BlockProblem |
 /**
  * The checks a validator makes on a block before executing it (execution then checks the roots, gas used and bloom).
  * Returns null when valid. Everything here is deterministic except the future-timestamp bound, which only delays a
- * block that is early.
+ * block that is early (the driver checks it again when its clock reaches it).
  */
 export function checkBlock(block: Block, encodedLength: number, ctx: BlockContext): BlockProblem | null {
   const h = block.header;

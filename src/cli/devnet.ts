@@ -463,11 +463,11 @@ async function writeDevnetJson(plan: DevnetPlan, l1: DevnetL1 | null): Promise<v
 const DCN_BIN = fileURLToPath(new URL("../../bin/dcn.mjs", import.meta.url));
 
 /** Starts `dcn start --config` for one devnet node; its output goes to `<node dir>/node.log`. */
-export function spawnNode(node: DevnetNode): ChildProcess {
+export function spawnNode(node: DevnetNode, env: Readonly<Record<string, string>> = {}): ChildProcess {
   const out = openSync(join(node.dir, "node.log"), "a");
   return spawn(process.execPath, [DCN_BIN, "start", "--config", node.configPath, "--parent-pid", String(process.pid)], {
     stdio: ["ignore", out, out],
-    env: { ...process.env },
+    env: { ...process.env, ...env },
     // Own process group: a Ctrl-C at the terminal reaches the devnet, which then stops the children in order.
     detached: true,
   });

@@ -49,8 +49,9 @@ import type {
 } from "../../consensus/types.ts";
 import { indexOfAddress, validatorAddress } from "../../consensus/validator-set.ts";
 import { verifyVoteSignature } from "../../consensus/wire.ts";
-import { type Block, blockHash, decodeBlock, decodeBlockHead, problem } from "../chain/block.ts";
+import { type Block, blamesProposer, blockHash, decodeBlock, decodeBlockHead, problem } from "../chain/block.ts";
 import type { ChainStore, SafetyRecord } from "../storage/chain-store.ts";
+import { ClockWatch } from "./clock-watch.ts";
 import type { BlockExecutor, DecidingSets } from "./executor.ts";
 import { failpoint } from "./failpoints.ts";
 import type { Logger } from "./log.ts";
@@ -167,7 +168,14 @@ export interface CommitCandidate {
 }
 
 type Event =
-  | { readonly kind: "proposal"; readonly proposal: SignedProposal; readonly block: Block; readonly bytes: Uint8Array }
+  | {
+      readonly kind: "proposal";
+      readonly proposal: SignedProposal;
+      readonly block: Block;
+      readonly bytes: Uint8Array;
+      /** Clock time the proposal reached the driver (ClockWatch's sample). */
+      readonly receivedMs: number;
+    }
   | { readonly kind: "vote"; readonly vote: SignedVote }
   | { readonly kind: "certificate"; readonly certificate: Certificate; readonly from: string | undefined }
   | {
@@ -184,9 +192,18 @@ type Event =
 /** Round-0 proposal delays the adaptive propose timeout looks at. */
 const PROPOSAL_DELAYS_KEPT = 8;
 
-/** A proposal this node cannot judge yet (its L1 view trails) is checked again this often, at most this many times. */
+/** A proposal this node cannot judge yet (its L1 view trails) is checked again this often. */
 const L1_RECHECK_MS = 250;
-const MAX_L1_RECHECKS = 8;
+/** At most this many checks again per block (L1 view or early timestamp). */
+const MAX_RECHECKS = 8;
+/**
+ * A proposal stamped ahead of this node's clock by more than the bound is checked again once it is within it, if that
+ * is at most this far off; beyond, the height ends long before (a certificate brings the block if +2/3 took it).
+ */
+const MAX_EARLY_WAIT_MS = 30_000;
+/** Clock offsets beyond this are reported (the refusal bound is 5 s). */
+const CLOCK_WARN_MS = 1_000;
+const CLOCK_LOG_EVERY_MS = 60_000;
 
 /** Events the loop never drops: losing one would stall the node. */
 const ESSENTIAL: ReadonlySet<Event["kind"]> = new Set(["timeout", "startHeight", "commits", "tick", "resumeSigning"]);
@@ -232,8 +249,17 @@ export class ConsensusDriver {
   private readonly timers = new Set<unknown>();
   /** Blocks seen at the current height, by hash (bounded by maxProposalsPerRound x rounds). */
   private blocks = new Map<Hex, KnownBlock>();
-  /** Proposals of the current height checked again because this node's L1 view trailed: value -> checks so far. */
-  private l1Rechecks = new Map<Hex, number>();
+  /** Proposals of the current height checked again (L1 view, early timestamp): value -> checks so far. */
+  private rechecks = new Map<Hex, number>();
+  /** Other validators' clocks against this node's, from their proposals. */
+  private readonly clockWatch = new ClockWatch(CLOCK_WARN_MS);
+  /** Proposals of the current height sampled for clockWatch. */
+  private clockSampled = new Set<Hex>();
+  /** When the clock of "self" or of a proposer (address) was last reported, by `<who>:<ahead|behind>`. */
+  private readonly clockLoggedMs = new Map<string, number>();
+  private earlyLoggedMs = Number.NEGATIVE_INFINITY;
+  /** The set clockWatch was last pruned to. */
+  private clockSetId: Hex | null = null;
   /** Verified proposals and votes of the next height, replayed when it starts. */
   private buffered: Event[] = [];
   private safety: SafetyRecord;
@@ -353,7 +379,7 @@ export class ConsensusDriver {
   // ---- inputs from the network (already signature-checked) ----
 
   onProposal(proposal: SignedProposal, block: Block, bytes: Uint8Array): void {
-    this.enqueue({ kind: "proposal", proposal, block, bytes });
+    this.enqueue({ kind: "proposal", proposal, block, bytes, receivedMs: this.m.clock.nowMs() });
   }
 
   onVote(vote: SignedVote): void {
@@ -487,7 +513,7 @@ export class ConsensusDriver {
     if (!this.started) throw new DriverError("not_started", "event before start()");
     switch (e.kind) {
       case "proposal":
-        return this.handleProposal(e.proposal, e.block, e.bytes);
+        return this.handleProposal(e);
       case "vote":
         return this.handleVote(e.vote);
       case "certificate":
@@ -546,7 +572,8 @@ export class ConsensusDriver {
     this.tickHandle = this.m.clock.setTimeout(() => this.enqueue({ kind: "tick" }), this.params.rebroadcastMs);
   }
 
-  private async handleProposal(proposal: SignedProposal, block: Block, bytes: Uint8Array): Promise<void> {
+  private async handleProposal(e: Extract<Event, { kind: "proposal" }>): Promise<void> {
+    const { proposal, block, bytes } = e;
     const current = this.m.store.headHeight + 1;
     if (proposal.height < current) return;
     if (proposal.round === 0 && proposal.height === this.cs.height && this.proposalDelayHeight !== proposal.height) {
@@ -568,17 +595,25 @@ export class ConsensusDriver {
       return;
     }
     if (proposal.height > current || this.cs.step === "commit" || this.cs.height !== current) {
-      this.buffer({ kind: "proposal", proposal, block, bytes });
+      this.buffer(e);
       return;
     }
     let valid = this.blocks.get(proposal.value)?.valid;
     let validateMs: number | undefined;
     if (valid === undefined) {
+      this.observeClock(proposal, block, e.receivedMs);
       const started = performance.now();
       const verdict = await this.checkProposedBlock(proposal, block, bytes);
       validateMs = Math.round(performance.now() - started);
       if (verdict === "waiting") {
-        this.recheckLater(proposal, block, bytes);
+        this.recheckLater(e, L1_RECHECK_MS);
+        return;
+      }
+      if (verdict === "early") {
+        // Acceptable once this node's clock reaches the timestamp less the bound; prevote nil meanwhile if the
+        // round's timeout comes first. The round is lost, the block is not judged invalid and nobody is blamed.
+        const waitMs = block.header.timestampMs - this.m.executor.maxClockDriftMs - this.m.clock.nowMs() + 1;
+        if (waitMs <= MAX_EARLY_WAIT_MS) this.recheckLater(e, Math.max(1, waitMs));
         return;
       }
       valid = verdict === "valid";
@@ -1244,7 +1279,8 @@ export class ConsensusDriver {
     for (const t of this.timers) this.m.clock.clearTimeout(t);
     this.timers.clear();
     this.blocks = new Map(preload.map((k) => [blockHash(k.block.header), k]));
-    this.l1Rechecks = new Map();
+    this.rechecks = new Map();
+    this.clockSampled = new Set();
     this.skippedVotes = new Map();
     this.heightStartedMs = this.m.clock.nowMs();
     // Learn the next two sets now: gossip checks of the height after this one need the second.
@@ -1254,6 +1290,15 @@ export class ConsensusDriver {
       "start height",
     );
     const validatorSet = this.m.store.validatorSetFor(height);
+    if (validatorSet.id !== this.clockSetId) {
+      this.clockSetId = validatorSet.id;
+      const members = new Set(validatorSet.validators.map((v) => v.address.toLowerCase()));
+      this.clockWatch.retain(members);
+      for (const key of this.clockLoggedMs.keys()) {
+        const who = key.slice(0, key.indexOf(":"));
+        if (who !== "self" && !members.has(who)) this.clockLoggedMs.delete(key);
+      }
+    }
     await this.feed(
       recovered === undefined
         ? { kind: "startHeight", height, validatorSet }
@@ -1277,12 +1322,15 @@ export class ConsensusDriver {
   /**
    * "waiting" when this node cannot judge the block yet because its own L1 view trails the proposer's (its mirror
    * has not confirmed the block's L1 origin, or the next set waits on L1): not the proposer's fault, and not final.
+   * "early" when its timestamp is ahead of this node's clock by more than the bound: acceptable later. A block refused
+   * for what only this node's view says (its clock, its L1 head: `blamesProposer`) costs the round, not the proposer's
+   * peer score: with the blame, one validator whose clock was behind scored down every proposer and banned them all.
    */
   private async checkProposedBlock(
     proposal: SignedProposal,
     block: Block,
     bytes: Uint8Array,
-  ): Promise<"valid" | "invalid" | "waiting"> {
+  ): Promise<"valid" | "invalid" | "waiting" | "early"> {
     const height = this.m.store.headHeight + 1;
     const problem = await this.validateNext(block, bytes, height, false);
     if (problem === null) return "valid";
@@ -1291,29 +1339,92 @@ export class ConsensusDriver {
       return "waiting";
     }
     this.m.metrics.invalidBlocks.inc({ code: problem.code });
+    if (problem.code === "timestamp_in_future") {
+      // Every proposal is early while this node's clock is behind: one line per 10 s at warn, the rest at debug.
+      const now = this.m.clock.nowMs();
+      const loud = now - this.earlyLoggedMs >= 10_000;
+      if (loud) this.earlyLoggedMs = now;
+      this.m.log[loud ? "warn" : "debug"](
+        {
+          height,
+          round: proposal.round,
+          proposer: proposal.proposerIndex,
+          aheadMs: block.header.timestampMs - now,
+          boundMs: this.m.executor.maxClockDriftMs,
+        },
+        "proposal stamped ahead of this node's clock by more than the bound: not voted for until the clock reaches it",
+      );
+      return "early";
+    }
     this.m.log.warn(
       { height, proposer: proposal.proposerIndex, code: problem.code, reason: problem.message },
       "invalid block proposed",
     );
     const proposer = this.m.store.validatorSetFor(height).validators[proposal.proposerIndex];
-    if (proposer !== undefined) this.m.outbox.invalidProposal?.(toHex(proposer.publicKey), height, problem.code);
+    if (proposer !== undefined && blamesProposer(problem.code)) {
+      this.m.outbox.invalidProposal?.(toHex(proposer.publicKey), height, problem.code);
+    }
     return "invalid";
   }
 
   /**
-   * Checks a proposal again shortly, a bounded number of times per block: its L1 origin is usually confirmed here
-   * one mirror poll later. Meanwhile the round's propose timeout runs as if no proposal had come (prevote nil), so a
-   * block that stays unverifiable costs at most the round, and one verified in time is voted for.
+   * Checks a proposal again after `delayMs`, a bounded number of times per block: its L1 origin is usually confirmed
+   * here one mirror poll later; an early timestamp is acceptable at a known time. Meanwhile the round's propose
+   * timeout runs as if no proposal had come (prevote nil), so a block that stays unverifiable costs at most the round,
+   * and one verified in time is voted for. The timers end with the height.
    */
-  private recheckLater(proposal: SignedProposal, block: Block, bytes: Uint8Array): void {
-    const tries = this.l1Rechecks.get(proposal.value) ?? 0;
-    if (tries >= MAX_L1_RECHECKS) return;
-    this.l1Rechecks.set(proposal.value, tries + 1);
+  private recheckLater(e: Extract<Event, { kind: "proposal" }>, delayMs: number): void {
+    const value = e.proposal.value;
+    const tries = this.rechecks.get(value) ?? 0;
+    if (tries >= MAX_RECHECKS) return;
+    this.rechecks.set(value, tries + 1);
     const handle = this.m.clock.setTimeout(() => {
       this.timers.delete(handle);
-      this.enqueue({ kind: "proposal", proposal, block, bytes });
-    }, L1_RECHECK_MS);
+      this.enqueue(e);
+    }, delayMs);
     this.timers.add(handle);
+  }
+
+  /**
+   * Feeds ClockWatch the first sight of another validator's proposal of the height under way, and says what it makes
+   * of the clocks (at most once a minute): this node's clock off from the others', or one proposer's.
+   */
+  private observeClock(proposal: SignedProposal, block: Block, receivedMs: number): void {
+    const h = block.header;
+    const head = this.m.executor.head;
+    if (h.proposer === this.address || h.height !== head.height + 1 || this.clockSampled.has(proposal.value)) return;
+    this.clockSampled.add(proposal.value);
+    this.clockWatch.observe(h.proposer, h.timestampMs, head.timestampMs, receivedMs);
+    const self = this.clockWatch.selfOffsetMs();
+    if (self !== null) this.m.metrics.clockOffset.set(self / 1000);
+    for (const r of this.clockWatch.readings()) {
+      this.m.metrics.proposerClockOffset.set({ validator: r.validator }, r.offsetMs / 1000);
+    }
+    const others = this.m.store.validatorSetFor(h.height).validators.length - (this.cs.selfIndex >= 0 ? 1 : 0);
+    const verdict = this.clockWatch.verdict(Math.min(2, others));
+    if (verdict.kind === "ok") return;
+    // Once a minute per culprit (this node's clock, or one proposer's) and direction.
+    const culprit = `${verdict.kind === "self" ? "self" : verdict.validator}:${verdict.offsetMs > 0 ? "ahead" : "behind"}`;
+    const now = this.m.clock.nowMs();
+    if (now - (this.clockLoggedMs.get(culprit) ?? Number.NEGATIVE_INFINITY) < CLOCK_LOG_EVERY_MS) return;
+    this.clockLoggedMs.set(culprit, now);
+    const boundMs = this.m.executor.maxClockDriftMs;
+    if (verdict.kind === "self") {
+      this.m.log.error(
+        { offsetMs: Math.round(verdict.offsetMs), proposers: verdict.proposers, boundMs },
+        `this node's clock is ${describeOffset(verdict.offsetMs)} the other validators' (their proposals' timestamps against their arrival): fix its time synchronisation (NTP); past ${boundMs / 1000} s ${verdict.offsetMs < 0 ? "it refuses their blocks as early and votes nil" : "its own blocks are refused as early"}`,
+      );
+      return;
+    }
+    this.m.log.warn(
+      {
+        validator: verdict.validator,
+        offsetMs: Math.round(verdict.offsetMs),
+        comparedWith: verdict.comparedWith,
+        boundMs,
+      },
+      `the clock of validator ${verdict.validator} is ${describeOffset(verdict.offsetMs)} ${verdict.comparedWith > 0 ? "the other proposers'" : "this node's"}: past ${boundMs / 1000} s its blocks are refused as early`,
+    );
   }
 
   /**
@@ -1344,6 +1455,12 @@ export class ConsensusDriver {
   votes(round: number, type: "prevote" | "precommit", value: Hex | null): SignedVote[] {
     return votesFor(this.cs, round, type, value);
   }
+}
+
+/** "3.2 s ahead of" / "3.2 s behind" for a clock offset in ms (> 0 ahead). */
+function describeOffset(offsetMs: number): string {
+  const s = (Math.abs(offsetMs) / 1000).toFixed(1);
+  return offsetMs >= 0 ? `${s} s ahead of` : `${s} s behind`;
 }
 
 function eventHeight(e: Event): number {

@@ -525,6 +525,11 @@ export class BlockExecutor {
   /** BLOCKHASH lookup for execution at the next height (and for calls). */
   readonly blockHashLookup = (height: number): Hex | null => this.recent.get(height) ?? null;
 
+  /** How far ahead of this node's clock a proposed block's timestamp may be. */
+  get maxClockDriftMs(): number {
+    return this.params.maxClockDriftMs;
+  }
+
   get head(): ParentInfo {
     return this.parent;
   }

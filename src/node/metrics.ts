@@ -26,6 +26,8 @@ export interface NodeMetrics {
   readonly doppelgangerSignatures: Counter<"source">;
   readonly signingPausedUntil: Gauge;
   readonly invalidBlocks: Counter<"code">;
+  readonly clockOffset: Gauge;
+  readonly proposerClockOffset: Gauge<"validator">;
   readonly evidence: Counter<"kind">;
   readonly syncedBlocks: Counter;
   readonly droppedEvents: Counter<"kind">;
@@ -150,6 +152,17 @@ export function createMetrics(opts: { defaultMetrics: boolean }): NodeMetrics {
       name: "dcn_consensus_invalid_blocks_total",
       help: "Proposed blocks that failed validation",
       labelNames: ["code"],
+      registers: r,
+    }),
+    clockOffset: new Gauge({
+      name: "dcn_consensus_clock_offset_seconds",
+      help: "This node's clock against the other validators' as their proposals' timestamps show it (> 0: ahead; build and trip included)",
+      registers: r,
+    }),
+    proposerClockOffset: new Gauge({
+      name: "dcn_consensus_proposer_clock_offset_seconds",
+      help: "A proposer's block timestamps against their arrival here, median of its recent proposals (> 0: its clock ahead of this node's)",
+      labelNames: ["validator"],
       registers: r,
     }),
     evidence: new Counter({

@@ -65,9 +65,10 @@ export class Cluster {
     return this.plan.nodes.filter((n) => n.role === "validator");
   }
 
-  start(name: string): void {
+  /** Starts node `name`, with `env` added to the test's environment. */
+  start(name: string, env: Readonly<Record<string, string>> = {}): void {
     if (this.children.has(name)) throw new Error(`${name} is running`);
-    this.children.set(name, spawnNode(this.node(name)));
+    this.children.set(name, spawnNode(this.node(name), env));
   }
 
   kill9(name: string): void {
