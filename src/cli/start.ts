@@ -8,6 +8,7 @@ import { loadKeystore } from "../keys/keystore.ts";
 import { createLogger } from "../node/log.ts";
 import { DcnNode } from "../node/node.ts";
 import { StateSyncError } from "../node/state-sync.ts";
+import { isDiskFull } from "../storage/errors.ts";
 
 export interface StartOptions {
   readonly config: string;
@@ -63,6 +64,11 @@ export async function startCommand(opts: StartOptions): Promise<number> {
       log.flush();
       return 0;
     }
+    if (isDiskFull(error)) {
+      log.fatal({ err: error }, fatalMessage(error, config.dataDir));
+      log.flush();
+      return 1;
+    }
     throw error;
   }
   let finish: (code: number) => void = () => {};
@@ -87,7 +93,7 @@ export async function startCommand(opts: StartOptions): Promise<number> {
     return code;
   }
   await node.start((err) => {
-    log.fatal({ err }, "fatal error: stopping");
+    log.fatal({ err }, fatalMessage(err, config.dataDir));
     stop(1);
   });
   let watch: ReturnType<typeof setInterval> | undefined;
@@ -106,4 +112,14 @@ export async function startCommand(opts: StartOptions): Promise<number> {
   if (watch !== undefined) clearInterval(watch);
   log.flush();
   return code;
+}
+
+/**
+ * What the fatal log line says. A full disk is named: the write that failed was never acknowledged (commits and the
+ * safety record are single synced batches, and nothing is signed before its record is written), so the node restarts
+ * from what is on disk once there is space.
+ */
+function fatalMessage(error: unknown, dataDir: string): string {
+  if (!isDiskFull(error)) return "fatal error: stopping";
+  return `the disk holding the data directory ${dataDir} is full: stopping. Free space or grow the volume, then start the node again; everything it committed or signed is on disk`;
 }

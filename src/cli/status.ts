@@ -32,6 +32,10 @@ export interface NodeStatusJson {
   readonly peers: readonly string[];
   readonly votingNow: boolean;
   readonly lastCommitAgoMs: number | null;
+  /** Doppelganger protection's pause (absent from nodes older than it). */
+  readonly signingPausedForMs?: number | null;
+  /** This node's clock against the other validators' (absent from nodes older than it). */
+  readonly clockOffsetMs?: number | null;
   readonly rpc?: string | null;
   readonly l1?: { readonly configured: boolean; readonly connected: boolean; readonly headBlock: number | null };
 }
@@ -74,6 +78,10 @@ export interface StatusRow {
   readonly lag: number | null;
   /** In the signer bitmap of the last certificate of the highest node; null without a certificate. */
   readonly signedLast: boolean | null;
+  /** The node's clock against the other validators' in ms (> 0 ahead); null when unknown. */
+  readonly clockOffsetMs: number | null;
+  /** How long the validator still signs nothing (doppelganger protection); null when it signs. */
+  readonly signingPausedForMs: number | null;
   /** "ok", "unreachable", or "not queried" (a validator no source covers). */
   readonly state: "ok" | "unreachable" | "not queried";
   readonly source: string | null;
@@ -208,6 +216,8 @@ export async function collectStatus(opts: StatusOptions): Promise<StatusReport |
       round: s?.round ?? null,
       lastProposer: nameOf(v?.lastProposer ?? null),
       peers: s === null ? null : s.peers.length,
+      clockOffsetMs: s?.clockOffsetMs ?? null,
+      signingPausedForMs: s?.signingPausedForMs ?? null,
       lag: s === null || highestHead === null ? null : highestHead - s.headHeight,
       state: v === undefined ? "not queried" : s === null ? "unreachable" : "ok",
       source: v === undefined ? null : (v.target.metrics ?? v.target.rpc),
@@ -309,6 +319,7 @@ export async function statusCommand(opts: StatusOptions, print: (line: string) =
       "peers",
       "lag",
       "signed",
+      "clock",
       "state",
     ],
     report.rows.map((r) => [
@@ -323,9 +334,16 @@ export async function statusCommand(opts: StatusOptions, print: (line: string) =
       dash(r.peers),
       dash(r.lag),
       r.signedLast === null ? "-" : r.signedLast ? "yes" : "no",
-      r.state === "unreachable" ? `unreachable (${r.source ?? "?"})` : r.state,
+      r.clockOffsetMs === null
+        ? "-"
+        : `${r.clockOffsetMs >= 0 ? "+" : "-"}${(Math.abs(r.clockOffsetMs) / 1000).toFixed(1)}s`,
+      r.state === "unreachable"
+        ? `unreachable (${r.source ?? "?"})`
+        : r.signingPausedForMs !== null
+          ? `signing paused ${Math.ceil(r.signingPausedForMs / 1000)} s (its key signs elsewhere)`
+          : r.state,
     ]),
-    new Set([3, 4, 5, 6, 8, 9]),
+    new Set([3, 4, 5, 6, 8, 9, 11]),
   );
   for (const l of lines) print(l);
   if (opts.rpc !== undefined) {

@@ -236,6 +236,8 @@ export interface DriverStatus {
   readonly lastCommitMs: number | null;
   /** Doppelganger protection: signing paused until this clock time (ms); null when not paused. */
   readonly signingPausedUntilMs: number | null;
+  /** This node's clock against the other validators' (ClockWatch, > 0 ahead); null until it can be told. */
+  readonly clockOffsetMs: number | null;
 }
 
 export class ConsensusDriver {
@@ -448,6 +450,7 @@ export class ConsensusDriver {
       address: this.address,
       lastCommitMs: this.lastCommitMs,
       signingPausedUntilMs: this.m.clock.nowMs() < this.signingPausedUntilMs ? this.signingPausedUntilMs : null,
+      clockOffsetMs: this.clockWatch.selfOffsetMs(),
     };
   }
 

@@ -199,6 +199,11 @@ export interface NodeStatus {
   readonly lastCommitAgoMs: number | null;
   /** How long this validator still signs nothing because its key signs elsewhere (doppelganger protection); null: not paused. */
   readonly signingPausedForMs: number | null;
+  /**
+   * This node's clock against the other validators', read off their proposals (> 0: ahead; build and trip included,
+   * tens of ms); null until two proposers agree (docs/operations.md "Clocks").
+   */
+  readonly clockOffsetMs: number | null;
   readonly pool: { readonly count: number; readonly bytes: number };
   /**
    * The lowest heights this node answers for: `history` its blocks, receipts, certificates and transactions
@@ -916,6 +921,7 @@ export class DcnNode {
       peers: this.network.connectedPeers(),
       lastCommitAgoMs: d.lastCommitMs === null ? null : Date.now() - d.lastCommitMs,
       signingPausedForMs: d.signingPausedUntilMs === null ? null : Math.max(0, d.signingPausedUntilMs - Date.now()),
+      clockOffsetMs: d.clockOffsetMs === null ? null : Math.round(d.clockOffsetMs),
       pool: { count: this.mempool.size, bytes: this.mempool.sizeBytes },
       keptFrom: { history: this.store.historyKeptFrom, state: this.store.stateGenerations.keptFrom },
       listen: this.network.addresses(),

@@ -63,3 +63,14 @@ export function corruptError(key: Uint8Array, detail: string, cause?: unknown): 
     cause,
   });
 }
+
+/**
+ * Whether `error` (or an error it was caused by) is a full disk: ENOSPC from Node, or LevelDB's "No space left on
+ * device" IO error, which reaches JavaScript as a message only.
+ */
+export function isDiskFull(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if ((e as { code?: unknown }).code === "ENOSPC" || /no space left on device/i.test(e.message)) return true;
+  }
+  return false;
+}

@@ -235,7 +235,9 @@ describe("dcn devnet with the embedded L1", () => {
     // dcn status: a table row per validator with its power, the replica after them; JSON for machines.
     const table = dcn(["status", "--devnet", data]);
     expect(table.code, table.out + table.err).toBe(0);
-    expect(table.out).toMatch(/^node\s+role\s+address\s+power\s+share\s+height\s+round\s+last proposer\s+peers\s+lag/m);
+    expect(table.out).toMatch(
+      /^node\s+role\s+address\s+power\s+share\s+height\s+round\s+last proposer\s+peers\s+lag\s+signed\s+clock\s+state$/m,
+    );
     for (const name of ["validator-0", "validator-1", "validator-2"]) {
       expect(table.out).toMatch(
         new RegExp(`^${name}\\s+validator\\s+0x[0-9a-f]{6}…[0-9a-f]{4}\\s+100\\s+33\\.3%`, "m"),
@@ -252,6 +254,9 @@ describe("dcn devnet with the embedded L1", () => {
       expect(row.lag).toBeGreaterThanOrEqual(0);
       expect(row.peers).toBe(3);
       expect(row.lastProposer).toMatch(/^validator-[0-2]$/);
+      // One machine, one clock: the proposals put every node within build-and-trip time of the others.
+      if (row.role === "validator") expect(row.clockOffsetMs, row.name).not.toBeNull();
+      expect(Math.abs(row.clockOffsetMs ?? 0), row.name).toBeLessThan(1_000);
     }
     const byRpc = dcn(["status", "--rpc", v0.rpc, "--json"]);
     expect(byRpc.code, byRpc.err).toBe(0);
