@@ -37,6 +37,7 @@ export const CONFIG_LIMITS = {
   minL1PollIntervalMs: 100,
   /** Deeper than any L1 reorg seen on Ethereum since the merge, far below finality (64+ blocks). */
   maxL1Confirmations: 256,
+  maxL1FallbackUrls: 8,
   maxPoolTransactions: 10_000_000,
   /** The pool's byte bound may not be below one largest transaction (128 KiB; src/chain/block.ts). */
   minPoolBytes: 1024 * 1024,
@@ -501,6 +502,15 @@ export const configSchema = z
               "JSON-RPC endpoint of the L1 (http, https, ws or wss); it may embed an API key, so it is never shown in status",
             examples: [L1_URL_EXAMPLE],
           }),
+        fallbackRpcUrls: z
+          .array(z.string().superRefine(checked(l1UrlProblem)))
+          .max(CONFIG_LIMITS.maxL1FallbackUrls)
+          .default([])
+          .meta({
+            description:
+              "Further L1 endpoints of the same chain, used in turn when the one in use fails (no connection, timeout, HTTP 5xx/429); the primary rpcUrl is tried again a minute after a switch. Logs and metrics name them by index, never by URL",
+            examples: [["https://l1-backup.example.net/rpc"]],
+          }),
         pollIntervalMs: ms(
           CONFIG_LIMITS.minL1PollIntervalMs,
           T,
@@ -682,6 +692,8 @@ export interface NodeConfig {
   /** null when the config has no l1 section. */
   readonly l1: {
     readonly rpcUrl: string;
+    /** Used in turn when the endpoint in use fails (src/l1/failover.ts). */
+    readonly fallbackRpcUrls: readonly string[];
     readonly pollIntervalMs: number;
     readonly confirmations: number;
     /** SequencerRegistry address; null = no registry (the L1 head and confirmations only). */
@@ -776,6 +788,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
         ? null
         : {
             rpcUrl: c.l1.rpcUrl,
+            fallbackRpcUrls: c.l1.fallbackRpcUrls,
             pollIntervalMs: c.l1.pollIntervalMs,
             confirmations: c.l1.confirmations,
             registry: c.l1.registry === undefined ? null : (c.l1.registry as `0x${string}`),

@@ -17,6 +17,7 @@ import {
   ContractFunctionZeroDataError,
   createPublicClient,
   type PublicClient,
+  type Transport,
 } from "viem";
 import { fromHex, type Hex } from "../../consensus/bytes.ts";
 import { computeValidatorSetId, ValidatorSetError } from "../../consensus/validator-set.ts";
@@ -41,6 +42,7 @@ import {
   closeL1Client,
   createL1Metrics,
   createL1Transport,
+  isWebSocketUrl,
   L1_NOT_CONFIGURED,
   type L1Metrics,
   type L1Status,
@@ -74,6 +76,10 @@ const RESUME_KEY = "resume";
 
 export interface L1MirrorOptions {
   readonly rpcUrl: string;
+  /** Endpoints used in turn when the one in use fails (config `l1.fallbackRpcUrls`; src/l1/failover.ts). */
+  readonly fallbackRpcUrls?: readonly string[];
+  /** How long after a switch away from `rpcUrl` it is tried again (default 60 s). */
+  readonly primaryRetryMs?: number;
   readonly pollIntervalMs: number;
   /** Blocks on top of a block before it is confirmed (0 = the head itself). */
   readonly confirmations: number;
@@ -108,9 +114,9 @@ export interface L1MirrorModules {
   readonly onMembership?: (membership: L1Membership) => void;
 }
 
-export type L1MirrorErrorCode = "db_open";
+export type L1MirrorErrorCode = "db_open" | "wrong_chain";
 
-/** The mirror's own DB cannot be opened (another node process holds it?). */
+/** The mirror's own DB cannot be opened (another node process holds it?); an endpoint serves another chain. */
 export class L1MirrorError extends Error {
   override readonly name = "L1MirrorError";
   constructor(
@@ -220,6 +226,7 @@ export class L1Mirror implements L1View {
   private readonly stakerReadsWaiting: (() => void)[] = [];
   private readonly metrics: L1Metrics | null;
   private readonly nowMs: () => number;
+  private transport: Transport | undefined;
 
   private constructor(
     private readonly opts: L1MirrorOptions,
@@ -227,7 +234,7 @@ export class L1Mirror implements L1View {
     private readonly db: Level<string, string> | null,
     resume: L1Ref | null,
   ) {
-    this.ws = opts.rpcUrl.startsWith("ws://") || opts.rpcUrl.startsWith("wss://");
+    this.ws = [opts.rpcUrl, ...(opts.fallbackRpcUrls ?? [])].some(isWebSocketUrl);
     this.client = this.createClient();
     this.window = BigInt(Math.max(opts.windowBlocks ?? L1_MIRROR_LIMITS.windowBlocks, opts.confirmations + 1));
     this.metrics = m.registry === undefined ? null : createL1Metrics(m.registry);
@@ -244,13 +251,33 @@ export class L1Mirror implements L1View {
       configured: true,
       confirmations: opts.confirmations,
       confirmedBlock: resume === null ? null : Number(resume.number),
+      endpoint: 0,
     };
+    this.metrics?.endpoint.set(0);
   }
 
   private createClient(): PublicClient {
     const timeoutMs = this.opts.requestTimeoutMs ?? L1_MIRROR_LIMITS.defaultRequestTimeoutMs;
     // cacheTime 0: viem would otherwise answer getBlockNumber from a 4 s cache.
-    return createPublicClient({ transport: createL1Transport(this.opts.rpcUrl, timeoutMs, true), cacheTime: 0 });
+    // One failover transport for the mirror's life: a WebSocket client made again after a failure keeps its endpoint.
+    this.transport ??= createL1Transport([this.opts.rpcUrl, ...(this.opts.fallbackRpcUrls ?? [])], timeoutMs, true, {
+      ...(this.opts.primaryRetryMs === undefined ? {} : { primaryRetryMs: this.opts.primaryRetryMs }),
+      onSwitch: (from, to, error) => {
+        this.current = { ...this.current, endpoint: to };
+        this.metrics?.endpoint.set(to);
+        this.metrics?.endpointSwitches.inc();
+        if (error === null) {
+          this.m.log?.("info", "trying the primary L1 endpoint (l1.rpcUrl) again", { from: endpointName(from) });
+        } else {
+          this.m.log?.("warn", "L1 endpoint failed: switching to the next", {
+            from: endpointName(from),
+            to: endpointName(to),
+            error: shortError(error),
+          });
+        }
+      },
+    });
+    return createPublicClient({ transport: this.transport, cacheTime: 0 });
   }
 
   /** Opens the mirror's DB (when `dbPath` is set) and loads the resume point. Does not touch the L1: see start(). */
@@ -754,6 +781,14 @@ export class L1Mirror implements L1View {
     try {
       const [chainId, head] = await Promise.all([this.client.getChainId(), this.client.getBlockNumber()]);
       if (this.stopped) return;
+      // Every endpoint (the primary and its fallbacks) must serve the chain the mirror first saw.
+      const following = this.current.chainId;
+      if (following !== null && chainId !== following) {
+        throw new L1MirrorError(
+          "wrong_chain",
+          `the L1 endpoint in use (${endpointName(this.current.endpoint ?? 0)}) serves chain ${chainId}, not ${following}`,
+        );
+      }
       await this.sync(head);
       if (this.stopped) return;
       const wasConnected = this.current.connected;
@@ -1040,4 +1075,9 @@ export function stakerReportOf(mirror: L1Mirror) {
       ? { ok: false, reason: answer.reason, busy: true }
       : { ok: false, reason: answer.reason };
   };
+}
+
+/** How the logs name an endpoint: by its config key, never its URL (URLs often embed an API key). */
+function endpointName(index: number): string {
+  return index === 0 ? "l1.rpcUrl" : `l1.fallbackRpcUrls[${index - 1}]`;
 }

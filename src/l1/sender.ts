@@ -16,6 +16,7 @@ import {
   type Hex,
   hexToBytes,
   type PublicClient,
+  type Transport,
   type Kzg as ViemKzg,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -144,11 +145,14 @@ export class L1Sender {
    * transactions apart and refuses one kind while the other is pending, so a send of one kind waits for the other's.
    */
   private readonly inFlight = { blob: new Set<Promise<unknown>>(), plain: new Set<Promise<unknown>>() };
+  private transport: Transport | undefined;
 
   constructor(
     private readonly params: L1SenderParams,
     private readonly m: {
       readonly rpcUrl: string;
+      /** Endpoints used in turn when the one in use fails (config `l1.fallbackRpcUrls`). */
+      readonly fallbackRpcUrls?: readonly string[];
       /** The operator's secp256k1 key (keys/operator.json): it pays the gas. */
       readonly operatorKey: Uint8Array;
       readonly client: PublicClient;
@@ -164,6 +168,25 @@ export class L1Sender {
 
   get address(): Address {
     return this.account.address;
+  }
+
+  /** One transport for every send, so that a failover to a fallback endpoint lasts beyond the send that made it. */
+  private walletTransport(): Transport {
+    this.transport ??= createL1Transport(
+      [this.m.rpcUrl, ...(this.m.fallbackRpcUrls ?? [])],
+      this.params.requestTimeoutMs,
+      false,
+      {
+        onSwitch: (from, to, error) =>
+          this.m.log.warn(
+            { from, to, error: error === null ? null : firstLine(error) },
+            error === null
+              ? "sending through the primary L1 endpoint again"
+              : "L1 endpoint failed: sending through the next",
+          ),
+      },
+    );
+    return this.transport;
   }
 
   stop(): void {
@@ -357,7 +380,7 @@ export class L1Sender {
       wallet: createWalletClient({
         account: this.account,
         chain,
-        transport: createL1Transport(this.m.rpcUrl, this.params.requestTimeoutMs),
+        transport: this.walletTransport(),
       }),
       to: call.address,
       data,

@@ -3,7 +3,8 @@
 // lumia_status is public, and L1 endpoint URLs often embed an API key.
 import type { Registry } from "prom-client";
 import { Counter, Gauge } from "prom-client";
-import { BaseError, createPublicClient, http, type PublicClient, webSocket } from "viem";
+import { BaseError, createPublicClient, http, type PublicClient, type Transport, webSocket } from "viem";
+import { DEFAULT_PRIMARY_RETRY_MS, type FailoverEvents, failoverTransport } from "./failover.ts";
 
 export interface L1Status {
   /** An `l1` section is in the config. */
@@ -25,6 +26,8 @@ export interface L1Status {
   readonly epoch: number | null;
   /** Reorgs seen since start (all depths). */
   readonly reorgs: number;
+  /** The endpoint in use: 0 = `l1.rpcUrl`, k = `l1.fallbackRpcUrls[k - 1]`; null without a mirror. */
+  readonly endpoint: number | null;
 }
 
 export const L1_NOT_CONFIGURED: L1Status = {
@@ -38,6 +41,7 @@ export const L1_NOT_CONFIGURED: L1Status = {
   confirmedBlock: null,
   epoch: null,
   reorgs: 0,
+  endpoint: null,
 };
 
 /** Longest error text kept in the status. */
@@ -55,6 +59,8 @@ export interface L1Metrics {
   readonly head: Gauge;
   readonly connected: Gauge;
   readonly rpcErrors: Counter;
+  readonly endpoint: Gauge;
+  readonly endpointSwitches: Counter;
   readonly confirmedBlock: Gauge;
   readonly reorgs: Counter<"depth">;
   readonly historyReads: Counter;
@@ -67,6 +73,16 @@ export function createL1Metrics(registry: Registry): L1Metrics {
     head: new Gauge({ name: "dcn_l1_head_block", help: "Last L1 block number seen", registers }),
     connected: new Gauge({ name: "dcn_l1_connected", help: "1 when the last L1 poll succeeded, else 0", registers }),
     rpcErrors: new Counter({ name: "dcn_l1_rpc_errors_total", help: "Failed L1 polls and reads", registers }),
+    endpoint: new Gauge({
+      name: "dcn_l1_endpoint",
+      help: "The L1 endpoint the mirror uses: 0 = l1.rpcUrl, k = l1.fallbackRpcUrls[k - 1]",
+      registers,
+    }),
+    endpointSwitches: new Counter({
+      name: "dcn_l1_endpoint_switches_total",
+      help: "Times the mirror's L1 endpoint changed: to a fallback after a failure, or back to the primary",
+      registers,
+    }),
     confirmedBlock: new Gauge({
       name: "dcn_l1_confirmed_block",
       help: "Newest L1 block at confirmation depth (the L1 mirror)",
@@ -91,19 +107,45 @@ export function createL1Metrics(registry: Registry): L1Metrics {
   };
 }
 
-/** viem transport over HTTP(S) or WebSocket, chosen by the URL's scheme; no retries (callers back off). HTTP batches
- * the requests made in the same tick into one JSON-RPC batch (the mirror's per-member reads). */
-export function createL1Transport(rpcUrl: string, timeoutMs: number, batch = false) {
-  const ws = rpcUrl.startsWith("ws://") || rpcUrl.startsWith("wss://");
-  return ws
-    ? webSocket(rpcUrl, { timeout: timeoutMs, retryCount: 0, reconnect: false, keepAlive: false })
-    : http(rpcUrl, { timeout: timeoutMs, retryCount: 0, ...(batch ? { batch: { batchSize: 100, wait: 0 } } : {}) });
+/** Whether a URL is a WebSocket endpoint. */
+export function isWebSocketUrl(url: string): boolean {
+  return url.startsWith("ws://") || url.startsWith("wss://");
 }
 
-/** Closes a viem client's WebSocket, if it has one. */
+/**
+ * viem transport over HTTP(S) or WebSocket, chosen by the URL's scheme; no retries (callers back off). HTTP batches
+ * the requests made in the same tick into one JSON-RPC batch (the mirror's per-member reads). Several URLs (the
+ * primary first, then `l1.fallbackRpcUrls`) make one transport that fails over between them (src/l1/failover.ts).
+ */
+export function createL1Transport(
+  rpcUrls: string | readonly string[],
+  timeoutMs: number,
+  batch = false,
+  failover: FailoverEvents & { readonly primaryRetryMs?: number } = {},
+): Transport {
+  const urls = typeof rpcUrls === "string" ? [rpcUrls] : rpcUrls;
+  const one = (url: string): Transport =>
+    isWebSocketUrl(url)
+      ? webSocket(url, { timeout: timeoutMs, retryCount: 0, reconnect: false, keepAlive: false })
+      : http(url, { timeout: timeoutMs, retryCount: 0, ...(batch ? { batch: { batchSize: 100, wait: 0 } } : {}) });
+  const [first, ...rest] = urls;
+  if (first === undefined) throw new RangeError("createL1Transport needs an endpoint");
+  if (rest.length === 0) return one(first);
+  return failoverTransport(
+    urls.map(one),
+    { primaryRetryMs: failover.primaryRetryMs ?? DEFAULT_PRIMARY_RETRY_MS },
+    failover,
+  );
+}
+
+/** Closes a viem client's WebSockets, if it has any (every endpoint's, behind a failover transport). */
 export async function closeL1Client(client: { transport: unknown }): Promise<void> {
-  const transportValue = client.transport as { getRpcClient?: () => Promise<{ close(): void }> };
+  const transportValue = client.transport as {
+    getRpcClient?: () => Promise<{ close(): void }>;
+    closeAll?: () => Promise<void>;
+  };
   try {
+    await transportValue.closeAll?.();
     (await transportValue.getRpcClient?.())?.close();
   } catch {
     // never connected

@@ -301,6 +301,7 @@ export class DcnNode {
       l1Mirror = await L1Mirror.open(
         {
           rpcUrl: config.l1.rpcUrl,
+          fallbackRpcUrls: config.l1.fallbackRpcUrls,
           pollIntervalMs: config.l1.pollIntervalMs,
           confirmations: config.l1.confirmations,
           registry,
@@ -562,6 +563,7 @@ export class DcnNode {
             { ...DEFAULT_L1_SENDER_PARAMS, maxFeePerGasWei: BigInt(Math.round(config.l1.maxFeePerGasGwei * 1e9)) },
             {
               rpcUrl: config.l1.rpcUrl,
+              fallbackRpcUrls: config.l1.fallbackRpcUrls,
               operatorKey,
               client: l1Mirror.publicClient,
               log: log.child({ component: "l1-sender" }),

@@ -74,9 +74,23 @@ describe("parseConfig", () => {
     });
   });
 
+  it("takes L1 fallback endpoints, each checked like rpcUrl, at most 8", () => {
+    const l1 = {
+      rpcUrl: "http://127.0.0.1:8645",
+      fallbackRpcUrls: ["https://backup.example/rpc?key=k", "wss://b2.example"],
+    };
+    expect(parseConfig({ ...MINIMAL, l1 }, "/srv").l1?.fallbackRpcUrls).toEqual(l1.fallbackRpcUrls);
+    expect(() => parseConfig({ ...MINIMAL, l1: { ...l1, fallbackRpcUrls: ["ftp://x.example"] } }, "/srv")).toThrow(
+      /l1\.fallbackRpcUrls\[0\]: "ftp:\/\/x\.example" uses ftp/,
+    );
+    const nine = Array.from({ length: 9 }, (_, i) => `http://b${i}.example`);
+    expect(() => parseConfig({ ...MINIMAL, l1: { ...l1, fallbackRpcUrls: nine } }, "/srv")).toThrow(/fallbackRpcUrls/);
+  });
+
   it("takes an optional l1 section: http or ws URL, poll interval 2 s, 6 confirmations, no registry by default", () => {
     expect(parseConfig({ ...MINIMAL, l1: { rpcUrl: "http://127.0.0.1:8645" } }, "/srv").l1).toEqual({
       rpcUrl: "http://127.0.0.1:8645",
+      fallbackRpcUrls: [],
       pollIntervalMs: 2000,
       confirmations: 6,
       registry: null,
@@ -102,6 +116,7 @@ describe("parseConfig", () => {
       ).l1,
     ).toEqual({
       rpcUrl: "wss://l1.example/v3/key",
+      fallbackRpcUrls: [],
       pollIntervalMs: 500,
       confirmations: 2,
       registry,
@@ -492,6 +507,7 @@ describe("config/example.json", () => {
     expect(config.p2p.peers).toHaveLength(1);
     expect(config.l1).toEqual({
       rpcUrl: "http://127.0.0.1:8645",
+      fallbackRpcUrls: [],
       pollIntervalMs: 2000,
       confirmations: 6,
       registry: null,

@@ -28,7 +28,7 @@ describe("L1 status (the L1 mirror without a registry)", () => {
       { rpcUrl: anvil.url, pollIntervalMs: 100, confirmations: 0, registry: null, dbPath: null },
       { registry, log: (level, msg) => logs.push(`${level} ${msg}`), nowMs: () => 1_000 },
     );
-    expect(poller.status()).toEqual({ ...L1_NOT_CONFIGURED, configured: true, confirmations: 0 });
+    expect(poller.status()).toEqual({ ...L1_NOT_CONFIGURED, configured: true, confirmations: 0, endpoint: 0 });
     await poller.pollOnce();
     const head = Number(await jsonRpc<string>(anvil.url, "eth_blockNumber", [], 2_000));
     expect(poller.status()).toEqual({
@@ -42,6 +42,7 @@ describe("L1 status (the L1 mirror without a registry)", () => {
       confirmedBlock: head,
       epoch: null,
       reorgs: 0,
+      endpoint: 0,
     });
     await jsonRpc(anvil.url, "evm_mine", [], 2_000);
     await jsonRpc(anvil.url, "evm_mine", [], 2_000);
