@@ -92,10 +92,19 @@ export async function startCommand(opts: StartOptions): Promise<number> {
     log.flush();
     return code;
   }
-  await node.start((err) => {
-    log.fatal({ err }, fatalMessage(err, config.dataDir));
-    stop(1);
-  });
+  await node.start(
+    (err) => {
+      log.fatal({ err }, fatalMessage(err, config.dataDir));
+      stop(1);
+    },
+    (head) => {
+      log.info(
+        { head, haltHeight: config.consensus.haltHeight },
+        "stopping at the halt height (consensus.haltHeight): start again with a higher one, or none, to go on",
+      );
+      stop(0);
+    },
+  );
   let watch: ReturnType<typeof setInterval> | undefined;
   if (opts.parentPid !== undefined) {
     const parent = opts.parentPid;

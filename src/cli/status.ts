@@ -36,6 +36,8 @@ export interface NodeStatusJson {
   readonly signingPausedForMs?: number | null;
   /** This node's clock against the other validators' (absent from nodes older than it). */
   readonly clockOffsetMs?: number | null;
+  /** consensus.haltHeight (absent from nodes older than it). */
+  readonly haltHeight?: number | null;
   readonly rpc?: string | null;
   readonly l1?: { readonly configured: boolean; readonly connected: boolean; readonly headBlock: number | null };
 }
@@ -82,6 +84,8 @@ export interface StatusRow {
   readonly clockOffsetMs: number | null;
   /** How long the validator still signs nothing (doppelganger protection); null when it signs. */
   readonly signingPausedForMs: number | null;
+  /** The height the node stops at (consensus.haltHeight); null = none. */
+  readonly haltHeight: number | null;
   /** "ok", "unreachable", or "not queried" (a validator no source covers). */
   readonly state: "ok" | "unreachable" | "not queried";
   readonly source: string | null;
@@ -218,6 +222,7 @@ export async function collectStatus(opts: StatusOptions): Promise<StatusReport |
       peers: s === null ? null : s.peers.length,
       clockOffsetMs: s?.clockOffsetMs ?? null,
       signingPausedForMs: s?.signingPausedForMs ?? null,
+      haltHeight: s?.haltHeight ?? null,
       lag: s === null || highestHead === null ? null : highestHead - s.headHeight,
       state: v === undefined ? "not queried" : s === null ? "unreachable" : "ok",
       source: v === undefined ? null : (v.target.metrics ?? v.target.rpc),
@@ -341,7 +346,9 @@ export async function statusCommand(opts: StatusOptions, print: (line: string) =
         ? `unreachable (${r.source ?? "?"})`
         : r.signingPausedForMs !== null
           ? `signing paused ${Math.ceil(r.signingPausedForMs / 1000)} s (its key signs elsewhere)`
-          : r.state,
+          : r.haltHeight !== null
+            ? `${r.state}, halts at ${r.haltHeight}`
+            : r.state,
     ]),
     new Set([3, 4, 5, 6, 8, 9, 11]),
   );

@@ -356,6 +356,17 @@ export const configSchema = z
           30_000,
           "After seeing a message signed by this validator's key that this node did not sign (another process holds the key), sign nothing for this long; 0 = only log and count it",
         ),
+        haltHeight: z
+          .number()
+          .int()
+          .min(1)
+          .nullable()
+          .default(null)
+          .meta({
+            description:
+              'Commit up to this height, then stop (exit 0) without signing anything above it: every operator sets the same height to upgrade the subnet together (docs/operations.md "Upgrades"); null = never',
+            examples: [null, 1_000_000],
+          }),
         maxBlockBytes: z
           .number()
           .int()
@@ -661,6 +672,8 @@ export interface NodeConfig {
     readonly blockIntervalMs: number;
     readonly emptyBlockIntervalMs: number;
     readonly doppelgangerWaitMs: number;
+    /** Stop after committing this height (coordinated upgrades); null = never. */
+    readonly haltHeight: number | null;
     readonly maxBlockBytes: number;
     readonly maxBlockTransactions: number;
   };
@@ -774,6 +787,7 @@ export function parseConfig(json: unknown, baseDir: string, source = "config"): 
       blockIntervalMs: c.consensus.blockIntervalMs,
       emptyBlockIntervalMs: c.consensus.emptyBlockIntervalMs,
       doppelgangerWaitMs: c.consensus.doppelgangerWaitMs,
+      haltHeight: c.consensus.haltHeight,
       maxBlockBytes: c.consensus.maxBlockBytes,
       maxBlockTransactions: c.consensus.maxBlockTransactions,
     },

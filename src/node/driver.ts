@@ -75,6 +75,8 @@ export interface Outbox {
    * whoever relayed it (relays cannot tell), so its peer is the one to score down.
    */
   invalidProposal?(proposerKey: Hex, height: number, code: string): void;
+  /** The head reached `params.haltHeight`: the driver does nothing more; the node should stop. */
+  halted?(height: number): void;
 }
 
 export interface Clock {
@@ -119,6 +121,8 @@ export interface DriverParams {
    * 0 or absent: such messages are logged and counted, and signing goes on.
    */
   readonly doppelgangerWaitMs?: number;
+  /** Commit up to this height, then halt (outbox.halted): nothing is signed or committed above it. */
+  readonly haltHeight?: number | null;
 }
 
 /** What the next block could carry, for the driver to skip empty heights while there is nothing. */
@@ -260,6 +264,8 @@ export class ConsensusDriver {
   /** When the clock of "self" or of a proposer (address) was last reported, by `<who>:<ahead|behind>`. */
   private readonly clockLoggedMs = new Map<string, number>();
   private earlyLoggedMs = Number.NEGATIVE_INFINITY;
+  /** The head reached params.haltHeight (halt()). */
+  private halted = false;
   /** The set clockWatch was last pruned to. */
   private clockSetId: Hex | null = null;
   /** Verified proposals and votes of the next height, replayed when it starts. */
@@ -329,6 +335,13 @@ export class ConsensusDriver {
     await this.checkRecentCertificates();
     const mark = this.safety.mark;
     const resume = mark !== null && mark.height === height && this.safety.height === height;
+    const halt = this.params.haltHeight ?? null;
+    if (halt !== null && height > halt) {
+      // Started again at or past the halt height: halt at once, before anything is resumed or signed.
+      this.started = true;
+      this.halt(height - 1);
+      return;
+    }
     if (resume) {
       // Re-execute the bodies kept with the safety record: a decision on one of them needs its state writes.
       const preload: KnownBlock[] = [];
@@ -353,7 +366,7 @@ export class ConsensusDriver {
     // with the height set up, may the loop handle them, one at a time.
     this.started = true;
     if (!this.draining && this.queue.length > 0) this.drained = this.drain();
-    this.scheduleTick();
+    if (!this.halted) this.scheduleTick();
   }
 
   async stop(): Promise<void> {
@@ -514,6 +527,11 @@ export class ConsensusDriver {
 
   private async handle(e: Event): Promise<void> {
     if (!this.started) throw new DriverError("not_started", "event before start()");
+    if (this.halted) {
+      // Nothing above the halt height is committed; the peers that served it are not at fault.
+      if (e.kind === "commits") e.done({ applied: 0, waiting: true });
+      return;
+    }
     switch (e.kind) {
       case "proposal":
         return this.handleProposal(e);
@@ -683,7 +701,7 @@ export class ConsensusDriver {
   private async applyCommit(c: CommitCandidate): Promise<"committed" | "refused" | "waiting"> {
     const height = this.m.store.headHeight + 1;
     const cert = c.certificate;
-    if (cert.height !== height) return "refused";
+    if (cert.height !== height || this.halted) return "refused";
     const sets = await this.setsFor(height);
     if (sets === null) return "waiting";
     const set = sets.set;
@@ -1278,6 +1296,11 @@ export class ConsensusDriver {
     recovered?: { round: number; lock: LockState },
     preload: readonly KnownBlock[] = [],
   ): Promise<void> {
+    const halt = this.params.haltHeight ?? null;
+    if (halt !== null && height > halt) {
+      this.halt(height - 1);
+      return;
+    }
     this.endIdleWait();
     for (const t of this.timers) this.m.clock.clearTimeout(t);
     this.timers.clear();
@@ -1368,6 +1391,21 @@ export class ConsensusDriver {
       this.m.outbox.invalidProposal?.(toHex(proposer.publicKey), height, problem.code);
     }
     return "invalid";
+  }
+
+  /**
+   * The head reached the configured halt height: from now on the driver ignores everything (nothing is signed, buffered
+   * or committed above the head) and tells the node, which stops. Once.
+   */
+  private halt(head: number): void {
+    if (this.halted) return;
+    this.halted = true;
+    this.endIdleWait();
+    for (const t of this.timers) this.m.clock.clearTimeout(t);
+    this.timers.clear();
+    this.buffered = [];
+    this.m.log.info({ head, haltHeight: this.params.haltHeight }, "halt height reached: committing nothing more");
+    this.m.outbox.halted?.(head);
   }
 
   /**

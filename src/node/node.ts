@@ -204,6 +204,8 @@ export interface NodeStatus {
    * tens of ms); null until two proposers agree (docs/operations.md "Clocks").
    */
   readonly clockOffsetMs: number | null;
+  /** consensus.haltHeight: the node commits up to it, then stops; null = never (docs/operations.md "Upgrades"). */
+  readonly haltHeight: number | null;
   readonly pool: { readonly count: number; readonly bytes: number };
   /**
    * The lowest heights this node answers for: `history` its blocks, receipts, certificates and transactions
@@ -221,6 +223,10 @@ export class DcnNode {
   private rpc: RpcServer | null = null;
   private rpcBackend: NodeRpcBackend | null = null;
   private rpcMethods: ReadonlyMap<string, MethodDef> | null = null;
+  /** consensus.haltHeight: the head the driver halted at, and who start() was told to tell. */
+  private haltedAt: number | null = null;
+  private onHalt: ((head: number) => void) | null = null;
+  private startFinished = false;
   private stopping: Promise<void> | null = null;
   /** The L1 mirror (the node's L1View), null without an `l1` config section. */
   l1Mirror: L1Mirror | null = null;
@@ -390,6 +396,7 @@ export class DcnNode {
       emptyBlockIntervalMs: c.emptyBlockIntervalMs,
       proposeTimeoutMaxMs: c.proposeTimeoutMaxMs,
       doppelgangerWaitMs: c.doppelgangerWaitMs,
+      haltHeight: c.haltHeight,
       maxRoundsAhead: 64,
       maxBufferedMessages: 4096,
       maxQueuedEvents: 16_384,
@@ -422,6 +429,7 @@ export class DcnNode {
         publishCertificate: (cert) => publish(t.certificates, encodeCertificateMessage(cert)),
         publishEvidence: (e) => publish(t.evidence, encodeEvidence(e)),
         stalled: (height, round) => sync?.stalled(height, round),
+        halted: (height) => node?.reachedHalt(height),
         invalidProposal: (proposerKey, height, code) => {
           const peer = peerOfKey.get(proposerKey.toLowerCase());
           if (peer === undefined || peer === network.peerId) return;
@@ -761,8 +769,12 @@ export class DcnNode {
     return node;
   }
 
-  /** Starts the network, the HTTP endpoint and consensus. `onFatal` gets errors after which the node must exit. */
-  async start(onFatal: (error: Error) => void): Promise<void> {
+  /**
+   * Starts the network, the HTTP endpoint and consensus. `onFatal` gets errors after which the node must exit; `onHalt`
+   * the head once it reaches `consensus.haltHeight` (at start already, or later), after start() has returned.
+   */
+  async start(onFatal: (error: Error) => void, onHalt?: (head: number) => void): Promise<void> {
+    this.onHalt = onHalt ?? null;
     // The HTTP endpoint (which reads the dashboard's files) and the L1 mirror come first, so that little sits between
     // the network's start and the driver's (gossip that arrives meanwhile waits in the driver's queue).
     this.l1Mirror?.start();
@@ -831,6 +843,21 @@ export class DcnNode {
       },
       "node started",
     );
+    this.startFinished = true;
+    if (this.haltedAt !== null) this.notifyHalt();
+  }
+
+  /** The driver halted at `head` (consensus.haltHeight): tell start()'s caller, once start() has finished. */
+  reachedHalt(head: number): void {
+    this.haltedAt = head;
+    if (this.startFinished) this.notifyHalt();
+  }
+
+  private notifyHalt(): void {
+    const head = this.haltedAt;
+    const onHalt = this.onHalt;
+    this.onHalt = null;
+    if (head !== null && onHalt !== null) setImmediate(() => onHalt(head));
   }
 
   private createRpcBackend(): NodeRpcBackend {
@@ -924,6 +951,7 @@ export class DcnNode {
       lastCommitAgoMs: d.lastCommitMs === null ? null : Date.now() - d.lastCommitMs,
       signingPausedForMs: d.signingPausedUntilMs === null ? null : Math.max(0, d.signingPausedUntilMs - Date.now()),
       clockOffsetMs: d.clockOffsetMs === null ? null : Math.round(d.clockOffsetMs),
+      haltHeight: this.config.consensus.haltHeight,
       pool: { count: this.mempool.size, bytes: this.mempool.sizeBytes },
       keptFrom: { history: this.store.historyKeptFrom, state: this.store.stateGenerations.keptFrom },
       listen: this.network.addresses(),

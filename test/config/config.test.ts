@@ -54,6 +54,7 @@ describe("parseConfig", () => {
         blockIntervalMs: 0,
         emptyBlockIntervalMs: 1000,
         doppelgangerWaitMs: 30_000,
+        haltHeight: null,
         maxBlockBytes: 2_000_000,
         maxBlockTransactions: 10_000,
       },

@@ -34,6 +34,8 @@ export interface DriverHarness {
   readonly evidence: Evidence[];
   /** Votes and proposals the driver published. */
   readonly published: (SignedVote | SignedProposal)[];
+  /** Heads the driver reported halting at (haltHeight). */
+  readonly halts: number[];
   readonly metrics: NodeMetrics;
   /** Stops the driver and makes a new one on the same store (not started), as a process restart would. */
   restart(): Promise<ConsensusDriver>;
@@ -47,6 +49,7 @@ export async function driverHarness(opts: {
   readonly timeouts: TimeoutParams;
   readonly rebroadcastMs: number;
   readonly doppelgangerWaitMs?: number;
+  readonly haltHeight?: number;
 }): Promise<DriverHarness> {
   const dir = await mkdtemp(join(tmpdir(), "dcn-driver-"));
   const keys = Array.from({ length: opts.validators }, () => generateKeys());
@@ -68,6 +71,7 @@ export async function driverHarness(opts: {
   const commits: number[] = [];
   const evidence: Evidence[] = [];
   const published: (SignedVote | SignedProposal)[] = [];
+  const halts: number[] = [];
   const metrics = createMetrics({ defaultMetrics: false });
   const make = () =>
     new ConsensusDriver(
@@ -83,6 +87,7 @@ export async function driverHarness(opts: {
         maxBufferedMessages: 64,
         maxQueuedEvents: 64,
         ...(opts.doppelgangerWaitMs === undefined ? {} : { doppelgangerWaitMs: opts.doppelgangerWaitMs }),
+        ...(opts.haltHeight === undefined ? {} : { haltHeight: opts.haltHeight }),
       },
       {
         store: state.store,
@@ -101,6 +106,7 @@ export async function driverHarness(opts: {
           stalled: () => {},
           behind: () => {},
           committed: (height) => commits.push(height),
+          halted: (height) => halts.push(height),
         },
       },
     );
@@ -115,6 +121,7 @@ export async function driverHarness(opts: {
     commits,
     evidence,
     published,
+    halts,
     metrics,
     restart: async () => {
       await driver.stop();

@@ -58,3 +58,42 @@ describe("driver start-up", () => {
     expect(record?.ownVotes.every((v) => v.height === record.height)).toBe(true);
   }, 90_000);
 });
+
+describe("halt height", () => {
+  let harness: DriverHarness | null = null;
+
+  afterEach(async () => {
+    await harness?.close();
+    harness = null;
+  });
+
+  it("commits up to it, signs nothing above it, halts once; restarted at it, halts at once", async () => {
+    harness = await driverHarness({
+      chainId: CHAIN,
+      validators: 1,
+      timeouts: SOLO_TIMEOUTS,
+      rebroadcastMs: 1_000,
+      haltHeight: 4,
+    });
+    const fatal: Error[] = [];
+    await harness.driver.start((error) => fatal.push(error));
+    const deadline = Date.now() + 10_000;
+    while (harness.halts.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // Time for anything it would still do above the halt height.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(fatal).toEqual([]);
+    expect(harness.halts).toEqual([4]);
+    expect(harness.commits).toEqual([1, 2, 3, 4]);
+    expect(harness.state.store.headHeight).toBe(4);
+    expect(harness.published.filter((m) => m.height > 4)).toEqual([]);
+    expect((await harness.state.store.loadSafety())?.mark?.height).toBe(4);
+
+    const published = harness.published.length;
+    const driver = await harness.restart();
+    await driver.start((error) => fatal.push(error));
+    expect(harness.halts).toEqual([4, 4]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(harness.published.length).toBe(published);
+    expect(harness.state.store.headHeight).toBe(4);
+  });
+});
