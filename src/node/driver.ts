@@ -883,7 +883,7 @@ export class ConsensusDriver {
       vote.height,
     );
     this.m.outbox.publishVote(signed);
-    if (vote.type === "prevote") failpoint("after-prevote", vote.height);
+    failpoint(vote.type === "prevote" ? "after-prevote" : "after-precommit", vote.height);
     this.m.metrics.votes.inc({ type: vote.type });
     inputs.push({ kind: "vote", vote: signed });
   }

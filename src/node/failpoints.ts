@@ -7,11 +7,12 @@
 // Points (docs/operations.md "Failpoints"):
 //   proposing      own proposal signed and its safety record persisted, not yet published
 //   after-prevote  own prevote persisted and handed to gossip; the kill waits PUBLISH_GRACE_MS so the bytes leave
+//   after-precommit  the same for its precommit (the signature that can complete a certificate)
 //   mid-commit     the commit batch is durable; the in-memory head, executor, mempool and certificate publish are not
 //   mid-write      right before the commit batch is written: the commit is one atomic level batch (block, certificate,
 //                  head, state, receipts, index), so "between its writes" is before the one write
 
-export const FAILPOINTS = ["proposing", "after-prevote", "mid-commit", "mid-write"] as const;
+export const FAILPOINTS = ["proposing", "after-prevote", "after-precommit", "mid-commit", "mid-write"] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 
 /** Publishing is asynchronous (gossipsub writes on a later tick): an "after publish" kill waits this long. */
@@ -54,7 +55,7 @@ export function failpoint(point: Failpoint, height: number): void {
   if (fired || armed.point !== point || (armed.height !== undefined && armed.height !== height)) return;
   fired = true;
   process.stderr.write(`failpoint ${point} at height ${height}: SIGKILL\n`);
-  if (point === "after-prevote") {
+  if (point === "after-prevote" || point === "after-precommit") {
     setTimeout(() => process.kill(process.pid, "SIGKILL"), PUBLISH_GRACE_MS);
     return;
   }

@@ -55,9 +55,14 @@ describe("failpoints", () => {
     expect(miss.stdout).toContain("survived");
   });
 
-  it("after-prevote lets the process run on briefly (the gossip write leaves), then kills it", () => {
-    const r = child("after-prevote", [["after-prevote", 3]]);
-    expect(r.signal).toBe("SIGKILL");
-    expect(r.stdout).not.toContain("survived");
+  it("after-prevote and after-precommit let the process run on briefly (the gossip write leaves), then kill it", () => {
+    for (const point of ["after-prevote", "after-precommit"] as const) {
+      const r = child(point, [[point, 3]]);
+      expect(r.signal, point).toBe("SIGKILL");
+      expect(r.stdout, point).not.toContain("survived");
+      expect(r.stderr, point).toContain(`failpoint ${point} at height 3: SIGKILL`);
+    }
+    // A precommit point is not a prevote one.
+    expect(child("after-precommit@3", [["after-prevote", 3]]).stdout).toContain("survived");
   });
 });

@@ -520,6 +520,7 @@ const scenarios: Record<string, ScenarioSpec> = {
   },
   "kill-proposing": killAt("proposing"),
   "kill-after-prevote": killAt("after-prevote"),
+  "kill-after-precommit": killAt("after-precommit"),
   "kill-mid-commit": killAt("mid-commit"),
   "kill-mid-write": killAt("mid-write"),
 };
