@@ -1464,7 +1464,7 @@ export class ConsensusDriver {
         comparedWith: verdict.comparedWith,
         boundMs,
       },
-      `the clock of validator ${verdict.validator} is ${describeOffset(verdict.offsetMs)} ${verdict.comparedWith > 0 ? "the other proposers'" : "this node's"}: past ${boundMs / 1000} s its blocks are refused as early`,
+      `the clock of validator ${verdict.validator} is ${describeOffset(verdict.offsetMs)} ${verdict.comparedWith > 0 ? "the other proposers'" : "this node's"}: ${verdict.offsetMs > 0 ? `past ${boundMs / 1000} s its blocks are refused as early` : "its blocks carry the parent's time + 1 ms while its clock trails the chain's"}`,
     );
   }
 
