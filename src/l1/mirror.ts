@@ -46,6 +46,7 @@ import {
   L1_NOT_CONFIGURED,
   type L1Metrics,
   type L1Status,
+  l1EndpointName,
   shortError,
 } from "./status.ts";
 import type { L1Answer, L1Epoch, L1Member, L1Ref, L1View } from "./view.ts";
@@ -267,11 +268,11 @@ export class L1Mirror implements L1View {
         this.metrics?.endpoint.set(to);
         this.metrics?.endpointSwitches.inc();
         if (error === null) {
-          this.m.log?.("info", "trying the primary L1 endpoint (l1.rpcUrl) again", { from: endpointName(from) });
+          this.m.log?.("info", "trying the primary L1 endpoint (l1.rpcUrl) again", { from: l1EndpointName(from) });
         } else {
           this.m.log?.("warn", "L1 endpoint failed: switching to the next", {
-            from: endpointName(from),
-            to: endpointName(to),
+            from: l1EndpointName(from),
+            to: l1EndpointName(to),
             error: shortError(error),
           });
         }
@@ -786,7 +787,7 @@ export class L1Mirror implements L1View {
       if (following !== null && chainId !== following) {
         throw new L1MirrorError(
           "wrong_chain",
-          `the L1 endpoint in use (${endpointName(this.current.endpoint ?? 0)}) serves chain ${chainId}, not ${following}`,
+          `the L1 endpoint in use (${l1EndpointName(this.current.endpoint ?? 0)}) serves chain ${chainId}, not ${following}`,
         );
       }
       await this.sync(head);
@@ -1075,9 +1076,4 @@ export function stakerReportOf(mirror: L1Mirror) {
       ? { ok: false, reason: answer.reason, busy: true }
       : { ok: false, reason: answer.reason };
   };
-}
-
-/** How the logs name an endpoint: by its config key, never its URL (URLs often embed an API key). */
-function endpointName(index: number): string {
-  return index === 0 ? "l1.rpcUrl" : `l1.fallbackRpcUrls[${index - 1}]`;
 }

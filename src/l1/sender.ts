@@ -24,7 +24,7 @@ import type { Logger } from "../node/log.ts";
 import { l1Chain, stakingRevert } from "./deploy.ts";
 import { FINALITY_ERRORS } from "./deploy-finality.ts";
 import type { Kzg } from "./kzg.ts";
-import { createL1Transport } from "./status.ts";
+import { createL1Transport, l1EndpointName } from "./status.ts";
 
 /** What the sender counts (src/l1/batcher.ts FinalityMetrics has them). */
 export interface L1SenderMetrics {
@@ -179,7 +179,7 @@ export class L1Sender {
       {
         onSwitch: (from, to, error) =>
           this.m.log.warn(
-            { from, to, error: error === null ? null : firstLine(error) },
+            { from: l1EndpointName(from), to: l1EndpointName(to), error: error === null ? null : firstLine(error) },
             error === null
               ? "sending through the primary L1 endpoint again"
               : "L1 endpoint failed: sending through the next",

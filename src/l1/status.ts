@@ -107,6 +107,11 @@ export function createL1Metrics(registry: Registry): L1Metrics {
   };
 }
 
+/** How logs name an L1 endpoint: by its config key, never its URL (URLs often embed an API key). */
+export function l1EndpointName(index: number): string {
+  return index === 0 ? "l1.rpcUrl" : `l1.fallbackRpcUrls[${index - 1}]`;
+}
+
 /** Whether a URL is a WebSocket endpoint. */
 export function isWebSocketUrl(url: string): boolean {
   return url.startsWith("ws://") || url.startsWith("wss://");
