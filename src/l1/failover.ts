@@ -31,6 +31,8 @@ export interface FailoverParams {
 }
 
 export const DEFAULT_PRIMARY_RETRY_MS = 60_000;
+/** How long closeAll waits for an endpoint's WebSocket to be handed over before giving up on it. */
+const CLOSE_WAIT_MS = 1_000;
 
 /** Whether `error` says the endpoint failed rather than answered: the same request may succeed on another one. */
 export function endpointFailed(error: unknown): boolean {
@@ -90,17 +92,29 @@ export function failoverTransport(
         }) as EIP1193RequestFn,
       },
       {
-        /** Closes every endpoint's WebSocket, if any (src/l1/status.ts closeL1Client). */
+        /**
+         * Closes every endpoint's WebSocket, if any (src/l1/status.ts closeL1Client). viem opens a socket to hand it
+         * over, so one that cannot connect is given up after a second rather than holding up a stop.
+         */
         async closeAll() {
-          for (const instance of instances) {
-            const getRpcClient = (instance.value as { getRpcClient?: () => Promise<{ close(): void }> } | undefined)
-              ?.getRpcClient;
-            try {
-              (await getRpcClient?.())?.close();
-            } catch {
-              // never connected
-            }
-          }
+          await Promise.all(
+            instances.map(async (instance) => {
+              const getRpcClient = (instance.value as { getRpcClient?: () => Promise<{ close(): void }> } | undefined)
+                ?.getRpcClient;
+              if (getRpcClient === undefined) return;
+              let timer: ReturnType<typeof setTimeout> | undefined;
+              const giveUp = new Promise<null>((resolve) => {
+                timer = setTimeout(() => resolve(null), CLOSE_WAIT_MS);
+              });
+              try {
+                (await Promise.race([getRpcClient(), giveUp]))?.close();
+              } catch {
+                // never connected
+              } finally {
+                clearTimeout(timer);
+              }
+            }),
+          );
         },
       },
     );

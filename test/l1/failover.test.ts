@@ -240,4 +240,25 @@ describe("the L1 mirror with a fallback endpoint", () => {
     );
     expect(mirror.status()).toMatchObject({ chainId: 31337, endpoint: 0, error: null });
   }, 60_000);
+
+  it("stops promptly with a WebSocket fallback that never completes its handshake", async () => {
+    const hanging = new TcpProxy(anvil.port);
+    await hanging.open("hang");
+    stops.push(() => hanging.close());
+    const mirror = await L1Mirror.open({
+      rpcUrl: anvil.url,
+      fallbackRpcUrls: [`ws://127.0.0.1:${hanging.port}`],
+      pollIntervalMs: 100,
+      confirmations: 1,
+      registry: null,
+      dbPath: null,
+      requestTimeoutMs: 500,
+    });
+    await mirror.start();
+    await mine(2);
+    await until("a confirmed block", () => (mirror.status().confirmedBlock ?? 0) > 0);
+    const started = Date.now();
+    await mirror.stop();
+    expect(Date.now() - started).toBeLessThan(2_500);
+  }, 30_000);
 });
