@@ -4,6 +4,7 @@
 // it, one chain on every node. Needs root to mount (the CI runs as root); skipped with a message elsewhere.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -59,8 +60,12 @@ describe.skipIf(unavailable !== null)("a validator whose disk fills up", () => {
   });
 
   afterAll(async () => {
+    // close() stops the nodes, then fails to remove the mount point; the mount gone, the directory goes.
     await cluster?.close().catch(() => undefined);
     if (mounted) spawnSync("umount", ["-l", dataDir]);
+    if (cluster !== undefined && process.env.DCN_KEEP_E2E !== "1") {
+      await rm(cluster.plan.dir, { recursive: true, force: true });
+    }
   });
 
   it("stops with a disk-full error, signs nothing it cannot keep; given space, restarts and catches up", async () => {
