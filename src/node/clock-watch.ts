@@ -67,17 +67,17 @@ export class ClockWatch {
    * proposers, and more than half of them within warnMs of their median (their clocks agree with each other). Null
    * otherwise: against a single other clock, or clocks that disagree, there is no saying which one is off.
    */
-  selfOffsetMs(): number | null {
-    return this.consensus(this.readings());
+  selfOffsetMs(readings: readonly ClockReading[] = this.readings()): number | null {
+    return this.consensus(readings);
   }
 
   /**
    * This node's clock first (when the proposers agree it is off), else the proposer furthest from the reference.
    * "ok" until `minProposers` proposers have readings: the driver asks for two when the set has two other validators
-   * or more, so that a single early reading does not blame that proposer for what is this node's clock.
+   * or more, so that a single early reading does not blame that proposer for what is this node's clock. `readings`:
+   * what readings() returned, when the caller has it already.
    */
-  verdict(minProposers = 1): ClockVerdict {
-    const readings = this.readings();
+  verdict(minProposers = 1, readings: readonly ClockReading[] = this.readings()): ClockVerdict {
     if (readings.length < minProposers) return { kind: "ok" };
     const agreed = this.consensus(readings);
     if (agreed !== null && Math.abs(agreed) > this.warnMs) {

@@ -1436,13 +1436,12 @@ export class ConsensusDriver {
     if (h.proposer === this.address || h.height !== head.height + 1 || this.clockSampled.has(proposal.value)) return;
     this.clockSampled.add(proposal.value);
     this.clockWatch.observe(h.proposer, h.timestampMs, head.timestampMs, receivedMs);
-    const self = this.clockWatch.selfOffsetMs();
+    const readings = this.clockWatch.readings();
+    const self = this.clockWatch.selfOffsetMs(readings);
     if (self !== null) this.m.metrics.clockOffset.set(self / 1000);
-    for (const r of this.clockWatch.readings()) {
-      this.m.metrics.proposerClockOffset.set({ validator: r.validator }, r.offsetMs / 1000);
-    }
+    for (const r of readings) this.m.metrics.proposerClockOffset.set({ validator: r.validator }, r.offsetMs / 1000);
     const others = this.m.store.validatorSetFor(h.height).validators.length - (this.cs.selfIndex >= 0 ? 1 : 0);
-    const verdict = this.clockWatch.verdict(Math.min(2, others));
+    const verdict = this.clockWatch.verdict(Math.min(2, others), readings);
     if (verdict.kind === "ok") return;
     // Once a minute per culprit (this node's clock, or one proposer's) and direction.
     const culprit = `${verdict.kind === "self" ? "self" : verdict.validator}:${verdict.offsetMs > 0 ? "ahead" : "behind"}`;
